@@ -1,0 +1,114 @@
+# sandlock-runc — plain GNU make. `make help` lists the targets.
+CXX      ?= g++
+CC       ?= gcc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CXXFLAGS ?= -O2 -g
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror
+override CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP -D_GNU_SOURCE
+override CFLAGS   += -std=gnu11 $(WARN) -MMD -MP
+LDLIBS    = -lseccomp -lcap -lyaml-cpp -lpthread
+SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# Every .cpp under these folders is part of the runtime library; main.cpp is the program.
+LIB_DIRS  = spec runtime hooks
+LIB_SRC   = $(filter-out runtime/main.cpp,$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
+TEST_SRC  = $(sort $(wildcard tests/*.cpp))
+HELPER_SRC = $(sort $(wildcard integration/helpers/*.c))
+
+define objs
+$(patsubst %.cpp,$(1)/obj/%.o,$(2))
+endef
+
+LIB_OBJ   = $(call objs,$(BUILD),$(LIB_SRC))
+TEST_OBJ  = $(call objs,$(BUILD),$(TEST_SRC))
+HELPERS   = $(patsubst integration/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
+ASAN      = $(BUILD)/asan
+ASAN_LIB_OBJ  = $(call objs,$(ASAN),$(LIB_SRC))
+ASAN_TEST_OBJ = $(call objs,$(ASAN),$(TEST_SRC))
+
+.PHONY: all help deps check unit integration asan install demo bench clean rootfs
+
+all: $(BUILD)/sandlock-runc $(HELPERS)
+
+help:
+	@echo "make            build $(BUILD)/sandlock-runc and the test helpers"
+	@echo "make deps       apt-get install every build and test dependency"
+	@echo "make check      deps, build, unit tests, integration tests (as root)"
+	@echo "make unit       unit tests only"
+	@echo "make asan       build and run the unit tests under ASan/UBSan"
+	@echo "make demo       deps, build, a busybox bundle, and run a container"
+	@echo "make install    install binary and man pages under PREFIX=$(PREFIX)"
+	@echo "make bench      benchmarks against runc and crun (bench/RESULTS.md)"
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(ASAN)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SANITIZE) -c $< -o $@
+
+$(BUILD)/libsandlock.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sandlock-runc: $(BUILD)/obj/runtime/main.o $(BUILD)/libsandlock.a
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(TEST_OBJ) $(BUILD)/libsandlock.a
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) -lboost_unit_test_framework
+
+$(ASAN)/unit-tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
+	$(CXX) $(CXXFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS) -lboost_unit_test_framework
+
+$(BUILD)/helpers/%: integration/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
+DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
+	libyaml-cpp-dev libboost-test-dev libcli11-dev busybox-static bats iproute2 \
+	util-linux procps python3 socat
+
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+		if [ -n "$$missing" ]; then \
+			echo "installing: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		fi; \
+	else echo "make deps: run as root on Debian to install: $(DEB_PACKAGES)"; fi
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests --report_level=short
+
+asan: $(ASAN)/unit-tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN)/unit-tests --report_level=short
+
+# The one test command (README, .ci/run): ends with "N passed, N failed".
+check: deps
+	$(MAKE) all $(BUILD)/unit-tests
+	BUILD=$(abspath $(BUILD)) tests/check.sh
+
+integration: all
+	BUILD=$(abspath $(BUILD)) tests/check.sh --integration-only
+
+demo: deps
+	$(MAKE) all
+	BUILD=$(abspath $(BUILD)) integration/demo.sh
+
+bench: deps
+	$(MAKE) all
+	BUILD=$(abspath $(BUILD)) bench/run.sh $(if $(QUICK),--quick)
+
+install: $(BUILD)/sandlock-runc
+	install -D -m 0755 $(BUILD)/sandlock-runc $(DESTDIR)$(PREFIX)/bin/sandlock-runc
+	for page in man/*.[0-9]; do \
+		sec=$${page##*.}; install -D -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$sec/$$(basename $$page); \
+	done
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
