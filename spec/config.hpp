@@ -148,7 +148,8 @@ struct Linux {
     std::map<std::string, std::string> sysctl;
     std::string cgroups_path;
     // linux.resources, kept as JSON: the cgroup managers interpret it.
-    nlohmann::json resources;
+    // Always an object (empty when the config has none), so .value()/.contains() work.
+    nlohmann::json resources = nlohmann::json::object();
     std::vector<Device> devices;
     std::optional<Seccomp> seccomp;
     std::string rootfs_propagation;
@@ -179,9 +180,13 @@ Config parse_config(const nlohmann::json& j);
 Process parse_process(const nlohmann::json& j, const std::string& path_prefix = ".process");
 Hook parse_hook(const nlohmann::json& j, const std::string& path);
 
+// Throws `.process: missing` when the config has no process (create needs one).
+void require_process(const Config& config);
+
 // Reads <bundle>/config.json; errors name the file.
 Config load_config(const std::string& bundle_dir);
-// Reads a process.json file (for `exec --process`).
+// Reads a process.json file (for `exec --process`). Its fields are at the top level,
+// so error paths are `.args`, `.cwd`, ...
 Process load_process(const std::string& file);
 
 const char* namespace_type_name(NamespaceType t);  // "pid", "network", ...
@@ -191,5 +196,56 @@ const char* namespace_proc_name(NamespaceType t);
 
 // The default config written by `sandlock-runc spec` (runc-compatible).
 nlohmann::json default_spec(bool rootless);
+
+// ---- Typed JSON readers, shared by the spec/ parsers ----------------------------------
+// Paths are jq-style: "" is the document (shown as "."), ".process.args[2]",
+// ".annotations[\"io.x\"]". Every error is `<path>: <reason>`.
+
+std::string member_path(const std::string& parent, const std::string& key);  // parent.key
+std::string element_path(const std::string& parent, size_t index);          // parent[i]
+std::string entry_path(const std::string& parent, const std::string& key);   // parent["k"]
+// `s` as a JSON string literal, for messages: "foo" (quotes and escapes included).
+std::string json_quote(const std::string& s);
+[[noreturn]] void throw_at(const std::string& path, const std::string& reason);
+
+// A value that must have one type; `<path>: expected <type>, got <json type>` otherwise.
+// Integers must be JSON integers within the target range (`<path>: 5000000000 out of
+// range (0 to 4294967295)`).
+const nlohmann::json& as_object(const nlohmann::json& v, const std::string& path);
+const nlohmann::json& as_array(const nlohmann::json& v, const std::string& path);
+std::string as_string(const nlohmann::json& v, const std::string& path);
+bool as_bool(const nlohmann::json& v, const std::string& path);
+int as_int(const nlohmann::json& v, const std::string& path);
+uint32_t as_u32(const nlohmann::json& v, const std::string& path);
+int64_t as_i64(const nlohmann::json& v, const std::string& path);
+uint64_t as_u64(const nlohmann::json& v, const std::string& path);
+
+// obj[key] at member_path(parent, key). `obj` must be an object. A missing member, or a
+// null one (Go's decoder, which runc uses, treats null as absent), gives nullopt/nullptr/
+// an empty container; a member of the wrong type throws.
+std::optional<std::string> get_string(const nlohmann::json& obj, const std::string& parent,
+                                      const char* key);
+std::optional<bool> get_bool(const nlohmann::json& obj, const std::string& parent, const char* key);
+std::optional<int> get_int(const nlohmann::json& obj, const std::string& parent, const char* key);
+std::optional<uint32_t> get_u32(const nlohmann::json& obj, const std::string& parent,
+                                const char* key);
+std::optional<int64_t> get_i64(const nlohmann::json& obj, const std::string& parent,
+                               const char* key);
+std::optional<uint64_t> get_u64(const nlohmann::json& obj, const std::string& parent,
+                                const char* key);
+const nlohmann::json* get_object(const nlohmann::json& obj, const std::string& parent,
+                                 const char* key);
+const nlohmann::json* get_array(const nlohmann::json& obj, const std::string& parent,
+                                const char* key);
+std::vector<std::string> get_string_array(const nlohmann::json& obj, const std::string& parent,
+                                          const char* key);
+std::vector<uint32_t> get_u32_array(const nlohmann::json& obj, const std::string& parent,
+                                    const char* key);
+std::map<std::string, std::string> get_string_map(const nlohmann::json& obj,
+                                                  const std::string& parent, const char* key);
+// Like get_string/get_object, but a missing member throws `<path>: missing`.
+std::string require_string(const nlohmann::json& obj, const std::string& parent, const char* key);
+const nlohmann::json& require_object(const nlohmann::json& obj, const std::string& parent,
+                                     const char* key);
 
 }  // namespace sandlock::spec

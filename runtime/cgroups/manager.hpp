@@ -1,0 +1,69 @@
+// The cgroup managers behind one interface: v1 (legacy), hybrid (v1 plus the
+// cgroup2 mount, as runc does) and v2 (unified). A manager creates the
+// container's cgroup, moves processes into it and removes it again; it is
+// serialized into state.json so that `delete` can reopen it in another process.
+//
+// Typical use (create):  auto m = make_manager(probe_host(), resolve_cgroups_path(...));
+//                        m->create(); m->add_process(init_pid); state["cgroup"] = m->to_state();
+// and (delete):          auto m = open_manager(state["cgroup"]); /* kill first */ m->destroy();
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/cgroups/hierarchy.hpp"
+#include "runtime/cgroups/path.hpp"
+
+namespace sandlock::cgroups {
+
+class Manager {
+public:
+    virtual ~Manager() = default;
+
+    // mkdir the cgroup in every hierarchy that applies (parents too). On
+    // failure, removes what this call created and throws.
+    virtual void create() = 0;
+    // Writes pid to cgroup.procs in every hierarchy.
+    virtual void add_process(pid_t pid) = 0;
+    // Processes in the cgroup, from the authoritative hierarchy's cgroup.procs
+    // (v1/hybrid: the devices hierarchy, like runc; v2: the one cgroup).
+    virtual std::vector<pid_t> pids() const = 0;
+    // Removes the cgroup everywhere (its child cgroups too), retrying while
+    // EBUSY for about a second, then the parents this manager created,
+    // deepest first; parents it did not create are never touched. Missing
+    // directories are fine, so destroy() may be called twice.
+    virtual void destroy() = 0;
+    // Whether the cgroup exists in the authoritative hierarchy.
+    virtual bool exists() const = 0;
+    // The cgroup path inside the authoritative hierarchy, e.g. "/system.slice/x.scope".
+    virtual std::string path() const = 0;
+    // Absolute directories keyed like runc's cgroup_paths: one key per v1
+    // controller ("cpu", "name=systemd") and "" for the cgroup2 directory.
+    virtual std::map<std::string, std::string> dirs() const = 0;
+    // "v1", "hybrid" or "v2".
+    virtual std::string kind() const = 0;
+    // Everything open_manager() needs, including the directories created.
+    virtual nlohmann::json to_state() const = 0;
+
+    // Resource limits, update, freeze/thaw and stats belong here; they come
+    // with the resources issue (they will take spec::Config's linux.resources).
+};
+
+// resolved_path comes from resolve_cgroups_path(): absolute ("/a/b", inside
+// every hierarchy) or relative ("a/b": v1 and hybrid put it below this
+// process's own cgroup in each hierarchy, pure v2 below the parent of the own
+// cgroup — both as runc 1.1 does). root_prefix is prepended to every mount
+// point (tests use a fake tree). Throws sandlock::Error.
+std::unique_ptr<Manager> make_manager(const Hierarchy& hierarchy, const std::string& resolved_path,
+                                      const std::string& root_prefix = "");
+
+// Reopens a manager from to_state(). Throws sandlock::Error on a malformed state.
+std::unique_ptr<Manager> open_manager(const nlohmann::json& state);
+
+}  // namespace sandlock::cgroups

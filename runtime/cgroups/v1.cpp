@@ -1,0 +1,48 @@
+#include "runtime/cgroups/v1.hpp"
+
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+
+namespace sandlock::cgroups {
+
+namespace {
+
+std::string trim(const std::string& s) {
+    size_t b = s.find_first_not_of(" \t\n");
+    if (b == std::string::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t\n") - b + 1);
+}
+
+std::string parent_dir(const std::string& dir) { return dir.substr(0, dir.rfind('/')); }
+
+// A new v1 cpuset cgroup starts with empty cpus and mems, and the kernel
+// refuses to add a task to it (ENOSPC): copy the parent's values down.
+void inherit_cpuset(const std::string& dir) {
+    for (const char* key : {"cpus", "mems"}) {
+        std::string name = std::string("cpuset.") + key;
+        if (!fs::exists(dir + "/" + name)) name = key;  // mounted with noprefix
+        std::string file = dir + "/" + name;
+        if (!fs::exists(file) || !trim(fs::read_file(file)).empty()) continue;
+        std::string parent_value = trim(fs::read_file(parent_dir(dir) + "/" + name));
+        if (!parent_value.empty()) fs::write_file(file, parent_value);
+    }
+}
+
+}  // namespace
+
+V1Manager::V1Manager(std::vector<Target> targets, std::vector<std::string> created, bool hybrid)
+    : FsManager(std::move(targets), std::move(created)), hybrid_(hybrid) {}
+
+void V1Manager::prepare_dir(const Target& target, const std::string& dir, bool, bool) {
+    if (!target.unified && target.has("cpuset")) inherit_cpuset(dir);
+}
+
+const Target& V1Manager::authoritative() const {
+    for (const auto& t : targets())
+        if (!t.unified && t.has("devices")) return t;
+    for (const auto& t : targets())
+        if (t.unified) return t;
+    return targets().front();
+}
+
+}  // namespace sandlock::cgroups

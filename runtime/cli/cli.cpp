@@ -1,0 +1,164 @@
+#include "runtime/cli/cli.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "runtime/util/error.hpp"
+#include "runtime/util/log.hpp"
+#include "spec/config.hpp"
+
+#ifndef SANDLOCK_COMMIT
+#define SANDLOCK_COMMIT "unknown"
+#endif
+
+namespace sandlock::cli {
+
+container::StateStore GlobalOptions::store() const {
+    return container::StateStore(root.empty() ? container::default_root() : root);
+}
+
+static bool is_flag_without_value(const CLI::App& sub, const std::string& token) {
+    std::string name = token.substr(0, token.find('='));
+    const CLI::Option* opt = nullptr;
+    try {
+        opt = sub.get_option(name);
+    } catch (const CLI::OptionNotFound&) {
+        return true;  // unknown flags are CLI11's to report
+    }
+    return opt->get_expected_min() == 0 || token.find('=') != std::string::npos;
+}
+
+std::vector<std::string> split_off_command(const CLI::App& sub, std::vector<std::string>& args,
+                                           size_t positionals_kept) {
+    size_t i = 0, positionals = 0;
+    while (i < args.size()) {
+        const std::string& a = args[i];
+        if (a == "--") {
+            std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+            args.resize(i);
+            return rest;
+        }
+        if (a.size() > 1 && a[0] == '-') {
+            bool takes_value = !is_flag_without_value(sub, a);
+            i += takes_value ? 2 : 1;
+            continue;
+        }
+        if (positionals == positionals_kept) break;
+        ++positionals;
+        ++i;
+    }
+    std::vector<std::string> rest(args.begin() + static_cast<long>(std::min(i, args.size())),
+                                  args.end());
+    args.resize(std::min(i, args.size()));
+    return rest;
+}
+
+static void print_version() {
+    std::cout << "sandlock-runc version " << kVersion << "\n"
+              << "commit: " << SANDLOCK_COMMIT << "\n"
+              << "spec: " << spec::kOciVersion << "\n";
+}
+
+static log::Format parse_log_format(const std::string& f) {
+    if (f == "text") return log::Format::Text;
+    if (f == "json") return log::Format::Json;
+    throw Error("invalid log-format: " + f);
+}
+
+static void explain_accepted_flags(const GlobalOptions& g) {
+    if (g.systemd_cgroup)
+        log::debug("--systemd-cgroup: systemd cgroupsPath form mapped to cgroupfs paths");
+    if (!g.criu.empty()) log::debug("--criu is accepted but checkpoint/restore is not supported");
+    if (g.rootless != "auto")
+        log::debug("--rootless " + g.rootless + " is accepted; rootless mode follows the euid");
+}
+
+// Finds `exec` (or `ps`) after the global flags and moves the command
+// (or the ps options) that follows the container id to ctx.
+static void split_exec_command(const CLI::App& app, std::vector<std::string>& args, Context& ctx) {
+    std::vector<std::string> globals = args;
+    std::vector<std::string> after = split_off_command(app, globals, 0);
+    if (after.empty() || (after.front() != "exec" && after.front() != "ps")) return;
+    std::string name = after.front();
+    std::vector<std::string> exec_args(after.begin() + 1, after.end());
+    ctx.trailing_command = split_off_command(*app.get_subcommand(name), exec_args, 1);
+    args = globals;
+    args.push_back(name);
+    args.insert(args.end(), exec_args.begin(), exec_args.end());
+}
+
+int run_cli(int argc, char** argv) {
+    Context ctx;
+    CLI::App app{"sandlock-runc: an OCI runtime with per-container egress allowlists",
+                 "sandlock-runc"};
+    app.set_help_all_flag("--help-all", "Show help for every subcommand");
+    bool version = false;
+    app.add_flag("-v,--version", version, "print the version");
+    app.add_option("--root", ctx.global.root,
+                   "root directory for container state (default /run/sandlock-runc, or "
+                   "$XDG_RUNTIME_DIR/sandlock-runc when not root)");
+    app.add_option("--log", ctx.global.log, "log file (default stderr)");
+    app.add_option("--log-format", ctx.global.log_format, "log format: text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+    app.add_flag("--debug", ctx.global.debug, "enable debug logging");
+    app.add_flag("--systemd-cgroup", ctx.global.systemd_cgroup,
+                 "read cgroupsPath as slice:prefix:name");
+    app.add_option("--rootless", ctx.global.rootless, "true, false or auto (accepted)");
+    app.add_option("--criu", ctx.global.criu, "path to criu (accepted, unused)");
+
+    register_create(app, ctx);
+    register_start(app, ctx);
+    register_run(app, ctx);
+    register_state(app, ctx);
+    register_kill(app, ctx);
+    register_delete(app, ctx);
+    register_exec(app, ctx);
+    register_list(app, ctx);
+    register_ps(app, ctx);
+    register_spec(app, ctx);
+    register_features(app, ctx);
+    auto* help = app.add_subcommand("help", "Show a list of commands or one command's help");
+    std::vector<std::string> help_topic;
+    help->add_option("command", help_topic);
+
+    try {
+        std::vector<std::string> args(argv + 1, argv + argc);
+        split_exec_command(app, args, ctx);
+        std::reverse(args.begin(), args.end());  // CLI11 takes them reversed
+        app.parse(args);
+        log::configure(ctx.global.log, parse_log_format(ctx.global.log_format), ctx.global.debug);
+        explain_accepted_flags(ctx.global);
+        if (version) {
+            print_version();
+            return 0;
+        }
+        if (help->parsed() || app.get_subcommands().empty()) {
+            if (!help_topic.empty()) {
+                auto* sub = app.get_subcommand(help_topic.front());
+                std::cout << sub->help();
+            } else {
+                std::cout << app.help();
+            }
+            return 0;
+        }
+        for (const auto* sub : app.get_subcommands()) {
+            auto it = ctx.handlers.find(sub);
+            if (it != ctx.handlers.end()) return it->second();
+        }
+        return 0;
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        log::fatal(e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        log::fatal(e.what());
+        return 1;
+    }
+}
+
+}  // namespace sandlock::cli

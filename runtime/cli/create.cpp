@@ -1,0 +1,31 @@
+#include "runtime/cli/cli.hpp"
+#include "runtime/container/create.hpp"
+
+namespace sandlock::cli {
+
+// Flags shared by create and run.
+void add_create_flags(CLI::App* sub, container::CreateOptions& o) {
+    sub->add_option("-b,--bundle", o.bundle, "path to the bundle (default: current directory)");
+    sub->add_option("--console-socket", o.console_socket,
+                    "unix socket that receives the pty master (runc protocol)");
+    sub->add_option("--pid-file", o.pid_file, "file to write the container init's pid to");
+    sub->add_flag("--no-pivot", o.no_pivot, "use MS_MOVE + chroot instead of pivot_root");
+    sub->add_flag("--no-new-keyring", o.no_new_keyring, "keep the caller's session keyring");
+    sub->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1) to init")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("id", o.id, "container id")->required();
+}
+
+void register_create(CLI::App& app, Context& ctx) {
+    auto opts = std::make_shared<container::CreateOptions>();
+    auto* sub = app.add_subcommand("create", "create a container (init waits for start)");
+    add_create_flags(sub, *opts);
+    ctx.handlers[sub] = [&ctx, opts] {
+        opts->systemd_cgroup = ctx.global.systemd_cgroup;
+        opts->detached = true;
+        container::create_container(ctx.global.store(), *opts);
+        return 0;
+    };
+}
+
+}  // namespace sandlock::cli

@@ -1,0 +1,16 @@
+#include "runtime/cli/cli.hpp"
+#include "runtime/container/lifecycle.hpp"
+
+namespace sandlock::cli {
+
+void register_start(CLI::App& app, Context& ctx) {
+    auto id = std::make_shared<std::string>();
+    auto* sub = app.add_subcommand("start", "start a created container");
+    sub->add_option("id", *id, "container id")->required();
+    ctx.handlers[sub] = [&ctx, id] {
+        container::start_container(ctx.global.store(), *id);
+        return 0;
+    };
+}
+
+}  // namespace sandlock::cli

@@ -1,0 +1,18 @@
+#include <iostream>
+
+#include "runtime/cli/cli.hpp"
+#include "runtime/container/lifecycle.hpp"
+
+namespace sandlock::cli {
+
+void register_state(CLI::App& app, Context& ctx) {
+    auto id = std::make_shared<std::string>();
+    auto* sub = app.add_subcommand("state", "print a container's OCI state as JSON");
+    sub->add_option("id", *id, "container id")->required();
+    ctx.handlers[sub] = [&ctx, id] {
+        std::cout << container::container_state_json(ctx.global.store(), *id).dump(2) << "\n";
+        return 0;
+    };
+}
+
+}  // namespace sandlock::cli

@@ -1,0 +1,289 @@
+#include "runtime/container/create.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hooks/hooks.hpp"
+#include "runtime/cgroups/manager.hpp"
+#include "runtime/container/init.hpp"
+#include "runtime/container/process.hpp"
+#include "runtime/container/sync.hpp"
+#include "runtime/linux/identity.hpp"
+#include "runtime/linux/namespaces.hpp"
+#include "runtime/linux/rootfs.hpp"
+#include "runtime/linux/seccomp.hpp"
+#include "runtime/linux/terminal.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+#include "runtime/util/log.hpp"
+#include "runtime/util/scope.hpp"
+
+namespace sandlock::container {
+
+void validate_for_create(const spec::Config& cfg) {
+    if (!cfg.process) throw Error(".process: missing (create needs a process to run)");
+    if (cfg.process->args.empty()) throw Error(".process.args: must not be empty");
+    if (!cfg.linux.has_namespace(spec::NamespaceType::Mount))
+        throw Error(".linux.namespaces: a mount namespace is required");
+    if (!cfg.hostname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
+        throw Error(".hostname: setting the hostname needs a uts namespace");
+    if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
+        throw Error(".domainname: setting the domainname needs a uts namespace");
+    os::validate_mounts(cfg);
+    if (cfg.linux.seccomp && os::seccomp_enabled(*cfg.linux.seccomp))
+        os::validate_seccomp(*cfg.linux.seccomp);
+}
+
+std::string hook_state_json(const ContainerState& st, Status status) {
+    return oci_state(st, status).dump();
+}
+
+void write_pid_file(const std::string& path, pid_t pid) {
+    // Atomic, as callers poll for the file and must never read it half-written.
+    std::string abs = fs::absolute(path);
+    fs::write_file_atomic(abs, std::to_string(pid), 0644);
+}
+
+namespace {
+
+std::string resolve_rootfs(const spec::Config& cfg, const std::string& bundle) {
+    std::string path = cfg.root.path;
+    if (path.empty()) throw Error(".root.path: missing");
+    if (path[0] != '/') path = fs::join(bundle, path);
+    std::string abs = fs::absolute(path);
+    char real[PATH_MAX];
+    if (!::realpath(abs.c_str(), real) || !fs::is_dir(real))
+        throw Error("rootfs (\"" + abs + "\") does not exist");
+    return real;
+}
+
+// Moves fd above every fd the container may inherit, so passing fds 3..3+n
+// can never clobber our own channel.
+UniqueFd move_above(UniqueFd fd, int passed) {
+    int high = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3 + passed);
+    if (high < 0) throw_errno("fcntl F_DUPFD_CLOEXEC");
+    return UniqueFd(high);
+}
+
+UniqueFd make_exec_fifo(const std::string& path) {
+    if (::mkfifo(path.c_str(), 0622) != 0) throw_errno("mkfifo " + path);
+    UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) throw_errno("open " + path);
+    return fd;
+}
+
+UniqueFd take_fd_from(pid_t pid, int target_fd) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) throw_errno("pidfd_open");
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target_fd, 0)));
+    if (!fd) throw_errno("pidfd_getfd");
+    return fd;
+}
+
+// What a "cgroup" mount in the container shows: the container's own cgroup
+// in each hierarchy (a name=systemd hierarchy appears as "systemd").
+void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions& opt) {
+    for (const auto& [name, dir] : cgroup.dirs()) {
+        if (name.empty()) {
+            // On a hybrid host the cgroup2 hierarchy shows as /sys/fs/cgroup/unified.
+            opt.cgroup2_path = dir;
+            if (cgroup.kind() == "hybrid") opt.cgroup_binds.push_back({dir, "unified"});
+            continue;
+        }
+        std::string shown = name.rfind("name=", 0) == 0 ? name.substr(5) : name;
+        opt.cgroup_binds.push_back({dir, shown});
+    }
+}
+
+struct ParentSide {
+    const StateStore& store;
+    const CreateOptions& opts;
+    const spec::Config& cfg;
+    ContainerState& st;
+    CreateResult& result;
+};
+
+void handle_console(ParentSide& p, SyncMessage& msg) {
+    if (!msg.fd) throw Error("sync: console message without a pty");
+    if (!p.opts.console_socket.empty()) {
+        os::send_console(p.opts.console_socket, msg.fd.get(), msg.payload);
+    } else {
+        p.result.console_master = std::move(msg.fd);
+    }
+}
+
+void handle_seccomp_listener(ParentSide& p, const SyncMessage& msg, pid_t pid) {
+    UniqueFd fd = take_fd_from(pid, std::stoi(msg.payload));
+    const auto& sc = *p.cfg.linux.seccomp;
+    if (sc.listener_path.empty()) return;  // the filter's listener has no taker: close it
+    nlohmann::json state = oci_state(p.st, Status::Creating);
+    os::send_listener_fd(sc.listener_path,
+                         os::container_process_state(state, pid, sc.listener_metadata).dump(),
+                         fd.get());
+}
+
+// Runs after init reports RunHooks; until Ready, serves init's requests.
+void serve_init(ParentSide& p, SyncSocket& sock, pid_t init_pid) {
+    sock.expect(SyncType::RunHooks);
+    std::string state_json = hook_state_json(p.st, Status::Creating);
+    hooks::run_hooks(p.cfg.hooks.prestart, state_json, "prestart");
+    hooks::run_hooks(p.cfg.hooks.create_runtime, state_json, "createRuntime");
+    sock.send(SyncType::HooksDone, state_json);
+    for (;;) {
+        SyncMessage msg = sock.recv();
+        switch (msg.type) {
+            case SyncType::Console:
+                handle_console(p, msg);
+                break;
+            case SyncType::SeccompListener:
+                handle_seccomp_listener(p, msg, init_pid);
+                sock.send(SyncType::SeccompDone);
+                break;
+            case SyncType::Ready:
+                return;
+            case SyncType::Error:
+                throw Error(msg.payload);
+            default:
+                throw Error(std::string("sync: unexpected ") + sync_type_name(msg.type));
+        }
+    }
+}
+
+void kill_and_reap(pid_t pid) {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    // init is not our child (stage 1 forked it); wait for it to disappear so
+    // its mounts and cgroup membership are gone before we clean up.
+    for (int i = 0; i < 200; ++i) {
+        if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+        if (::kill(pid, 0) != 0 && errno == ESRCH) return;
+        std::string st;
+        try {
+            st = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
+        } catch (const Error&) {
+            return;
+        }
+        auto close = st.rfind(')');
+        if (close != std::string::npos && close + 2 < st.size() && st[close + 2] == 'Z') return;
+        ::usleep(5000);
+    }
+}
+
+int wait_stage1(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return status;
+}
+
+}  // namespace
+
+CreateResult create_container(const StateStore& store, const CreateOptions& opts) {
+    validate_id(opts.id);
+    const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
+    spec::Config cfg = spec::load_config(bundle);
+    validate_for_create(cfg);
+    if (cfg.process->terminal && opts.detached && opts.console_socket.empty())
+        throw Error("cannot allocate tty if runc will detach without setting console socket");
+    if (!cfg.process->terminal && !opts.console_socket.empty())
+        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    const std::string rootfs = resolve_rootfs(cfg, bundle);
+
+    store.create_dir(opts.id);
+    ScopeExit remove_state([&] { store.remove_dir(opts.id); });
+    fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
+                          0600);
+
+    CreateResult result;
+    ContainerState& st = result.state;
+    st.id = opts.id;
+    st.bundle = bundle;
+    st.rootfs = rootfs;
+    st.owner = ::geteuid();
+    st.annotations = cfg.annotations;
+
+    std::string cgroup_path =
+        cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
+    auto cgroup = cgroups::make_manager(cgroups::probe_host(), cgroup_path);
+    cgroup->create();
+    ScopeExit remove_cgroup([&] { cgroup->destroy(); });
+    st.cgroup = cgroup->to_state();
+
+    const int passed = passed_fd_count(opts.preserve_fds);
+    UniqueFd fifo = move_above(make_exec_fifo(store.fifo_path(opts.id)), passed);
+    os::NamespacePlan plan = os::plan_namespaces(cfg.linux);
+    auto [parent_sock, child_sock] = SyncSocket::make_pair();
+    child_sock = SyncSocket(move_above(UniqueFd(::dup(child_sock.get())), passed));
+
+    InitContext ctx;
+    ctx.cfg = &cfg;
+    ctx.rootfs = rootfs;
+    ctx.fifo_fd = fifo.get();
+    ctx.passed_fds = passed;
+    ctx.no_pivot = opts.no_pivot;
+    ctx.no_new_keyring = opts.no_new_keyring;
+    ctx.container_id = opts.id;
+    ctx.rootfs_options.user_ns = cfg.linux.has_namespace(spec::NamespaceType::User);
+    set_cgroup_mount_sources(*cgroup, ctx.rootfs_options);
+    ctx.rootfs_options.bundle_dir = bundle;
+
+    pid_t stage1 = ::fork();
+    if (stage1 < 0) throw_errno("fork");
+    if (stage1 == 0) {
+        parent_sock.close();
+        run_stage1(child_sock, plan, ctx);
+    }
+    child_sock.close();
+    fifo.reset();
+    pid_t init_pid = -1;
+    bool stage1_reaped = false;
+    ScopeExit stop_init([&] {
+        kill_and_reap(init_pid);
+        if (!stage1_reaped) {
+            ::kill(stage1, SIGKILL);
+            wait_stage1(stage1);
+        }
+    });
+
+    if (plan.new_user) {
+        parent_sock.expect(SyncType::UsernsReady);
+        os::write_id_mappings(stage1, cfg.linux.uid_mappings, cfg.linux.gid_mappings);
+        parent_sock.send(SyncType::UsernsMapped);
+    }
+    parent_sock.expect(SyncType::JoinCgroup);
+    cgroup->add_process(stage1);
+    parent_sock.send(SyncType::CgroupJoined);
+    init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
+    wait_stage1(stage1);
+    stage1_reaped = true;
+    auto start_time = process_start_time(init_pid);
+    if (!start_time) throw Error("container init exited during setup");
+    st.pid = init_pid;
+    st.init_start_time = *start_time;
+
+    ParentSide side{store, opts, cfg, st, result};
+    try {
+        serve_init(side, parent_sock, init_pid);
+    } catch (const Error&) {
+        // The spec: a failed create still runs poststop hooks (as warnings).
+        for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
+                                                   hook_state_json(st, Status::Stopped), "poststop"))
+            log::warn(w);
+        throw;
+    }
+    st.created = log::rfc3339_now();
+    store.save(st);
+    if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, init_pid);
+
+    stop_init.dismiss();
+    remove_cgroup.dismiss();
+    remove_state.dismiss();
+    return result;
+}
+
+}  // namespace sandlock::container

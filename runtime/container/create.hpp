@@ -1,0 +1,40 @@
+// `create`: build the container up to the point where init waits on exec.fifo.
+#pragma once
+
+#include <string>
+
+#include "runtime/container/state.hpp"
+#include "runtime/util/fd.hpp"
+#include "spec/config.hpp"
+
+namespace sandlock::container {
+
+struct CreateOptions {
+    std::string id;
+    std::string bundle;
+    std::string pid_file;
+    std::string console_socket;
+    bool no_pivot = false;
+    bool no_new_keyring = false;
+    bool systemd_cgroup = false;
+    int preserve_fds = 0;
+    // Foreground `run` without --console-socket proxies the pty itself.
+    bool detached = true;
+};
+
+struct CreateResult {
+    ContainerState state;
+    UniqueFd console_master;  // set only for a foreground terminal
+};
+
+CreateResult create_container(const StateStore& store, const CreateOptions& opts);
+
+// Config checks that need no process: done before anything is created.
+void validate_for_create(const spec::Config& cfg);
+
+// The OCI state JSON handed to hooks.
+std::string hook_state_json(const ContainerState& st, Status status);
+
+void write_pid_file(const std::string& path, pid_t pid);
+
+}  // namespace sandlock::container

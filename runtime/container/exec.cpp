@@ -1,0 +1,204 @@
+#include "runtime/container/exec.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/cgroups/manager.hpp"
+#include "runtime/container/create.hpp"
+#include "runtime/container/foreground.hpp"
+#include "runtime/container/init.hpp"
+#include "runtime/container/process.hpp"
+#include "runtime/container/sync.hpp"
+#include "runtime/linux/identity.hpp"
+#include "runtime/linux/namespaces.hpp"
+#include "runtime/linux/seccomp.hpp"
+#include "runtime/linux/terminal.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+#include "runtime/util/scope.hpp"
+
+namespace sandlock::container {
+namespace {
+
+uint32_t parse_id(const std::string& text, const char* what) {
+    try {
+        size_t used = 0;
+        unsigned long v = std::stoul(text, &used);
+        if (used != text.size() || v > 0xffffffffUL) throw std::invalid_argument(what);
+        return static_cast<uint32_t>(v);
+    } catch (const std::exception&) {
+        throw Error(std::string("parsing ") + what + " \"" + text + "\": not a number");
+    }
+}
+
+void append_all(std::vector<std::string>& to, const std::vector<std::string>& more) {
+    to.insert(to.end(), more.begin(), more.end());
+}
+
+[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg) {
+    try {
+        sock.send(SyncType::Error, msg);
+    } catch (...) {
+    }
+    ::_exit(1);
+}
+
+[[noreturn]] void run_exec_process(SyncSocket& sock, const spec::Process& process,
+                                   const spec::Config& cfg, int passed_fds) {
+    std::string executable;
+    try {
+        if (::setsid() < 0) throw_errno("setsid");
+        os::apply_rlimits(process.rlimits);
+        setup_console(process, sock, /*bind_dev_console=*/false);
+        prepare_inherited_fds(passed_fds);
+        executable = finish_process_setup(process, cfg, sock);
+        sock.send(SyncType::Ready);
+        sock.close();
+    } catch (const std::exception& e) {
+        fail_to_parent(sock, e.what());
+    }
+    try {
+        exec_process(executable, process);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        ::_exit(127);
+    }
+}
+
+[[noreturn]] void run_exec_stage1(SyncSocket& sock, os::NamespacePlan& plan,
+                                  const spec::Process& process, const spec::Config& cfg,
+                                  int passed_fds) {
+    try {
+        unblock_all_signals();
+        sock.send(SyncType::JoinCgroup);
+        sock.expect(SyncType::CgroupJoined);
+        os::join_namespaces(plan);
+        pid_t child = ::fork();
+        if (child < 0) throw_errno("fork");
+        if (child == 0) run_exec_process(sock, process, cfg, passed_fds);
+        sock.send(SyncType::InitPid, std::to_string(child));
+    } catch (const std::exception& e) {
+        fail_to_parent(sock, e.what());
+    }
+    ::_exit(0);
+}
+
+}  // namespace
+
+spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opts) {
+    if (!opts.process_file.empty()) return spec::load_process(opts.process_file);
+    if (opts.args.empty()) throw Error("exec: at least one argument (the command) is required");
+    spec::Process p = cfg.process ? *cfg.process : spec::Process{};
+    p.args = opts.args;
+    if (!opts.cwd.empty()) p.cwd = opts.cwd;
+    append_all(p.env, opts.env);
+    p.terminal = opts.tty;
+    if (!opts.user.empty()) {
+        auto colon = opts.user.find(':');
+        p.user.uid = parse_id(opts.user.substr(0, colon), "uid");
+        if (colon != std::string::npos) p.user.gid = parse_id(opts.user.substr(colon + 1), "gid");
+        p.user.username.clear();
+    }
+    p.user.additional_gids.insert(p.user.additional_gids.end(), opts.additional_gids.begin(),
+                                  opts.additional_gids.end());
+    if (!opts.caps.empty()) {
+        if (!p.capabilities) p.capabilities = spec::Capabilities{};
+        append_all(p.capabilities->bounding, opts.caps);
+        append_all(p.capabilities->effective, opts.caps);
+        append_all(p.capabilities->permitted, opts.caps);
+        append_all(p.capabilities->ambient, opts.caps);
+    }
+    if (opts.no_new_privs) p.no_new_privileges = true;
+    if (p.capabilities) os::validate_capabilities(*p.capabilities, ".process.capabilities");
+    return p;
+}
+
+int exec_in_container(const StateStore& store, const ExecOptions& opts) {
+    ContainerState st = store.load(opts.id);
+    Status status = current_status(store, st);
+    if (status == Status::Stopped) throw Error("cannot exec in a stopped container");
+    if (status == Status::Paused) throw Error("cannot exec in a paused container");
+    spec::Config cfg =
+        spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(opts.id))));
+    spec::Process process = build_exec_process(cfg, opts);
+    if (process.terminal && opts.detach && opts.console_socket.empty())
+        throw Error("cannot allocate tty if runc will detach without setting console socket");
+    if (!process.terminal && !opts.console_socket.empty())
+        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    add_listen_env(process.env);
+
+    os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);
+    auto cgroup = st.cgroup.is_null() ? nullptr : cgroups::open_manager(st.cgroup);
+    const int passed = passed_fd_count(opts.preserve_fds);
+    if (!opts.detach) {
+        become_subreaper();
+        block_forwarded_signals();
+    }
+    auto [parent_sock, child_sock] = SyncSocket::make_pair();
+    child_sock = SyncSocket(UniqueFd(::fcntl(child_sock.get(), F_DUPFD_CLOEXEC, 3 + passed)));
+    pid_t stage1 = ::fork();
+    if (stage1 < 0) throw_errno("fork");
+    if (stage1 == 0) {
+        parent_sock.close();
+        run_exec_stage1(child_sock, plan, process, cfg, passed);
+    }
+    child_sock.close();
+    pid_t child = -1;
+    ScopeExit kill_child([&] {
+        if (child > 0) ::kill(child, SIGKILL);
+        ::kill(stage1, SIGKILL);
+        ::waitpid(stage1, nullptr, 0);
+        if (child > 0 && !opts.detach) ::waitpid(child, nullptr, 0);
+    });
+
+    parent_sock.expect(SyncType::JoinCgroup);
+    if (cgroup) cgroup->add_process(stage1);
+    parent_sock.send(SyncType::CgroupJoined);
+    child = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
+    ::waitpid(stage1, nullptr, 0);
+
+    UniqueFd master;
+    for (bool ready = false; !ready;) {
+        SyncMessage msg = parent_sock.recv();
+        switch (msg.type) {
+            case SyncType::Console:
+                if (!opts.console_socket.empty())
+                    os::send_console(opts.console_socket, msg.fd.get(), msg.payload);
+                else
+                    master = std::move(msg.fd);
+                break;
+            case SyncType::SeccompListener: {
+                // An exec'd process's OCI listener goes where init's went.
+                UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+                UniqueFd fd(static_cast<int>(
+                    ::syscall(SYS_pidfd_getfd, pidfd.get(), std::stoi(msg.payload), 0)));
+                if (!fd) throw_errno("pidfd_getfd");
+                if (!cfg.linux.seccomp->listener_path.empty())
+                    os::send_listener_fd(
+                        cfg.linux.seccomp->listener_path,
+                        os::container_process_state(oci_state(st, status), child,
+                                                    cfg.linux.seccomp->listener_metadata)
+                            .dump(),
+                        fd.get());
+                parent_sock.send(SyncType::SeccompDone);
+                break;
+            }
+            case SyncType::Ready:
+                ready = true;
+                break;
+            case SyncType::Error:
+                throw Error(msg.payload);
+            default:
+                throw Error(std::string("sync: unexpected ") + sync_type_name(msg.type));
+        }
+    }
+    if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, child);
+    kill_child.dismiss();
+    if (opts.detach) return 0;
+    return wait_foreground(child, std::move(master));
+}
+
+}  // namespace sandlock::container

@@ -1,0 +1,36 @@
+// `exec`: run a new process inside a running container.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/container/state.hpp"
+#include "spec/config.hpp"
+
+namespace sandlock::container {
+
+struct ExecOptions {
+    std::string id;
+    std::string process_file;
+    std::vector<std::string> args;
+    std::string cwd;
+    std::vector<std::string> env;
+    std::string user;  // "uid[:gid]"
+    std::vector<uint32_t> additional_gids;
+    std::vector<std::string> caps;
+    bool tty = false;
+    bool no_new_privs = false;
+    bool detach = false;
+    std::string pid_file;
+    std::string console_socket;
+    int preserve_fds = 0;
+};
+
+// The process to run: --process FILE, or the container's own process with
+// the flags applied (as runc does).
+spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opts);
+
+// Returns the exit code to exit with (0 when detached).
+int exec_in_container(const StateStore& store, const ExecOptions& opts);
+
+}  // namespace sandlock::container

@@ -1,0 +1,181 @@
+#include "runtime/container/init.hpp"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "hooks/hooks.hpp"
+#include "runtime/container/foreground.hpp"
+#include "runtime/container/process.hpp"
+#include "runtime/linux/devices.hpp"
+#include "runtime/linux/identity.hpp"
+#include "runtime/linux/seccomp.hpp"
+#include "runtime/linux/terminal.hpp"
+#include "runtime/util/error.hpp"
+
+#ifndef KEYCTL_JOIN_SESSION_KEYRING
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#endif
+
+namespace sandlock::container {
+namespace {
+
+// Reports a failure to the parent and ends the process: nothing in a child
+// may unwind into the CLI code it was forked from.
+[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg) {
+    try {
+        sock.send(SyncType::Error, msg);
+    } catch (...) {
+        std::fprintf(stderr, "%s\n", msg.c_str());
+    }
+    ::_exit(1);
+}
+
+void become_root_in_userns() {
+    if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid in user namespace");
+    if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid in user namespace");
+}
+
+void join_session_keyring(const std::string& id) {
+    // A fresh session keyring keeps the container's keys away from the host's.
+    std::string name = "_ses." + id;
+    if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.c_str()) < 0 && errno != ENOSYS &&
+        errno != EPERM && errno != EACCES)
+        throw_errno("join session keyring");
+}
+
+void chdir_or_throw(const std::string& cwd) {
+    if (::chdir(cwd.c_str()) != 0) throw_errno("chdir to cwd (\"" + cwd + "\") set in config.json failed");
+}
+
+}  // namespace
+
+void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev_console) {
+    if (!process.terminal) return;
+    os::Pty pty = os::open_pty(process.console_size);
+    sock.send(SyncType::Console, pty.slave_name, pty.master.get());
+    pty.master.reset();
+    if (bind_dev_console) os::mount_console(pty.slave_name);
+    os::attach_to_pty(pty.slave.get());
+}
+
+namespace {
+
+void wait_for_start(int fifo_fd) {
+    std::string path = "/proc/self/fd/" + std::to_string(fifo_fd);
+    UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fifo) throw_errno("open exec fifo");
+    if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
+}
+
+std::string state_with_status(const std::string& state_json, const char* status) {
+    auto j = nlohmann::ordered_json::parse(state_json);
+    j["status"] = status;
+    return j.dump();
+}
+
+[[noreturn]] void run_init(SyncSocket& sock, const InitContext& ctx) {
+    const spec::Config& cfg = *ctx.cfg;
+    const spec::Process& process = *cfg.process;
+    std::string state_json;
+    std::string executable;
+    try {
+        if (::setsid() < 0) throw_errno("setsid");
+        os::prepare_rootfs(cfg, ctx.rootfs, ctx.rootfs_options);
+        sock.send(SyncType::RunHooks);
+        state_json = sock.expect(SyncType::HooksDone).payload;
+        hooks::run_hooks(cfg.hooks.create_container, state_json, "createContainer");
+        os::enter_rootfs(ctx.rootfs, ctx.no_pivot);
+        if (!cfg.hostname.empty()) os::set_hostname(cfg.hostname);
+        if (!cfg.domainname.empty()) os::set_domainname(cfg.domainname);
+        // sysctl and /dev/console need a writable /proc/sys and /dev: before finish_rootfs.
+        os::apply_sysctl(cfg.linux.sysctl);
+        setup_console(process, sock, /*bind_dev_console=*/true);
+        os::finish_rootfs(cfg);
+        if (!ctx.no_new_keyring) join_session_keyring(ctx.container_id);
+        os::apply_rlimits(process.rlimits);
+        os::apply_oom_score_adj(process.oom_score_adj);
+        os::apply_personality(cfg.linux.personality);
+        prepare_inherited_fds(ctx.passed_fds);
+        executable = finish_process_setup(process, cfg, sock);
+        sock.send(SyncType::Ready);
+        sock.close();
+    } catch (const std::exception& e) {
+        fail_to_parent(sock, e.what());
+    }
+    // Parked until `start`; failures from here on can only be told on stderr.
+    try {
+        wait_for_start(ctx.fifo_fd);
+        hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
+                         "startContainer");
+        exec_process(executable, process);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        ::_exit(127);
+    }
+}
+
+}  // namespace
+
+void report_seccomp_listener(SyncSocket& sock, int fd) {
+    sock.send(SyncType::SeccompListener, std::to_string(fd));
+    sock.expect(SyncType::SeccompDone);
+}
+
+static void load_oci_seccomp(const spec::Config& cfg, SyncSocket& sock) {
+    if (!cfg.linux.seccomp || !os::seccomp_enabled(*cfg.linux.seccomp)) return;
+    UniqueFd listener = os::install_seccomp(*cfg.linux.seccomp);
+    if (listener) report_seccomp_listener(sock, listener.get());
+}
+
+std::string finish_process_setup(const spec::Process& process, const spec::Config& cfg,
+                                 SyncSocket& sock) {
+    // chdir as root first: the user may not be able to traverse to cwd's
+    // parents; retried after the identity switch for root-squashed mounts.
+    bool in_cwd = ::chdir(process.cwd.c_str()) == 0;
+    std::string executable;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // before the capabilities are dropped. With it, load it as late as
+    // possible so the profile constrains as little of our own setup as it can.
+    if (!process.no_new_privileges) load_oci_seccomp(cfg, sock);
+    os::finalize_identity(process);
+    if (!in_cwd) chdir_or_throw(process.cwd);
+    executable = lookup_executable(process.args[0], process.env);
+    if (process.no_new_privileges) {
+        os::set_no_new_privileges();
+        load_oci_seccomp(cfg, sock);
+    }
+    return executable;
+}
+
+void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx) {
+    try {
+        unblock_all_signals();
+        os::join_namespaces(plan);
+        if (plan.new_user) {
+            os::unshare_namespaces(CLONE_NEWUSER);
+            sock.send(SyncType::UsernsReady);
+            sock.expect(SyncType::UsernsMapped);
+            become_root_in_userns();
+        }
+        // The cgroup namespace's root is the cgroup we are in when it is made.
+        sock.send(SyncType::JoinCgroup);
+        sock.expect(SyncType::CgroupJoined);
+        os::unshare_namespaces(plan.unshare_flags);
+        if (ctx.cfg->linux.has_namespace(spec::NamespaceType::Time) &&
+            !ctx.cfg->linux.find_namespace(spec::NamespaceType::Time)->path.size())
+            os::write_time_offsets(ctx.cfg->linux.time_offsets);
+        pid_t init = ::fork();
+        if (init < 0) throw_errno("fork init");
+        if (init == 0) run_init(sock, ctx);
+        sock.send(SyncType::InitPid, std::to_string(init));
+    } catch (const std::exception& e) {
+        fail_to_parent(sock, e.what());
+    }
+    ::_exit(0);
+}
+
+}  // namespace sandlock::container

@@ -1,0 +1,39 @@
+// The container side of create (stage 1 and init) and of exec.
+#pragma once
+
+#include <string>
+
+#include "runtime/container/sync.hpp"
+#include "runtime/linux/namespaces.hpp"
+#include "runtime/linux/rootfs.hpp"
+#include "spec/config.hpp"
+
+namespace sandlock::container {
+
+struct InitContext {
+    const spec::Config* cfg = nullptr;
+    std::string rootfs;
+    int fifo_fd = -1;
+    int passed_fds = 0;
+    bool no_pivot = false;
+    bool no_new_keyring = false;
+    std::string container_id;
+    os::RootfsOptions rootfs_options;
+};
+
+// Stage 1: joins/creates namespaces, forks init, reports its pid, exits.
+[[noreturn]] void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx);
+
+// The steps init and exec'd processes share after their namespaces are set:
+// seccomp, identity, cwd; returns the resolved executable path.
+std::string finish_process_setup(const spec::Process& process, const spec::Config& cfg,
+                                 SyncSocket& sock);
+
+// With process.terminal: a pty from the container's devpts becomes our
+// controlling terminal and stdio; its master goes to the parent.
+void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev_console);
+
+// Hands a seccomp listener fd to the parent: the parent takes it with pidfd_getfd.
+void report_seccomp_listener(SyncSocket& sock, int fd);
+
+}  // namespace sandlock::container

@@ -1,0 +1,209 @@
+#include "runtime/container/lifecycle.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <thread>
+
+#include "hooks/hooks.hpp"
+#include "runtime/cgroups/manager.hpp"
+#include "runtime/container/create.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+#include "runtime/util/log.hpp"
+#include "spec/config.hpp"
+
+namespace sandlock::container {
+namespace {
+
+spec::Config load_saved_config(const StateStore& store, const std::string& id) {
+    return spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(id))));
+}
+
+// Waits for exec.fifo to be readable while init is alive: a dead init must
+// not hang `start` forever.
+void release_init(const StateStore& store, const ContainerState& st) {
+    UniqueFd fifo(::open(store.fifo_path(st.id).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fifo) throw_errno("open exec fifo");
+    for (;;) {
+        struct pollfd p {fifo.get(), POLLIN, 0};
+        int r = ::poll(&p, 1, 100);
+        if (r < 0 && errno != EINTR) throw_errno("poll exec fifo");
+        if (r > 0 && (p.revents & POLLIN)) break;
+        if (!init_alive(st)) throw Error("container init exited before start");
+    }
+    char byte;
+    ssize_t n = ::read(fifo.get(), &byte, 1);
+    if (n != 1) throw Error("container init exited before start");
+    ::unlink(store.fifo_path(st.id).c_str());
+}
+
+UniqueFd open_pidfd(const ContainerState& st) {
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, st.pid, 0)));
+    if (!fd) return fd;
+    // The pid may have been reused between our check and pidfd_open.
+    if (!init_alive(st)) fd.reset();
+    return fd;
+}
+
+void signal_init(const ContainerState& st, int sig) {
+    UniqueFd pidfd = open_pidfd(st);
+    if (!pidfd) throw Error("container not running");
+    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0) {
+        if (errno == ESRCH) throw Error("no such process");
+        throw_errno("kill");
+    }
+}
+
+std::unique_ptr<cgroups::Manager> open_cgroup(const ContainerState& st) {
+    if (st.cgroup.is_null()) return nullptr;
+    return cgroups::open_manager(st.cgroup);
+}
+
+void signal_all(const ContainerState& st, int sig) {
+    auto cg = open_cgroup(st);
+    if (!cg) return;
+    for (pid_t pid : cg->pids()) ::kill(pid, sig);
+}
+
+bool wait_until_stopped(const ContainerState& st, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!init_alive(st)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return !init_alive(st);
+}
+
+void kill_everything(const ContainerState& st) {
+    if (init_alive(st)) {
+        UniqueFd pidfd = open_pidfd(st);
+        if (pidfd) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    }
+    // A container sharing our pid namespace keeps its other processes when
+    // init dies: the cgroup knows them all.
+    signal_all(st, SIGKILL);
+    wait_until_stopped(st, std::chrono::seconds(10));
+}
+
+void destroy_container(const StateStore& store, const ContainerState& st) {
+    auto cg = open_cgroup(st);
+    if (cg) {
+        signal_all(st, SIGKILL);
+        cg->destroy();
+    }
+    spec::Config cfg;
+    bool have_cfg = true;
+    try {
+        cfg = load_saved_config(store, st.id);
+    } catch (const std::exception& e) {
+        have_cfg = false;
+        log::warn("delete " + st.id + ": cannot read saved config: " + e.what());
+    }
+    if (have_cfg) {
+        for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
+                                                   hook_state_json(st, Status::Stopped), "poststop"))
+            log::warn(w);
+    }
+    store.remove_dir(st.id);
+}
+
+}  // namespace
+
+void start_container(const StateStore& store, const std::string& id) {
+    ContainerState st = store.load(id);
+    switch (current_status(store, st)) {
+        case Status::Created:
+            break;
+        case Status::Stopped:
+            throw Error("cannot start a container that has stopped");
+        case Status::Running:
+            throw Error("cannot start an already running container");
+        default:
+            throw Error(std::string("cannot start a container in the ") +
+                        status_name(current_status(store, st)) + " state");
+    }
+    release_init(store, st);
+    spec::Config cfg = load_saved_config(store, id);
+    for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststart,
+                                               hook_state_json(st, Status::Running), "poststart"))
+        log::warn(w);
+}
+
+int parse_signal(const std::string& text) {
+    if (text.empty()) throw Error("unknown signal \"\"");
+    if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+        int n = std::stoi(text);
+        if (n <= 0 || n >= NSIG) throw Error("unknown signal \"" + text + "\"");
+        return n;
+    }
+    std::string name = text;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        const char* abbrev = ::sigabbrev_np(sig);
+        if (abbrev && name == abbrev) return sig;
+    }
+    if (name.rfind("RTMIN+", 0) == 0) return SIGRTMIN + std::stoi(name.substr(6));
+    if (name.rfind("RTMAX-", 0) == 0) return SIGRTMAX - std::stoi(name.substr(6));
+    throw Error("unknown signal \"" + text + "\"");
+}
+
+void kill_container(const StateStore& store, const std::string& id, int sig, bool all) {
+    ContainerState st = store.load(id);
+    Status status = current_status(store, st);
+    if (status == Status::Stopped && !all) throw Error("container not running");
+    if (all) {
+        signal_all(st, sig);
+        return;
+    }
+    signal_init(st, sig);
+}
+
+void delete_container(const StateStore& store, const std::string& id, bool force) {
+    if (force && !id.empty()) {
+        validate_id(id);
+        if (!store.exists(id)) {
+            // runc: --force on a missing container succeeds; clear a half-made dir.
+            if (fs::exists(store.dir(id))) store.remove_dir(id);
+            return;
+        }
+    }
+    ContainerState st = store.load(id);
+    Status status = current_status(store, st);
+    switch (status) {
+        case Status::Stopped:
+            break;
+        case Status::Created:
+            kill_everything(st);
+            break;
+        default:
+            if (!force)
+                throw Error("cannot delete container " + id + " that is not stopped: " +
+                            status_name(status));
+            kill_everything(st);
+            break;
+    }
+    destroy_container(store, st);
+}
+
+nlohmann::ordered_json container_state_json(const StateStore& store, const std::string& id) {
+    ContainerState st = store.load(id);
+    return oci_state(st, current_status(store, st));
+}
+
+std::vector<pid_t> container_pids(const StateStore& store, const std::string& id) {
+    ContainerState st = store.load(id);
+    auto cg = open_cgroup(st);
+    if (!cg) return {};
+    return cg->pids();
+}
+
+}  // namespace sandlock::container

@@ -1,0 +1,58 @@
+#include "runtime/container/sync.hpp"
+
+#include <sys/socket.h>
+
+#include "runtime/util/error.hpp"
+#include "runtime/util/unix_socket.hpp"
+
+namespace sandlock::container {
+
+const char* sync_type_name(SyncType t) {
+    switch (t) {
+        case SyncType::UsernsReady: return "UsernsReady";
+        case SyncType::UsernsMapped: return "UsernsMapped";
+        case SyncType::JoinCgroup: return "JoinCgroup";
+        case SyncType::CgroupJoined: return "CgroupJoined";
+        case SyncType::InitPid: return "InitPid";
+        case SyncType::RunHooks: return "RunHooks";
+        case SyncType::HooksDone: return "HooksDone";
+        case SyncType::Console: return "Console";
+        case SyncType::SeccompListener: return "SeccompListener";
+        case SyncType::SeccompDone: return "SeccompDone";
+        case SyncType::Ready: return "Ready";
+        case SyncType::Error: return "Error";
+    }
+    return "?";
+}
+
+std::pair<SyncSocket, SyncSocket> SyncSocket::make_pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+        throw_errno("socketpair");
+    return {SyncSocket(UniqueFd(fds[0])), SyncSocket(UniqueFd(fds[1]))};
+}
+
+void SyncSocket::send(SyncType type, const std::string& payload, int fd) {
+    std::string packet(1, static_cast<char>(type));
+    packet += payload;
+    unix_socket::send_with_fd(fd_.get(), packet, fd);
+}
+
+SyncMessage SyncSocket::recv() {
+    auto r = unix_socket::recv_with_fd(fd_.get(), 65536);
+    if (r.payload.empty()) throw Error("container init exited unexpectedly");
+    SyncMessage m{static_cast<SyncType>(static_cast<uint8_t>(r.payload[0])),
+                  r.payload.substr(1), std::move(r.fd)};
+    return m;
+}
+
+SyncMessage SyncSocket::expect(SyncType expected) {
+    SyncMessage m = recv();
+    if (m.type == SyncType::Error) throw Error(m.payload);
+    if (m.type != expected)
+        throw Error(std::string("sync: expected ") + sync_type_name(expected) + ", got " +
+                    sync_type_name(m.type));
+    return m;
+}
+
+}  // namespace sandlock::container

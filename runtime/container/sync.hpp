@@ -1,0 +1,99 @@
+// The create/start handshake between `sandlock-runc create` (the parent),
+// the short-lived intermediate process (stage 1) and the container's init.
+//
+// Channel: one SOCK_SEQPACKET socketpair, made by the parent before it forks.
+// Every message is one packet: a type byte, then a text payload; a message may
+// carry one fd (SCM_RIGHTS). Packets keep boundaries, so no framing is needed.
+//
+//   parent                         stage 1                       init (stage 2)
+//   ------                         -------                       --------------
+//   fork stage 1 ───────────────>  setns() into every namespace
+//                                  given by path (user first)
+//                                  [new user ns] unshare(USER)
+//   write uid_map/gid_map  <────── UsernsReady
+//   UsernsMapped ──────────────>   setresuid/gid(0)
+//   add stage 1 to cgroup  <────── JoinCgroup (before the cgroup ns exists)
+//   CgroupJoined ──────────────>   unshare(all new namespaces; NEWPID and
+//                                  NEWTIME take effect for the child),
+//                                  write timens_offsets, fork ──> init
+//   record init pid        <────── InitPid(pid); stage 1 exits
+//                                                                setsid, prepare rootfs
+//   prestart, createRuntime <───────────────────────────────────── RunHooks
+//   hooks (runtime ns)
+//   HooksDone ────────────────────────────────────────────────>  createContainer hooks
+//                                                                pivot_root, masked and
+//                                                                read-only paths, sysctl,
+//                                                                hostname, rlimits, pty
+//   send to --console-socket <──────────────────────────────────── Console(fd)
+//   [OCI listenerPath] take fd <──────────────────────────────────── SeccompListener(n)
+//     with pidfd_getfd, send it
+//   SeccompDone ──────────────────────────────────────────────>  caps/user, executable
+//                                                                looked up in $PATH
+//   write state.json, pid-file <──────────────────────────────── Ready
+//   exit 0                                                       open(exec.fifo, O_WRONLY)
+//                                                                blocks...
+//   `start`: open(exec.fifo, O_RDONLY), read one byte ─────────> unblocked: startContainer
+//            unlink exec.fifo, poststart hooks                   hooks, execve(args)
+//
+// Either side failing: a process that fails sends Error(message) and exits 1.
+// The parent treats Error, EOF or an unexpected message as failure: it kills
+// init (SIGKILL), reaps stage 1, removes the cgroup and the state dir, and
+// prints the message. If the parent dies, its end of the socket closes: stage
+// 1 and init see EOF on their next read and exit, so nothing is left parked.
+// Once Ready is sent the socket is closed; init's only link is exec.fifo,
+// whose O_PATH fd the parent opened and init inherited (init cannot reach the
+// state dir after pivot_root). `delete` of a created container kills init.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/util/fd.hpp"
+
+namespace sandlock::container {
+
+enum class SyncType : uint8_t {
+    UsernsReady = 1,
+    UsernsMapped,
+    JoinCgroup,
+    CgroupJoined,
+    InitPid,
+    RunHooks,
+    HooksDone,
+    Console,
+    SeccompListener,
+    SeccompDone,
+    Ready,
+    Error,
+};
+
+const char* sync_type_name(SyncType t);
+
+struct SyncMessage {
+    SyncType type;
+    std::string payload;
+    UniqueFd fd;
+};
+
+class SyncSocket {
+public:
+    SyncSocket() = default;
+    explicit SyncSocket(UniqueFd fd) : fd_(std::move(fd)) {}
+
+    static std::pair<SyncSocket, SyncSocket> make_pair();
+
+    void send(SyncType type, const std::string& payload = "", int fd = -1);
+    // Throws sandlock::Error on EOF or a socket error.
+    SyncMessage recv();
+    // Receives one message; an Error message is rethrown with its text, and a
+    // type other than `expected` is a protocol error.
+    SyncMessage expect(SyncType expected);
+
+    int get() const { return fd_.get(); }
+    void close() { fd_.reset(); }
+
+private:
+    UniqueFd fd_;
+};
+
+}  // namespace sandlock::container

@@ -1,0 +1,43 @@
+#include "runtime/egress/hosts.hpp"
+
+#include <algorithm>
+
+namespace sandlock::egress {
+
+namespace {
+
+// The content before a previous block of ours, if any.
+std::string without_previous_block(const std::string& existing) {
+    const std::string marker(kHostsMarker);
+    std::size_t pos = 0;
+    while ((pos = existing.find(marker, pos)) != std::string::npos) {
+        const bool line_start = pos == 0 || existing[pos - 1] == '\n';
+        const auto end = pos + marker.size();
+        const bool line_end = end == existing.size() || existing[end] == '\n';
+        if (line_start && line_end) return existing.substr(0, pos);
+        pos = end;
+    }
+    return existing;
+}
+
+bool safe_hosts_name(const std::string& name) {
+    return !name.empty() && std::none_of(name.begin(), name.end(), [](unsigned char c) {
+        return c <= ' ' || c == '#' || c == 0x7f;
+    });
+}
+
+}  // namespace
+
+std::string hosts_with_policy(const std::string& existing, const ResolvedPolicy& policy) {
+    std::string out = without_previous_block(existing);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    std::string block;
+    for (const auto& host : policy.hosts) {
+        if (!safe_hosts_name(host.name)) continue;
+        for (const auto& addr : host.addresses) block += addr.to_string() + " " + host.name + "\n";
+    }
+    if (block.empty()) return out;
+    return out + std::string(kHostsMarker) + "\n" + block;
+}
+
+}  // namespace sandlock::egress

@@ -1,0 +1,613 @@
+#include "runtime/egress/policy.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+namespace sandlock::egress {
+
+namespace {
+
+constexpr std::string_view kSpace = " \t\r\n\v\f";
+
+std::string_view trim(std::string_view s) {
+    const auto first = s.find_first_not_of(kSpace);
+    if (first == std::string_view::npos) return {};
+    const auto last = s.find_last_not_of(kSpace);
+    return s.substr(first, last - first + 1);
+}
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+[[noreturn]] void fail_key(std::string_view key, const std::string& reason) {
+    throw Error(std::string(key) + ": " + reason);
+}
+
+template <typename T>
+void sort_unique(std::vector<T>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+bool has_port(const std::vector<std::uint16_t>& sorted, std::uint16_t port) {
+    return std::binary_search(sorted.begin(), sorted.end(), port);
+}
+
+// ---- deny and bind entries ----------------------------------------------------------
+
+[[noreturn]] void fail_entry(std::string_view entry, const std::string& reason) {
+    throw RuleError(std::string(entry), reason);
+}
+
+// The network of a deny entry: IPv4 address/CIDR, or (bracketed) IPv6 address/CIDR.
+Cidr parse_deny_network(std::string_view host, bool bracketed, std::string_view entry) {
+    const auto slash = host.find('/');
+    const auto addr_text = host.substr(0, slash);
+    const auto addr = IpAddr::parse(addr_text);
+    if (bracketed && (!addr || addr->is_v4())) fail_entry(entry, "invalid IPv6 address " + in_quotes(addr_text));
+    if (!addr && slash != std::string_view::npos)
+        fail_entry(entry, "invalid network address " + in_quotes(addr_text));
+    if (!addr)
+        fail_entry(entry, "expected an IP address, a CIDR or \"private\", got " + in_quotes(host) +
+                              " (host names cannot be denied)");
+    const auto cidr = Cidr::parse(host);
+    if (!cidr) fail_entry(entry, "invalid prefix length " + in_quotes(host.substr(slash + 1)));
+    return *cidr;
+}
+
+std::vector<DenyRule> deny_rules_for(const std::vector<std::optional<Cidr>>& networks, const PortSpec& ports) {
+    std::vector<DenyRule> rules;
+    for (const auto& net : networks) rules.push_back(DenyRule{net, ports.ports, ports.all_ports});
+    return rules;
+}
+
+std::vector<std::optional<Cidr>> private_network_list() {
+    const auto& nets = private_networks();
+    return {nets.begin(), nets.end()};
+}
+
+// ---- annotations ----------------------------------------------------------------------
+
+// The entries of a list-valued annotation; blank values and lists without an entry are
+// errors naming the key. Entry errors become `<key>: rule "<entry>": <reason>`.
+template <typename Parse>
+auto parse_list_value(std::string_view key, std::string_view value, Parse parse) {
+    if (trim(value).empty()) fail_key(key, "empty value");
+    const auto entries = split_list(value);
+    if (entries.empty()) fail_key(key, "no entries in " + in_quotes(value));
+    std::vector<std::decay_t<decltype(parse(entries.front()))>> out;
+    for (const auto entry : entries) {
+        try {
+            out.push_back(parse(entry));
+        } catch (const RuleError& e) {
+            fail_key(key, "rule " + in_quotes(e.rule()) + ": " + e.reason());
+        }
+    }
+    return out;
+}
+
+std::string_view enum_value(std::string_view key, std::string_view value) {
+    const auto v = trim(value);
+    if (v.empty()) fail_key(key, "empty value");
+    return v;
+}
+
+Loopback parse_loopback(std::string_view value) {
+    const auto v = enum_value(kLoopbackKey, value);
+    if (v == "allow") return Loopback::Allow;
+    if (v == "deny") return Loopback::Deny;
+    fail_key(kLoopbackKey, "invalid value " + in_quotes(v) + " (expected allow, deny)");
+}
+
+Audit parse_audit(std::string_view value) {
+    const auto v = enum_value(kAuditKey, value);
+    if (v == "off") return Audit::Off;
+    if (v == "deny") return Audit::Deny;
+    if (v == "all") return Audit::All;
+    fail_key(kAuditKey, "invalid value " + in_quotes(v) + " (expected off, deny, all)");
+}
+
+// Sorted, overlapping and adjacent ranges merged: what bind_allowed scans.
+std::vector<PortRange> merge_ranges(std::vector<PortRange> ranges) {
+    std::sort(ranges.begin(), ranges.end(),
+              [](const PortRange& a, const PortRange& b) { return a.first < b.first || (a.first == b.first && a.last < b.last); });
+    std::vector<PortRange> merged;
+    for (const auto& r : ranges) {
+        if (!merged.empty() && r.first <= static_cast<unsigned>(merged.back().last) + 1)
+            merged.back().last = std::max(merged.back().last, r.last);
+        else
+            merged.push_back(r);
+    }
+    return merged;
+}
+
+// ---- resolution -----------------------------------------------------------------------
+
+ProtocolRules& rules_of(ResolvedPolicy& p, Protocol proto) {
+    switch (proto) {
+        case Protocol::Tcp: return p.tcp;
+        case Protocol::Udp: return p.udp;
+        case Protocol::Icmp: return p.icmp;
+    }
+    return p.tcp;
+}
+
+// Looks up each name once, so that every rule naming it gets the same addresses.
+class NameCache {
+public:
+    NameCache(Resolver& resolver, std::vector<HostEntry>& hosts) : resolver_(resolver), hosts_(hosts) {}
+
+    const std::vector<IpAddr>& addresses(const std::string& name) {
+        for (const auto& h : hosts_)
+            if (h.name == name) return h.addresses;
+        hosts_.push_back(HostEntry{name, lookup(name)});
+        return hosts_.back().addresses;
+    }
+
+private:
+    std::vector<IpAddr> lookup(const std::string& name) {
+        std::vector<IpAddr> found;
+        try {
+            found = resolver_.lookup(name);
+        } catch (const Error& e) {
+            fail_key(kAllowKey, "cannot resolve host " + in_quotes(name) + ": " + e.what());
+        }
+        std::vector<IpAddr> unique;
+        for (const auto& ip : found) {
+            const auto n = normalize(ip);
+            if (std::find(unique.begin(), unique.end(), n) == unique.end()) unique.push_back(n);
+        }
+        if (unique.empty()) fail_key(kAllowKey, "cannot resolve host " + in_quotes(name) + ": no addresses");
+        return unique;
+    }
+
+    Resolver& resolver_;
+    std::vector<HostEntry>& hosts_;
+};
+
+void add_allow_rules(const Policy& policy, Resolver& resolver, ResolvedPolicy& out) {
+    NameCache names(resolver, out.hosts);
+    for (const auto& rule : policy.allow) {
+        auto& rules = rules_of(out, rule.protocol);
+        // ICMP has no ports: an ICMP rule admits its destination whatever the port field.
+        const bool all_ports = rule.all_ports || rule.protocol == Protocol::Icmp;
+        if (!rule.host) {
+            rules.add_any(rule.ports, all_ports);
+        } else if (rule.address) {
+            rules.add(*rule.address, rule.ports, all_ports);
+        } else {
+            for (const auto& ip : names.addresses(*rule.host)) rules.add(Cidr::single(ip), rule.ports, all_ports);
+        }
+    }
+}
+
+void add_deny_rules(const Policy& policy, ResolvedPolicy& out) {
+    for (const auto& d : policy.deny) {
+        for (auto proto : {Protocol::Tcp, Protocol::Udp}) {
+            auto& rules = rules_of(out, proto);
+            if (d.network) rules.add(*d.network, d.ports, d.all_ports);
+            else rules.add_any(d.ports, d.all_ports);
+        }
+        // ICMP has no ports, so only entries without ports deny it.
+        if (!d.all_ports) continue;
+        if (d.network) out.icmp.add(*d.network, {}, true);
+        else out.icmp.add_any({}, true);
+    }
+}
+
+// ---- JSON -----------------------------------------------------------------------------
+
+using nlohmann::json;
+
+[[noreturn]] void fail_json(const std::string& what) { throw Error("egress policy: " + what); }
+
+template <typename E, std::size_t N>
+E enum_from(const json& j, const char* field, const std::pair<const char*, E> (&names)[N]) {
+    const auto s = j.at(field).get<std::string>();
+    for (const auto& [name, value] : names)
+        if (s == name) return value;
+    fail_json("invalid " + std::string(field) + " " + in_quotes(s));
+}
+
+std::uint16_t port_from(const json& j) {
+    if (!j.is_number_integer()) fail_json("invalid port " + j.dump());
+    const auto v = j.get<long long>();
+    if (v < 1 || v > 65535) fail_json("invalid port " + j.dump());
+    return static_cast<std::uint16_t>(v);
+}
+
+std::vector<std::uint16_t> ports_from(const json& j) {
+    std::vector<std::uint16_t> ports;
+    for (const auto& p : j) ports.push_back(port_from(p));
+    return ports;
+}
+
+IpAddr address_from(const json& j) {
+    const auto s = j.get<std::string>();
+    const auto ip = IpAddr::parse(s);
+    if (!ip) fail_json("invalid address " + in_quotes(s));
+    return *ip;
+}
+
+json rules_to_json(const ProtocolRules& r) {
+    json per_ip = json::array();
+    for (const auto& e : r.per_ip)
+        per_ip.push_back({{"address", e.address.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
+    json per_net = json::array();
+    for (const auto& e : r.per_net)
+        per_net.push_back({{"network", e.network.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
+    return {{"any_ip_all_ports", r.any_ip_all_ports},
+            {"any_ip_ports", r.any_ip_ports},
+            {"per_ip", per_ip},
+            {"per_net", per_net}};
+}
+
+ProtocolRules rules_from_json(const json& j) {
+    ProtocolRules r;
+    r.any_ip_all_ports = j.at("any_ip_all_ports").get<bool>();
+    r.any_ip_ports = ports_from(j.at("any_ip_ports"));
+    for (const auto& e : j.at("per_ip"))
+        r.per_ip.push_back({address_from(e.at("address")), e.at("all_ports").get<bool>(), ports_from(e.at("ports"))});
+    for (const auto& e : j.at("per_net")) {
+        const auto s = e.at("network").get<std::string>();
+        const auto net = Cidr::parse(s);
+        if (!net || net->is_single()) fail_json("invalid network " + in_quotes(s));
+        r.per_net.push_back({*net, e.at("all_ports").get<bool>(), ports_from(e.at("ports"))});
+    }
+    r.finalize();
+    return r;
+}
+
+constexpr std::pair<const char*, Mode> kModes[] = {{"open", Mode::Open}, {"allow", Mode::Allow}, {"deny", Mode::Deny}};
+constexpr std::pair<const char*, Loopback> kLoopbacks[] = {{"allow", Loopback::Allow}, {"deny", Loopback::Deny}};
+constexpr std::pair<const char*, Audit> kAudits[] = {{"off", Audit::Off}, {"deny", Audit::Deny}, {"all", Audit::All}};
+
+constexpr int kJsonVersion = 1;
+
+}  // namespace
+
+const char* to_string(Mode m) {
+    switch (m) {
+        case Mode::Open: return "open";
+        case Mode::Allow: return "allow";
+        case Mode::Deny: return "deny";
+    }
+    return "?";
+}
+
+const char* to_string(Loopback l) { return l == Loopback::Allow ? "allow" : "deny"; }
+
+const char* to_string(Audit a) {
+    switch (a) {
+        case Audit::Off: return "off";
+        case Audit::Deny: return "deny";
+        case Audit::All: return "all";
+    }
+    return "?";
+}
+
+const char* to_string(Decision d) { return d == Decision::Allow ? "allow" : "deny"; }
+
+const char* to_string(Reason r) {
+    switch (r) {
+        case Reason::Loopback: return "loopback";
+        case Reason::AllowRule: return "allow-rule";
+        case Reason::NoAllowRule: return "no-allow-rule";
+        case Reason::DenyRule: return "deny-rule";
+        case Reason::NotDenied: return "not-denied";
+        case Reason::Open: return "open";
+    }
+    return "?";
+}
+
+const std::vector<Cidr>& private_networks() {
+    static const std::vector<Cidr> nets = [] {
+        std::vector<Cidr> v;
+        for (const char* text : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                                 "100.64.0.0/10", "fc00::/7", "fe80::/10"})
+            v.push_back(*Cidr::parse(text));
+        return v;
+    }();
+    return nets;
+}
+
+std::vector<DenyRule> parse_deny_entry(std::string_view entry) {
+    std::string_view host = entry;
+    std::optional<std::string_view> port_part;
+    bool bracketed = false;
+    if (!entry.empty() && entry.front() == '[') {
+        const auto close = entry.find(']');
+        if (close == std::string_view::npos) fail_entry(entry, "missing \"]\"");
+        host = entry.substr(1, close - 1);
+        const auto after = entry.substr(close + 1);
+        if (!after.empty() && after.front() != ':')
+            fail_entry(entry, "unexpected " + in_quotes(after) + " after \"]\"");
+        if (!after.empty()) port_part = after.substr(1);
+        bracketed = true;
+    } else {
+        // Unbracketed IPv6 is ambiguous here, where the port is optional: is `fd00::1:80`
+        // fd00::1 port 80, or fd00::1:80 every port? Refuse rather than guess.
+        if (std::count(entry.begin(), entry.end(), ':') > 1)
+            fail_entry(entry, "IPv6 addresses must be in brackets, as in \"[fd00::1]\" or \"[fd00::1]:80\"");
+        if (const auto colon = entry.find(':'); colon != std::string_view::npos) {
+            host = entry.substr(0, colon);
+            port_part = entry.substr(colon + 1);
+        }
+    }
+    const PortSpec ports = port_part ? parse_ports(*port_part, entry, Dialect::Plain) : PortSpec{{}, true};
+    if (!bracketed && host == "private") return deny_rules_for(private_network_list(), ports);
+    if (!bracketed && (host.empty() || host == "*")) return deny_rules_for({std::nullopt}, ports);
+    return deny_rules_for({parse_deny_network(host, bracketed, entry)}, ports);
+}
+
+PortRange parse_port_range(std::string_view entry) {
+    const auto port = [&](std::string_view text) {
+        const auto t = trim(text);
+        const auto p = parse_port_number(t);
+        if (!p) fail_entry(entry, "invalid port " + in_quotes(t));
+        if (*p == 0) fail_entry(entry, "port 0 is not valid");
+        return *p;
+    };
+    const auto dash = entry.find('-');
+    if (dash == std::string_view::npos) {
+        const auto p = port(entry);
+        return {p, p};
+    }
+    const PortRange r{port(entry.substr(0, dash)), port(entry.substr(dash + 1))};
+    if (r.first > r.last)
+        fail_entry(entry, "invalid port range (" + std::to_string(r.first) + " is greater than " +
+                              std::to_string(r.last) + ")");
+    return r;
+}
+
+Policy parse_policy(const std::map<std::string, std::string>& annotations) {
+    if (annotations.count(std::string(kAllowKey)) && annotations.count(std::string(kDenyKey)))
+        fail_key(kDenyKey, "cannot be combined with " + std::string(kAllowKey));
+    Policy p;
+    for (const auto& [key, value] : annotations) {
+        if (key == kAuditKey) {
+            p.audit = parse_audit(value);
+            continue;
+        }
+        if (!key.starts_with(kNetworkPrefix)) continue;
+        p.network_keys = true;
+        if (key == kAllowKey) {
+            p.mode = Mode::Allow;
+            p.allow = parse_list_value(kAllowKey, value, parse_rule);
+        } else if (key == kDenyKey) {
+            p.mode = Mode::Deny;
+            for (auto& group : parse_list_value(kDenyKey, value, parse_deny_entry))
+                p.deny.insert(p.deny.end(), group.begin(), group.end());
+        } else if (key == kAllowBindKey) {
+            p.allow_bind = parse_list_value(kAllowBindKey, value, parse_port_range);
+        } else if (key == kLoopbackKey) {
+            p.loopback = parse_loopback(value);
+        } else {
+            fail_key(key, "unknown annotation (expected one of " + std::string(kAllowKey) + ", " +
+                              std::string(kDenyKey) + ", " + std::string(kAllowBindKey) + ", " +
+                              std::string(kLoopbackKey) + ")");
+        }
+    }
+    return p;
+}
+
+std::vector<IpAddr> SystemResolver::lookup(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;  // one entry an address, not one a socket type
+    addrinfo* res = nullptr;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0) throw Error(rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc));
+    const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+    std::vector<IpAddr> out;
+    for (const addrinfo* ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET)
+            out.push_back(IpAddr::from(reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr));
+        else if (ai->ai_family == AF_INET6)
+            out.push_back(IpAddr::from(reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr));
+    }
+    return out;
+}
+
+void ProtocolRules::add_any(const std::vector<std::uint16_t>& ports, bool all_ports) {
+    if (all_ports) any_ip_all_ports = true;
+    else any_ip_ports.insert(any_ip_ports.end(), ports.begin(), ports.end());
+}
+
+void ProtocolRules::add(const Cidr& where, const std::vector<std::uint16_t>& ports, bool all_ports) {
+    const auto kept = all_ports ? std::vector<std::uint16_t>{} : ports;
+    if (where.is_single()) per_ip.push_back(AddressPorts{where.base, all_ports, kept});
+    else per_net.push_back(NetworkPorts{where, all_ports, kept});
+}
+
+namespace {
+
+// Sorts entries by key and merges those with equal keys (ports united, all_ports OR'd).
+template <typename Entry, typename Key>
+void merge_entries(std::vector<Entry>& entries, Key key) {
+    std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) { return key(a) < key(b); });
+    std::vector<Entry> merged;
+    for (auto& e : entries) {
+        if (!merged.empty() && key(merged.back()) == key(e)) {
+            merged.back().all_ports = merged.back().all_ports || e.all_ports;
+            merged.back().ports.insert(merged.back().ports.end(), e.ports.begin(), e.ports.end());
+        } else {
+            merged.push_back(std::move(e));
+        }
+    }
+    for (auto& e : merged) {
+        if (e.all_ports) e.ports.clear();
+        sort_unique(e.ports);
+    }
+    entries = std::move(merged);
+}
+
+}  // namespace
+
+void ProtocolRules::finalize() {
+    sort_unique(any_ip_ports);
+    merge_entries(per_ip, [](const AddressPorts& e) { return e.address; });
+    merge_entries(per_net, [](const NetworkPorts& e) { return e.network; });
+}
+
+bool ProtocolRules::matches(const IpAddr& ip, std::uint16_t port) const {
+    if (any_ip_all_ports || has_port(any_ip_ports, port)) return true;
+    const auto it = std::lower_bound(per_ip.begin(), per_ip.end(), ip,
+                                     [](const AddressPorts& e, const IpAddr& a) { return e.address < a; });
+    if (it != per_ip.end() && it->address == ip && (it->all_ports || has_port(it->ports, port))) return true;
+    for (const auto& n : per_net)
+        if (n.network.contains(ip) && (n.all_ports || has_port(n.ports, port))) return true;
+    return false;
+}
+
+bool reaches_loopback(const IpAddr& ip) {
+    static constexpr std::array<std::uint8_t, 16> kAny{};
+    if (ip.is_v4()) return ip.bytes[0] == 127 || ip.bytes == kAny;
+    std::array<std::uint8_t, 16> one{};
+    one[15] = 1;
+    return ip.bytes == kAny || ip.bytes == one;
+}
+
+const ProtocolRules& ResolvedPolicy::rules(Protocol p) const {
+    switch (p) {
+        case Protocol::Tcp: return tcp;
+        case Protocol::Udp: return udp;
+        case Protocol::Icmp: return icmp;
+    }
+    return tcp;
+}
+
+Verdict ResolvedPolicy::check(Protocol protocol, const IpAddr& ip, std::uint16_t port) const {
+    const IpAddr dest = normalize(ip);
+    if (reaches_loopback(dest)) {
+        if (loopback == Loopback::Allow) return {Decision::Allow, Reason::Loopback};
+        if (mode != Mode::Allow) return {Decision::Deny, Reason::Loopback};
+    }
+    switch (mode) {
+        case Mode::Open:
+            return {Decision::Allow, Reason::Open};
+        case Mode::Allow:
+            if (rules(protocol).matches(dest, port)) return {Decision::Allow, Reason::AllowRule};
+            return {Decision::Deny, Reason::NoAllowRule};
+        case Mode::Deny:
+            if (rules(protocol).matches(dest, port)) return {Decision::Deny, Reason::DenyRule};
+            return {Decision::Allow, Reason::NotDenied};
+    }
+    return {Decision::Deny, Reason::NoAllowRule};  // fail closed on a corrupt mode
+}
+
+bool ResolvedPolicy::bind_allowed(std::uint16_t port) const {
+    if (!bind) return true;
+    for (const auto& r : *bind)
+        if (r.first <= port && port <= r.last) return true;
+    return false;
+}
+
+std::optional<std::vector<std::uint16_t>> ResolvedPolicy::landlock_connect_ports() const {
+    if (mode != Mode::Allow || loopback == Loopback::Allow || tcp.any_ip_all_ports) return std::nullopt;
+    std::vector<std::uint16_t> ports = tcp.any_ip_ports;
+    for (const auto& e : tcp.per_ip) {
+        if (e.all_ports) return std::nullopt;
+        ports.insert(ports.end(), e.ports.begin(), e.ports.end());
+    }
+    for (const auto& e : tcp.per_net) {
+        if (e.all_ports) return std::nullopt;
+        ports.insert(ports.end(), e.ports.begin(), e.ports.end());
+    }
+    sort_unique(ports);
+    return ports;
+}
+
+ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback default_loopback) {
+    ResolvedPolicy out;
+    out.mode = policy.mode;
+    out.loopback = policy.loopback.value_or(default_loopback);
+    out.audit = policy.audit;
+    if (policy.allow_bind) out.bind = merge_ranges(*policy.allow_bind);
+    if (policy.mode == Mode::Allow) add_allow_rules(policy, resolver, out);
+    if (policy.mode == Mode::Deny) add_deny_rules(policy, out);
+    for (auto* r : {&out.tcp, &out.udp, &out.icmp}) r->finalize();
+    return out;
+}
+
+void to_json(json& j, const ResolvedPolicy& p) {
+    json hosts = json::array();
+    for (const auto& h : p.hosts) {
+        json addrs = json::array();
+        for (const auto& a : h.addresses) addrs.push_back(a.to_string());
+        hosts.push_back({{"name", h.name}, {"addresses", addrs}});
+    }
+    json bind = nullptr;
+    if (p.bind) {
+        bind = json::array();
+        for (const auto& r : *p.bind) bind.push_back({r.first, r.last});
+    }
+    j = {{"version", kJsonVersion},
+         {"mode", to_string(p.mode)},
+         {"loopback", to_string(p.loopback)},
+         {"audit", to_string(p.audit)},
+         {"tcp", rules_to_json(p.tcp)},
+         {"udp", rules_to_json(p.udp)},
+         {"icmp", rules_to_json(p.icmp)},
+         {"bind", bind},
+         {"hosts", hosts}};
+}
+
+namespace {
+
+ResolvedPolicy policy_from_json(const json& j) {
+    if (!j.is_object()) fail_json("not a JSON object");
+    if (j.at("version") != kJsonVersion) fail_json("unsupported version " + j.at("version").dump());
+    ResolvedPolicy out;
+    out.mode = enum_from(j, "mode", kModes);
+    out.loopback = enum_from(j, "loopback", kLoopbacks);
+    out.audit = enum_from(j, "audit", kAudits);
+    out.tcp = rules_from_json(j.at("tcp"));
+    out.udp = rules_from_json(j.at("udp"));
+    out.icmp = rules_from_json(j.at("icmp"));
+    if (!j.at("bind").is_null()) {
+        std::vector<PortRange> ranges;
+        for (const auto& r : j.at("bind")) {
+            if (!r.is_array() || r.size() != 2) fail_json("invalid bind range " + r.dump());
+            const PortRange range{port_from(r[0]), port_from(r[1])};
+            if (range.first > range.last) fail_json("invalid bind range " + r.dump());
+            ranges.push_back(range);
+        }
+        out.bind = merge_ranges(std::move(ranges));
+    }
+    for (const auto& h : j.at("hosts")) {
+        HostEntry entry{h.at("name").get<std::string>(), {}};
+        for (const auto& a : h.at("addresses")) entry.addresses.push_back(normalize(address_from(a)));
+        out.hosts.push_back(std::move(entry));
+    }
+    return out;
+}
+
+}  // namespace
+
+// nlohmann's own exceptions (missing field, wrong type) become sandlock::Error too, so
+// that j.get<ResolvedPolicy>() and deserialize_policy fail the same way.
+void from_json(const json& j, ResolvedPolicy& p) {
+    try {
+        p = policy_from_json(j);
+    } catch (const json::exception& e) {
+        fail_json(e.what());
+    }
+}
+
+std::string serialize(const ResolvedPolicy& p) { return json(p).dump(); }
+
+ResolvedPolicy deserialize_policy(std::string_view text) {
+    try {
+        return json::parse(text).get<ResolvedPolicy>();
+    } catch (const json::exception& e) {
+        fail_json(e.what());
+    }
+}
+
+}  // namespace sandlock::egress

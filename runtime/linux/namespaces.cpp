@@ -1,0 +1,121 @@
+#include "runtime/linux/namespaces.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace sandlock::os {
+
+using spec::NamespaceType;
+
+int clone_flag(NamespaceType t) {
+    switch (t) {
+        case NamespaceType::Pid: return CLONE_NEWPID;
+        case NamespaceType::Network: return CLONE_NEWNET;
+        case NamespaceType::Mount: return CLONE_NEWNS;
+        case NamespaceType::Ipc: return CLONE_NEWIPC;
+        case NamespaceType::Uts: return CLONE_NEWUTS;
+        case NamespaceType::User: return CLONE_NEWUSER;
+        case NamespaceType::Cgroup: return CLONE_NEWCGROUP;
+        case NamespaceType::Time: return CLONE_NEWTIME;
+    }
+    return 0;
+}
+
+bool kernel_has_namespace(NamespaceType t) {
+    return fs::exists(std::string("/proc/self/ns/") + spec::namespace_proc_name(t));
+}
+
+static UniqueFd open_namespace(const std::string& path, NamespaceType t) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd)
+        throw_errno(std::string("open ") + spec::namespace_type_name(t) + " namespace " + path);
+    return fd;
+}
+
+static void order_user_first(NamespacePlan& plan) {
+    std::stable_partition(plan.join.begin(), plan.join.end(),
+                          [](const NamespaceJoin& j) { return j.type == NamespaceType::User; });
+}
+
+NamespacePlan plan_namespaces(const spec::Linux& linux_cfg) {
+    NamespacePlan plan;
+    for (const auto& ns : linux_cfg.namespaces) {
+        if (!kernel_has_namespace(ns.type))
+            throw Error(std::string("namespace ") + spec::namespace_type_name(ns.type) +
+                        " is not supported by this kernel");
+        if (!ns.path.empty()) {
+            plan.join.push_back({ns.type, open_namespace(ns.path, ns.type)});
+        } else if (ns.type == NamespaceType::User) {
+            plan.new_user = true;
+        } else {
+            plan.unshare_flags |= clone_flag(ns.type);
+        }
+    }
+    order_user_first(plan);
+    return plan;
+}
+
+static bool same_namespace(pid_t pid, const char* name) {
+    struct stat ours {}, theirs {};
+    std::string mine = std::string("/proc/self/ns/") + name;
+    std::string other = "/proc/" + std::to_string(pid) + "/ns/" + name;
+    if (::stat(mine.c_str(), &ours) != 0 || ::stat(other.c_str(), &theirs) != 0) return false;
+    return ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev;
+}
+
+NamespacePlan plan_join_process(pid_t pid, const spec::Linux& linux_cfg) {
+    NamespacePlan plan;
+    for (const auto& ns : linux_cfg.namespaces) {
+        const char* name = spec::namespace_proc_name(ns.type);
+        if (same_namespace(pid, name)) continue;
+        std::string path = "/proc/" + std::to_string(pid) + "/ns/" + name;
+        plan.join.push_back({ns.type, open_namespace(path, ns.type)});
+    }
+    order_user_first(plan);
+    return plan;
+}
+
+void join_namespaces(NamespacePlan& plan) {
+    for (auto& j : plan.join) {
+        if (::setns(j.fd.get(), clone_flag(j.type)) != 0)
+            throw_errno(std::string("setns ") + spec::namespace_type_name(j.type));
+        j.fd.reset();
+    }
+}
+
+void unshare_namespaces(int flags) {
+    if (flags != 0 && ::unshare(flags) != 0) throw_errno("unshare namespaces");
+}
+
+std::string format_id_map(const std::vector<spec::IdMapping>& map) {
+    std::string out;
+    for (const auto& m : map)
+        out += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
+               std::to_string(m.size) + "\n";
+    return out;
+}
+
+void write_id_mappings(pid_t pid, const std::vector<spec::IdMapping>& uid_map,
+                       const std::vector<spec::IdMapping>& gid_map) {
+    std::string base = "/proc/" + std::to_string(pid) + "/";
+    if (!uid_map.empty()) fs::write_file(base + "uid_map", format_id_map(uid_map));
+    if (!gid_map.empty()) fs::write_file(base + "gid_map", format_id_map(gid_map));
+}
+
+void write_time_offsets(const std::map<std::string, spec::TimeOffset>& offsets) {
+    std::string text;
+    for (const auto& [clock, off] : offsets)
+        text += clock + " " + std::to_string(off.secs) + " " + std::to_string(off.nanosecs) + "\n";
+    if (!text.empty()) fs::write_file("/proc/self/timens_offsets", text);
+}
+
+}  // namespace sandlock::os

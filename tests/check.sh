@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The body of `make check`: unit tests, integration tests (bats, as root), and a leak check.
+# Usage: BUILD=/abs/build tests/check.sh [--integration-only]
+# Environment: RUNTIME (default $BUILD/sandlock-runc) is the runtime the integration tests
+# drive; any runc-compatible binary works. Ends with one line "N passed, N failed, N skipped"
+# and exits non-zero when anything failed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+REPO=$PWD
+export BUILD=${BUILD:-$REPO/build}
+export RUNTIME=${RUNTIME:-$BUILD/sandlock-runc}
+# The whole bats run may take this long before it is stopped and counted as failed.
+BATS_RUN_TIMEOUT=${BATS_RUN_TIMEOUT:-2400}
+
+integration_only=0
+case "${1:-}" in
+--integration-only) integration_only=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--integration-only]" >&2
+	exit 2
+	;;
+esac
+
+passed=0
+failed=0
+skipped=0
+
+# sum_matches FILE REGEX: the sum of the first number of every line matching REGEX.
+sum_matches() {
+	grep -E "$2" "$1" | grep -oE '^ *[0-9]+' | awk '{s += $1} END {print s + 0}'
+}
+
+run_unit_tests() {
+	echo "# unit tests: $BUILD/unit-tests"
+	if [ ! -x "$BUILD/unit-tests" ]; then
+		echo "not ok - unit tests: $BUILD/unit-tests was not built"
+		failed=$((failed + 1))
+		return
+	fi
+	local log rc p f s
+	log=$(mktemp)
+	"$BUILD/unit-tests" --report_level=short 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	# Boost: "  N test cases out of M passed" (aborted cases are also counted as failed)
+	p=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ passed')
+	f=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ failed')
+	s=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ skipped')
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# a crash, or an error Boost did not count as a test case
+		echo "not ok - unit tests: $BUILD/unit-tests exited with status $rc"
+		f=1
+	fi
+	if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && ! grep -q 'No errors detected' "$log"; then
+		echo "not ok - unit tests: no Boost summary in the output"
+		f=$((f + 1))
+	fi
+	echo "# unit tests: $p passed, $f failed, $s skipped"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	rm -f "$log"
+}
+
+# count_tap FILE BATS_STATUS: adds bats' TAP results to the totals.
+count_tap() {
+	local tap=$1 rc=$2 ok not_ok skip planned ran
+	not_ok=$(grep -cE '^not ok ' "$tap")
+	skip=$(grep -cE '^ok [0-9]+ .*# skip' "$tap")
+	ok=$(($(grep -cE '^ok ' "$tap") - skip))
+	planned=$(grep -oE '^1\.\.[0-9]+' "$tap" | head -n 1 | cut -d. -f3)
+	ran=$((ok + not_ok + skip))
+	if [ -n "$planned" ] && [ "$ran" -lt "$planned" ]; then
+		echo "not ok - bats stopped after $ran of $planned tests"
+		not_ok=$((not_ok + planned - ran))
+	elif [ "$rc" -ne 0 ] && [ "$not_ok" -eq 0 ]; then
+		echo "not ok - bats exited with status $rc"
+		not_ok=$((not_ok + 1))
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + not_ok))
+	skipped=$((skipped + skip))
+}
+
+# Leak check: whatever the integration tests left behind after their teardowns, found
+# by the names and paths only tests use; reported, then cleaned so later runs start clean.
+leak_check() {
+	local work=$1 token=$2 leaks=() p m ns cg
+	local mounts pids=() cgroups netns states
+
+	mounts=$(findmnt -rn -o TARGET | grep -E "sandlock|$work" | sort -r)
+	[ -n "$mounts" ] && leaks+=("mounts: $(echo $mounts)")
+
+	states=$(find "$SANDLOCK_IT_ROOT" -mindepth 2 -maxdepth 2 2>/dev/null)
+	[ -n "$states" ] && leaks+=("state dirs: $(echo $states)")
+
+	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "*slit-$token-*" 2>/dev/null | sort -r)
+	[ -n "$cgroups" ] && leaks+=("cgroups: $(echo $cgroups)")
+
+	for p in /proc/[0-9]*; do
+		[ "${p#/proc/}" = $$ ] && continue
+		if [[ "$(cat "$p/root/.slit-bundle" 2>/dev/null)" == "$work"/* ]] ||
+			grep -q "slit-$token-" "$p/cgroup" 2>/dev/null ||
+			tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$work"; then
+			pids+=("${p#/proc/}")
+		fi
+	done
+	if [ ${#pids[@]} -gt 0 ]; then
+		local desc=""
+		for p in "${pids[@]}"; do
+			desc+="$p($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-60)) "
+		done
+		leaks+=("processes: $desc")
+	fi
+
+	netns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^slit-$token-")
+	[ -n "$netns" ] && leaks+=("network namespaces: $(echo $netns)")
+
+	if [ ${#leaks[@]} -eq 0 ]; then
+		echo "ok - leak check: no mounts, state, cgroups, processes or netns left by the tests"
+		passed=$((passed + 1))
+		return
+	fi
+	echo "not ok - leak check"
+	printf '#   %s\n' "${leaks[@]}"
+	failed=$((failed + 1))
+
+	# Clean up after a failure so the machine stays usable.
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	sleep 0.5
+	for m in $mounts; do umount -l "$m" 2>/dev/null; done
+	for ns in $netns; do ip netns delete "$ns" 2>/dev/null; done
+	for cg in $cgroups; do rmdir "$cg" 2>/dev/null; done
+}
+
+run_integration_tests() {
+	local files count
+	files=("$REPO"/integration/*.bats)
+	if [ "$(id -u)" -ne 0 ]; then
+		count=$(bats --count "${files[@]}" 2>/dev/null || echo 0)
+		echo "# integration tests skipped: they need root (running as uid $(id -u))"
+		skipped=$((skipped + count + 1))
+		return
+	fi
+	if ! command -v bats >/dev/null; then
+		echo "not ok - integration tests: bats is not installed (make deps)"
+		failed=$((failed + 1))
+		return
+	fi
+	echo "# integration tests: RUNTIME=$RUNTIME"
+
+	local work token rc
+	work=$(mktemp -d /tmp/sandlock-it.XXXXXX)
+	token=$(tr -dc 'a-z0-9' </dev/urandom | head -c 4)
+	export SANDLOCK_IT_ROOT=$work/root
+	export SANDLOCK_IT_TOKEN=$token
+	export SANDLOCK_IT_ROOTFS=/tmp/sandlock-it-rootfs-$(id -u)
+	mkdir -p "$work/tmp" "$SANDLOCK_IT_ROOT"
+
+	# shellcheck source=integration/rootfs.bash
+	source "$REPO/integration/rootfs.bash"
+	if ! ensure_busybox_rootfs "$SANDLOCK_IT_ROOTFS"; then
+		echo "not ok - integration tests: cannot build the busybox rootfs"
+		failed=$((failed + 1))
+		rm -rf "$work"
+		return
+	fi
+
+	TMPDIR=$work/tmp timeout --kill-after=30 "$BATS_RUN_TIMEOUT" \
+		bats --tap "${files[@]}" </dev/null 2>&1 | tee "$work/tap"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 124 ] && echo "not ok - bats was stopped after ${BATS_RUN_TIMEOUT}s"
+	count_tap "$work/tap" "$rc"
+
+	leak_check "$work" "$token"
+	rm -rf --one-file-system "$work" 2>/dev/null
+}
+
+if [ "$integration_only" -eq 0 ]; then
+	run_unit_tests
+fi
+run_integration_tests
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
