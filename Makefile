@@ -69,7 +69,7 @@ $(BUILD)/helpers/%: integration/helpers/%.c
 
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev busybox-static bats iproute2 \
-	util-linux procps python3 socat
+	util-linux procps jq socat iptables
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -155,7 +155,8 @@ run_integration_tests() {
 	token=$(tr -dc 'a-z0-9' </dev/urandom | head -c 4)
 	export SANDLOCK_IT_ROOT=$work/root
 	export SANDLOCK_IT_TOKEN=$token
-	export SANDLOCK_IT_ROOTFS=/tmp/sandlock-it-rootfs-$(id -u)
+	# cached across runs; a change to rootfs.bash makes a new one
+	export SANDLOCK_IT_ROOTFS=/tmp/sandlock-it-rootfs-$(id -u)-$(cksum <"$REPO/integration/rootfs.bash" | cut -d' ' -f1)
 	mkdir -p "$work/tmp" "$SANDLOCK_IT_ROOT"
 
 	# shellcheck source=integration/rootfs.bash

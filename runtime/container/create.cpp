@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hooks/hooks.hpp"
+#include "runtime/egress/policy.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
@@ -34,6 +35,12 @@ void validate_for_create(const spec::Config& cfg) {
     if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
         throw Error(".domainname: setting the domainname needs a uts namespace");
     os::validate_mounts(cfg);
+    // Fail closed: a bundle that asks for egress confinement must never run
+    // unconfined. The grammar is checked now; enforcement (Landlock, the
+    // notify filter and the shim) is not in this build yet.
+    if (egress::parse_policy(cfg.annotations).active())
+        throw Error("io.sandlock.network: egress confinement is not enforced by this build; "
+                    "refusing to run the container unconfined");
     if (cfg.linux.seccomp && os::seccomp_enabled(*cfg.linux.seccomp))
         os::validate_seccomp(*cfg.linux.seccomp);
 }
@@ -70,7 +77,9 @@ UniqueFd move_above(UniqueFd fd, int passed) {
 }
 
 UniqueFd make_exec_fifo(const std::string& path) {
+    // 0622 whatever our umask: init may write it after switching to a non-root user.
     if (::mkfifo(path.c_str(), 0622) != 0) throw_errno("mkfifo " + path);
+    if (::chmod(path.c_str(), 0622) != 0) throw_errno("chmod " + path);
     UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
     if (!fd) throw_errno("open " + path);
     return fd;
