@@ -202,6 +202,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     if (!cfg.process->terminal && !opts.console_socket.empty())
         throw Error("cannot use console socket if runc will not detach or allocate tty");
     const std::string rootfs = resolve_rootfs(cfg, bundle);
+    add_listen_env(cfg.process->env);
 
     store.create_dir(opts.id);
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });

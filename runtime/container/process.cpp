@@ -69,7 +69,10 @@ std::string lookup_executable(const std::string& arg0, const std::vector<std::st
     throw Error(prefix + "executable file not found in $PATH");
 }
 
+// systemd socket activation: the fds are ours only if LISTEN_PID names us.
 static int listen_fds_from_env() {
+    const char* pid = ::getenv("LISTEN_PID");
+    if (!pid || std::atoi(pid) != ::getpid()) return 0;
     const char* v = ::getenv("LISTEN_FDS");
     if (!v || !*v) return 0;
     int n = std::atoi(v);

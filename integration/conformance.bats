@@ -1,0 +1,510 @@
+#!/usr/bin/env bats
+# OCI conformance beyond the basics: user and time namespaces, --no-pivot, fd passing
+# (--preserve-fds, LISTEN_FDS), the runtime's own pty for a foreground `run`, the seccomp
+# listener protocol, special mounts and mount options, process/linux extras (oomScoreAdj,
+# personality, domainname, rootfsPropagation), `features`, cgroupsPath forms and logging.
+# runc's behaviour is the reference: `RUNTIME=$(which runc) bats integration/conformance.bats`.
+
+load helpers
+
+setup() {
+	common_setup
+	CGROUP_DIRS=()
+}
+
+teardown() {
+	common_teardown
+	# cgroups a test asked for by path (relative to each hierarchy's root), in every
+	# hierarchy: deepest first, only empty ones (a runtime may leave them behind)
+	local i h
+	for ((i = ${#CGROUP_DIRS[@]} - 1; i >= 0; i--)); do
+		for h in /sys/fs/cgroup/*/; do
+			[ -d "$h${CGROUP_DIRS[i]}" ] && rmdir "$h${CGROUP_DIRS[i]}" 2>/dev/null
+		done
+	done
+	return 0
+}
+
+# rt_fds ARGS...: the runtime with this test's --root, keeping the caller's fd 3 (rt
+# closes it). Only for commands whose fd 3 the test redirected itself.
+rt_fds() {
+	timeout --kill-after=5 "$RT_TIMEOUT" "$RUNTIME" --root "$TEST_ROOT" "$@"
+}
+
+# run_in BUNDLE_FILTERS... -- WORDS...: runs WORDS in the foreground in a fresh
+# container made with the filters; $status and $output as from bats' run.
+run_in() {
+	local filters=() id
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		filters+=("$1")
+		shift
+	done
+	shift
+	new_id id
+	make_bundle "b-$id" "${filters[@]}" "$(args "$@")"
+	run_container "$id" "$BUNDLE"
+	echo "status $status: $output"
+}
+
+# start_sleeper ID BUNDLE [CREATE_ARGS...]: create + start, wait until running.
+start_sleeper() {
+	local id=$1 bundle=$2
+	shift 2
+	create_container "$id" "$bundle" "$@" || return
+	rt start "$id" </dev/null || { echo "start $id failed" >&2; return 1; }
+	wait_status "$id" running
+}
+
+# wait_line FILE TEXT [SECONDS]: waits until FILE has the line TEXT.
+wait_line() {
+	local deadline=$((SECONDS + ${3:-10}))
+	until grep -qxF -- "$2" "$1" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "timed out waiting for line '$2' in $1: $(cat "$1" 2>&1)" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# host_cgroup PID CONTROLLER: PID's cgroup path in that v1 hierarchy (or "" = unified).
+host_cgroup() {
+	awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) { print $3; exit } }
+		c == "" && $2 == "" { print $3; exit }' "/proc/$1/cgroup"
+}
+
+# searchable_path DIR: every directory from DIR up to / gets o+x (bats' tmp dirs are 0700).
+searchable_path() {
+	local d=$1
+	while [ "$d" != / ]; do
+		chmod o+x "$d" || return
+		d=$(dirname "$d")
+	done
+}
+
+# mounts_outside DIR KEEP: host mount points under DIR that are not under KEEP.
+mounts_outside() {
+	findmnt -rn -o TARGET | grep -F "$1" | grep -vF "$2" || true
+}
+
+# ---------------------------------------------------------------- 1. user namespace
+
+@test "user namespace: uid/gid mappings, root inside is uid 100000 on the host" {
+	new_id ID
+	make_bundle b '.linux.namespaces += [{type: "user"}]' \
+		'.linux.uidMappings = [{containerID: 0, hostID: 100000, size: 65536}]' \
+		'.linux.gidMappings = [{containerID: 0, hostID: 100000, size: 65536}]' \
+		"$(args sh -c 'cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user; echo ready; exec sleep 1000')"
+	chown -R 100000:100000 "$BUNDLE/rootfs"
+	# root of the new user namespace is uid 100000 on the host: it must reach the rootfs
+	searchable_path "$BUNDLE"
+	start_sleeper "$ID" "$BUNDLE"
+	wait_line "$BUNDLE/init.out" ready
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
+	mapfile -t out <"$BUNDLE/init.out"
+	[ "$(echo ${out[0]})" = "0 100000 65536" ]
+	[ "$(echo ${out[1]})" = "0 100000 65536" ]
+	[ "${out[2]}" = 0 ]
+	[ "${out[3]}" = 0 ]
+	[ "${out[4]}" != "$(host_ns user)" ]
+	pid=$(state_of "$ID" pid)
+	[ "$pid" -gt 0 ]
+	grep -E '^(Uid|Gid):' "/proc/$pid/status"
+	[ "$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")" = "100000 100000 100000 100000" ]
+	[ "$(awk '/^Gid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")" = "100000 100000 100000 100000" ]
+	# exec joins the user namespace too
+	run rt exec "$ID" sh -c 'id -u; readlink /proc/self/ns/user'
+	echo "exec: $status: $output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = 0 ]
+	[ "${lines[1]}" = "${out[4]}" ]
+}
+
+# ---------------------------------------------------------------- 2. --no-pivot
+
+@test "--no-pivot: create/start work and the rootfs is /" {
+	new_id ID
+	make_bundle b "$(args sh -c 'cat /.slit-bundle; stat -c %i /; cd / && pwd; ls /bin/busybox')"
+	create_container "$ID" "$BUNDLE" --no-pivot
+	rt start "$ID" </dev/null
+	wait_status "$ID" stopped
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
+	mapfile -t out <"$BUNDLE/init.out"
+	[ "${out[0]}" = "$BUNDLE" ]
+	[ "${out[1]}" = "$(stat -c %i "$BUNDLE/rootfs")" ]
+	[ "${out[2]}" = / ]
+	[ "${out[3]}" = /bin/busybox ]
+	[ ! -s "$BUNDLE/init.err" ]
+	# and run --no-pivot in the foreground
+	new_id ID2
+	make_bundle b2 "$(args cat /.slit-bundle)"
+	run_container "$ID2" "$BUNDLE" --no-pivot
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$BUNDLE" ]
+}
+
+# ---------------------------------------------------------------- 3. time namespace
+
+@test "time namespace: timeOffsets shift boottime and monotonic" {
+	[ -e /proc/self/ns/time ] || skip "the kernel has no time namespaces"
+	host_up=$(cut -d. -f1 /proc/uptime)
+	run_in '.linux.namespaces += [{type: "time"}]' \
+		'.linux.timeOffsets = {boottime: {secs: 86400, nanosecs: 0}, monotonic: {secs: 3600, nanosecs: 0}}' -- \
+		sh -c 'cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" -ge $((host_up + 86400)) ]
+	[ "${lines[0]}" -lt $((host_up + 86400 + 60)) ]
+	[ "${lines[1]}" != "$(host_ns time)" ]
+}
+
+# ---------------------------------------------------------------- 4. fd passing
+
+@test "--preserve-fds 1: the container writes to the caller's fd 3" {
+	new_id ID
+	make_bundle b "$(args sh -c 'echo via-fd3 > /proc/self/fd/3 && echo wrote; ls /proc/self/fd/4 2>&1 || echo no-fd4')"
+	file=$BATS_TEST_TMPDIR/fd3.out
+	: >"$BATS_TEST_TMPDIR/fd4.out"
+	rt_fds run --preserve-fds 1 --bundle "$BUNDLE" "$ID" 3>"$file" 4>"$BATS_TEST_TMPDIR/fd4.out" \
+		>"$BUNDLE/run.out" 2>"$BUNDLE/run.err" </dev/null
+	status=$?
+	cat "$BUNDLE/run.out" "$BUNDLE/run.err"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$file")" = via-fd3 ]
+	grep -qx wrote "$BUNDLE/run.out"
+	# only the one fd asked for is passed
+	grep -qx no-fd4 "$BUNDLE/run.out"
+}
+
+@test "LISTEN_FDS=1: fd 3 is passed, LISTEN_FDS=1 and LISTEN_PID=1 are set" {
+	new_id ID
+	make_bundle b "$(args sh -c 'echo "LISTEN_FDS=$LISTEN_FDS"; echo "LISTEN_PID=$LISTEN_PID"; echo via-listen >&3 && echo wrote')"
+	file=$BATS_TEST_TMPDIR/listen.out
+	# systemd's protocol: LISTEN_PID is the pid of the process the fds are for (the
+	# runtime: exec keeps the shell's pid)
+	timeout --kill-after=5 "$RT_TIMEOUT" sh -c 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"' sh \
+		"$RUNTIME" --root "$TEST_ROOT" run --bundle "$BUNDLE" "$ID" \
+		3>"$file" >"$BUNDLE/run.out" 2>"$BUNDLE/run.err" </dev/null
+	status=$?
+	cat "$BUNDLE/run.out" "$BUNDLE/run.err"
+	[ "$status" -eq 0 ]
+	grep -qx LISTEN_FDS=1 "$BUNDLE/run.out"
+	grep -qx LISTEN_PID=1 "$BUNDLE/run.out"
+	grep -qx wrote "$BUNDLE/run.out"
+	[ "$(cat "$file")" = via-listen ]
+}
+
+# ---------------------------------------------------------------- 5. foreground pty
+
+@test "run with process.terminal and no console socket proxies its own pty" {
+	command -v script >/dev/null || skip "script (util-linux) is not installed"
+	new_id ID
+	make_bundle b '.process.terminal = true' "$(args sh -c 'echo hello-from-tty; tty; exit 3')"
+	cmd=$(printf '%q ' "$RUNTIME" --root "$TEST_ROOT" run --bundle "$BUNDLE" "$ID")
+	run timeout --kill-after=5 "$RT_TIMEOUT" script -qec "$cmd" /dev/null </dev/null
+	# \r from the pty; the pty echoes the EOF of script's /dev/null stdin as ^@
+	output=${output//$'\r'/}
+	output=${output//'^@'/}
+	echo "status $status: $output"
+	[ "$status" -eq 3 ]
+	grep -qx hello-from-tty <<<"$output"
+	grep -qxE '/dev/pts/[0-9]+' <<<"$output"
+	run rt state "$ID"
+	[ "$status" -ne 0 ]
+	assert_no_leftovers "$ID" "$BUNDLE"
+}
+
+# ---------------------------------------------------------------- 6. seccomp listener
+
+@test "seccomp listenerPath: the agent gets the state and fd, its errno reaches the process" {
+	new_id ID
+	sock=$BATS_TEST_TMPDIR/agent.sock
+	json=$BATS_TEST_TMPDIR/agent.json
+	make_bundle b "$(args sh -c 'read go < /go; mkdir /tmp/notified; echo "mkdir rc=$?"; touch /tmp/file; echo "touch rc=$?"')" \
+		".linux.seccomp = {defaultAction: \"SCMP_ACT_ALLOW\", architectures: [\"SCMP_ARCH_X86_64\"],
+			listenerPath: \"$sock\", listenerMetadata: \"meta\",
+			syscalls: [{names: [\"mkdir\", \"mkdirat\"], action: \"SCMP_ACT_NOTIFY\"}]}"
+	mkfifo "$BUNDLE/rootfs/go"
+	SECCOMP_LISTENER_TIMEOUT=30 "$(helper seccomp_listener)" "$sock" "$json" 13
+	create_container "$ID" "$BUNDLE"
+	pid=$(state_of "$ID" pid)
+	rt start "$ID" </dev/null
+	wait_file "$json"
+	cat "$json"
+	echo go >"$BUNDLE/rootfs/go"
+	wait_status "$ID" stopped
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
+	jq -e '.ociVersion | type == "string" and length > 0' "$json"
+	jq -e '.fds == ["seccompFd"]' "$json"
+	[ "$(jq -r .pid "$json")" = "$pid" ]
+	[ "$(jq -r .metadata "$json")" = meta ]
+	[ "$(jq -r .state.id "$json")" = "$ID" ]
+	[ "$(jq -r .state.pid "$json")" = "$pid" ]
+	grep -qx 'mkdir rc=1' "$BUNDLE/init.out"
+	grep -q 'Permission denied' "$BUNDLE/init.err"
+	grep -qx 'touch rc=0' "$BUNDLE/init.out"
+	[ ! -e "$BUNDLE/rootfs/tmp/notified" ]
+	[ -e "$BUNDLE/rootfs/tmp/file" ]
+	wait_file "$json.count"
+	[ "$(cat "$json.count")" -ge 1 ]
+}
+
+# ---------------------------------------------------------------- 7. mounts
+
+@test "mqueue is mounted at /dev/mqueue" {
+	run_in '.mounts |= map(select(.destination != "/dev/mqueue")) + [{destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]}]' -- \
+		sh -c 'grep " /dev/mqueue " /proc/self/mountinfo'
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(awk '{for (i = 7; i < NF; i++) if ($i == "-") {print $(i + 1); exit}}' <<<"$output")" = mqueue ]
+}
+
+@test "a ro cgroup mount at /sys/fs/cgroup shows the container's own cgroups" {
+	new_id ID
+	make_bundle b "$(args sleep 1000)" \
+		'.mounts |= map(select(.destination != "/sys/fs/cgroup")) + [{destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"]}]'
+	start_sleeper "$ID" "$BUNDLE"
+	pid=$(state_of "$ID" pid)
+	cg=$(host_cgroup "$pid" pids)
+	echo "host pids cgroup of $pid: $cg"
+	[ -n "$cg" ] && [ "$cg" != / ]
+	run rt exec "$ID" sh -c 'stat -c %i /sys/fs/cgroup/pids; cat /sys/fs/cgroup/pids/pids.max; cat /sys/fs/cgroup/pids/cgroup.procs | head -1;
+		grep :pids: /proc/self/cgroup; mkdir /sys/fs/cgroup/pids/slit-sub; echo "mkdir rc=$?"'
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	# the directory mounted there is the container's pids cgroup on the host
+	[ "${lines[0]}" = "$(stat -c %i "/sys/fs/cgroup/pids$cg")" ]
+	[ "${lines[1]}" = "$(cat "/sys/fs/cgroup/pids$cg/pids.max")" ]
+	[ "${lines[2]}" = 1 ]
+	# /proc/self/cgroup names the same cgroup as the host sees (or / inside a cgroupns)
+	inside=${lines[3]##*:pids:}
+	[ "$inside" = "$cg" ] || [ "$inside" = / ]
+	grep -q 'mkdir rc=1' <<<"$output"
+	grep -qi 'read-only' <<<"$output"
+	[ ! -e "/sys/fs/cgroup/pids$cg/slit-sub" ]
+}
+
+@test "tmpfs with tmpcopyup keeps the files of the rootfs directory" {
+	new_id ID
+	make_bundle b "$(args sh -c 'cat /data/keep; ls /data/sub; echo new > /data/new; grep " /data " /proc/self/mountinfo')" \
+		'.mounts += [{destination: "/data", type: "tmpfs", source: "tmpfs", options: ["tmpcopyup", "size=1m"]}]'
+	mkdir -p "$BUNDLE/rootfs/data/sub"
+	echo kept >"$BUNDLE/rootfs/data/keep"
+	touch "$BUNDLE/rootfs/data/sub/inner"
+	run_container "$ID" "$BUNDLE"
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = kept ]
+	[ "${lines[1]}" = inner ]
+	grep -q ' - tmpfs ' <<<"${lines[2]}"
+	# the tmpfs is a copy: the rootfs itself is unchanged
+	[ ! -e "$BUNDLE/rootfs/data/new" ]
+}
+
+@test "nosuid,nodev,noexec on a tmpfs show in mountinfo" {
+	run_in '.mounts += [{destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", "size=8m"]},
+		{destination: "/plain", type: "tmpfs", source: "tmpfs", options: ["size=8m"]}]' -- \
+		sh -c 'grep " /scratch " /proc/self/mountinfo; grep " /plain " /proc/self/mountinfo;
+			cp /bin/busybox /scratch/true && /scratch/true; echo "exec rc=$?";
+			cp /bin/busybox /plain/true && /plain/true; echo "plain exec rc=$?"'
+	[ "$status" -eq 0 ]
+	opts=$(awk '{print $6}' <<<"${lines[0]}")
+	echo "scratch: $opts"
+	[[ ,$opts, == *,nosuid,* ]]
+	[[ ,$opts, == *,nodev,* ]]
+	[[ ,$opts, == *,noexec,* ]]
+	plain=$(awk '{print $6}' <<<"${lines[1]}")
+	[[ ,$plain, != *,noexec,* ]]
+	grep -qx 'exec rc=126' <<<"$output"
+	grep -qx 'plain exec rc=0' <<<"$output"
+}
+
+@test "a mount destination that is a symlink out of the rootfs stays inside the rootfs" {
+	new_id ID
+	outside=$BATS_TEST_TMPDIR/outside
+	mkdir -p "$outside"
+	echo host-file >"$outside/marker"
+	make_bundle b "$(args sh -c 'echo from-container > /evil/written; ls /evil; readlink /evil; grep -E " /(outside|evil) " /proc/self/mountinfo; exec sleep 1000')" \
+		'.mounts += [{destination: "/evil", type: "tmpfs", source: "tmpfs", options: ["size=1m"]}]'
+	# from the host, rootfs/evil resolves to $BATS_TEST_TMPDIR/outside
+	ln -s ../../outside "$BUNDLE/rootfs/evil"
+	[ "$(readlink -f "$BUNDLE/rootfs/evil")" = "$outside" ]
+	start_sleeper "$ID" "$BUNDLE"
+	sleep 0.3
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
+	# nothing was mounted on the host outside the bundle
+	findmnt -rn -o TARGET | grep -F "$BATS_TEST_TMPDIR" || true
+	[ -z "$(mounts_outside "$BATS_TEST_TMPDIR" "$BUNDLE/")" ]
+	[ -z "$(findmnt -rn -o TARGET | grep -F "$outside")" ]
+	[ "$(ls "$outside")" = marker ]
+	[ "$(cat "$outside/marker")" = host-file ]
+	# inside, the write went to the tmpfs, which lies in the rootfs
+	grep -qx written "$BUNDLE/init.out"
+	# (a bare `! cmd` would not fail a bats test: set -e ignores it)
+	! grep -qx marker "$BUNDLE/init.out" || false
+	# the symlink resolved within the rootfs: /evil -> ../../outside is /outside
+	grep -qE '^[0-9]+ [0-9]+ [^ ]+ / /outside .* - tmpfs ' "$BUNDLE/init.out"
+	rt kill "$ID" KILL
+	wait_status "$ID" stopped
+}
+
+# ---------------------------------------------------------------- 8. process/linux extras
+
+@test "oomScoreAdj sets /proc/self/oom_score_adj" {
+	run_in '.process.oomScoreAdj = 500' -- cat /proc/self/oom_score_adj
+	[ "$status" -eq 0 ]
+	[ "$output" = 500 ]
+	[ "$(cat /proc/self/oom_score_adj)" != 500 ]
+}
+
+@test "personality LINUX32 makes uname -m a 32-bit machine" {
+	[ "$(uname -m)" = x86_64 ] || skip "only meaningful on x86_64"
+	run_in '.linux.personality = {domain: "LINUX32"}' -- uname -m
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^i[3-6]86$ ]]
+	run_in -- uname -m
+	[ "$output" = x86_64 ]
+}
+
+@test "domainname sets the NIS domain name in the container's uts namespace" {
+	host=$(cat /proc/sys/kernel/domainname)
+	run_in '.domainname = "slit-domain"' -- cat /proc/sys/kernel/domainname
+	[ "$status" -eq 0 ]
+	[ "$output" = slit-domain ]
+	[ "$(cat /proc/sys/kernel/domainname)" = "$host" ]
+}
+
+@test "rootfsPropagation private: / has no peers and host mounts do not propagate" {
+	# make the bundle's mount shared, so that only the runtime can make / private
+	mkdir -p "$BATS_TEST_TMPDIR/shared"
+	mount --bind "$BATS_TEST_TMPDIR/shared" "$BATS_TEST_TMPDIR/shared"
+	TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
+	mount --make-shared "$BATS_TEST_TMPDIR/shared"
+	new_id ID
+	make_bundle shared/b "$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo; exec sleep 1000')" \
+		'.linux.rootfsPropagation = "private"' \
+		'.mounts += [{destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m"]}]'
+	mkdir -p "$BUNDLE/rootfs/mnt/sub"
+	start_sleeper "$ID" "$BUNDLE"
+	mount -t tmpfs slit-private "$BUNDLE/rootfs/mnt/sub"
+	TEST_MOUNTS+=("$BUNDLE/rootfs/mnt/sub")
+	touch "$BUNDLE/rootfs/mnt/sub/host-marker"
+	run rt exec "$ID" sh -c 'ls /mnt/sub; grep -c " /scratch " /proc/self/mountinfo'
+	root=$(cat "$BUNDLE/init.out")
+	echo "exec $status: $output; root: $root"
+	[ "$status" -eq 0 ]
+	[ -n "$root" ]
+	! grep -qE ' (shared|master):' <<<"$root" || false
+	# the host's new mount is not seen inside, the container's own mounts are
+	[ "$output" = 1 ]
+	# nothing the container mounted came back to the host
+	[ -z "$(findmnt -rn -o TARGET | grep -F "$BUNDLE/" | grep -vF "$BUNDLE/rootfs/mnt/sub")" ]
+}
+
+# ---------------------------------------------------------------- 9. features
+
+@test "features prints JSON with versions, hooks, namespaces, seccomp, caps, mount options" {
+	run rt features
+	echo "$output"
+	[ "$status" -eq 0 ]
+	jq -e . <<<"$output" >/dev/null
+	jq -e '.ociVersionMin | test("^1\\.0\\.")' <<<"$output"
+	jq -e '.ociVersionMax | test("^1\\.")' <<<"$output"
+	jq -e '.hooks | sort == (["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] | sort)' <<<"$output"
+	for ns in cgroup ipc mount network pid user uts time; do
+		jq -e --arg ns "$ns" '.linux.namespaces | index($ns) != null' <<<"$output" || { echo "namespace $ns missing"; false; }
+	done
+	jq -e '.linux.seccomp.enabled == true' <<<"$output"
+	for a in SCMP_ACT_ALLOW SCMP_ACT_ERRNO SCMP_ACT_KILL SCMP_ACT_TRAP SCMP_ACT_NOTIFY SCMP_ACT_LOG; do
+		jq -e --arg a "$a" '.linux.seccomp.actions | index($a) != null' <<<"$output" || { echo "action $a missing"; false; }
+	done
+	jq -e '.linux.seccomp.archs | index("SCMP_ARCH_X86_64") != null' <<<"$output"
+	for c in CAP_SYS_ADMIN CAP_CHOWN CAP_NET_ADMIN CAP_CHECKPOINT_RESTORE; do
+		jq -e --arg c "$c" '.linux.capabilities | index($c) != null' <<<"$output" || { echo "capability $c missing"; false; }
+	done
+	for o in tmpcopyup rbind ro nosuid rprivate; do
+		jq -e --arg o "$o" '.mountOptions | index($o) != null' <<<"$output" || { echo "mount option $o missing"; false; }
+	done
+}
+
+# ---------------------------------------------------------------- 10. cgroupsPath
+
+@test "cgroupsPath absolute: dirs exist while running and are all gone after delete" {
+	new_id ID
+	top=sandlock-it-$RUN_TOKEN-$BATS_SUITE_TEST_NUMBER
+	CGROUP_DIRS+=("$top" "$top/c1")
+	[ ! -e "/sys/fs/cgroup/pids/$top" ]
+	make_bundle b "$(args sleep 1000)" ".linux.cgroupsPath = \"/$top/c1\""
+	start_sleeper "$ID" "$BUNDLE"
+	pid=$(state_of "$ID" pid)
+	[ -d "/sys/fs/cgroup/pids/$top/c1" ]
+	[ -d "/sys/fs/cgroup/unified/$top/c1" ]
+	grep -qx "$pid" "/sys/fs/cgroup/pids/$top/c1/cgroup.procs"
+	grep -qx "$pid" "/sys/fs/cgroup/unified/$top/c1/cgroup.procs"
+	[ "$(host_cgroup "$pid" pids)" = "/$top/c1" ]
+	rt kill "$ID" KILL
+	wait_status "$ID" stopped
+	rt delete "$ID"
+	left=$(find /sys/fs/cgroup -maxdepth 2 -name "$top" 2>/dev/null)
+	echo "left: $left"
+	[ -z "$left" ]
+}
+
+@test "cgroupsPath systemd form with --systemd-cgroup: slice/prefix-id.scope, removed on delete" {
+	new_id ID
+	slice_existed=false
+	[ -d /sys/fs/cgroup/pids/system.slice ] && slice_existed=true
+	scope=system.slice/sandlock-$ID.scope
+	$slice_existed || CGROUP_DIRS+=(system.slice)
+	CGROUP_DIRS+=("$scope")
+	make_bundle b "$(args sleep 1000)" ".linux.cgroupsPath = \"system.slice:sandlock:$ID\""
+	run rtq --systemd-cgroup create --bundle "$BUNDLE" --pid-file "$BUNDLE/pid" "$ID"
+	echo "create: $status: $output"
+	[ "$status" -eq 0 ]
+	rt --systemd-cgroup start "$ID"
+	wait_status "$ID" running
+	pid=$(state_of "$ID" pid)
+	[ -d "/sys/fs/cgroup/pids/$scope" ]
+	grep -qx "$pid" "/sys/fs/cgroup/pids/$scope/cgroup.procs"
+	[ "$(host_cgroup "$pid" pids)" = "/$scope" ]
+	rt --systemd-cgroup delete --force "$ID"
+	[ ! -e "/sys/fs/cgroup/pids/$scope" ]
+	[ ! -e "/sys/fs/cgroup/unified/$scope" ]
+	if $slice_existed; then
+		[ -d /sys/fs/cgroup/pids/system.slice ]
+	else
+		# the runtime created system.slice for this container: gone with it
+		[ ! -e /sys/fs/cgroup/pids/system.slice ]
+	fi
+}
+
+# ---------------------------------------------------------------- 11. logging
+
+@test "--log-format json --log: a successful create writes no error line" {
+	new_id ID
+	make_bundle b "$(args sleep 1000)"
+	log=$BATS_TEST_TMPDIR/log.json
+	run rtq --log "$log" --log-format json create --bundle "$BUNDLE" "$ID"
+	echo "create: $status: $output"
+	[ "$status" -eq 0 ]
+	[ "$(state_of "$ID" status)" = created ]
+	cat "$log" 2>/dev/null || true
+	if [ -s "$log" ]; then
+		# every line is a JSON object, none at level error
+		jq -e -s 'all(type == "object")' "$log"
+		[ "$(jq -r -s 'map(select(.level == "error")) | length' "$log")" = 0 ]
+	fi
+}
+
+@test "--debug with --criu: a debug line says criu is not supported" {
+	log=$BATS_TEST_TMPDIR/debug.json
+	run rt --debug --log "$log" --log-format json --criu /x list
+	echo "list: $status: $output"
+	cat "$log" 2>/dev/null || true
+	[ "$status" -eq 0 ]
+	all=$(cat "$log" 2>/dev/null; echo "$output")
+	line=$(grep -i criu <<<"$all" | head -1)
+	[ -n "$line" ]
+	grep -qiE 'not supported|unsupported' <<<"$line"
+	[ "$(jq -r .level <<<"$line" 2>/dev/null)" = debug ] || grep -qi debug <<<"$line"
+}
