@@ -83,6 +83,20 @@ count_tap() {
 	skipped=$((skipped + skip))
 }
 
+# test_processes WORK TOKEN: pids of live (non-zombie) processes the tests started.
+test_processes() {
+	local work=$1 token=$2 p
+	for p in /proc/[0-9]*; do
+		[ "${p#/proc/}" = $$ ] && continue
+		[ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue
+		if [[ "$(cat "$p/root/.slit-bundle" 2>/dev/null)" == "$work"/* ]] ||
+			grep -q "slit-$token-" "$p/cgroup" 2>/dev/null ||
+			tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$work"; then
+			echo "${p#/proc/}"
+		fi
+	done
+}
+
 # Leak check: whatever the integration tests left behind after their teardowns, found
 # by the names and paths only tests use; reported, then cleaned so later runs start clean.
 leak_check() {
@@ -98,13 +112,15 @@ leak_check() {
 	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "*slit-$token-*" 2>/dev/null | sort -r)
 	[ -n "$cgroups" ] && leaks+=("cgroups: $(echo $cgroups)")
 
-	for p in /proc/[0-9]*; do
-		[ "${p#/proc/}" = $$ ] && continue
-		if [[ "$(cat "$p/root/.slit-bundle" 2>/dev/null)" == "$work"/* ]] ||
-			grep -q "slit-$token-" "$p/cgroup" 2>/dev/null ||
-			tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$work"; then
-			pids+=("${p#/proc/}")
-		fi
+	# Processes still exiting (a container's init being reaped by its subreaper) are
+	# given a moment; zombies hold nothing but a pid and are not leaks.
+	local tries
+	for tries in 1 2 3 4 5 6 7 8 9 10; do
+		test_processes "$work" "$token" | grep -q . || break
+		sleep 0.2
+	done
+	for p in $(test_processes "$work" "$token"); do
+		pids+=("$p")
 	done
 	if [ ${#pids[@]} -gt 0 ]; then
 		local desc=""

@@ -1,6 +1,7 @@
 #include "runtime/container/sync.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "runtime/util/error.hpp"
 #include "runtime/util/unix_socket.hpp"
@@ -19,6 +20,8 @@ const char* sync_type_name(SyncType t) {
         case SyncType::Console: return "Console";
         case SyncType::SeccompListener: return "SeccompListener";
         case SyncType::SeccompDone: return "SeccompDone";
+        case SyncType::EgressListener: return "EgressListener";
+        case SyncType::EgressDone: return "EgressDone";
         case SyncType::Ready: return "Ready";
         case SyncType::Error: return "Error";
     }
@@ -35,7 +38,18 @@ std::pair<SyncSocket, SyncSocket> SyncSocket::make_pair() {
 void SyncSocket::send(SyncType type, const std::string& payload, int fd) {
     std::string packet(1, static_cast<char>(type));
     packet += payload;
-    unix_socket::send_with_fd(fd_.get(), packet, fd);
+    if (fd >= 0) {
+        unix_socket::send_with_fd(fd_.get(), packet, fd);
+        return;
+    }
+    // write(), not sendmsg(): once the egress filter is installed, sendmsg
+    // waits for the shim, which does not exist yet while init talks to us.
+    ssize_t n;
+    do {
+        n = ::write(fd_.get(), packet.data(), packet.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) throw_errno("sync write");
+    if (static_cast<size_t>(n) != packet.size()) throw Error("sync write: short write");
 }
 
 SyncMessage SyncSocket::recv() {

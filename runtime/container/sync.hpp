@@ -25,15 +25,25 @@
 //                                                                read-only paths, sysctl,
 //                                                                hostname, rlimits, pty
 //   send to --console-socket <──────────────────────────────────── Console(fd)
+//   [egress policy] take the  <────────────────────────────────── EgressListener(n)
+//     notify listener fd n with                                  (after Landlock and the
+//     pidfd_getfd, keep it for                                   egress notify filter)
+//     the shim; EgressDone ───────────────────────────────────>
 //   [OCI listenerPath] take fd <──────────────────────────────────── SeccompListener(n)
 //     with pidfd_getfd, send it
 //   SeccompDone ──────────────────────────────────────────────>  caps/user, executable
 //                                                                looked up in $PATH
+//   [egress] start the shim with the listener (before Ready is acknowledged
+//   by exiting, so no process of the container ever runs unsupervised)
 //   write state.json, pid-file <──────────────────────────────── Ready
 //   exit 0                                                       open(exec.fifo, O_WRONLY)
 //                                                                blocks...
 //   `start`: open(exec.fifo, O_RDONLY), read one byte ─────────> unblocked: startContainer
 //            unlink exec.fifo, poststart hooks                   hooks, execve(args)
+//
+// Messages without an fd are sent with write(), never sendmsg(): after the
+// egress filter is installed, init's sendmsg would wait for a shim that is
+// only started once create has the listener.
 //
 // Either side failing: a process that fails sends Error(message) and exits 1.
 // The parent treats Error, EOF or an unexpected message as failure: it kills
@@ -63,6 +73,8 @@ enum class SyncType : uint8_t {
     Console,
     SeccompListener,
     SeccompDone,
+    EgressListener,
+    EgressDone,
     Ready,
     Error,
 };
