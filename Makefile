@@ -65,11 +65,14 @@ $(ASAN)/unit-tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
 
 $(BUILD)/helpers/%: integration/helpers/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -lpthread
+	$(CC) $(CFLAGS) $(HELPER_LDFLAGS) -o $@ $< -lpthread
+
+# Runs inside the busybox rootfs, which has no libc.
+$(BUILD)/helpers/egress_probe: HELPER_LDFLAGS = -static
 
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev busybox-static bats iproute2 \
-	util-linux procps jq socat iptables
+	util-linux procps jq socat iptables nftables
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

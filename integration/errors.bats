@@ -169,16 +169,6 @@ create_fails() {
 	jq -e '.time' <<<"$last"
 }
 
-# Egress enforcement is not in this build: a bundle asking for it must never run
-# unconfined. (When enforcement lands, these become the egress suite's bad-input cases.)
-@test "io.sandlock.network.allow is refused, not ignored, while enforcement is missing" {
-	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotation"
-	new_id ID
-	make_bundle b '.annotations["io.sandlock.network.allow"] = "10.213.0.1:80"'
-	create_fails "$ID"
-	assert_fails_cleanly "$ID" "$BUNDLE" 'io\.sandlock\.network: egress confinement is not enforced'
-}
-
 @test "a bad io.sandlock.network.allow rule names the rule and the reason" {
 	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotation"
 	new_id ID

@@ -144,6 +144,12 @@ std::vector<pid_t> FsManager::pids() const {
 }
 
 void FsManager::destroy() {
+    // Frozen tasks do not act on SIGKILL (v1): thaw, so the kill the caller
+    // sent takes effect and the cgroup can drain.
+    try {
+        if (exists() && frozen()) thaw();
+    } catch (const Error&) {
+    }
     auto deadline = Clock::now() + kBusyTimeout;
     std::string first_error;
     auto note = [&](const std::string& dir, int err) {

@@ -19,6 +19,7 @@
 
 #include "runtime/cgroups/hierarchy.hpp"
 #include "runtime/cgroups/path.hpp"
+#include "runtime/cgroups/resources.hpp"
 
 namespace sandlock::cgroups {
 
@@ -34,7 +35,8 @@ public:
     // Processes in the cgroup, from the authoritative hierarchy's cgroup.procs
     // (v1/hybrid: the devices hierarchy, like runc; v2: the one cgroup).
     virtual std::vector<pid_t> pids() const = 0;
-    // Removes the cgroup everywhere (its child cgroups too), retrying while
+    // Thaws a frozen cgroup (so killed tasks can exit), then removes the
+    // cgroup everywhere (its child cgroups too), retrying while
     // EBUSY for about a second, then the parents this manager created,
     // deepest first; parents it did not create are never touched. Missing
     // directories are fine, so destroy() may be called twice.
@@ -51,9 +53,23 @@ public:
     // Everything open_manager() needs, including the directories created.
     virtual nlohmann::json to_state() const = 0;
 
-    // Resource limits, update, freeze/thaw and stats belong here; they come
-    // with the resources issue (they will take spec::Config's linux.resources).
+    // Writes the limits r sets (and only those), as `create` and `update`
+    // need. Throws sandlock::Error naming the file and value on failure.
+    virtual void apply(const Resources& r) = 0;
+    // Freezes every process of the cgroup and waits until the kernel reports
+    // it frozen (v1 freezer.state FROZEN, v2 cgroup.events "frozen 1").
+    // On timeout it thaws again and throws.
+    virtual void freeze() = 0;
+    virtual void thaw() = 0;
+    virtual bool frozen() const = 0;
+    // The `data` of runc's `events --stats`: cpu, cpuset, memory, pids, blkio,
+    // hugetlb (runc's types.Stats field names; absent controllers stay empty).
+    virtual nlohmann::json stats() const = 0;
 };
+
+// Whether the container whose state.json "cgroup" record is cgroup_state is
+// paused. False for a null/invalid record or a cgroup that is gone; never throws.
+bool is_frozen(const nlohmann::json& cgroup_state) noexcept;
 
 // resolved_path comes from resolve_cgroups_path(): absolute ("/a/b", inside
 // every hierarchy) or relative ("a/b": v1 and hybrid put it below this

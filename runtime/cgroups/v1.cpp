@@ -37,6 +37,29 @@ void V1Manager::prepare_dir(const Target& target, const std::string& dir, bool, 
     if (!target.unified && target.has("cpuset")) inherit_cpuset(dir);
 }
 
+void V1Manager::apply(const Resources& r) { apply_v1_resources(r, dirs()); }
+
+namespace {
+
+std::string freezer_dir(const std::map<std::string, std::string>& dirs) {
+    auto it = dirs.find("freezer");
+    if (it == dirs.end()) throw Error("cgroups: the v1 freezer controller is not mounted: cannot pause");
+    return it->second;
+}
+
+}  // namespace
+
+void V1Manager::freeze() { v1_set_frozen(freezer_dir(dirs()), true); }
+
+void V1Manager::thaw() { v1_set_frozen(freezer_dir(dirs()), false); }
+
+bool V1Manager::frozen() const {
+    auto d = dirs();
+    return d.count("freezer") && v1_is_frozen(d["freezer"]);
+}
+
+nlohmann::json V1Manager::stats() const { return v1_stats(dirs()); }
+
 const Target& V1Manager::authoritative() const {
     for (const auto& t : targets())
         if (!t.unified && t.has("devices")) return t;

@@ -14,6 +14,11 @@ public:
     V1Manager(std::vector<Target> targets, std::vector<std::string> created, bool hybrid);
 
     std::string kind() const override { return hybrid_ ? "hybrid" : "v1"; }
+    void apply(const Resources& r) override;
+    void freeze() override;
+    void thaw() override;
+    bool frozen() const override;
+    nlohmann::json stats() const override;
 
 protected:
     void prepare_dir(const Target& target, const std::string& dir, bool created, bool leaf) override;
@@ -23,5 +28,16 @@ protected:
 private:
     bool hybrid_;
 };
+
+// Writes r into v1 controller directories keyed by controller name (as
+// Manager::dirs() returns them). linux.resources.unified is refused.
+void apply_v1_resources(const Resources& r, const std::map<std::string, std::string>& dirs);
+// Resets devices.allow/deny of dir to exactly rules (deny-all first).
+void apply_v1_devices(const std::vector<DeviceRule>& rules, const std::string& dir);
+// runc's stats from v1 controller directories.
+nlohmann::json v1_stats(const std::map<std::string, std::string>& dirs);
+// freezer.state of dir: FROZEN or THAWED, waiting until the kernel agrees.
+void v1_set_frozen(const std::string& freezer_dir, bool frozen);
+bool v1_is_frozen(const std::string& freezer_dir);
 
 }  // namespace sandlock::cgroups

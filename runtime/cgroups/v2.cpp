@@ -45,6 +45,16 @@ void V2Manager::prepare_dir(const Target&, const std::string& dir, bool created,
     }
 }
 
+void V2Manager::apply(const Resources& r) { apply_v2_resources(r, targets().front().dir()); }
+
+void V2Manager::freeze() { v2_set_frozen(targets().front().dir(), true); }
+
+void V2Manager::thaw() { v2_set_frozen(targets().front().dir(), false); }
+
+bool V2Manager::frozen() const { return v2_is_frozen(targets().front().dir()); }
+
+nlohmann::json V2Manager::stats() const { return v2_stats(targets().front().dir()); }
+
 std::string V2Manager::join_hint(int err) const {
     if (err == EBUSY || err == EOPNOTSUPP)
         return " (cgroup v2 allows processes only in leaf cgroups: is cgroup.subtree_control "

@@ -13,6 +13,11 @@ public:
     V2Manager(std::vector<Target> targets, std::vector<std::string> created);
 
     std::string kind() const override { return "v2"; }
+    void apply(const Resources& r) override;
+    void freeze() override;
+    void thaw() override;
+    bool frozen() const override;
+    nlohmann::json stats() const override;
 
 protected:
     void prepare_dir(const Target& target, const std::string& dir, bool created, bool leaf) override;
@@ -22,5 +27,15 @@ protected:
 // The controllers the runtime wants delegated, among those a cgroup's
 // cgroup.controllers offers (text as read from the file), in a stable order.
 std::vector<std::string> controllers_to_enable(const std::string& available);
+
+// Writes r into the cgroup2 directory dir, translating the v1 fields (see
+// resources.hpp for the formulas); unified keys are written last, so they win.
+// Devices become an eBPF program attached to dir (devices_bpf.hpp).
+void apply_v2_resources(const Resources& r, const std::string& dir);
+// runc's stats from a cgroup2 directory.
+nlohmann::json v2_stats(const std::string& dir);
+// cgroup.freeze of dir, waiting for cgroup.events to report the new state.
+void v2_set_frozen(const std::string& dir, bool frozen);
+bool v2_is_frozen(const std::string& dir);
 
 }  // namespace sandlock::cgroups

@@ -119,6 +119,12 @@ int run_cli(int argc, char** argv) {
     register_ps(app, ctx);
     register_spec(app, ctx);
     register_features(app, ctx);
+    register_pause(app, ctx);
+    register_resume(app, ctx);
+    register_update(app, ctx);
+    register_events(app, ctx);
+    register_egress(app, ctx);
+    register_shim(app, ctx);
     auto* help = app.add_subcommand("help", "Show a list of commands or one command's help");
     std::vector<std::string> help_topic;
     help->add_option("command", help_topic);

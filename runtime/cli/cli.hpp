@@ -44,6 +44,12 @@ void register_list(CLI::App& app, Context& ctx);
 void register_ps(CLI::App& app, Context& ctx);
 void register_spec(CLI::App& app, Context& ctx);
 void register_features(CLI::App& app, Context& ctx);
+void register_pause(CLI::App& app, Context& ctx);
+void register_resume(CLI::App& app, Context& ctx);
+void register_update(CLI::App& app, Context& ctx);
+void register_events(CLI::App& app, Context& ctx);
+void register_egress(CLI::App& app, Context& ctx);
+void register_shim(CLI::App& app, Context& ctx);  // hidden: the egress supervisor
 
 int run_cli(int argc, char** argv);
 

@@ -47,8 +47,15 @@ nlohmann::ordered_json features_json() {
     linux_j["selinux"] = {{"enabled", false}};
     linux_j["intelRdt"] = {{"enabled", false}};
     j["linux"] = linux_j;
-    j["annotations"] = {{"org.opencontainers.runc.version", "1.1.5-compatible"},
-                        {"io.github.sandlock-runc.version", kVersion}};
+    // The io.sandlock.* keys this build enforces (sandlock-annotations(5)).
+    j["annotations"] = {
+        {"org.opencontainers.runc.version", "1.1.5-compatible"},
+        {"io.github.sandlock-runc.version", kVersion},
+        {"io.sandlock.network.allow", "default-deny egress allowlist: [tcp|udp|icmp://]host[:ports]"},
+        {"io.sandlock.network.deny", "default-allow egress denylist: IP, CIDR, :port, IP:port, private"},
+        {"io.sandlock.network.allow_bind", "TCP ports or ranges the container may bind"},
+        {"io.sandlock.network.loopback", "allow|deny"},
+        {"io.sandlock.audit", "off|deny|all"}};
     return j;
 }
 

@@ -3,13 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "hooks/hooks.hpp"
 #include "runtime/egress/policy.hpp"
 #include "runtime/cgroups/manager.hpp"
+#include "runtime/cgroups/resources.hpp"
+#include "runtime/container/egress_setup.hpp"
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
 #include "runtime/container/sync.hpp"
@@ -18,6 +19,7 @@
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/linux/terminal.hpp"
+#include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"
@@ -35,12 +37,11 @@ void validate_for_create(const spec::Config& cfg) {
     if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
         throw Error(".domainname: setting the domainname needs a uts namespace");
     os::validate_mounts(cfg);
-    // Fail closed: a bundle that asks for egress confinement must never run
-    // unconfined. The grammar is checked now; enforcement (Landlock, the
-    // notify filter and the shim) is not in this build yet.
-    if (egress::parse_policy(cfg.annotations).active())
-        throw Error("io.sandlock.network: egress confinement is not enforced by this build; "
-                    "refusing to run the container unconfined");
+    // The kernel allows one notify listener per filter chain: ours.
+    if (egress::parse_policy(cfg.annotations).active() && cfg.linux.seccomp &&
+        os::seccomp_uses_notify(*cfg.linux.seccomp))
+        throw Error(".linux.seccomp: SCMP_ACT_NOTIFY cannot be combined with "
+                    "io.sandlock.network.* (the egress shim owns the only notify listener)");
     if (cfg.linux.seccomp && os::seccomp_enabled(*cfg.linux.seccomp))
         os::validate_seccomp(*cfg.linux.seccomp);
 }
@@ -85,14 +86,6 @@ UniqueFd make_exec_fifo(const std::string& path) {
     return fd;
 }
 
-UniqueFd take_fd_from(pid_t pid, int target_fd) {
-    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidfd) throw_errno("pidfd_open");
-    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target_fd, 0)));
-    if (!fd) throw_errno("pidfd_getfd");
-    return fd;
-}
-
 // What a "cgroup" mount in the container shows: the container's own cgroup
 // in each hierarchy (a name=systemd hierarchy appears as "systemd").
 void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions& opt) {
@@ -114,6 +107,7 @@ struct ParentSide {
     const spec::Config& cfg;
     ContainerState& st;
     CreateResult& result;
+    UniqueFd egress_listener;
 };
 
 void handle_console(ParentSide& p, SyncMessage& msg) {
@@ -147,6 +141,10 @@ void serve_init(ParentSide& p, SyncSocket& sock, pid_t init_pid) {
         switch (msg.type) {
             case SyncType::Console:
                 handle_console(p, msg);
+                break;
+            case SyncType::EgressListener:
+                p.egress_listener = take_fd_from(init_pid, std::stoi(msg.payload));
+                sock.send(SyncType::EgressDone);
                 break;
             case SyncType::SeccompListener:
                 handle_seccomp_listener(p, msg, init_pid);
@@ -197,6 +195,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
     spec::Config cfg = spec::load_config(bundle);
     validate_for_create(cfg);
+    cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
+    cgroups::add_default_devices(resources, cfg.linux.devices);
     if (cfg.process->terminal && opts.detached && opts.console_socket.empty())
         throw Error("cannot allocate tty if runc will detach without setting console socket");
     if (!cfg.process->terminal && !opts.console_socket.empty())
@@ -206,6 +206,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
 
     store.create_dir(opts.id);
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
+    const std::string state_dir = store.dir(opts.id);
+    std::optional<EgressPlan> egress_plan = prepare_egress(cfg, bundle, rootfs, state_dir);
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 
@@ -241,6 +243,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ctx.rootfs_options.user_ns = cfg.linux.has_namespace(spec::NamespaceType::User);
     set_cgroup_mount_sources(*cgroup, ctx.rootfs_options);
     ctx.rootfs_options.bundle_dir = bundle;
+    ctx.egress = egress_plan ? &*egress_plan : nullptr;
 
     pid_t stage1 = ::fork();
     if (stage1 < 0) throw_errno("fork");
@@ -267,6 +270,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     }
     parent_sock.expect(SyncType::JoinCgroup);
     cgroup->add_process(stage1);
+    cgroup->apply(resources);
     parent_sock.send(SyncType::CgroupJoined);
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
@@ -276,9 +280,17 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.pid = init_pid;
     st.init_start_time = *start_time;
 
-    ParentSide side{store, opts, cfg, st, result};
+    ParentSide side{store, opts, cfg, st, result, {}};
+    ScopeExit stop_egress_shim([&] {
+        if (st.shim) shim::stop_shim(state_dir);
+    });
     try {
         serve_init(side, parent_sock, init_pid);
+        if (egress_plan) {
+            if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
+            shim::start_shim(state_dir, egress_plan->policy, std::move(side.egress_listener));
+            st.shim = true;
+        }
     } catch (const Error&) {
         // The spec: a failed create still runs poststop hooks (as warnings).
         for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
@@ -291,6 +303,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, init_pid);
 
     stop_init.dismiss();
+    stop_egress_shim.dismiss();
     remove_cgroup.dismiss();
     remove_state.dismiss();
     return result;

@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/container/create.hpp"
+#include "runtime/container/egress_setup.hpp"
 #include "runtime/container/foreground.hpp"
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
@@ -16,6 +16,7 @@
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/linux/terminal.hpp"
+#include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/scope.hpp"
@@ -47,14 +48,15 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
 }
 
 [[noreturn]] void run_exec_process(SyncSocket& sock, const spec::Process& process,
-                                   const spec::Config& cfg, int passed_fds) {
+                                   const spec::Config& cfg, int passed_fds,
+                                   const EgressPlan* egress) {
     std::string executable;
     try {
         if (::setsid() < 0) throw_errno("setsid");
         os::apply_rlimits(process.rlimits);
         setup_console(process, sock, /*bind_dev_console=*/false);
         prepare_inherited_fds(passed_fds);
-        executable = finish_process_setup(process, cfg, sock);
+        executable = finish_process_setup(process, cfg, sock, egress);
         sock.send(SyncType::Ready);
         sock.close();
     } catch (const std::exception& e) {
@@ -70,7 +72,7 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
 
 [[noreturn]] void run_exec_stage1(SyncSocket& sock, os::NamespacePlan& plan,
                                   const spec::Process& process, const spec::Config& cfg,
-                                  int passed_fds) {
+                                  int passed_fds, const EgressPlan* egress) {
     try {
         unblock_all_signals();
         sock.send(SyncType::JoinCgroup);
@@ -78,7 +80,7 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         os::join_namespaces(plan);
         pid_t child = ::fork();
         if (child < 0) throw_errno("fork");
-        if (child == 0) run_exec_process(sock, process, cfg, passed_fds);
+        if (child == 0) run_exec_process(sock, process, cfg, passed_fds, egress);
         sock.send(SyncType::InitPid, std::to_string(child));
     } catch (const std::exception& e) {
         fail_to_parent(sock, e.what());
@@ -130,6 +132,9 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
         throw Error("cannot use console socket if runc will not detach or allocate tty");
     add_listen_env(process.env);
 
+    // Every process of a confined container is confined: without its shim, no exec.
+    std::optional<EgressPlan> egress = load_egress_plan(cfg, store.dir(opts.id));
+    if (st.shim && !egress) throw Error("egress policy of container " + opts.id + " is missing");
     os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);
     auto cgroup = st.cgroup.is_null() ? nullptr : cgroups::open_manager(st.cgroup);
     const int passed = passed_fd_count(opts.preserve_fds);
@@ -143,7 +148,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
     if (stage1 < 0) throw_errno("fork");
     if (stage1 == 0) {
         parent_sock.close();
-        run_exec_stage1(child_sock, plan, process, cfg, passed);
+        run_exec_stage1(child_sock, plan, process, cfg, passed, egress ? &*egress : nullptr);
     }
     child_sock.close();
     pid_t child = -1;
@@ -170,12 +175,15 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
                 else
                     master = std::move(msg.fd);
                 break;
+            case SyncType::EgressListener: {
+                UniqueFd fd = take_fd_from(child, std::stoi(msg.payload));
+                shim::register_listener(store.dir(opts.id), fd.get());
+                parent_sock.send(SyncType::EgressDone);
+                break;
+            }
             case SyncType::SeccompListener: {
                 // An exec'd process's OCI listener goes where init's went.
-                UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
-                UniqueFd fd(static_cast<int>(
-                    ::syscall(SYS_pidfd_getfd, pidfd.get(), std::stoi(msg.payload), 0)));
-                if (!fd) throw_errno("pidfd_getfd");
+                UniqueFd fd = take_fd_from(child, std::stoi(msg.payload));
                 if (!cfg.linux.seccomp->listener_path.empty())
                     os::send_listener_fd(
                         cfg.linux.seccomp->listener_path,

@@ -100,7 +100,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
         os::apply_oom_score_adj(process.oom_score_adj);
         os::apply_personality(cfg.linux.personality);
         prepare_inherited_fds(ctx.passed_fds);
-        executable = finish_process_setup(process, cfg, sock);
+        executable = finish_process_setup(process, cfg, sock, ctx.egress);
         sock.send(SyncType::Ready);
         sock.close();
     } catch (const std::exception& e) {
@@ -132,7 +132,7 @@ static void load_oci_seccomp(const spec::Config& cfg, SyncSocket& sock) {
 }
 
 std::string finish_process_setup(const spec::Process& process, const spec::Config& cfg,
-                                 SyncSocket& sock) {
+                                 SyncSocket& sock, const EgressPlan* egress) {
     // chdir as root first: the user may not be able to traverse to cwd's
     // parents; retried after the identity switch for root-squashed mounts.
     bool in_cwd = ::chdir(process.cwd.c_str()) == 0;
@@ -140,12 +140,18 @@ std::string finish_process_setup(const spec::Process& process, const spec::Confi
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // before the capabilities are dropped. With it, load it as late as
     // possible so the profile constrains as little of our own setup as it can.
-    if (!process.no_new_privileges) load_oci_seccomp(cfg, sock);
+    // Egress first: the OCI filter stacks after it, and both go in before
+    // the capabilities that Landlock and seccomp need without no_new_privs.
+    if (!process.no_new_privileges) {
+        if (egress) confine_egress(*egress, sock);
+        load_oci_seccomp(cfg, sock);
+    }
     os::finalize_identity(process);
     if (!in_cwd) chdir_or_throw(process.cwd);
     executable = lookup_executable(process.args[0], process.env);
     if (process.no_new_privileges) {
         os::set_no_new_privileges();
+        if (egress) confine_egress(*egress, sock);
         load_oci_seccomp(cfg, sock);
     }
     return executable;

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "runtime/container/egress_setup.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
@@ -19,15 +20,17 @@ struct InitContext {
     bool no_new_keyring = false;
     std::string container_id;
     os::RootfsOptions rootfs_options;
+    const EgressPlan* egress = nullptr;  // set when an egress policy applies
 };
 
 // Stage 1: joins/creates namespaces, forks init, reports its pid, exits.
 [[noreturn]] void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx);
 
 // The steps init and exec'd processes share after their namespaces are set:
-// seccomp, identity, cwd; returns the resolved executable path.
+// Landlock and the egress filter (when egress is set), the OCI seccomp
+// filter, identity, cwd; returns the resolved executable path.
 std::string finish_process_setup(const spec::Process& process, const spec::Config& cfg,
-                                 SyncSocket& sock);
+                                 SyncSocket& sock, const EgressPlan* egress);
 
 // With process.terminal: a pty from the container's devpts becomes our
 // controlling terminal and stdio; its master goes to the parent.

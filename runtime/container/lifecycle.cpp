@@ -14,6 +14,7 @@
 #include "hooks/hooks.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/container/create.hpp"
+#include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"
@@ -89,10 +90,19 @@ void kill_everything(const ContainerState& st) {
     // A container sharing our pid namespace keeps its other processes when
     // init dies: the cgroup knows them all.
     signal_all(st, SIGKILL);
+    // A paused container's processes cannot die until they are thawed.
+    if (auto cg = open_cgroup(st)) {
+        try {
+            if (cg->frozen()) cg->thaw();
+        } catch (const std::exception& e) {
+            log::warn(std::string("thaw before kill: ") + e.what());
+        }
+    }
     wait_until_stopped(st, std::chrono::seconds(10));
 }
 
 void destroy_container(const StateStore& store, const ContainerState& st) {
+    if (st.shim) shim::stop_shim(store.dir(st.id));
     auto cg = open_cgroup(st);
     if (cg) {
         signal_all(st, SIGKILL);

@@ -98,6 +98,14 @@ void prepare_inherited_fds(int count) {
     }
 }
 
+UniqueFd take_fd_from(pid_t pid, int target_fd) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) throw_errno("pidfd_open");
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), target_fd, 0)));
+    if (!fd) throw_errno("pidfd_getfd");
+    return fd;
+}
+
 void exec_process(const std::string& path, const spec::Process& process) {
     std::vector<char*> argv;
     for (const auto& a : process.args) argv.push_back(const_cast<char*>(a.c_str()));

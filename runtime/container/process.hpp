@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/util/fd.hpp"
 #include "spec/config.hpp"
 
 namespace sandlock::container {
@@ -24,6 +25,9 @@ void prepare_inherited_fds(int count);
 // side: the child runs fn and _exit()s with its status.
 template <typename Fn>
 pid_t fork_child(Fn&& fn);
+
+// Duplicates fd number target_fd of process pid into ours (pidfd_getfd).
+UniqueFd take_fd_from(pid_t pid, int target_fd);
 
 [[noreturn]] void exec_process(const std::string& path, const spec::Process& process);
 

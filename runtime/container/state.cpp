@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "runtime/cgroups/manager.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "spec/config.hpp"
@@ -151,9 +152,7 @@ bool init_alive(const ContainerState& st) {
 }
 
 static bool cgroup_frozen(const ContainerState& st) {
-    // The freezer belongs to the cgroups issue; until then a container is never paused.
-    (void)st;
-    return false;
+    return !st.cgroup.is_null() && cgroups::is_frozen(st.cgroup);
 }
 
 Status current_status(const StateStore& store, const ContainerState& st) {

@@ -34,7 +34,11 @@ std::string hosts_with_policy(const std::string& existing, const ResolvedPolicy&
     std::string block;
     for (const auto& host : policy.hosts) {
         if (!safe_hosts_name(host.name)) continue;
-        for (const auto& addr : host.addresses) block += addr.to_string() + " " + host.name + "\n";
+        // IPv4 first: resolvers that take the first line then work in containers
+        // whose network has no IPv6 route.
+        for (bool v4 : {true, false})
+            for (const auto& addr : host.addresses)
+                if (addr.is_v4() == v4) block += addr.to_string() + " " + host.name + "\n";
     }
     if (block.empty()) return out;
     return out + std::string(kHostsMarker) + "\n" + block;

@@ -1,0 +1,217 @@
+#!/usr/bin/env bats
+# linux.resources on this host's cgroups (v1 controllers, hybrid): limits written at
+# create and read back from the cgroup files, `update` and read back again, pause/resume
+# on a busy process, a fork bomb against pids.limit, an OOM kill seen in `events --stats`,
+# and bad input refused with nothing left behind.
+# Every container gets cgroupsPath "/<id>" so the files are at /sys/fs/cgroup/<ctl>/<id>.
+# runc is the reference: `RUNTIME=$(which runc) bats integration/cgroups.bats`.
+
+load helpers
+
+setup() {
+	common_setup
+	[ -d /sys/fs/cgroup/memory ] || skip "needs the cgroup v1 controllers (hybrid or legacy host)"
+}
+
+# cg_bundle ID FILTERS...: a bundle with cgroupsPath /ID and the filters; sets BUNDLE.
+cg_bundle() {
+	local id=$1
+	shift
+	make_bundle "b-$id" ".linux.cgroupsPath = \"/$id\"" "$@"
+}
+
+# cg_file CONTROLLER ID FILE: the content of a cgroup file of container ID.
+cg_file() {
+	cat "/sys/fs/cgroup/$1/$2/$3"
+}
+
+# wait_for_line FILE TEXT [SECONDS]: waits until FILE has the line TEXT.
+wait_for_line() {
+	local deadline=$((SECONDS + ${3:-10}))
+	until grep -qxF -- "$2" "$1" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# cpu_usage ID: cpuacct.usage (ns) of the container's cgroup.
+cpu_usage() {
+	cg_file cpuacct "$1" cpuacct.usage
+}
+
+@test "pids.limit is written, a fork bomb stops at it, update raises it" {
+	new_id id
+	# The bomb runs in a child shell: busybox sh exits when a fork fails, init must not.
+	cg_bundle "$id" '.linux.resources.pids = {"limit": 20}' \
+		"$(args sh -c 'sh -c "i=0; while [ \$i -lt 60 ]; do sleep 1000 & i=\$((i+1)); done" 2>/dev/null; echo forked; exec sleep 1000')"
+	start_container "$id" "$BUNDLE"
+	[ "$(cg_file pids "$id" pids.max)" = 20 ]
+	wait_for_line "$BUNDLE/init.out" forked
+	current=$(cg_file pids "$id" pids.current)
+	echo "pids.current=$current"
+	[ "$current" -le 20 ]
+	[ "$current" -ge 15 ]
+	# the kernel counted refused forks
+	[ "$(awk '$1 == "max" {print $2}' "/sys/fs/cgroup/pids/$id/pids.events")" -gt 0 ]
+	rt update --pids-limit 30 "$id"
+	[ "$(cg_file pids "$id" pids.max)" = 30 ]
+	rt update --pids-limit -1 "$id"
+	[ "$(cg_file pids "$id" pids.max)" = max ]
+}
+
+@test "memory limit and swap are written, update --memory/--memory-swap rewrites them" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.memory = {"limit": 67108864, "reservation": 33554432}' "$(args sleep 1000)"
+	start_container "$id" "$BUNDLE"
+	[ "$(cg_file memory "$id" memory.limit_in_bytes)" = 67108864 ]
+	[ "$(cg_file memory "$id" memory.soft_limit_in_bytes)" = 33554432 ]
+	rt update --memory 128m --memory-swap 256m "$id"
+	[ "$(cg_file memory "$id" memory.limit_in_bytes)" = 134217728 ]
+	if [ -e "/sys/fs/cgroup/memory/$id/memory.memsw.limit_in_bytes" ]; then
+		[ "$(cg_file memory "$id" memory.memsw.limit_in_bytes)" = 268435456 ]
+		rt update --memory 48m "$id"
+		[ "$(cg_file memory "$id" memory.limit_in_bytes)" = 50331648 ]
+		# shrinking both: the write order must follow (memsw may not drop below the limit)
+		rt update --memory 32M --memory-swap 32M "$id"
+		[ "$(cg_file memory "$id" memory.limit_in_bytes)" = 33554432 ]
+		[ "$(cg_file memory "$id" memory.memsw.limit_in_bytes)" = 33554432 ]
+		# the limit alone may not exceed memory+swap (runc fails here too)
+		run rt update --memory 48m "$id"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"exceeds the current memory+swap limit"* ]]
+	fi
+	run rt update --memory 12q "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'invalid value for memory: "12q"'* ]]
+}
+
+@test "cpu shares, quota and period are written and updated (flags and --resources -)" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.cpu = {"shares": 512, "quota": 50000, "period": 100000}' "$(args sleep 1000)"
+	start_container "$id" "$BUNDLE"
+	[ "$(cg_file cpu "$id" cpu.shares)" = 512 ]
+	[ "$(cg_file cpu "$id" cpu.cfs_quota_us)" = 50000 ]
+	[ "$(cg_file cpu "$id" cpu.cfs_period_us)" = 100000 ]
+	rt update --cpu-share 256 --cpu-quota 20000 --cpu-period 50000 "$id"
+	[ "$(cg_file cpu "$id" cpu.shares)" = 256 ]
+	[ "$(cg_file cpu "$id" cpu.cfs_quota_us)" = 20000 ]
+	[ "$(cg_file cpu "$id" cpu.cfs_period_us)" = 50000 ]
+	echo '{"cpu": {"shares": 300, "quota": -1}}' | rt update --resources - "$id"
+	[ "$(cg_file cpu "$id" cpu.shares)" = 300 ]
+	[ "$(cg_file cpu "$id" cpu.cfs_quota_us)" = -1 ]
+	echo '{"cpu": {"shares": 1}}' >"$BATS_TEST_TMPDIR/bad.json"
+	run rt update --resources "$BATS_TEST_TMPDIR/bad.json" "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"resources.cpu.shares: must be between 2 and 262144"* ]]
+	[ "$(cg_file cpu "$id" cpu.shares)" = 300 ]
+}
+
+@test "pause stops a busy process from accumulating CPU time, resume restarts it" {
+	new_id id
+	cg_bundle "$id" "$(args sh -c 'while :; do :; done')"
+	start_container "$id" "$BUNDLE"
+	sleep 0.3
+	rt pause "$id"
+	[ "$(state_of "$id" status)" = paused ]
+	[ "$(cg_file freezer "$id" freezer.state)" = FROZEN ]
+	a=$(cpu_usage "$id")
+	sleep 0.5
+	b=$(cpu_usage "$id")
+	echo "paused: $a -> $b"
+	[ "$((b - a))" -lt 5000000 ] # < 5 ms of CPU in 500 ms
+	run rt pause "$id"
+	[ "$status" -eq 1 ]
+	rt resume "$id"
+	[ "$(state_of "$id" status)" = running ]
+	a=$(cpu_usage "$id")
+	sleep 0.5
+	b=$(cpu_usage "$id")
+	echo "resumed: $a -> $b"
+	[ "$((b - a))" -gt 100000000 ] # > 100 ms of CPU in 500 ms
+	run rt resume "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"container not paused"* ]]
+	# a paused container can be deleted with --force, leaving no cgroup
+	rt pause "$id"
+	rt delete --force "$id"
+	[ -z "$(cgroups_named "$id")" ]
+}
+
+@test "events --stats prints one stats object with pids, cpu and memory" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.pids = {"limit": 50}' "$(args sh -c 'sleep 1000 & sleep 1000')"
+	start_container "$id" "$BUNDLE"
+	sleep 0.2
+	run rt events --stats "$id"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .type <<<"$output")" = stats ]
+	[ "$(jq -r .id <<<"$output")" = "$id" ]
+	[ "$(jq -r .data.pids.current <<<"$output")" -eq 2 ] # sh execs the last sleep
+	[ "$(jq -r .data.pids.limit <<<"$output")" -eq 50 ]
+	[ "$(jq -r '.data.memory.usage.usage > 0' <<<"$output")" = true ]
+	[ "$(jq -r '.data.cpu.usage.total > 0' <<<"$output")" = true ]
+	# --interval: a stream of the same objects
+	run timeout 1.5 "$RUNTIME" --root "$TEST_ROOT" events --interval 200ms "$id"
+	[ "$(grep -c '"type":"stats"' <<<"$output")" -ge 3 ]
+}
+
+@test "an allocation over the memory limit is OOM-killed and events --stats shows it" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.memory = {"limit": 16777216, "swap": 16777216}' \
+		"$(args sh -c 'head -c 64m /dev/zero | tail >/dev/null; echo "tail=$?"; sleep 1000')"
+	if [ ! -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes ]; then
+		edit_config "$BUNDLE" 'del(.linux.resources.memory.swap)'
+	fi
+	start_container "$id" "$BUNDLE"
+	wait_for_line "$BUNDLE/init.out" "tail=137"
+	run rt events --stats "$id"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# usage peaked at the limit (failcnt is not counted by every kernel on OOM)
+	[ "$(jq -r '.data.memory.usage.max == .data.memory.usage.limit' <<<"$output")" = true ]
+	[ "$(jq -r .data.memory.raw.oom_kill <<<"$output")" -ge 1 ]
+	grep -qx 'oom_kill [1-9][0-9]*' "/sys/fs/cgroup/memory/$id/memory.oom_control"
+}
+
+@test "device rules: the defaults stay usable, other devices are refused" {
+	new_id id
+	# /dev/kmsg bind-mounted from the host: present, but not allowed by the device cgroup.
+	cg_bundle "$id" \
+		'.mounts += [{"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}]' \
+		"$(args sh -c 'echo x >/dev/null && echo null-ok; head -c1 /dev/urandom >/dev/null && echo urandom-ok; dd if=/dev/kmsg of=/dev/null bs=1 count=0 2>/dev/null || echo kmsg-denied; exec sleep 1000')"
+	start_container "$id" "$BUNDLE"
+	wait_for_line "$BUNDLE/init.out" kmsg-denied
+	grep -qx null-ok "$BUNDLE/init.out"
+	grep -qx urandom-ok "$BUNDLE/init.out"
+	grep -qx 'c 1:3 rwm' "/sys/fs/cgroup/devices/$id/devices.list"
+	! grep -q '^a ' "/sys/fs/cgroup/devices/$id/devices.list"
+}
+
+@test "bad resources: create fails with the JSON path, exit 1, nothing left" {
+	local case filter pattern
+	while IFS='|' read -r filter pattern; do
+		new_id id
+		cg_bundle "$id" "$filter" "$(args true)"
+		run rtq create --bundle "$BUNDLE" "$id"
+		assert_fails_cleanly "$id" "$BUNDLE" "$pattern"
+	done <<'EOF'
+.linux.resources.memory = {"limit": -5}|linux.resources.memory.limit: must be -1 or positive
+.linux.resources.unified = {"memory.bogus": "1"}|unified\["memory.bogus"\]: unknown cgroup v2 resource
+.linux.resources.devices = [{"allow": true, "type": "x", "access": "rwm"}]|devices\[0\].type: must be "a", "b" or "c"
+.linux.resources.cpu = {"shares": 99999999}|cpu.shares: must be between 2 and 262144
+.linux.resources.unified = {"memory.high": "1"}|unified needs cgroup v2
+EOF
+}
+
+@test "a container with a 4 MiB memory limit starts and runs" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' "$(args echo hello)"
+	run_container "$id" "$BUNDLE"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *hello* ]]
+}

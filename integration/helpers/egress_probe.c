@@ -1,0 +1,768 @@
+// build: static
+// (runs inside the busybox test rootfs, which has no C library: link with -static)
+//
+// egress_probe [--label NAME] SUBCOMMAND ARGS...
+//
+// The egress tests' workload: every way a process may try to send something out of a
+// confined container. Each subcommand prints one machine-readable result line, starting
+// with its label (the subcommand's name unless --label is given):
+//
+//   LABEL ok [key=value...]          the call succeeded (and the payload was sent)
+//   LABEL errno ENAME [key=value...] the call failed with that errno
+//
+// A result line never proves anything by itself: the tests judge at the listener.
+// Exit status: 0 ok, 1 a call failed, 2 usage.
+//
+//   connect tcp ADDR PORT [PAYLOAD]      connect, send PAYLOAD, wait for the peer's EOF
+//   connect-many ADDR PORT N             N sequential connects (payload "many-I"); prints
+//                                        ok=N' max_ms= total_ms= and the first errno
+//   sendto udp ADDR PORT PAYLOAD
+//   sendmsg udp ADDR PORT PAYLOAD        msg_name carries the destination
+//   sendmmsg udp A1 P1 [A2 P2 ...]       one call, entry I carries "LABEL-I"; prints ret=R
+//   ping ADDR                            ping socket (SOCK_DGRAM/IPPROTO_ICMP[V6]); ok
+//                                        reply=1 when the echo reply came back
+//   connect6-mapped ADDR4 PORT [PAYLOAD] an AF_INET6 socket to ::ffff:ADDR4
+//   sendto6-mapped ADDR4 PORT PAYLOAD
+//   tfo ADDR PORT PAYLOAD                sendto(MSG_FASTOPEN) on a fresh TCP socket
+//   raw ADDR PORT [cloexec]              socket(AF_INET, SOCK_RAW, IPPROTO_UDP); when it
+//                                        works, sends a hand-built UDP datagram "raw-bypass"
+//   packet IFNAME DSTMAC SRC ADDR PORT   socket(AF_PACKET, SOCK_DGRAM); when it works,
+//                                        sends a hand-built IPv4/UDP "packet-bypass"
+//   iouring ADDR PORT PAYLOAD            io_uring_setup; when it works, IORING_OP_CONNECT
+//                                        then sends PAYLOAD (ok = the bypass worked)
+//   flip-connect ALLOWED DENIED PORT N   N connects while a thread rewrites the sockaddr
+//   flip-sendto ALLOWED DENIED PORT N    ... N UDP sendto (payload "flip-I")
+//   flip-sendmsg ALLOWED DENIED PORT N   ... N UDP sendmsg, msg_name being rewritten
+//                                        the thread cycles: AF_INET ALLOWED, AF_INET DENIED,
+//                                        AF_UNIX, AF_INET6 ::ffff:DENIED. Prints n= ok=
+//                                        peer_denied= (connects that reached DENIED) and
+//                                        one ENAME=count per errno seen.
+//   fork-connect ADDR PORT PAYLOAD       connect from a forked child
+//   thread-connect ADDR PORT PAYLOAD     connect from a second thread
+//   exec-connect ADDR PORT PAYLOAD       connect from a grandchild that re-exec'd this program
+//   resolve NAME                         NAME's addresses in /etc/hosts ("resolve NAME ADDR"
+//                                        lines, or "resolve NAME none")
+//
+// ADDR is an IPv4/IPv6 literal or a name looked up in /etc/hosts by this program (a
+// static binary cannot use the C library's NSS modules in a rootfs without them).
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/io_uring.h>
+#include <net/if.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MSG_FASTOPEN
+#define MSG_FASTOPEN 0x20000000
+#endif
+
+static const char *label;
+
+struct dest {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family;
+};
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static const char *ename(int e)
+{
+	static char buf[16];
+	const char *n = strerrorname_np(e);
+	if (n)
+		return n;
+	snprintf(buf, sizeof(buf), "E%d", e);
+	return buf;
+}
+
+static int fail(const char *extra)
+{
+	int e = errno;
+	say("%s errno %s%s%s", label, ename(e), extra ? " " : "", extra ? extra : "");
+	return 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: egress_probe [--label NAME] SUBCOMMAND ARGS... (see the source)\n");
+	exit(2);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static unsigned parse_port(const char *s)
+{
+	char *end;
+	unsigned long p = strtoul(s, &end, 10);
+	if (*end || p > 65535) {
+		fprintf(stderr, "egress_probe: bad port %s\n", s);
+		exit(2);
+	}
+	return (unsigned)p;
+}
+
+// The first address of NAME in /etc/hosts (of any family), or all of them with print.
+static int hosts_lookup(const char *name, char *out, size_t size, int print)
+{
+	FILE *f = fopen("/etc/hosts", "r");
+	if (!f)
+		return 0;
+	char line[1024];
+	int found = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *save = NULL;
+		char *addr = strtok_r(line, " \t\r\n", &save);
+		if (!addr)
+			continue;
+		for (char *n = strtok_r(NULL, " \t\r\n", &save); n; n = strtok_r(NULL, " \t\r\n", &save)) {
+			if (strcasecmp(n, name) != 0)
+				continue;
+			if (print)
+				say("resolve %s %s", name, addr);
+			if (!found)
+				snprintf(out, size, "%s", addr);
+			found++;
+			break;
+		}
+		if (found && !print)
+			break;
+	}
+	fclose(f);
+	return found;
+}
+
+static void make_dest(const char *host, unsigned port, struct dest *d)
+{
+	memset(d, 0, sizeof(*d));
+	char resolved[256];
+	if (!strchr(host, ':') && inet_pton(AF_INET, host, &(struct in_addr){0}) != 1 &&
+	    hosts_lookup(host, resolved, sizeof(resolved), 0))
+		host = resolved;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&d->ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&d->ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		d->len = sizeof(*s4);
+		d->family = AF_INET;
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		d->len = sizeof(*s6);
+		d->family = AF_INET6;
+	} else {
+		say("%s errno ENONAME host=%s", label, host);
+		exit(1);
+	}
+}
+
+static void mapped_host(const char *addr4, char *out, size_t size)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, addr4, &a) != 1) {
+		fprintf(stderr, "egress_probe: not an IPv4 address: %s\n", addr4);
+		exit(2);
+	}
+	snprintf(out, size, "::ffff:%s", addr4);
+}
+
+static void write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+// After our data: half-close and wait (bounded) for the peer's EOF, so that the listener
+// has recorded the payload by the time we report.
+static void finish_stream(int fd)
+{
+	shutdown(fd, SHUT_WR);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	long deadline = now_ms() + 3000;
+	char buf[256];
+	while (now_ms() < deadline && poll(&p, 1, 200) >= 0) {
+		if (p.revents && read(fd, buf, sizeof(buf)) <= 0)
+			break;
+	}
+}
+
+// connect (+ payload); the result line carries the connect's duration.
+static int do_connect(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("at=socket");
+	long t0 = now_ms();
+	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0) {
+		char extra[32];
+		snprintf(extra, sizeof(extra), "ms=%ld", now_ms() - t0);
+		return fail(extra);
+	}
+	long ms = now_ms() - t0;
+	if (payload)
+		write_all(fd, payload, strlen(payload));
+	finish_stream(fd);
+	close(fd);
+	say("%s ok ms=%ld", label, ms);
+	return 0;
+}
+
+static int do_connect_many(const char *host, unsigned port, int n)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	long max_ms = 0, t_all = now_ms();
+	int ok = 0, first_errno = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fail("at=socket");
+		long t0 = now_ms();
+		int rc = connect(fd, (struct sockaddr *)&d.ss, d.len);
+		int e = errno;
+		long ms = now_ms() - t0;
+		if (ms > max_ms)
+			max_ms = ms;
+		if (rc == 0) {
+			char payload[32];
+			snprintf(payload, sizeof(payload), "many-%d", i);
+			write_all(fd, payload, strlen(payload));
+			finish_stream(fd);
+			ok++;
+		} else if (!first_errno) {
+			first_errno = e;
+		}
+		close(fd);
+	}
+	say("%s %s ok=%d n=%d max_ms=%ld total_ms=%ld%s%s", label, ok == n ? "ok" : "errno", ok, n, max_ms,
+	    now_ms() - t_all, first_errno ? " first_errno=" : "", first_errno ? ename(first_errno) : "");
+	return ok == n ? 0 : 1;
+}
+
+static int udp_socket(const struct dest *d)
+{
+	return socket(d->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
+static int do_sendto(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	ssize_t n = sendto(fd, payload, strlen(payload), 0, (struct sockaddr *)&d.ss, d.len);
+	if (n < 0)
+		return fail(NULL);
+	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+static int do_sendmsg(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	struct iovec iov = {.iov_base = (void *)payload, .iov_len = strlen(payload)};
+	struct msghdr m = {.msg_name = &d.ss, .msg_namelen = d.len, .msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = sendmsg(fd, &m, 0);
+	if (n < 0)
+		return fail(NULL);
+	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+static int do_sendmmsg(int argc, char **argv)
+{
+	if (argc < 2 || argc % 2 != 0 || argc / 2 > 64)
+		usage();
+	int k = argc / 2;
+	struct dest d[64];
+	struct mmsghdr mm[64];
+	struct iovec iov[64];
+	char payload[64][32];
+	memset(mm, 0, sizeof(mm));
+	for (int i = 0; i < k; i++) {
+		make_dest(argv[2 * i], parse_port(argv[2 * i + 1]), &d[i]);
+		snprintf(payload[i], sizeof(payload[i]), "%.20s-%d", label, i + 1);
+		iov[i] = (struct iovec){.iov_base = payload[i], .iov_len = strlen(payload[i])};
+		mm[i].msg_hdr = (struct msghdr){.msg_name = &d[i].ss, .msg_namelen = d[i].len, .msg_iov = &iov[i], .msg_iovlen = 1};
+	}
+	int fd = udp_socket(&d[0]);
+	if (fd < 0)
+		return fail("at=socket");
+	int r = sendmmsg(fd, mm, (unsigned)k, 0);
+	if (r < 0)
+		return fail(NULL);
+	say("%s ok ret=%d", label, r);
+	return 0;
+}
+
+static int do_ping(const char *host)
+{
+	struct dest d;
+	make_dest(host, 0, &d);
+	int v6 = d.family == AF_INET6;
+	int fd = socket(d.family, SOCK_DGRAM | SOCK_CLOEXEC, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+	if (fd < 0)
+		return fail("at=socket");
+	unsigned char pkt[64];
+	memset(pkt, 0, sizeof(pkt));
+	if (v6) {
+		struct icmp6_hdr *h = (struct icmp6_hdr *)pkt;
+		h->icmp6_type = ICMP6_ECHO_REQUEST;
+		h->icmp6_seq = htons(1);
+	} else {
+		struct icmphdr *h = (struct icmphdr *)pkt;
+		h->type = ICMP_ECHO;
+		h->un.echo.sequence = htons(1);
+	}
+	memcpy(pkt + 8, "slit-ping", 9);
+	if (sendto(fd, pkt, 8 + 9, 0, (struct sockaddr *)&d.ss, d.len) < 0)
+		return fail(NULL);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int reply = 0;
+	if (poll(&p, 1, 2000) == 1) {
+		unsigned char in[128];
+		ssize_t n = recv(fd, in, sizeof(in), 0);
+		reply = n >= 8 && (v6 ? in[0] == ICMP6_ECHO_REPLY : in[0] == ICMP_ECHOREPLY);
+	}
+	say("%s ok reply=%d", label, reply);
+	return 0;
+}
+
+static int do_tfo(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("at=socket");
+	ssize_t n = sendto(fd, payload, strlen(payload), MSG_FASTOPEN, (struct sockaddr *)&d.ss, d.len);
+	if (n < 0)
+		return fail(NULL);
+	if ((size_t)n < strlen(payload))
+		write_all(fd, payload + n, strlen(payload) - (size_t)n);
+	finish_stream(fd);
+	close(fd);
+	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+static uint16_t ip_checksum(const void *data, size_t len)
+{
+	const uint8_t *b = data;
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(b[len - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+// A UDP header + payload (checksum 0: none, valid over IPv4).
+static size_t build_udp(uint8_t *buf, unsigned port, const char *payload)
+{
+	struct udphdr *u = (struct udphdr *)buf;
+	size_t plen = strlen(payload);
+	u->source = htons(40000);
+	u->dest = htons((uint16_t)port);
+	u->len = htons((uint16_t)(sizeof(*u) + plen));
+	u->check = 0;
+	memcpy(buf + sizeof(*u), payload, plen);
+	return sizeof(*u) + plen;
+}
+
+static int do_raw(const char *host, unsigned port, int cloexec)
+{
+	struct dest d;
+	make_dest(host, 0, &d);
+	int fd = socket(AF_INET, SOCK_RAW | (cloexec ? SOCK_CLOEXEC : 0), IPPROTO_UDP);
+	if (fd < 0)
+		return fail(NULL);
+	uint8_t buf[256];
+	size_t n = build_udp(buf, port, "raw-bypass");
+	if (sendto(fd, buf, n, 0, (struct sockaddr *)&d.ss, d.len) < 0)
+		return fail("at=sendto");
+	say("%s ok sent=1", label);
+	return 0;
+}
+
+static int do_packet(const char *ifname, const char *mac, const char *src, const char *dst, unsigned port)
+{
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP));
+	if (fd < 0)
+		return fail(NULL);
+	uint8_t buf[256];
+	struct iphdr *ip = (struct iphdr *)buf;
+	memset(buf, 0, sizeof(buf));
+	size_t ulen = build_udp(buf + sizeof(*ip), port, "packet-bypass");
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->tot_len = htons((uint16_t)(sizeof(*ip) + ulen));
+	if (inet_pton(AF_INET, src, &ip->saddr) != 1 || inet_pton(AF_INET, dst, &ip->daddr) != 1)
+		usage();
+	ip->check = ip_checksum(ip, sizeof(*ip));
+	struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_halen = 6};
+	ll.sll_ifindex = (int)if_nametoindex(ifname);
+	unsigned m[6];
+	if (sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+		usage();
+	for (int i = 0; i < 6; i++)
+		ll.sll_addr[i] = (unsigned char)m[i];
+	if (sendto(fd, buf, sizeof(*ip) + ulen, 0, (struct sockaddr *)&ll, sizeof(ll)) < 0)
+		return fail("at=sendto");
+	say("%s ok sent=1", label);
+	return 0;
+}
+
+// io_uring's operations are not system calls seccomp sees: IORING_OP_CONNECT would
+// reach any destination. The filter must refuse io_uring_setup.
+static int do_iouring(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	int rfd = (int)syscall(__NR_io_uring_setup, 4, &p);
+	if (rfd < 0)
+		return fail(NULL);
+	size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(uint32_t);
+	size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP)
+		sq_size = cq_size = sq_size > cq_size ? sq_size : cq_size;
+	uint8_t *sq = mmap(NULL, sq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, rfd, IORING_OFF_SQ_RING);
+	uint8_t *cq = (p.features & IORING_FEAT_SINGLE_MMAP)
+			      ? sq
+			      : mmap(NULL, cq_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, rfd, IORING_OFF_CQ_RING);
+	struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_POPULATE, rfd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+		return fail("at=mmap");
+	int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("at=socket");
+	uint32_t *sq_tail = (uint32_t *)(sq + p.sq_off.tail);
+	uint32_t *sq_mask = (uint32_t *)(sq + p.sq_off.ring_mask);
+	uint32_t *sq_array = (uint32_t *)(sq + p.sq_off.array);
+	uint32_t tail = __atomic_load_n(sq_tail, __ATOMIC_ACQUIRE);
+	uint32_t idx = tail & *sq_mask;
+	struct io_uring_sqe *sqe = &sqes[idx];
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_CONNECT;
+	sqe->fd = fd;
+	sqe->addr = (uint64_t)(uintptr_t)&d.ss;
+	sqe->off = d.len;  // IORING_OP_CONNECT takes the address length in off
+	sqe->user_data = 1;
+	sq_array[idx] = idx;
+	__atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, rfd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return fail("at=io_uring_enter");
+	uint32_t *cq_head = (uint32_t *)(cq + p.cq_off.head);
+	uint32_t *cq_mask = (uint32_t *)(cq + p.cq_off.ring_mask);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	uint32_t head = __atomic_load_n(cq_head, __ATOMIC_ACQUIRE);
+	int res = cqes[head & *cq_mask].res;
+	__atomic_store_n(cq_head, head + 1, __ATOMIC_RELEASE);
+	if (res < 0) {
+		errno = -res;
+		return fail("at=connect");
+	}
+	write_all(fd, payload, strlen(payload));
+	finish_stream(fd);
+	say("%s ok connected=1", label);
+	return 0;
+}
+
+// ---------------------------------------------------------------- flipping attacks
+
+enum { FLIP_CONNECT, FLIP_SENDTO, FLIP_SENDMSG };
+
+static struct sockaddr_storage flip_shared __attribute__((aligned(64)));
+static struct sockaddr_storage flip_template[4];
+static int flip_stop;
+static unsigned flip_count;
+
+static void *flipper(void *arg)
+{
+	(void)arg;
+	unsigned k = 0, r = 1;
+	while (!__atomic_load_n(&flip_stop, __ATOMIC_RELAXED)) {
+		memcpy(&flip_shared, &flip_template[k++ & 3], sizeof(struct sockaddr_in6));
+		// Every store must really happen: the victim reads it from another thread.
+		__asm__ volatile("" ::: "memory");
+		__atomic_store_n(&flip_count, k, __ATOMIC_RELAXED);
+		// A random dwell (0 included, for torn reads): a tight loop phase-locks with the
+		// victim's reads through the cache line and shows it the same state every time.
+		r = r * 1103515245u + 12345u;
+		for (volatile unsigned spin = (r >> 16) & 1023; spin; spin--)
+			;
+	}
+	return NULL;
+}
+
+struct errcount {
+	int err;
+	int count;
+};
+
+static void count_errno(struct errcount *c, int n, int e)
+{
+	for (int i = 0; i < n; i++) {
+		if (c[i].err == e || c[i].err == 0) {
+			c[i].err = e;
+			c[i].count++;
+			return;
+		}
+	}
+}
+
+static int do_flip(int kind, const char *allowed, const char *denied, unsigned port, int n)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in dn = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "/nonexistent-slit"};
+	struct sockaddr_in6 m = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+	char mapped[64];
+	mapped_host(denied, mapped, sizeof(mapped));
+	if (inet_pton(AF_INET, allowed, &a.sin_addr) != 1 || inet_pton(AF_INET, denied, &dn.sin_addr) != 1 ||
+	    inet_pton(AF_INET6, mapped, &m.sin6_addr) != 1)
+		usage();
+	memcpy(&flip_template[0], &a, sizeof(a));
+	memcpy(&flip_template[1], &dn, sizeof(dn));
+	memcpy(&flip_template[2], &un, sizeof(un) < sizeof(flip_template[2]) ? sizeof(un) : sizeof(flip_template[2]));
+	memcpy(&flip_template[3], &m, sizeof(m));
+	memcpy(&flip_shared, &a, sizeof(a));
+
+	pthread_t t;
+	if (pthread_create(&t, NULL, flipper, NULL) != 0)
+		usage();
+	// Start only once the flipper runs, or a fast loop could finish before it does.
+	while (__atomic_load_n(&flip_count, __ATOMIC_RELAXED) < 1000)
+		sched_yield();
+	int ok = 0, peer_denied = 0;
+	struct errcount errs[16];
+	memset(errs, 0, sizeof(errs));
+	int udp = -1;
+	if (kind != FLIP_CONNECT)
+		udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned seen = 0;
+	for (int i = 0; i < n; i++) {
+		char payload[32];
+		snprintf(payload, sizeof(payload), "flip-%d", i);
+		// On a busy machine the flipper may be off the CPU for a whole burst of calls:
+		// each call waits for at least one flip since the previous one.
+		while (__atomic_load_n(&flip_count, __ATOMIC_RELAXED) == seen)
+			sched_yield();
+		seen = __atomic_load_n(&flip_count, __ATOMIC_RELAXED);
+		int rc;
+		if (kind == FLIP_CONNECT) {
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			rc = connect(fd, (struct sockaddr *)&flip_shared, sizeof(struct sockaddr_in6));
+			int e = errno;
+			if (rc == 0) {
+				struct sockaddr_in peer;
+				socklen_t plen = sizeof(peer);
+				if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+				    peer.sin_addr.s_addr == dn.sin_addr.s_addr)
+					peer_denied++;
+				write_all(fd, payload, strlen(payload));
+			}
+			close(fd);
+			errno = e;
+		} else if (kind == FLIP_SENDTO) {
+			rc = (int)sendto(udp, payload, strlen(payload), 0, (struct sockaddr *)&flip_shared,
+					 sizeof(struct sockaddr_in6));
+		} else {
+			struct iovec iov = {.iov_base = payload, .iov_len = strlen(payload)};
+			struct msghdr mh = {.msg_name = &flip_shared, .msg_namelen = sizeof(struct sockaddr_in6),
+					    .msg_iov = &iov, .msg_iovlen = 1};
+			rc = (int)sendmsg(udp, &mh, 0);
+		}
+		if (rc >= 0)
+			ok++;
+		else
+			count_errno(errs, 16, errno);
+	}
+	__atomic_store_n(&flip_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	char line[512];
+	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d peer_denied=%d", label, n, ok, peer_denied);
+	for (int i = 0; i < 16 && errs[i].err; i++)
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[i].err), errs[i].count);
+	say("%s", line);
+	return 0;
+}
+
+// ---------------------------------------------------------------- other processes
+
+struct thread_args {
+	const char *host;
+	unsigned port;
+	const char *payload;
+	int rc;
+};
+
+static void *connect_thread(void *arg)
+{
+	struct thread_args *t = arg;
+	t->rc = do_connect(t->host, t->port, t->payload);
+	return NULL;
+}
+
+static int wait_child(pid_t pid)
+{
+	int st;
+	if (pid < 0)
+		return fail("at=fork");
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return fail("at=waitpid");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+static int do_exec_connect(const char *host, const char *port, const char *payload)
+{
+	fflush(stdout);
+	pid_t child = fork();
+	if (child == 0) {
+		pid_t grandchild = fork();
+		if (grandchild == 0) {
+			execl("/proc/self/exe", "egress_probe", "--label", label, "connect", "tcp", host, port, payload,
+			      (char *)NULL);
+			fail("at=execve");
+			_exit(1);
+		}
+		_exit(wait_child(grandchild));
+	}
+	return wait_child(child);
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	if (argc > 2 && strcmp(argv[1], "--label") == 0) {
+		label = argv[2];
+		i = 3;
+	}
+	if (i >= argc)
+		usage();
+	const char *cmd = argv[i];
+	char **a = argv + i + 1;
+	int n = argc - i - 1;
+	if (!label)
+		label = cmd;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!strcmp(cmd, "connect") && (n == 3 || n == 4) && !strcmp(a[0], "tcp"))
+		return do_connect(a[1], parse_port(a[2]), n == 4 ? a[3] : NULL);
+	if (!strcmp(cmd, "connect-many") && n == 3)
+		return do_connect_many(a[0], parse_port(a[1]), atoi(a[2]));
+	if (!strcmp(cmd, "sendto") && n == 4 && !strcmp(a[0], "udp"))
+		return do_sendto(a[1], parse_port(a[2]), a[3]);
+	if (!strcmp(cmd, "sendmsg") && n == 4 && !strcmp(a[0], "udp"))
+		return do_sendmsg(a[1], parse_port(a[2]), a[3]);
+	if (!strcmp(cmd, "sendmmsg") && n >= 3 && !strcmp(a[0], "udp"))
+		return do_sendmmsg(n - 1, a + 1);
+	if (!strcmp(cmd, "ping") && n == 1)
+		return do_ping(a[0]);
+	if ((!strcmp(cmd, "connect6-mapped") && (n == 2 || n == 3)) || (!strcmp(cmd, "sendto6-mapped") && n == 3)) {
+		char mapped[64];
+		mapped_host(a[0], mapped, sizeof(mapped));
+		if (cmd[0] == 'c')
+			return do_connect(mapped, parse_port(a[1]), n == 3 ? a[2] : NULL);
+		return do_sendto(mapped, parse_port(a[1]), a[2]);
+	}
+	if (!strcmp(cmd, "tfo") && n == 3)
+		return do_tfo(a[0], parse_port(a[1]), a[2]);
+	if (!strcmp(cmd, "raw") && (n == 2 || (n == 3 && !strcmp(a[2], "cloexec"))))
+		return do_raw(a[0], parse_port(a[1]), n == 3);
+	if (!strcmp(cmd, "packet") && n == 5)
+		return do_packet(a[0], a[1], a[2], a[3], parse_port(a[4]));
+	if (!strcmp(cmd, "iouring") && n == 3)
+		return do_iouring(a[0], parse_port(a[1]), a[2]);
+	if (!strcmp(cmd, "flip-connect") && n == 4)
+		return do_flip(FLIP_CONNECT, a[0], a[1], parse_port(a[2]), atoi(a[3]));
+	if (!strcmp(cmd, "flip-sendto") && n == 4)
+		return do_flip(FLIP_SENDTO, a[0], a[1], parse_port(a[2]), atoi(a[3]));
+	if (!strcmp(cmd, "flip-sendmsg") && n == 4)
+		return do_flip(FLIP_SENDMSG, a[0], a[1], parse_port(a[2]), atoi(a[3]));
+	if (!strcmp(cmd, "fork-connect") && n == 3) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(do_connect(a[0], parse_port(a[1]), a[2]));
+		return wait_child(pid);
+	}
+	if (!strcmp(cmd, "thread-connect") && n == 3) {
+		struct thread_args t = {.host = a[0], .port = parse_port(a[1]), .payload = a[2]};
+		pthread_t th;
+		if (pthread_create(&th, NULL, connect_thread, &t) != 0)
+			return fail("at=pthread_create");
+		pthread_join(th, NULL);
+		return t.rc;
+	}
+	if (!strcmp(cmd, "exec-connect") && n == 3)
+		return do_exec_connect(a[0], a[1], a[2]);
+	if (!strcmp(cmd, "resolve") && n == 1) {
+		char first[256];
+		if (!hosts_lookup(a[0], first, sizeof(first), 1))
+			say("resolve %s none", a[0]);
+		return 0;
+	}
+	usage();
+	return 2;
+}

@@ -1,0 +1,148 @@
+// `sandlock-runc egress ID`: the container's active egress rules (<state dir>/egress.json),
+// the shim's allow/deny counters (its status over shim.sock) and the audit log's path.
+#include <iostream>
+
+#include "runtime/cli/cli.hpp"
+#include "runtime/cli/table.hpp"
+#include "runtime/shim/shim.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+
+namespace sandlock::cli {
+namespace {
+
+using json = nlohmann::json;
+
+std::string join_ports(const json& ports) {
+    std::string out;
+    for (const auto& p : ports) out += (out.empty() ? "" : ",") + std::to_string(p.get<int>());
+    return out;
+}
+
+std::string ports_of(const json& entry, bool icmp) {
+    if (icmp) return "-";
+    return entry.at("all_ports").get<bool>() ? "*" : join_ports(entry.at("ports"));
+}
+
+// One row per destination entry of egress.json, in allow mode the allowed ones and in
+// deny mode the denied ones.
+void add_rule_rows(Table& t, const json& policy) {
+    const std::string action = policy.at("mode") == "deny" ? "deny" : "allow";
+    for (const char* proto : {"tcp", "udp", "icmp"}) {
+        const json& r = policy.at(proto);
+        const bool icmp = std::string(proto) == "icmp";
+        if (r.at("any_ip_all_ports").get<bool>()) t.add({action, proto, "*", icmp ? "-" : "*"});
+        if (!r.at("any_ip_ports").empty()) t.add({action, proto, "*", join_ports(r.at("any_ip_ports"))});
+        for (const auto& e : r.at("per_ip"))
+            t.add({action, proto, e.at("address").get<std::string>(), ports_of(e, icmp)});
+        for (const auto& e : r.at("per_net"))
+            t.add({action, proto, e.at("network").get<std::string>(), ports_of(e, icmp)});
+    }
+}
+
+std::string bind_text(const json& bind) {
+    if (bind.is_null()) return "unrestricted";
+    std::string out;
+    for (const auto& r : bind) {
+        const int first = r.at(0).get<int>(), last = r.at(1).get<int>();
+        out += (out.empty() ? "" : ",") + std::to_string(first) +
+               (first == last ? "" : "-" + std::to_string(last));
+    }
+    return out.empty() ? "none" : out;
+}
+
+std::string shim_text(const json& shim) {
+    if (!shim.value("running", false)) return "not running";
+    const int listeners = shim.value("listeners", 0);
+    return "running (pid " + std::to_string(shim.value("pid", 0)) + ", " + std::to_string(listeners) +
+           (listeners == 1 ? " listener)" : " listeners)");
+}
+
+// The audit log's decisions, one row each (the log is JSON lines).
+void print_decisions(const json& s) {
+    if (!s.contains("audit_log") || s.at("audit_log").is_null()) return;
+    std::string text;
+    try {
+        text = fs::read_file(s.at("audit_log").get<std::string>());
+    } catch (const Error&) {
+        return;  // no decision recorded yet
+    }
+    Table rows({"TIME", "PID", "SYSCALL", "PROTOCOL", "DESTINATION", "PORT", "VERDICT"});
+    size_t start = 0, count = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        json d = json::parse(text.substr(start, end - start), nullptr, false);
+        start = end + 1;
+        if (d.is_discarded() || !d.is_object()) continue;
+        rows.add({d.value("time", ""), std::to_string(d.value("pid", 0)), d.value("syscall", ""),
+                  d.value("protocol", ""), d.value("destination", ""),
+                  std::to_string(d.value("port", 0)), d.value("verdict", "")});
+        ++count;
+    }
+    if (count) std::cout << "\n" << rows.render();
+}
+
+void print_table(const json& s) {
+    const json& policy = s.at("policy");
+    if (policy.is_null()) {
+        std::cout << "no egress policy\n";
+        return;
+    }
+    Table head({"mode:", policy.at("mode").get<std::string>()});
+    head.add({"loopback:", policy.at("loopback").get<std::string>()});
+    head.add({"bind:", bind_text(policy.at("bind"))});
+    head.add({"audit:", s.at("audit").get<std::string>()});
+    head.add({"audit log:", s.at("audit_log").is_null() ? "-" : s.at("audit_log").get<std::string>()});
+    head.add({"shim:", shim_text(s.at("shim"))});
+    const json& c = s.at("counters");
+    for (const char* k : {"allowed", "denied", "continued", "errors"})
+        head.add({std::string(k) + ":", c.is_object() && c.contains(k) ? std::to_string(c[k].get<uint64_t>()) : "-"});
+    std::cout << head.render() << "\n";
+
+    if (policy.at("mode") == "open") {
+        std::cout << "no destination rules: egress is not filtered by destination\n";
+    } else {
+        Table rules({"ACTION", "PROTOCOL", "DESTINATION", "PORTS"});
+        add_rule_rows(rules, policy);
+        std::cout << rules.render();
+    }
+    if (!policy.at("hosts").empty()) {
+        Table hosts({"HOST", "ADDRESSES"});
+        for (const auto& h : policy.at("hosts")) {
+            std::string addrs;
+            for (const auto& a : h.at("addresses")) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
+            hosts.add({h.at("name").get<std::string>(), addrs});
+        }
+        std::cout << "\n" << hosts.render();
+    }
+    print_decisions(s);
+}
+
+}  // namespace
+
+void register_egress(CLI::App& app, Context& ctx) {
+    struct EgressFlags {
+        std::string id;
+        std::string format = "table";
+    };
+    auto f = std::make_shared<EgressFlags>();
+    auto* sub = app.add_subcommand("egress", "show a container's egress rules, counters and audit log");
+    sub->add_option("-f,--format", f->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+    sub->add_option("id", f->id, "container id")->required();
+    ctx.handlers[sub] = [&ctx, f] {
+        auto store = ctx.global.store();
+        store.load(f->id);  // `container "ID" does not exist`
+        json s = shim::shim_status(store.dir(f->id));
+        if (f->format == "json") {
+            json out = {{"id", f->id}};
+            out.update(s);
+            std::cout << out.dump(2) << "\n";
+        } else {
+            print_table(s);
+        }
+        return 0;
+    };
+}
+
+}  // namespace sandlock::cli

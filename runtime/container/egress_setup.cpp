@@ -1,0 +1,107 @@
+#include "runtime/container/egress_setup.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "runtime/egress/filter.hpp"
+#include "runtime/egress/hosts.hpp"
+#include "runtime/linux/safe_path.hpp"
+#include "runtime/shim/shim.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+#include "runtime/util/log.hpp"
+
+namespace sandlock::container {
+namespace {
+
+bool has_private_netns(const spec::Config& cfg) {
+    return cfg.linux.has_namespace(spec::NamespaceType::Network);
+}
+
+os::LandlockNetRules landlock_rules(const egress::ResolvedPolicy& policy, const spec::Config& cfg) {
+    os::LandlockNetRules rules;
+    rules.connect_tcp_ports = policy.landlock_connect_ports();
+    if (policy.bind) {
+        std::vector<uint16_t> ports;
+        for (const auto& range : *policy.bind)
+            for (uint32_t p = range.first; p <= range.last; ++p) ports.push_back(static_cast<uint16_t>(p));
+        rules.bind_tcp_ports = std::move(ports);
+    }
+    // Sharing the host's network namespace also shares its abstract unix sockets.
+    rules.scope_abstract_unix = !has_private_netns(cfg);
+    return rules;
+}
+
+spec::Mount* find_hosts_mount(spec::Config& cfg) {
+    for (auto& m : cfg.mounts)
+        if (m.destination == "/etc/hosts") return &m;
+    return nullptr;
+}
+
+// The hosts file the container would see without us.
+std::string current_hosts(spec::Config& cfg, const std::string& bundle, const std::string& rootfs) {
+    if (spec::Mount* m = find_hosts_mount(cfg)) {
+        std::string source = m->source;
+        if (!source.empty() && source[0] != '/') source = fs::join(bundle, source);
+        return fs::read_file(source);
+    }
+    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open " + rootfs);
+    // Resolved inside the rootfs: a symlinked /etc/hosts must not read a host file.
+    UniqueFd f = os::try_open_in_root(root.get(), "/etc/hosts", O_RDONLY);
+    if (!f) return "";
+    return fs::read_file(os::proc_fd_path(f.get()));
+}
+
+void bind_hosts_file(spec::Config& cfg, const std::string& path) {
+    if (spec::Mount* m = find_hosts_mount(cfg)) {
+        m->source = path;
+        return;
+    }
+    spec::Mount m;
+    m.destination = "/etc/hosts";
+    m.type = "bind";
+    m.source = path;
+    m.options = {"rbind", "rprivate"};
+    cfg.mounts.push_back(std::move(m));
+}
+
+}  // namespace
+
+std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const std::string& bundle,
+                                         const std::string& rootfs, const std::string& state_dir) {
+    egress::Policy policy = egress::parse_policy(cfg.annotations);
+    if (!policy.active()) return std::nullopt;
+    egress::SystemResolver resolver;
+    // Loopback defaults to allowed only when it is the container's own.
+    auto loopback = has_private_netns(cfg) ? egress::Loopback::Allow : egress::Loopback::Deny;
+    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}};
+    plan.landlock = landlock_rules(plan.policy, cfg);
+    if (!plan.policy.hosts.empty()) {
+        std::string hosts = fs::join(state_dir, "hosts");
+        fs::write_file_atomic(hosts,
+                              egress::hosts_with_policy(current_hosts(cfg, bundle, rootfs), plan.policy),
+                              0644);
+        bind_hosts_file(cfg, hosts);
+    }
+    return plan;
+}
+
+std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir) {
+    std::string path = shim::policy_path(state_dir);
+    if (!fs::exists(path)) return std::nullopt;
+    EgressPlan plan{egress::deserialize_policy(fs::read_file(path)), {}};
+    plan.landlock = landlock_rules(plan.policy, cfg);
+    return plan;
+}
+
+void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
+    if (!os::apply_landlock(plan.landlock))
+        log::warn("Landlock network rules are not supported by this kernel; "
+                  "egress is enforced by the seccomp supervisor alone");
+    UniqueFd listener = egress::install_egress_filter();
+    sock.send(SyncType::EgressListener, std::to_string(listener.get()));
+    sock.expect(SyncType::EgressDone);
+}
+
+}  // namespace sandlock::container

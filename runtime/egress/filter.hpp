@@ -1,0 +1,56 @@
+// The egress seccomp filter: the calls whose destination the shim must judge go
+// to its listener; what can be decided from registers alone is decided here.
+//
+// Notified (SECCOMP_RET_USER_NOTIF, answered by the shim):
+//   - connect (every family: the shim continues non-IP sockets);
+//   - sendto with a non-NULL destination pointer (arg 4 != 0);
+//   - sendmsg and sendmmsg (the destination is in process memory, which a filter
+//     cannot read; a NULL msg_name is notified too).
+// Not notified, by design: sendto with a NULL destination. That is send() on a
+// connected socket (x86_64 has no send syscall; libc's send() is sendto(..., NULL, 0)),
+// and write()/writev() likewise: the data path. The kernel uses no address when
+// the pointer is NULL (whatever addrlen says), and the pointer is a register the
+// process cannot change after the check, so the destination is the one the notified
+// connect already judged. Waking the shim for every packet would only cost latency.
+//
+// Refused in the filter:
+//   - socket()/socketpair() with a family other than AF_UNIX, AF_INET, AF_INET6,
+//     AF_NETLINK: EAFNOSUPPORT (AF_PACKET and friends reach the wire with no
+//     connect or sendto destination to judge);
+//   - socket()/socketpair() with type & 0xf == SOCK_RAW on AF_UNIX, AF_INET and
+//     AF_INET6: EPERM (raw IP lets the process write its own headers, so the
+//     destination the shim checks would not be the one on the wire). AF_NETLINK
+//     SOCK_RAW stays allowed: it is netlink's ordinary type (glibc's getaddrinfo
+//     and getifaddrs, iproute2), equivalent to its SOCK_DGRAM, never leaves the host.
+//   - io_uring_setup/io_uring_enter/io_uring_register: EPERM (io_uring's connect
+//     and send ops never pass through seccomp).
+//   - setsockopt IP_OPTIONS (SOL_IP) and IPV6_RTHDR/IPV6_2292RTHDR (SOL_IPV6):
+//     EPERM (sticky source routes would send un-notified send()s via another hop).
+// Everything else is allowed. Syscalls of another architecture (i386 int 0x80,
+// x32) kill the thread: i386 socketcall() would reach connect/sendto with other
+// numbers and bypass every rule above.
+//
+// Install it before the OCI filter: the kernel allows one listener per filter chain
+// (a second NEW_LISTENER fails EBUSY). Once every copy of the listener is closed,
+// notified calls fail ENOSYS: fail closed.
+#pragma once
+
+#include <linux/filter.h>
+
+#include <vector>
+
+#include "runtime/util/fd.hpp"
+
+namespace sandlock::egress {
+
+// The filter's BPF program (libseccomp-generated, native architecture only).
+std::vector<sock_filter> egress_filter_bpf();
+
+// Installs the filter on the calling thread with SECCOMP_FILTER_FLAG_NEW_LISTENER
+// (+ WAIT_KILLABLE_RECV when the kernel has it: once the shim has received a
+// notification, only a fatal signal interrupts the call, so a signal cannot make
+// the process restart a connect/send the shim is performing on its behalf). Needs no_new_privs or
+// CAP_SYS_ADMIN. Returns the listener fd.
+UniqueFd install_egress_filter();
+
+}  // namespace sandlock::egress

@@ -1,0 +1,68 @@
+// The egress shim: a detached process (`sandlock-runc shim <state dir>`) that owns the
+// container's seccomp listener fds, runs a Supervisor over them, serves
+// <state dir>/shim.sock (control.hpp) and appends decisions to <state dir>/audit.log.
+// It exits when every listener hung up (the container's processes are all gone) or on
+// SIGTERM, removing shim.sock and shim.pid.
+//
+// Files in the state dir: egress.json (the ResolvedPolicy, written before the shim
+// starts), shim.sock, shim.pid, audit.log (only with io.sandlock.audit deny|all).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/egress/policy.hpp"
+#include "runtime/shim/supervisor.hpp"
+#include "runtime/util/fd.hpp"
+
+namespace sandlock::shim {
+
+std::string policy_path(const std::string& state_dir);     // egress.json
+std::string socket_path(const std::string& state_dir);     // shim.sock
+std::string pid_path(const std::string& state_dir);        // shim.pid
+std::string audit_log_path(const std::string& state_dir);  // audit.log
+
+// Writes <state_dir>/egress.json (serialize(policy)), mode 0600.
+void write_policy(const std::string& state_dir, const egress::ResolvedPolicy& policy);
+
+// Starts the shim for a container whose policy is already in <state_dir>/egress.json:
+// `/proc/self/exe shim <state_dir>` (see set_shim_binary), double-forked, setsid, fds 0-2
+// on /dev/null, cwd /, no inherited fd but first_listener (its fd 3). Returns once the
+// shim serves shim.sock and has written shim.pid (at most 10 s), with the shim's pid.
+// audit_mode: "off", "deny", "all", or "" for the policy's own io.sandlock.audit.
+// Throws sandlock::Error("egress shim: ...") when the shim cannot start.
+pid_t start_shim(const std::string& state_dir, UniqueFd first_listener, const std::string& audit_mode);
+// The same, writing egress.json first; the audit mode is policy.audit.
+pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
+                 UniqueFd first_listener);
+
+// For `exec`: hands a new listener to the running shim. Throws
+// Error("egress shim is not running; refusing to exec without egress supervision")
+// or Error("egress shim refused the listener: <reason>").
+void register_listener(const std::string& state_dir, int listener_fd);
+
+// For `egress ID`: {"policy": egress.json or null, "audit": mode, "audit_log": path or null,
+//  "shim": {"running": bool, "pid", "listeners"}, "counters": {allowed, denied, continued,
+//  errors} or null when the shim is not running}.
+nlohmann::json shim_status(const std::string& state_dir);
+
+// For `delete`: SIGTERM, then SIGKILL after 2 s, the process named by shim.pid if it is
+// really this state dir's shim (its cmdline is `... shim <state_dir>`); then removes
+// shim.sock and shim.pid. A missing or already-gone shim is fine.
+void stop_shim(const std::string& state_dir);
+
+// The hidden `shim` subcommand: fd 3 is the first listener. Returns the exit code.
+int run_shim_main(const std::string& state_dir);
+
+// The program start_shim runs; default "/proc/self/exe". Tests, whose own binary is not
+// sandlock-runc, point it at the built runtime.
+void set_shim_binary(const std::string& path);
+
+// One audit.log line (with the trailing newline) and whether a mode records a decision.
+std::string audit_line(const Decision& d, const std::string& time);
+bool audit_records(egress::Audit mode, bool allowed);
+
+}  // namespace sandlock::shim

@@ -1,0 +1,55 @@
+// The egress supervisor: serves the seccomp listeners of a container's processes.
+// One thread polls every listener and receives notifications; each notification is
+// handled (shim/on_behalf.hpp) on a worker pool that grows whenever all workers are
+// busy, so a connect that blocks for minutes never delays another notification.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "runtime/egress/policy.hpp"
+#include "runtime/shim/on_behalf.hpp"
+#include "runtime/util/fd.hpp"
+
+namespace sandlock::shim {
+
+// Called once per egress decision, from worker threads; calls are serialized.
+using AuditFn = std::function<void(const Decision&)>;  // may be empty
+
+struct Counters {
+    std::uint64_t allowed = 0;    // destinations allowed (each sendmmsg entry counts)
+    std::uint64_t denied = 0;     // destinations refused (ECONNREFUSED), unknown protocols, source routes
+    std::uint64_t continued = 0;  // non-IP sockets answered with CONTINUE
+    std::uint64_t errors = 0;     // notifications the supervisor could not act on
+};
+
+class Supervisor {
+public:
+    Supervisor(egress::ResolvedPolicy policy, AuditFn audit);
+    // Stops run() and returns without waiting for calls in flight (a blocked connect
+    // ends with its socket's timeout); their workers keep what they need alive and no
+    // longer call the audit function.
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Thread-safe; may be called while run() runs. Throws sandlock::Error when run()
+    // has already returned because every listener hung up (the caller should refuse
+    // the registration: nobody would serve it).
+    void add_listener(UniqueFd listener);
+    // Serves every listener until all of them hung up (no process uses their filter
+    // any more) or stop(). Returns at once when no listener was ever added. Call it
+    // from one thread; join that thread before destroying the Supervisor.
+    void run();
+    void stop();  // thread-safe
+    Counters counters() const;
+    size_t listener_count() const;  // listeners being served or waiting to be
+
+private:
+    struct State;
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace sandlock::shim
