@@ -830,3 +830,15 @@ bad_annotation() {
 	[ "$status" -eq 0 ]
 	assert_no_shim "$ID2"
 }
+
+@test "a policy and an OCI seccomp SCMP_ACT_NOTIFY rule together fail create cleanly" {
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotations"
+	new_id ID
+	make_bundle b "$(allow "10.213.0.1:80")" "$(args sleep 1000)" \
+		'.linux.seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/nowhere.sock",
+			"syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}'
+	run rtq create --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" \
+		'SCMP_ACT_NOTIFY cannot be combined with io\.sandlock\.network'
+	assert_no_shim "$ID"
+}

@@ -39,14 +39,6 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
     to.insert(to.end(), more.begin(), more.end());
 }
 
-[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg) {
-    try {
-        sock.send(SyncType::Error, msg);
-    } catch (...) {
-    }
-    ::_exit(1);
-}
-
 [[noreturn]] void run_exec_process(SyncSocket& sock, const spec::Process& process,
                                    const spec::Config& cfg, int passed_fds,
                                    const EgressPlan* egress) {

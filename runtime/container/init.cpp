@@ -23,17 +23,6 @@
 namespace sandlock::container {
 namespace {
 
-// Reports a failure to the parent and ends the process: nothing in a child
-// may unwind into the CLI code it was forked from.
-[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg) {
-    try {
-        sock.send(SyncType::Error, msg);
-    } catch (...) {
-        std::fprintf(stderr, "%s\n", msg.c_str());
-    }
-    ::_exit(1);
-}
-
 void become_root_in_userns() {
     if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid in user namespace");
     if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid in user namespace");
@@ -119,6 +108,15 @@ std::string state_with_status(const std::string& state_json, const char* status)
 }
 
 }  // namespace
+
+void fail_to_parent(SyncSocket& sock, const std::string& msg) {
+    try {
+        sock.send(SyncType::Error, msg);
+    } catch (...) {
+        std::fprintf(stderr, "%s\n", msg.c_str());
+    }
+    ::_exit(1);
+}
 
 void report_seccomp_listener(SyncSocket& sock, int fd) {
     sock.send(SyncType::SeccompListener, std::to_string(fd));

@@ -23,6 +23,10 @@ struct InitContext {
     const EgressPlan* egress = nullptr;  // set when an egress policy applies
 };
 
+// Reports a failure to the parent and ends the process: nothing in a forked
+// child may unwind into the CLI code it was forked from.
+[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg);
+
 // Stage 1: joins/creates namespaces, forks init, reports its pid, exits.
 [[noreturn]] void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx);
 
