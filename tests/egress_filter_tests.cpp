@@ -33,72 +33,13 @@
 #include "runtime/egress/filter.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
+#include "tests/child.hpp"
 #include "runtime/util/fd.hpp"
 
 using namespace sandlock;
+using namespace sandlock::testing;
 
 namespace {
-
-// A failed check inside a child: its code becomes the exit status.
-struct ChildFailure {
-    int code;
-};
-
-void require(bool ok, int code, const std::string& what) {
-    if (ok) return;
-    std::fprintf(stderr, "child check %d failed: %s\n", code, what.c_str());
-    throw ChildFailure{code};
-}
-
-std::string errno_name(int e) { return e ? std::strerror(e) : std::string("success"); }
-
-// r is a syscall result; checks it failed with want (or succeeded when want == 0).
-void require_result(long r, int want, int code, const std::string& what) {
-    const int got = r < 0 ? errno : 0;
-    require(got == want, code, what + ": got " + errno_name(got) + ", want " + errno_name(want));
-}
-
-// A forked child that is killed and reaped if the test leaves early.
-class Child {
-public:
-    // body runs in the child; returning is success. Other exceptions exit 99.
-    explicit Child(const std::function<void()>& body) {
-        pid_ = ::fork();
-        if (pid_ < 0) throw_errno("fork");
-        if (pid_ == 0) {
-            int rc = 0;
-            try {
-                body();
-            } catch (const ChildFailure& f) {
-                rc = f.code;
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "child: %s\n", e.what());
-                rc = 99;
-            } catch (...) {
-                rc = 99;
-            }
-            ::_exit(rc);
-        }
-    }
-    ~Child() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    pid_t pid() const { return pid_; }
-    // Exit status, or 128+signal.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-
-private:
-    pid_t pid_ = -1;
-};
 
 // The child side of the setup every filtered child shares.
 int install_filter_in_child() {

@@ -25,72 +25,14 @@
 
 #include "runtime/linux/landlock.hpp"
 #include "runtime/util/error.hpp"
+#include "tests/child.hpp"
 #include "runtime/util/fd.hpp"
 
 using namespace sandlock;
+using namespace sandlock::testing;
 using sandlock::os::LandlockNetRules;
 
 namespace {
-
-// A failed check inside a child: its code becomes the exit status.
-struct ChildFailure {
-    int code;
-};
-
-void require(bool ok, int code, const std::string& what) {
-    if (ok) return;
-    std::fprintf(stderr, "child check %d failed: %s\n", code, what.c_str());
-    throw ChildFailure{code};
-}
-
-void require_errno(int got, int want, int code, const std::string& what) {
-    require(got == want, code,
-            what + ": got " + (got ? std::strerror(got) : std::string("success")) + ", want " +
-                (want ? std::strerror(want) : std::string("success")));
-}
-
-// A forked child that is killed and reaped if the test leaves early.
-class Child {
-public:
-    // body runs in the child; 0 is success. Other exceptions exit 99.
-    explicit Child(const std::function<void()>& body) {
-        pid_ = ::fork();
-        if (pid_ < 0) throw_errno("fork");
-        if (pid_ == 0) {
-            int rc = 0;
-            try {
-                body();
-            } catch (const ChildFailure& f) {
-                rc = f.code;
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "child: %s\n", e.what());
-                rc = 99;
-            } catch (...) {
-                rc = 99;
-            }
-            ::_exit(rc);
-        }
-    }
-    ~Child() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    // Exit status, or 128+signal.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-
-private:
-    pid_t pid_ = -1;
-};
-
-int run_child(const std::function<void()>& body) { return Child(body).wait(); }
 
 UniqueFd make_socket(int family, int type) {
     UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));

@@ -13,16 +13,6 @@ namespace sandlock::egress {
 
 namespace {
 
-constexpr std::string_view kSpace = " \t\r\n\v\f";
-
-std::string_view trim(std::string_view s) {
-    const auto first = s.find_first_not_of(kSpace);
-    if (first == std::string_view::npos) return {};
-    const auto last = s.find_last_not_of(kSpace);
-    return s.substr(first, last - first + 1);
-}
-
-std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 [[noreturn]] void fail_key(std::string_view key, const std::string& reason) {
     throw Error(std::string(key) + ": " + reason);

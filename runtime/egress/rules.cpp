@@ -5,19 +5,19 @@
 
 namespace sandlock::egress {
 
-namespace {
-
-constexpr std::string_view kSpace = " \t\r\n\v\f";
-
 std::string_view trim(std::string_view s) {
+    constexpr std::string_view kSpace = " \t\r\n\v\f";
     const auto first = s.find_first_not_of(kSpace);
     if (first == std::string_view::npos) return {};
     const auto last = s.find_last_not_of(kSpace);
     return s.substr(first, last - first + 1);
 }
 
-// Our quoting in reasons, and sandlock's (backticks) in its own texts.
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+namespace {
+
+// sandlock's quoting (backticks) in its own texts; ours is in_quotes().
 std::string ticked(std::string_view s) { return "`" + std::string(s) + "`"; }
 
 // Throws a RuleError whose what() is sandlock's text (NetAllow) or ours (Plain).

@@ -127,4 +127,9 @@ PortSpec parse_ports(std::string_view part, std::string_view rule, Dialect diale
 // 0 is returned as 0 (the caller decides). nullopt when malformed.
 std::optional<std::uint16_t> parse_port_number(std::string_view text);
 
+// Text helpers shared by the grammar and the policy: ASCII-whitespace trim,
+// and our double-quoting of values in error reasons.
+std::string_view trim(std::string_view s);
+std::string in_quotes(std::string_view s);
+
 }  // namespace sandlock::egress

@@ -1,0 +1,88 @@
+// Test support: run a check in a forked child (for code that changes the
+// process: filters, Landlock, identity) and read its verdict as an exit code.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "runtime/util/error.hpp"
+
+namespace sandlock::testing {
+
+// A failed check inside a child: its code becomes the exit status.
+struct ChildFailure {
+    int code;
+};
+
+inline void require(bool ok, int code, const std::string& what) {
+    if (ok) return;
+    std::fprintf(stderr, "child check %d failed: %s\n", code, what.c_str());
+    throw ChildFailure{code};
+}
+
+inline std::string errno_name(int e) { return e ? std::strerror(e) : std::string("success"); }
+
+inline void require_errno(int got, int want, int code, const std::string& what) {
+    require(got == want, code, what + ": got " + errno_name(got) + ", want " + errno_name(want));
+}
+
+// r is a syscall result; checks it failed with want (or succeeded when want == 0).
+inline void require_result(long r, int want, int code, const std::string& what) {
+    require_errno(r < 0 ? errno : 0, want, code, what);
+}
+
+// A forked child that is killed and reaped if the test leaves early.
+class Child {
+public:
+    // body runs in the child; returning is success, ChildFailure exits with
+    // its code, any other exception exits 99.
+    explicit Child(const std::function<void()>& body) {
+        pid_ = ::fork();
+        if (pid_ < 0) throw_errno("fork");
+        if (pid_ == 0) {
+            int rc = 0;
+            try {
+                body();
+            } catch (const ChildFailure& f) {
+                rc = f.code;
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "child: %s\n", e.what());
+                rc = 99;
+            } catch (...) {
+                rc = 99;
+            }
+            ::_exit(rc);
+        }
+    }
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    pid_t pid() const { return pid_; }
+    // Exit status, or 128+signal.
+    int wait() {
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+inline int run_child(const std::function<void()>& body) { return Child(body).wait(); }
+
+}  // namespace sandlock::testing
