@@ -73,7 +73,8 @@ $(BUILD)/helpers/egress_probe: HELPER_LDFLAGS = -static
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
-	podman netavark containerd conmon aardvark-dns catatonit
+	podman netavark containerd conmon aardvark-dns catatonit \
+	runc crun hyperfine time
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -194,10 +194,34 @@ run_integration_tests() {
 	rm -rf --one-file-system "$work" 2>/dev/null
 }
 
+# The benchmarks in quick mode: they must keep working; timings are never judged.
+run_bench_quick() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "# bench --quick skipped: it needs root"
+		skipped=$((skipped + 1))
+		return
+	fi
+	local log
+	log=$(mktemp)
+	if timeout --kill-after=10 600 "$REPO/bench/run.sh" --quick >"$log" 2>&1; then
+		tail -n 30 "$log"
+		echo "ok - bench --quick runs (results in $BUILD/bench/RESULTS-quick.md)"
+		passed=$((passed + 1))
+	else
+		cat "$log"
+		echo "not ok - bench --quick failed"
+		failed=$((failed + 1))
+	fi
+	rm -f "$log"
+}
+
 if [ "$integration_only" -eq 0 ]; then
 	run_unit_tests
 fi
 run_integration_tests
+if [ "$integration_only" -eq 0 ]; then
+	run_bench_quick
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -306,6 +306,16 @@ public:
         sup_.stop();
     }
 
+    json status() const {
+        const Counters c = sup_.counters();
+        return {{"ok", true},
+                {"pid", ::getpid()},
+                {"listeners", sup_.listener_count()},
+                {"audit", egress::to_string(audit_)},
+                {"counters",
+                 {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued}, {"errors", c.errors}}}};
+    }
+
 private:
     static json refuse(const std::string& why) { return {{"ok", false}, {"error", why}}; }
 
@@ -316,16 +326,6 @@ private:
         if (closing_) return refuse("the egress shim is stopping");
         sup_.add_listener(std::move(fd));
         return {{"ok", true}, {"listeners", sup_.listener_count()}};
-    }
-
-    json status() const {
-        const Counters c = sup_.counters();
-        return {{"ok", true},
-                {"pid", ::getpid()},
-                {"listeners", sup_.listener_count()},
-                {"audit", egress::to_string(audit_)},
-                {"counters",
-                 {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued}, {"errors", c.errors}}}};
     }
 
     Supervisor& sup_;
@@ -492,6 +492,10 @@ void register_listener(const std::string& state_dir, int listener_fd) {
     if (!reply_ok(reply)) throw Error("egress shim refused the listener: " + reply_error(reply));
 }
 
+std::string final_counters_path(const std::string& state_dir) {
+    return fs::join(state_dir, "counters.json");
+}
+
 json shim_status(const std::string& state_dir) {
     json out;
     const std::string policy_file = policy_path(state_dir);
@@ -508,7 +512,9 @@ json shim_status(const std::string& state_dir) {
         out["counters"] = reply.value("counters", json(nullptr));
         if (reply.contains("audit")) out["audit"] = reply["audit"];
     } catch (const ShimUnavailable&) {
-        // Not running: the rules are still worth showing.
+        // Not running: the rules, and the counters it left when it exited, still count.
+        const std::string final_file = final_counters_path(state_dir);
+        if (fs::exists(final_file)) out["counters"] = json::parse(fs::read_file(final_file), nullptr, false);
     }
     return out;
 }
@@ -569,6 +575,8 @@ int run_shim_main(const std::string& state_dir_arg) {
         ready.send("ready " + std::to_string(::getpid()));
         supervisor.run();
         service.close();
+        // The container is gone; `egress ID` still shows what was decided.
+        fs::write_file_atomic(final_counters_path(state_dir), service.status().at("counters").dump(), 0600);
         return 0;
     } catch (const std::exception& e) {
         ready.send(std::string("error ") + e.what());

@@ -23,7 +23,9 @@ namespace sandlock::shim {
 std::string policy_path(const std::string& state_dir);     // egress.json
 std::string socket_path(const std::string& state_dir);     // shim.sock
 std::string pid_path(const std::string& state_dir);        // shim.pid
-std::string audit_log_path(const std::string& state_dir);  // audit.log
+std::string audit_log_path(const std::string& state_dir);       // audit.log
+// The counters the shim leaves when it exits, for `egress ID` afterwards.
+std::string final_counters_path(const std::string& state_dir);  // counters.json
 
 // Writes <state_dir>/egress.json (serialize(policy)), mode 0600.
 void write_policy(const std::string& state_dir, const egress::ResolvedPolicy& policy);
