@@ -2,7 +2,7 @@
 # egress test).
 #
 # Isolation: podman never touches the host's podman state. Every path podman writes to
-# is under $PM_DIR ($BATS_FILE_TMPDIR/podman): storage root and run root, libpod's tmp
+# is under $PM_DIR (/tmp/sandlock-pm-<run token>): storage root and run root, libpod's tmp
 # dir, volumes and network configs; CONTAINERS_CONF is a copy of config/containers.conf
 # (with the build's runtime first in the sandlock-runc path list) and
 # CONTAINERS_STORAGE_CONF one naming the same private paths. What podman 4.3 still writes outside it, and
@@ -18,7 +18,10 @@
 # Containers are named slit-<run>-<test>-<n> (pm_name) and removed by pm_teardown.
 
 PM_IMAGE=localhost/slit-busybox:latest
-PM_DIR=${BATS_FILE_TMPDIR:-/nonexistent}/podman
+# Short on purpose: podman refuses a runroot longer than 50 characters, and bats'
+# temp dirs (under CI's TMPDIR) are longer. "sandlock" in the name lets the leak check
+# of tests/check.sh see anything left mounted here.
+PM_DIR=/tmp/sandlock-pm-${RUN_TOKEN:-x}
 # Seconds one podman command may take.
 PM_TIMEOUT=${PM_TIMEOUT:-60}
 
