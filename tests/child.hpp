@@ -85,4 +85,11 @@ private:
 
 inline int run_child(const std::function<void()>& body) { return Child(body).wait(); }
 
+// Adapts a body that returns its exit status (0 = success) for Child.
+inline std::function<void()> exiting_with(std::function<int()> body) {
+    return [body = std::move(body)] {
+        if (int rc = body(); rc != 0) throw ChildFailure{rc};
+    };
+}
+
 }  // namespace sandlock::testing

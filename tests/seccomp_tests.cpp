@@ -24,9 +24,12 @@
 
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
+#include "tests/child.hpp"
 #include "runtime/util/unix_socket.hpp"
 
 using namespace sandlock;
+using sandlock::testing::Child;
+using sandlock::testing::exiting_with;
 using sandlock::os::SeccompProgram;
 
 namespace {
@@ -71,50 +74,14 @@ bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
-// A forked child that is killed and reaped if the test leaves early.
-class Child {
-public:
-    // body runs in the child; its return value is the exit status. Exceptions exit 99.
-    explicit Child(const std::function<int()>& body) {
-        pid_ = ::fork();
-        if (pid_ < 0) throw_errno("fork");
-        if (pid_ == 0) {
-            int rc = 99;
-            try {
-                rc = body();
-            } catch (...) {
-            }
-            ::_exit(rc);
-        }
-    }
-    ~Child() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-    pid_t pid() const { return pid_; }
-    // Exit status, or 128+signal.
-    int wait() {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-
-private:
-    pid_t pid_ = -1;
-};
-
 // Loads prog in a child with no_new_privs set, then runs check (its exit status).
 int run_filtered(const SeccompProgram& prog, SeccompProgram::Loader loader,
                  const std::function<int()>& check) {
-    Child child([&] {
+    Child child(exiting_with([&] {
         if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 97;
         UniqueFd listener = prog.load(loader);
         return check();
-    });
+    }));
     return child.wait();
 }
 
@@ -430,7 +397,7 @@ BOOST_AUTO_TEST_CASE(notify_in_child) {
     int sv[2];
     BOOST_REQUIRE_EQUAL(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     UniqueFd parent_end(sv[0]), child_end(sv[1]);
-    Child child([&] {
+    Child child(exiting_with([&] {
         parent_end.reset();
         if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 97;
         UniqueFd listener = prog.load();
@@ -440,7 +407,7 @@ BOOST_AUTO_TEST_CASE(notify_in_child) {
         if (expect_errno(::syscall(SYS_getppid), ENOMEDIUM)) return 1;
         if (::syscall(SYS_getppid) != 4242) return 2;
         return 0;
-    });
+    }));
     child_end.reset();
 
     auto received = unix_socket::recv_with_fd(parent_end.get());
@@ -472,12 +439,12 @@ BOOST_AUTO_TEST_CASE(install_bpf_raw) {
     std::vector<sock_filter> prog = os::export_bpf(ctx);
     seccomp_release(ctx);
     BOOST_REQUIRE(!prog.empty());
-    Child child([&] {
+    Child child(exiting_with([&] {
         if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 97;
         UniqueFd none = os::install_bpf(prog, 0);
         if (none.valid()) return 1;
         return expect_errno(::syscall(SYS_getppid), EXDEV);
-    });
+    }));
     BOOST_CHECK_EQUAL(child.wait(), 0);
     BOOST_CHECK_THROW(os::install_bpf({}, 0), Error);
 }
