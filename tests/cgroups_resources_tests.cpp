@@ -26,6 +26,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "spec/config.hpp"
+#include "tests/support.hpp"
+
+using sandlock::testing::TempDir;
 
 using namespace sandlock;
 using namespace sandlock::cgroups;
@@ -33,20 +36,6 @@ using nlohmann::json;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/sandlock-cgres-test-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        try {
-            fs::remove_all(path);
-        } catch (...) {
-        }
-    }
-};
 
 // A fake cgroup directory: the interface files exist (empty), as the kernel would offer them.
 void touch_all(const std::string& dir, const std::vector<std::string>& files) {

@@ -21,6 +21,9 @@
 #include "runtime/cgroups/v2.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
+#include "tests/support.hpp"
+
+using sandlock::testing::TempDir;
 
 using namespace sandlock;
 using namespace sandlock::cgroups;
@@ -29,20 +32,6 @@ namespace {
 
 // ---- RAII guards: every test cleans up even when an assertion fails.
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/sandlock-cgroups-test-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        try {
-            fs::remove_all(path);
-        } catch (...) {
-        }
-    }
-};
 
 struct DestroyGuard {
     Manager* manager;

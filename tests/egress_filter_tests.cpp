@@ -33,7 +33,7 @@
 #include "runtime/egress/filter.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
-#include "tests/child.hpp"
+#include "tests/support.hpp"
 #include "runtime/util/fd.hpp"
 
 using namespace sandlock;
@@ -160,14 +160,6 @@ private:
     Child child_;
     UniqueFd listener_;
 };
-
-sockaddr_in loopback4(uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
 
 long raw_socket(unsigned long family, unsigned long type, unsigned long protocol) {
     long fd = ::syscall(SYS_socket, family, type, protocol);

@@ -25,7 +25,7 @@
 
 #include "runtime/linux/landlock.hpp"
 #include "runtime/util/error.hpp"
-#include "tests/child.hpp"
+#include "tests/support.hpp"
 #include "runtime/util/fd.hpp"
 
 using namespace sandlock;
@@ -38,14 +38,6 @@ UniqueFd make_socket(int family, int type) {
     UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
     if (!fd) throw_errno("socket");
     return fd;
-}
-
-sockaddr_in loopback4(uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
 }
 
 sockaddr_in6 loopback6(uint16_t port) {

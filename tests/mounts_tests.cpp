@@ -27,6 +27,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
 #include "runtime/util/fs.hpp"
+#include "tests/support.hpp"
+
+using sandlock::testing::TempDir;
 
 using namespace sandlock;
 using namespace sandlock::os;
@@ -34,20 +37,6 @@ using namespace sandlock::os;
 namespace {
 
 // A temporary directory removed at scope exit.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/sandlock-mounts-XXXXXX";
-        if (!::mkdtemp(tmpl)) throw_errno("mkdtemp");
-        path = tmpl;
-    }
-    ~TempDir() {
-        try {
-            fs::remove_all(path);
-        } catch (...) {
-        }
-    }
-};
 
 void write_text(const std::string& path, const std::string& text) {
     std::ofstream out(path);

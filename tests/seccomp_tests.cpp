@@ -24,7 +24,7 @@
 
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
-#include "tests/child.hpp"
+#include "tests/support.hpp"
 #include "runtime/util/unix_socket.hpp"
 
 using namespace sandlock;

@@ -11,6 +11,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "spec/config.hpp"
+#include "tests/support.hpp"
+
+using sandlock::testing::TempDir;
 
 using nlohmann::json;
 using namespace sandlock;
@@ -53,15 +56,6 @@ json with(const std::string& pointer, const json& value) {
 }
 
 // A temporary directory, removed with everything in it at the end of the test.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/spec-tests-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 // What podman 4 writes for `podman run --rm -it --cap-add NET_ADMIN --ulimit nofile=4096:8192
 // -v /srv/data:/data:ro,Z alpine sh`, trimmed, plus hooks and a few fields from newer specs.

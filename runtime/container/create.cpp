@@ -27,7 +27,7 @@
 
 namespace sandlock::container {
 
-void validate_for_create(const spec::Config& cfg) {
+void validate_for_create(const spec::Config& cfg, const egress::Policy& policy) {
     if (!cfg.process) throw Error(".process: missing (create needs a process to run)");
     if (cfg.process->args.empty()) throw Error(".process.args: must not be empty");
     if (!cfg.linux.has_namespace(spec::NamespaceType::Mount))
@@ -38,7 +38,7 @@ void validate_for_create(const spec::Config& cfg) {
         throw Error(".domainname: setting the domainname needs a uts namespace");
     os::validate_mounts(cfg);
     // The kernel allows one notify listener per filter chain: ours.
-    if (egress::parse_policy(cfg.annotations).active() && cfg.linux.seccomp &&
+    if (policy.active() && cfg.linux.seccomp &&
         os::seccomp_uses_notify(*cfg.linux.seccomp))
         throw Error(".linux.seccomp: SCMP_ACT_NOTIFY cannot be combined with "
                     "io.sandlock.network.* (the egress shim owns the only notify listener)");
@@ -194,7 +194,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     validate_id(opts.id);
     const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
     spec::Config cfg = spec::load_config(bundle);
-    validate_for_create(cfg);
+    // Parsed once: validation and the egress plan both use it.
+    const egress::Policy policy = egress::parse_policy(cfg.annotations);
+    validate_for_create(cfg, policy);
     cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
     cgroups::add_default_devices(resources, cfg.linux.devices);
     if (cfg.process->terminal && opts.detached && opts.console_socket.empty())
@@ -207,7 +209,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     store.create_dir(opts.id);
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
     const std::string state_dir = store.dir(opts.id);
-    std::optional<EgressPlan> egress_plan = prepare_egress(cfg, bundle, rootfs, state_dir);
+    std::optional<EgressPlan> egress_plan = prepare_egress(cfg, policy, bundle, rootfs, state_dir);
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 

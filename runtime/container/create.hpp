@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/container/state.hpp"
+#include "runtime/egress/policy.hpp"
 #include "runtime/util/fd.hpp"
 #include "spec/config.hpp"
 
@@ -30,7 +31,7 @@ struct CreateResult {
 CreateResult create_container(const StateStore& store, const CreateOptions& opts);
 
 // Config checks that need no process: done before anything is created.
-void validate_for_create(const spec::Config& cfg);
+void validate_for_create(const spec::Config& cfg, const egress::Policy& policy);
 
 // The OCI state JSON handed to hooks.
 std::string hook_state_json(const ContainerState& st, Status status);

@@ -68,9 +68,9 @@ void bind_hosts_file(spec::Config& cfg, const std::string& path) {
 
 }  // namespace
 
-std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const std::string& bundle,
+std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
+                                         const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir) {
-    egress::Policy policy = egress::parse_policy(cfg.annotations);
     if (!policy.active()) return std::nullopt;
     egress::SystemResolver resolver;
     // Loopback defaults to allowed only when it is the container's own.

@@ -23,7 +23,8 @@ struct EgressPlan {
 // key. Resolves host names (an unresolvable one fails create), writes
 // <state_dir>/hosts (the container's own /etc/hosts plus the resolved names)
 // and bind-mounts it over /etc/hosts; the bundle and rootfs are not modified.
-std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const std::string& bundle,
+std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
+                                         const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir);
 
 // For exec: the running container's plan (from the shim's egress.json).

@@ -1,9 +1,13 @@
-// Test support: run a check in a forked child (for code that changes the
-// process: filters, Landlock, identity) and read its verdict as an exit code.
+// Test support shared by the unit tests: checks run in a forked child (for code
+// that changes the process: filters, Landlock, identity) read back as an exit
+// code, a self-removing temp dir, and loopback addresses.
 #pragma once
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +17,7 @@
 #include <string>
 
 #include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
 
 namespace sandlock::testing {
 
@@ -90,6 +95,32 @@ inline std::function<void()> exiting_with(std::function<int()> body) {
     return [body = std::move(body)] {
         if (int rc = body(); rc != 0) throw ChildFailure{rc};
     };
+}
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& prefix = "sandlock-test") {
+        std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+        if (!::mkdtemp(tmpl.data())) throw_errno("mkdtemp");
+        path = tmpl;
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        try {
+            fs::remove_all(path);
+        } catch (...) {
+        }
+    }
+};
+
+inline sockaddr_in loopback4(uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
 }
 
 }  // namespace sandlock::testing
