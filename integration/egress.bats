@@ -842,3 +842,89 @@ bad_annotation() {
 		'SCMP_ACT_NOTIFY cannot be combined with io\.sandlock\.network'
 	assert_no_shim "$ID"
 }
+
+# ---------------------------------------------------------------- the kernel layer (cgroup BPF)
+
+# The fd-swap race: the shim CONTINUEs a connect/sendto on an AF_UNIX socket, and the kernel
+# then looks the fd number up again; a second thread has meanwhile dup2()'d an IP socket
+# onto it and put a sockaddr_in of the denied address in the buffer. Only the cgroup
+# programs judge that call (EPERM). Without a policy nothing stands in the way: the control
+# shows the probe's IP path really delivers.
+@test "control: without a policy the fd-swap probe's IP socket reaches the listener" {
+	egress_setup_net
+	egress_run "
+		/probe --label c-swap fdswap-connect $EG_D $EG_P 300
+		/probe --label c-swap-udp fdswap-sendto $EG_D $EG_P 300
+	"
+	[ "$status" -eq 0 ]
+	settle
+	show_listeners
+	[ "$(field c-swap ip_connected)" -gt 0 ]
+	[ "$(received_at tcp "$EG_D" "$EG_P" fdswap-)" -gt 0 ]
+	[ "$(field c-swap-udp ok)" -gt 0 ]
+	[ "$(received_at udp "$EG_D" "$EG_P" fdswap-)" -gt 0 ]
+}
+
+@test "attack: a thread swapping an IP socket onto the fd of a unix-socket connect (fd swap), 3000 times" {
+	require_enforcement
+	egress_setup_net
+	egress_run "
+		/probe --label swap fdswap-connect $EG_D $EG_P 3000
+		/probe --label swap-udp fdswap-sendto $EG_D $EG_P 3000
+	" "$(allow "$EG_A:$EG_P")"
+	[ "$status" -eq 0 ]
+	settle
+	show_listeners
+	echo "won past the shim, refused by the kernel (EPERM): $(errno_count swap EPERM) connects, $(errno_count swap-udp EPERM) sendtos"
+	# both states were hit: calls on the unix socket (its path does not exist) and calls
+	# the shim judged on the IP socket
+	[ "$(errno_count swap ENOENT)" -gt 0 ]
+	[ "$(errno_count swap ECONNREFUSED)" -gt 0 ]
+	[ "$(errno_count swap-udp ENOENT)" -gt 0 ]
+	[ "$(errno_count swap-udp ECONNREFUSED)" -gt 0 ]
+	# the race was won against the shim, and the kernel refused those calls
+	[ "$(errno_count swap EPERM)" -gt 0 ]
+	[ "$(errno_count swap-udp EPERM)" -gt 0 ]
+	# nothing got through: no connected IP socket, no datagram sent
+	[ "$(field swap ok)" = 0 ]
+	[ "$(field swap ip_connected)" = 0 ]
+	[ "$(field swap-udp ok)" = 0 ]
+	expect_count 0 received_at tcp "$EG_D" "$EG_P"
+	expect_count 0 received_at udp "$EG_D" "$EG_P"
+	nothing_reached_denied
+}
+
+@test "the kernel layer: a container with a policy has the cgroup programs, delete leaves no cgroup" {
+	require_enforcement
+	new_id ID
+	make_bundle b "$(allow "10.213.0.1:9")" "$(args sleep 1000)"
+	create_container "$ID" "$BUNDLE"
+	bundle1=$BUNDLE
+	init=$(state_of "$ID" pid)
+	rel=$(sed -n 's/^0:://p' "/proc/$init/cgroup")
+	dir=/sys/fs/cgroup/unified$rel
+	[ -d "$dir" ] || dir=/sys/fs/cgroup$rel
+	echo "cgroup2 directory: $dir"
+	[ -n "$rel" ] && [ "$rel" != / ] && [ -d "$dir" ]
+	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1" ]
+	# without a policy: none
+	new_id ID2
+	make_bundle b2 "$(args sleep 1000)"
+	create_container "$ID2" "$BUNDLE"
+	rel2=$(sed -n 's/^0:://p' "/proc/$(state_of "$ID2" pid)/cgroup")
+	dir2=/sys/fs/cgroup/unified$rel2
+	[ -d "$dir2" ] || dir2=/sys/fs/cgroup$rel2
+	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir2"
+	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0" ]
+	for id in "$ID" "$ID2"; do
+		rt delete --force "$id"
+	done
+	[ ! -e "$dir" ]
+	[ ! -e "$dir2" ]
+	assert_no_leftovers "$ID" "$bundle1"
+	assert_no_leftovers "$ID2" "$BUNDLE"
+	assert_no_shim "$ID"
+}

@@ -343,6 +343,18 @@ BOOST_AUTO_TEST_CASE(refuses_io_uring) {
     BOOST_TEST(rc == 0);
 }
 
+BOOST_AUTO_TEST_CASE(refuses_bpf) {
+    // Control: unfiltered root gets EINVAL for an unknown command, so EPERM is the filter's.
+    BOOST_TEST_REQUIRE(::syscall(SYS_bpf, 0xffff, nullptr, 0) == -1L);
+    BOOST_TEST_REQUIRE(errno == EINVAL);
+    const int rc = run_filtered([] {
+        require_result(::syscall(SYS_bpf, 0xffff, nullptr, 0), EPERM, 1, "bpf unknown command");
+        // BPF_PROG_DETACH (cmd 9), what would remove the cgroup programs
+        require_result(::syscall(SYS_bpf, 9, nullptr, 0), EPERM, 2, "bpf BPF_PROG_DETACH");
+    });
+    BOOST_TEST(rc == 0);
+}
+
 BOOST_AUTO_TEST_CASE(refuses_source_routing_options) {
     const int rc = run_filtered([] {
         int s4 = ::socket(AF_INET, SOCK_DGRAM, 0);

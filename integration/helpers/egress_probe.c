@@ -37,6 +37,18 @@
 //                                        AF_UNIX, AF_INET6 ::ffff:DENIED. Prints n= ok=
 //                                        peer_denied= (connects that reached DENIED) and
 //                                        one ENAME=count per errno seen.
+//   fdswap-connect ADDR PORT N           N connects on one fd number that a thread keeps
+//   fdswap-sendto ADDR PORT N            switching between an AF_UNIX socket (the buffer a
+//                                        sockaddr_un) and an AF_INET socket (the buffer a
+//                                        sockaddr_in of ADDR:PORT): a shim that CONTINUEs the
+//                                        unix call lets the kernel look the fd up again.
+//                                        connect: TCP, the thread sends "fdswap-K" on each
+//                                        IP socket it finds connected and replaces it;
+//                                        sendto: UDP, payload "fdswap-I". Prints n= ok=
+//                                        ip_connected= and one ENAME=count per errno seen.
+//   cgroup-progs DIR                     (host side) how many programs are attached to the
+//                                        cgroup2 directory DIR per egress hook: sock_create=
+//                                        connect4= connect6= sendmsg4= sendmsg6=
 //   fork-connect ADDR PORT PAYLOAD       connect from a forked child
 //   thread-connect ADDR PORT PAYLOAD     connect from a second thread
 //   exec-connect ADDR PORT PAYLOAD       connect from a grandchild that re-exec'd this program
@@ -49,6 +61,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/io_uring.h>
@@ -647,6 +660,139 @@ static int do_flip(int kind, const char *allowed, const char *denied, unsigned p
 	return 0;
 }
 
+// ---------------------------------------------------------------- fd-swap attack
+
+enum { SWAP_CONNECT, SWAP_SENDTO };
+
+static struct sockaddr_storage swap_buf __attribute__((aligned(64)));
+static struct sockaddr_in swap_sin;
+static struct sockaddr_un swap_sun = {.sun_family = AF_UNIX, .sun_path = "/nonexistent-slit"};
+static int swap_fd = 200, swap_unix, swap_kind, swap_stop, swap_ip_connected;
+static unsigned swap_count;
+
+static int swap_ip_socket(void)
+{
+	return socket(AF_INET, (swap_kind == SWAP_CONNECT ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+}
+
+static void swap_spin(unsigned *r)
+{
+	*r = *r * 1103515245u + 12345u;
+	for (volatile unsigned spin = (*r >> 16) & 1023; spin; spin--)
+		;
+}
+
+// Alternates the fd number between the IP socket (with an IP address in the buffer) and
+// the unix socket (with a unix address), with random dwells in both states.
+static void *swapper(void *arg)
+{
+	(void)arg;
+	int ip = swap_ip_socket();
+	unsigned k = 0, r = 7;
+	while (ip >= 0 && !__atomic_load_n(&swap_stop, __ATOMIC_RELAXED)) {
+		dup2(ip, swap_fd);
+		memcpy(&swap_buf, &swap_sin, sizeof(swap_sin));
+		__asm__ volatile("" ::: "memory");
+		swap_spin(&r);
+		dup2(swap_unix, swap_fd);
+		memcpy(&swap_buf, &swap_sun, sizeof(swap_sun));
+		__asm__ volatile("" ::: "memory");
+		__atomic_store_n(&swap_count, ++k, __ATOMIC_RELAXED);
+		swap_spin(&r);
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+		if (swap_kind == SWAP_CONNECT && getpeername(ip, (struct sockaddr *)&peer, &plen) == 0) {
+			// A connect on the fd reached the IP socket: show the listener, use a fresh one.
+			char payload[32];
+			snprintf(payload, sizeof(payload), "fdswap-%u", k);
+			write_all(ip, payload, strlen(payload));
+			close(ip);
+			ip = swap_ip_socket();
+			swap_ip_connected++;
+		}
+	}
+	if (ip >= 0)
+		close(ip);
+	return NULL;
+}
+
+static int do_fdswap(int kind, const char *addr, unsigned port, int n)
+{
+	swap_kind = kind;
+	swap_sin.sin_family = AF_INET;
+	swap_sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr, &swap_sin.sin_addr) != 1)
+		usage();
+	swap_unix = socket(AF_UNIX, (kind == SWAP_CONNECT ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (swap_unix < 0 || dup2(swap_unix, swap_fd) < 0)
+		return fail("at=socket");
+	memcpy(&swap_buf, &swap_sun, sizeof(swap_sun));
+	pthread_t t;
+	if (pthread_create(&t, NULL, swapper, NULL) != 0)
+		return fail("at=pthread_create");
+	while (__atomic_load_n(&swap_count, __ATOMIC_RELAXED) < 100)
+		sched_yield();
+	int ok = 0;
+	struct errcount errs[16];
+	memset(errs, 0, sizeof(errs));
+	unsigned seen = 0;
+	for (int i = 0; i < n; i++) {
+		// at least one swap cycle between calls (the swapper may be off the CPU)
+		while (__atomic_load_n(&swap_count, __ATOMIC_RELAXED) == seen)
+			sched_yield();
+		seen = __atomic_load_n(&swap_count, __ATOMIC_RELAXED);
+		int rc;
+		if (kind == SWAP_CONNECT) {
+			rc = connect(swap_fd, (struct sockaddr *)&swap_buf, sizeof(struct sockaddr_un));
+		} else {
+			char payload[32];
+			snprintf(payload, sizeof(payload), "fdswap-%d", i);
+			rc = (int)sendto(swap_fd, payload, strlen(payload), 0, (struct sockaddr *)&swap_buf,
+					 sizeof(struct sockaddr_un));
+		}
+		if (rc >= 0)
+			ok++;
+		else
+			count_errno(errs, 16, errno);
+	}
+	__atomic_store_n(&swap_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	char line[512];
+	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d ip_connected=%d", label, n, ok, swap_ip_connected);
+	for (int i = 0; i < 16 && errs[i].err; i++)
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[i].err), errs[i].count);
+	say("%s", line);
+	return 0;
+}
+
+// BPF_PROG_QUERY on the cgroup for each egress hook (run on the host: no bpftool needed).
+static int do_cgroup_progs(const char *dir)
+{
+	static const struct {
+		const char *name;
+		enum bpf_attach_type type;
+	} hooks[] = {{"sock_create", BPF_CGROUP_INET_SOCK_CREATE}, {"connect4", BPF_CGROUP_INET4_CONNECT},
+		     {"connect6", BPF_CGROUP_INET6_CONNECT},       {"sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
+		     {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG}};
+	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return fail("at=open");
+	char line[256];
+	int o = snprintf(line, sizeof(line), "%s ok", label);
+	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+		union bpf_attr attr;
+		memset(&attr, 0, sizeof(attr));
+		attr.query.target_fd = (uint32_t)cg;
+		attr.query.attach_type = hooks[i].type;
+		if (syscall(__NR_bpf, BPF_PROG_QUERY, &attr, sizeof(attr)) != 0)
+			return fail("at=BPF_PROG_QUERY");
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%u", hooks[i].name, attr.query.prog_cnt);
+	}
+	close(cg);
+	say("%s", line);
+	return 0;
+}
+
 // ---------------------------------------------------------------- other processes
 
 struct thread_args {
@@ -740,6 +886,12 @@ int main(int argc, char **argv)
 		return do_flip(FLIP_SENDTO, a[0], a[1], parse_port(a[2]), atoi(a[3]));
 	if (!strcmp(cmd, "flip-sendmsg") && n == 4)
 		return do_flip(FLIP_SENDMSG, a[0], a[1], parse_port(a[2]), atoi(a[3]));
+	if (!strcmp(cmd, "fdswap-connect") && n == 3)
+		return do_fdswap(SWAP_CONNECT, a[0], parse_port(a[1]), atoi(a[2]));
+	if (!strcmp(cmd, "fdswap-sendto") && n == 3)
+		return do_fdswap(SWAP_SENDTO, a[0], parse_port(a[1]), atoi(a[2]));
+	if (!strcmp(cmd, "cgroup-progs") && n == 1)
+		return do_cgroup_progs(a[0]);
 	if (!strcmp(cmd, "fork-connect") && n == 3) {
 		fflush(stdout);
 		pid_t pid = fork();

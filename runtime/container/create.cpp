@@ -8,6 +8,7 @@
 
 #include "hooks/hooks.hpp"
 #include "runtime/egress/policy.hpp"
+#include "runtime/egress/sockaddr_bpf.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/cgroups/resources.hpp"
 #include "runtime/container/egress_setup.hpp"
@@ -226,6 +227,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     auto cgroup = cgroups::make_manager(cgroups::probe_host(), cgroup_path);
     cgroup->create();
     ScopeExit remove_cgroup([&] { cgroup->destroy(); });
+    // The kernel's own connect check, before any process joins the cgroup.
+    if (egress_plan) egress::attach_sockaddr_programs_or_warn(cgroup->dirs(), egress_plan->policy);
     st.cgroup = cgroup->to_state();
 
     const int passed = passed_fd_count(opts.preserve_fds);

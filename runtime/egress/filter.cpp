@@ -98,6 +98,12 @@ void refuse_source_routing(scmp_filter_ctx ctx) {
                   SCMP_A2_32(SCMP_CMP_EQ, static_cast<uint32_t>(name))});
 }
 
+// bpf(2): a privileged container could otherwise detach or replace the cgroup programs
+// that check its connects in the kernel (sockaddr_bpf.hpp).
+void refuse_bpf(scmp_filter_ctx ctx) {
+    add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(bpf), "refuse bpf");
+}
+
 void refuse_io_uring(scmp_filter_ctx ctx) {
     add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_setup), "refuse io_uring_setup");
     add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_enter), "refuse io_uring_enter");
@@ -122,6 +128,7 @@ Ctx build_ctx() {
     refuse_raw_sockets(ctx.get(), SCMP_SYS(socket), "socket");
     refuse_raw_sockets(ctx.get(), SCMP_SYS(socketpair), "socketpair");
     refuse_io_uring(ctx.get());
+    refuse_bpf(ctx.get());
     refuse_source_routing(ctx.get());
     return ctx;
 }

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <fstream>
@@ -82,6 +83,43 @@ UniqueFd pidfd_open_thread(pid_t tid) {
         return {};
     }
     return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, tgid, 0)));
+}
+
+int cached_thread_pidfd(pid_t tid, bool refresh) {
+    struct Entry {
+        pid_t tid = 0;
+        UniqueFd pidfd;
+    };
+    constexpr std::size_t kEntries = 16;
+    thread_local std::array<Entry, kEntries> cache;
+    thread_local std::size_t next_victim = 0;
+    static std::atomic<bool> supported{true};
+
+    if (!supported.load(std::memory_order_relaxed)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    Entry* slot = nullptr;
+    for (auto& e : cache)
+        if (e.tid == tid && e.pidfd) slot = &e;
+    if (slot && !refresh) return slot->pidfd.get();
+    if (!slot) {
+        slot = &cache[next_victim];
+        next_victim = (next_victim + 1) % kEntries;
+    }
+    slot->tid = 0;
+    slot->pidfd.reset();
+    const long fd = ::syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+    if (fd < 0) {
+        if (errno == EINVAL) {
+            supported.store(false, std::memory_order_relaxed);
+            errno = EOPNOTSUPP;
+        }
+        return -1;
+    }
+    slot->tid = tid;
+    slot->pidfd = UniqueFd(static_cast<int>(fd));
+    return slot->pidfd.get();
 }
 
 UniqueFd pidfd_take_fd(int pidfd, int fd) {

@@ -26,6 +26,13 @@ bool notif_set_sync_wakeup(int listener);
 // pidfd of one thread (PIDFD_THREAD; notif.pid is a thread id). Falls back to the
 // thread group leader on kernels without PIDFD_THREAD. Invalid fd (errno set) on failure.
 UniqueFd pidfd_open_thread(pid_t tid);
+// A PIDFD_THREAD pidfd for tid from this thread's small cache, borrowed: valid until
+// this thread's next call. refresh=true replaces a cached one (its thread has exited
+// and the tid was reused). -1 with errno set on failure; EOPNOTSUPP on kernels
+// without PIDFD_THREAD, where a pidfd names the thread group and must not be cached.
+// Sound because a thread pidfd names one thread for good: once that thread has
+// exited, pidfd_getfd through it fails (ESRCH) even if its number is in use again.
+int cached_thread_pidfd(pid_t tid, bool refresh);
 // pidfd_getfd(2); invalid fd (errno set) on failure.
 UniqueFd pidfd_take_fd(int pidfd, int fd);
 // pidfd_send_signal(2) to the thread the pidfd names.

@@ -245,27 +245,50 @@ public:
 
     // The caller's fd, duplicated. Invalid fd with errno set when it has none.
     UniqueFd take_fd(int fd) {
-        if (!pidfd_) {
-            pidfd_ = pidfd_open_thread(tid());
-            if (!pidfd_) {
-                if (errno == ESRCH) throw NotificationGone{};
+        const int pidfd = this->pidfd();
+        if (pidfd < 0) return {};
+        UniqueFd dup = pidfd_take_fd(pidfd, fd);
+        if (!dup && errno == ESRCH && borrowed_ >= 0) {
+            // The cached pidfd named an earlier thread with this tid.
+            borrowed_ = cached_thread_pidfd(tid(), true);
+            if (borrowed_ < 0) {
+                no_pidfd();
                 return {};
             }
+            dup = pidfd_take_fd(borrowed_, fd);
         }
-        UniqueFd dup = pidfd_take_fd(pidfd_.get(), fd);
         int err = errno;
         ensure_valid();  // the pidfd and the fd table were the caller's
         errno = err;
         return dup;
     }
-    void signal(int sig) const {
-        if (pidfd_) pidfd_signal(pidfd_.get(), sig);
+    void signal(int sig) {
+        const int pidfd = this->pidfd();
+        if (pidfd >= 0) pidfd_signal(pidfd, sig);
     }
 
 private:
+    // A cached pidfd where the kernel allows it (saves an open and a close per call),
+    // else one of our own.
+    int pidfd() {
+        if (borrowed_ >= 0) return borrowed_;
+        if (own_) return own_.get();
+        borrowed_ = cached_thread_pidfd(tid(), false);
+        if (borrowed_ >= 0) return borrowed_;
+        if (errno != EOPNOTSUPP) return no_pidfd();
+        own_ = pidfd_open_thread(tid());
+        return own_ ? own_.get() : no_pidfd();
+    }
+    // No pidfd: the thread is gone (the notification with it) or the system refuses.
+    int no_pidfd() const {
+        if (errno == ESRCH) throw NotificationGone{};
+        return -1;
+    }
+
     int listener_;
     const seccomp_notif& notif_;
-    UniqueFd pidfd_;
+    int borrowed_ = -1;
+    UniqueFd own_;
 };
 
 struct Socket {

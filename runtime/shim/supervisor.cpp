@@ -7,8 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -21,10 +22,16 @@ namespace sandlock::shim {
 
 namespace {
 
-// Workers kept when idle; more are started whenever every worker is busy and retire
+// Threads kept when idle; more are started whenever every thread is busy and retire
 // after kIdleRetire without work.
-constexpr std::size_t kMinWorkers = 2;
+constexpr std::size_t kMinThreads = 2;
 constexpr auto kIdleRetire = std::chrono::seconds(10);
+// A call the leader has been handling this long (a connect to a dropped destination,
+// a full socket buffer) loses it the leader role: a watching thread takes over.
+constexpr auto kTakeover = std::chrono::milliseconds(1);
+// The watcher keeps watching this long after the last call, so a burst of calls costs
+// one wake-up, not one each.
+constexpr auto kWatchLinger = std::chrono::milliseconds(100);
 
 struct Listener {
     explicit Listener(UniqueFd f) : fd(std::move(f)) {}
@@ -38,11 +45,20 @@ struct Job {
 
 }  // namespace
 
+// Leader/follower with a watcher. One thread at a time, the leader, polls the
+// listeners, receives a notification and handles it itself: no hand-off between
+// threads on the way, which costs more than the call (two context switches on a
+// loaded CPU). So that a call blocking for minutes never keeps the others waiting,
+// one idle thread watches the leader while calls are coming: when a single call has
+// taken kTakeover, it takes the leader role over, and the old leader joins the idle
+// threads when its call ends. The watcher is woken only when calls start after a quiet
+// period (kWatchLinger); otherwise it sleeps. run() itself only waits for the end.
 struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     State(egress::ResolvedPolicy p, AuditFn a) : policy(std::move(p)), audit(std::move(a)) {
         wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake) throw_errno("egress supervisor: eventfd");
-        decided = [this](const Decision& d) { report(d); };
+        // Without an audit log there is nothing to describe: skip building each Decision.
+        if (audit) decided = [this](const Decision& d) { report(d); };
     }
 
     const egress::ResolvedPolicy policy;
@@ -54,18 +70,27 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     std::atomic<std::uint64_t> allowed{0}, denied{0}, continued{0}, errors{0};
 
     UniqueFd wake;  // eventfd: stop() or add_listener()
+
+    // Guards everything below.
     mutable std::mutex mutex;
+    std::condition_variable idle_cv;  // for idle threads: the leader role, calls, the end
+    std::condition_variable done_cv;  // for run(): finished
     std::vector<UniqueFd> incoming;
     bool stop_requested = false;
     bool finished = false;
     std::size_t serving = 0;
+    bool leader_taken = false;
+    std::uint64_t term = 0;         // changes whenever another thread becomes the leader
+    bool leader_in_call = false;    // the leader is handling a call
+    std::uint64_t calls = 0;        // calls the leaders started
+    std::chrono::steady_clock::time_point last_call{};
+    bool watching = false;          // an idle thread watches the leader
+    std::size_t idle = 0;           // threads waiting (watching or not)
+    std::size_t live = 0;           // threads started and not yet retired
 
-    std::mutex pool_mutex;
-    std::condition_variable pool_cv;
-    std::deque<Job> jobs;
-    std::size_t waiting = 0;  // workers blocked on pool_cv
-    std::size_t live = 0;     // workers started and not yet retired
-    bool closing = false;
+    // Only the current leader touches these.
+    std::vector<std::shared_ptr<Listener>> active;
+    std::vector<pollfd> fds;
 
     void nudge() const {
         const std::uint64_t one = 1;
@@ -78,7 +103,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         try {
             audit(d);
         } catch (const std::exception& e) {
-            log::warn(std::string("egress audit: ") + e.what());
+            log::warn(std::string("egress supervisor audit: ") + e.what());
         }
     }
 
@@ -111,46 +136,167 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         }
     }
 
-    static void work(std::shared_ptr<State> self) {
-        State& st = *self;
-        std::unique_lock lock(st.pool_mutex);
-        for (;;) {
-            if (!st.jobs.empty()) {
-                Job job = std::move(st.jobs.front());
-                st.jobs.pop_front();
-                lock.unlock();
-                st.serve(job);
-                job.listener.reset();  // outside the lock: may close the listener
-                lock.lock();
-                continue;
-            }
-            if (st.closing) break;
-            ++st.waiting;
-            const bool woken =
-                st.pool_cv.wait_for(lock, kIdleRetire, [&] { return !st.jobs.empty() || st.closing; });
-            --st.waiting;
-            if (!woken && st.live > kMinWorkers) break;
+    // Takes new listeners in; false (and finished) once there is nothing left to serve.
+    // Called by the leader with the lock held.
+    bool refresh_listeners() {
+        for (auto& fd : incoming) active.push_back(std::make_shared<Listener>(std::move(fd)));
+        incoming.clear();
+        if (stop_requested || active.empty()) {
+            finished = true;
+            serving = 0;
+            active.clear();
+            idle_cv.notify_all();
+            done_cv.notify_all();
+            return false;
         }
-        --st.live;
+        serving = active.size();
+        return true;
     }
 
-    void submit(Job job) {
-        std::unique_lock lock(pool_mutex);
-        jobs.push_back(std::move(job));
-        if (waiting >= jobs.size()) {
-            pool_cv.notify_one();
-            return;
+    // The leader's turn: polls until one notification is received (or the end).
+    // Called without the lock.
+    std::optional<Job> receive_one() {
+        for (;;) {
+            {
+                std::lock_guard lock(mutex);
+                if (!refresh_listeners()) return std::nullopt;
+            }
+            fds.assign(1, pollfd{wake.get(), POLLIN, 0});
+            for (const auto& l : active) fds.push_back(pollfd{l->fd.get(), POLLIN, 0});
+            if (::poll(fds.data(), fds.size(), -1) < 0) {
+                if (errno == EINTR) continue;
+                log::warn(std::string("egress supervisor: poll: ") + std::strerror(errno));
+                std::lock_guard lock(mutex);
+                stop_requested = true;
+                continue;
+            }
+            if (fds[0].revents & POLLIN) {
+                std::uint64_t ignored;
+                [[maybe_unused]] ssize_t n = ::read(wake.get(), &ignored, sizeof ignored);
+            }
+            std::optional<Job> job;
+            std::vector<std::shared_ptr<Listener>> kept;
+            kept.reserve(active.size());
+            for (std::size_t i = 0; i < active.size(); ++i) {
+                const short rev = fds[i + 1].revents;
+                bool keep = true;
+                if ((rev & POLLIN) && !job) {
+                    try {
+                        seccomp_notif notif;
+                        if (notif_receive(active[i]->fd.get(), notif)) job = Job{active[i], notif};
+                    } catch (const std::exception& e) {
+                        // Dropping it fails its processes closed (ENOSYS), never open.
+                        log::warn(std::string("egress supervisor: listener dropped: ") + e.what());
+                        ++errors;
+                        keep = false;
+                    }
+                } else if (!(rev & POLLIN) && (rev & (POLLHUP | POLLERR | POLLNVAL))) {
+                    keep = false;  // no process uses this filter any more
+                }
+                if (keep) kept.push_back(std::move(active[i]));
+            }
+            active.swap(kept);
+            if (job) return job;
         }
+    }
+
+    // Starts one more thread; false when the system refuses. Lock held.
+    bool start_thread() {
         ++live;
-        lock.unlock();
         try {
             std::thread(work, shared_from_this()).detach();
+            return true;
         } catch (const std::system_error& e) {
-            // The job stays queued for the next free worker.
-            lock.lock();
             --live;
-            log::warn(std::string("egress supervisor: cannot start a worker: ") + e.what());
+            log::warn(std::string("egress supervisor: cannot start a thread: ") + e.what());
+            return false;
         }
+    }
+
+    // Waits until this thread may lead (true) or should end (false). Lock held.
+    bool wait_for_leader_role(std::unique_lock<std::mutex>& lock) {
+        ++idle;
+        bool lead = false;
+        while (!finished) {
+            if (!leader_taken) {
+                lead = true;
+                break;
+            }
+            const bool calls_coming =
+                leader_in_call || std::chrono::steady_clock::now() - last_call < kWatchLinger;
+            if (calls_coming && !watching) {
+                if (watch_leader(lock)) {
+                    lead = true;
+                    break;
+                }
+                continue;
+            }
+            if (idle_cv.wait_for(lock, kIdleRetire) == std::cv_status::timeout && leader_taken &&
+                live > kMinThreads)
+                break;  // retire
+        }
+        --idle;
+        if (lead) {
+            leader_taken = true;
+            ++term;
+            leader_in_call = false;
+        }
+        return lead;
+    }
+
+    // One kTakeover period of watching. True when the leader role is ours now: it was
+    // free, or the leader's call has lasted a whole period. Lock held.
+    bool watch_leader(std::unique_lock<std::mutex>& lock) {
+        watching = true;
+        const std::uint64_t seen_term = term, seen_calls = calls;
+        const bool was_in_call = leader_in_call;
+        const auto deadline = std::chrono::steady_clock::now() + kTakeover;
+        while (!finished && leader_taken && idle_cv.wait_until(lock, deadline) != std::cv_status::timeout) {
+        }
+        watching = false;
+        if (finished) return false;
+        if (!leader_taken) return true;
+        if (was_in_call && leader_in_call && term == seen_term && calls == seen_calls) {
+            idle_cv.notify_one();  // someone else watches the new leader
+            return true;
+        }
+        return false;
+    }
+
+    // The leader took a call: make sure someone watches it. Lock held.
+    void watch_me() {
+        leader_in_call = true;
+        ++calls;
+        last_call = std::chrono::steady_clock::now();
+        if (idle == 0)
+            start_thread();  // starts out watching
+        else if (!watching)
+            idle_cv.notify_one();
+    }
+
+    static void work(std::shared_ptr<State> self) {
+        State& st = *self;
+        std::unique_lock lock(st.mutex);
+        while (st.wait_for_leader_role(lock)) {
+            const std::uint64_t my_term = st.term;
+            for (;;) {
+                lock.unlock();
+                std::optional<Job> job = st.receive_one();
+                lock.lock();
+                if (!job) break;  // finished
+                // (No takeover while polling: only a leader in a call is taken over.)
+                st.watch_me();
+                lock.unlock();
+                st.serve(*job);
+                job->listener.reset();  // outside the lock: may close the listener
+                lock.lock();
+                if (st.term != my_term) break;  // taken over meanwhile: now an idle thread
+                st.leader_in_call = false;
+            }
+            if (st.term == my_term) st.leader_taken = false;
+        }
+        --st.live;
+        st.idle_cv.notify_all();
     }
 };
 
@@ -163,9 +309,6 @@ Supervisor::~Supervisor() {
         std::lock_guard lock(state_->audit_mutex);
         state_->audit = nullptr;
     }
-    std::lock_guard lock(state_->pool_mutex);
-    state_->closing = true;
-    state_->pool_cv.notify_all();
 }
 
 void Supervisor::add_listener(UniqueFd listener) {
@@ -201,58 +344,16 @@ size_t Supervisor::listener_count() const {
 void Supervisor::run() {
     const std::shared_ptr<State> keep = state_;  // safe even if stop() races with ~Supervisor
     State& st = *keep;
-    {
-        std::lock_guard lock(st.mutex);
-        st.finished = false;
+    std::unique_lock lock(st.mutex);
+    if (st.incoming.empty() && st.active.empty()) {
+        st.finished = true;
+        return;
     }
-    std::vector<std::shared_ptr<Listener>> active;
-    std::vector<pollfd> fds;
-    for (;;) {
-        {
-            std::lock_guard lock(st.mutex);
-            for (auto& fd : st.incoming) active.push_back(std::make_shared<Listener>(std::move(fd)));
-            st.incoming.clear();
-            if (st.stop_requested || active.empty()) {
-                st.finished = true;
-                st.serving = 0;
-                return;
-            }
-            st.serving = active.size();
-        }
-
-        fds.assign(1, pollfd{st.wake.get(), POLLIN, 0});
-        for (const auto& l : active) fds.push_back(pollfd{l->fd.get(), POLLIN, 0});
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
-            if (errno == EINTR) continue;
-            throw_errno("egress supervisor: poll");
-        }
-        if (fds[0].revents & POLLIN) {
-            std::uint64_t ignored;
-            [[maybe_unused]] ssize_t n = ::read(st.wake.get(), &ignored, sizeof ignored);
-        }
-
-        std::vector<std::shared_ptr<Listener>> kept;
-        kept.reserve(active.size());
-        for (std::size_t i = 0; i < active.size(); ++i) {
-            const short rev = fds[i + 1].revents;
-            bool keep = true;
-            if (rev & POLLIN) {
-                try {
-                    seccomp_notif notif;
-                    if (notif_receive(active[i]->fd.get(), notif)) st.submit(Job{active[i], notif});
-                } catch (const std::exception& e) {
-                    // Dropping it fails its processes closed (ENOSYS), never open.
-                    log::warn(std::string("egress supervisor: listener dropped: ") + e.what());
-                    ++st.errors;
-                    keep = false;
-                }
-            } else if (rev & (POLLHUP | POLLERR | POLLNVAL)) {
-                keep = false;  // no process uses this filter any more
-            }
-            if (keep) kept.push_back(std::move(active[i]));
-        }
-        active.swap(kept);
+    st.finished = false;
+    while (st.live < kMinThreads && st.start_thread()) {
     }
+    if (st.live == 0) throw Error("egress supervisor: cannot start any thread");
+    st.done_cv.wait(lock, [&] { return st.finished; });
 }
 
 }  // namespace sandlock::shim

@@ -1,0 +1,601 @@
+// The cgroup sock_addr programs against ResolvedPolicy::check(), in the kernel.
+//
+// Differential: for each policy the programs are attached to a fresh cgroup2 directory
+// (/sys/fs/cgroup/unified/sandlock-test-<pid>-<n>, removed afterwards); a child moves
+// itself into it, opens its own network namespace (lo up, ping sockets for root) and
+// makes every probe: TCP connect, UDP connect and sendto, TCP Fast Open, ping connect and
+// sendto, over IPv4, IPv6, IPv4-mapped IPv6 and sockaddr_in on an IPv6 socket. EPERM is
+// the program's "deny"; any other outcome (ENETUNREACH, ECONNREFUSED, success) "allow".
+// The hooks run before routing, and nothing but lo is up: no packet leaves the netns.
+// Needs root and a cgroup2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup.
+#define BOOST_TEST_DYN_LINK
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <linux/magic.h>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/egress/policy.hpp"
+#include "runtime/egress/sockaddr_bpf.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fd.hpp"
+#include "runtime/util/fs.hpp"
+#include "tests/support.hpp"
+
+using namespace sandlock;
+using namespace sandlock::egress;
+using namespace sandlock::testing;
+
+namespace {
+
+// ---- policies
+
+class NoDns final : public Resolver {
+public:
+    std::vector<IpAddr> lookup(const std::string& host) override { throw Error("no DNS in this test: " + host); }
+};
+
+ResolvedPolicy policy_of(const std::map<std::string, std::string>& annotations,
+                         Loopback default_loopback = Loopback::Allow) {
+    NoDns dns;
+    return resolve(parse_policy(annotations), dns, default_loopback);
+}
+
+ResolvedPolicy allow_policy(const std::string& rules, const char* loopback = "allow") {
+    return policy_of({{std::string(kAllowKey), rules}, {std::string(kLoopbackKey), loopback}});
+}
+
+ResolvedPolicy deny_policy(const std::string& entries, const char* loopback = "allow") {
+    return policy_of({{std::string(kDenyKey), entries}, {std::string(kLoopbackKey), loopback}});
+}
+
+IpAddr ip(const char* text) {
+    const auto a = IpAddr::parse(text);
+    if (!a) throw Error(std::string("bad test address ") + text);
+    return *a;
+}
+
+// ---- the cgroup
+
+std::string cgroup2_root() {
+    for (const char* dir : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+        struct statfs st{};
+        if (::statfs(dir, &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC) return dir;
+    }
+    return "";
+}
+
+// A fresh cgroup2 directory, removed (with a retry while its last child exits) at scope exit.
+class TestCgroup {
+public:
+    TestCgroup() {
+        static int n = 0;
+        const std::string root = cgroup2_root();
+        if (root.empty()) throw Error("no cgroup2 mount");
+        path = root + "/sandlock-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+        if (::mkdir(path.c_str(), 0755) != 0) throw_errno("mkdir " + path);
+    }
+    TestCgroup(const TestCgroup&) = delete;
+    TestCgroup& operator=(const TestCgroup&) = delete;
+    ~TestCgroup() {
+        for (int i = 0; i < 200 && ::rmdir(path.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(10000);
+    }
+    std::string path;
+};
+
+// ---- probes
+
+enum class Kind {
+    Tcp4,         // AF_INET stream connect
+    Tcp6,         // AF_INET6 stream connect (IPv6 or ::ffff: destination)
+    Tfo4,         // sendto(MSG_FASTOPEN) on a fresh TCP socket
+    Tfo6,
+    UdpConnect4,
+    UdpConnect6,
+    UdpConnect6Sin,  // AF_INET6 UDP socket, sockaddr_in (the kernel's IPv4 path)
+    UdpSendto4,
+    UdpSendto6,
+    UdpSendto6Sin,
+    PingConnect4,
+    PingConnect6,
+    PingSendto4,
+    PingSendto6,
+    UdpLite4,  // a protocol the policy does not know: socket() refused
+    Mptcp4,    // judged by its TCP subflow
+};
+
+const char* name_of(Kind k) {
+    switch (k) {
+        case Kind::Tcp4: return "tcp4-connect";
+        case Kind::Tcp6: return "tcp6-connect";
+        case Kind::Tfo4: return "tcp4-fastopen";
+        case Kind::Tfo6: return "tcp6-fastopen";
+        case Kind::UdpConnect4: return "udp4-connect";
+        case Kind::UdpConnect6: return "udp6-connect";
+        case Kind::UdpConnect6Sin: return "udp6-connect-sin";
+        case Kind::UdpSendto4: return "udp4-sendto";
+        case Kind::UdpSendto6: return "udp6-sendto";
+        case Kind::UdpSendto6Sin: return "udp6-sendto-sin";
+        case Kind::PingConnect4: return "ping4-connect";
+        case Kind::PingConnect6: return "ping6-connect";
+        case Kind::PingSendto4: return "ping4-sendto";
+        case Kind::PingSendto6: return "ping6-sendto";
+        case Kind::UdpLite4: return "udplite4-connect";
+        case Kind::Mptcp4: return "mptcp4-connect";
+    }
+    return "?";
+}
+
+struct Probe {
+    Kind kind;
+    IpAddr dest;  // as written in the sockaddr (a mapped address stays IPv6)
+    std::uint16_t port;
+};
+
+std::string describe(const Probe& p) {
+    return std::string(name_of(p.kind)) + " " + p.dest.to_string() + " port " + std::to_string(p.port);
+}
+
+// What the shim's check() says (protocols it does not know are refused).
+bool expected_allowed(const ResolvedPolicy& policy, const Probe& p) {
+    switch (p.kind) {
+        case Kind::Tcp4: case Kind::Tcp6: case Kind::Tfo4: case Kind::Tfo6:
+            return policy.check(Protocol::Tcp, p.dest, p.port).allowed();
+        case Kind::UdpConnect4: case Kind::UdpConnect6: case Kind::UdpConnect6Sin:
+        case Kind::UdpSendto4: case Kind::UdpSendto6: case Kind::UdpSendto6Sin:
+            return policy.check(Protocol::Udp, p.dest, p.port).allowed();
+        case Kind::PingConnect4: case Kind::PingConnect6: case Kind::PingSendto4: case Kind::PingSendto6:
+            return policy.check(Protocol::Icmp, p.dest, p.port).allowed();
+        case Kind::Mptcp4:  // the kernel judges its TCP subflow; the shim refuses it
+            return policy.check(Protocol::Tcp, p.dest, p.port).allowed();
+        case Kind::UdpLite4:  // socket() is refused
+            return false;
+    }
+    return false;
+}
+
+socklen_t make_sockaddr(const IpAddr& a, std::uint16_t port, bool as_v6, sockaddr_storage& ss) {
+    std::memset(&ss, 0, sizeof ss);
+    if (!as_v6) {
+        auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+        s->sin_family = AF_INET;
+        s->sin_port = htons(port);
+        std::memcpy(&s->sin_addr, a.bytes.data(), 4);
+        return sizeof *s;
+    }
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    if (a.is_v4()) {  // ::ffff:a.b.c.d
+        s->sin6_addr.s6_addr[10] = s->sin6_addr.s6_addr[11] = 0xff;
+        std::memcpy(&s->sin6_addr.s6_addr[12], a.bytes.data(), 4);
+    } else {
+        std::memcpy(&s->sin6_addr, a.bytes.data(), 16);
+    }
+    return sizeof *s;
+}
+
+// 0 when the call succeeded, else its errno.
+int run_probe(const Probe& p) {
+    int family = AF_INET, type = SOCK_STREAM, proto = 0;
+    bool sockaddr_v6 = false, send = false, fastopen = false, ping = false;
+    switch (p.kind) {
+        case Kind::Tcp4: break;
+        case Kind::Tcp6: family = AF_INET6; sockaddr_v6 = true; break;
+        case Kind::Tfo4: send = fastopen = true; break;
+        case Kind::Tfo6: family = AF_INET6; sockaddr_v6 = send = fastopen = true; break;
+        case Kind::UdpConnect4: type = SOCK_DGRAM; break;
+        case Kind::UdpConnect6: family = AF_INET6; type = SOCK_DGRAM; sockaddr_v6 = true; break;
+        case Kind::UdpConnect6Sin: family = AF_INET6; type = SOCK_DGRAM; break;
+        case Kind::UdpSendto4: type = SOCK_DGRAM; send = true; break;
+        case Kind::UdpSendto6: family = AF_INET6; type = SOCK_DGRAM; sockaddr_v6 = send = true; break;
+        case Kind::UdpSendto6Sin: family = AF_INET6; type = SOCK_DGRAM; send = true; break;
+        case Kind::PingConnect4: type = SOCK_DGRAM; proto = IPPROTO_ICMP; ping = true; break;
+        case Kind::PingConnect6:
+            family = AF_INET6; type = SOCK_DGRAM; proto = IPPROTO_ICMPV6; sockaddr_v6 = ping = true; break;
+        case Kind::PingSendto4: type = SOCK_DGRAM; proto = IPPROTO_ICMP; ping = send = true; break;
+        case Kind::PingSendto6:
+            family = AF_INET6; type = SOCK_DGRAM; proto = IPPROTO_ICMPV6; sockaddr_v6 = ping = send = true; break;
+        case Kind::UdpLite4: type = SOCK_DGRAM; proto = IPPROTO_UDPLITE; break;
+        case Kind::Mptcp4: proto = IPPROTO_MPTCP; break;
+    }
+    UniqueFd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
+    if (!fd && errno == EPERM) return EPERM;  // the sock_create program
+    if (!fd) throw SystemError(std::string("socket for ") + name_of(p.kind), errno);
+    sockaddr_storage ss;
+    const socklen_t len = make_sockaddr(p.dest, p.port, sockaddr_v6, ss);
+    const auto* sa = reinterpret_cast<const sockaddr*>(&ss);
+    long rc;
+    if (!send) {
+        rc = ::connect(fd.get(), sa, len);
+    } else {
+        unsigned char data[16] = {};
+        if (ping) data[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;  // type; code 0
+        rc = ::sendto(fd.get(), data, ping ? 8 : sizeof data, fastopen ? MSG_FASTOPEN : 0, sa, len);
+    }
+    return rc < 0 ? errno : 0;
+}
+
+// Addresses worth asking about: fixed ones, and around every address and block of the policy.
+std::vector<IpAddr> destinations(const ResolvedPolicy& policy, IpAddr::Family family) {
+    std::set<IpAddr> out;
+    const char* fixed4[] = {"127.0.0.1", "127.5.6.7", "0.0.0.0", "10.0.0.1", "10.1.2.3", "10.1.2.4",
+                            "10.1.2.5", "192.168.1.1", "172.16.0.1", "8.8.8.8", "100.64.0.1",
+                            "169.254.169.254", "128.0.0.1"};
+    const char* fixed6[] = {"::1", "::", "::2", "fd00::1", "fd00::9", "fe80::1", "2001:db8::1", "fc00::5",
+                            "::127.0.0.1"};
+    if (family == IpAddr::Family::V4) for (const char* t : fixed4) out.insert(ip(t));
+    else for (const char* t : fixed6) out.insert(ip(t));
+    // a + delta, carrying across bytes (wraps at the ends of the space)
+    const auto offset = [](IpAddr a, int delta) {
+        for (int i = static_cast<int>(a.bits() / 8) - 1; i >= 0 && delta != 0; --i) {
+            const int v = a.bytes[i] + delta;
+            a.bytes[i] = static_cast<std::uint8_t>(v & 0xff);
+            delta = v >> 8;  // arithmetic: -1 carries a borrow
+        }
+        return a;
+    };
+    for (const auto* rules : {&policy.tcp, &policy.udp, &policy.icmp}) {
+        for (const auto& e : rules->per_ip) {
+            if (e.address.family != family) continue;
+            out.insert(e.address);
+            out.insert(offset(e.address, 1));
+        }
+        for (const auto& n : rules->per_net) {
+            if (n.network.base.family != family) continue;
+            IpAddr last = n.network.base;
+            for (unsigned bit = n.network.prefix; bit < last.bits(); ++bit)
+                last.bytes[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+            for (const auto& a : {n.network.base, offset(n.network.base, 1), offset(n.network.base, -1), last,
+                                  offset(last, 1)})
+                out.insert(a);
+        }
+    }
+    return {out.begin(), out.end()};
+}
+
+std::vector<std::uint16_t> ports_of(const ResolvedPolicy& policy) {
+    std::set<std::uint16_t> all = {80, 443, 1, 65535};
+    for (const auto* rules : {&policy.tcp, &policy.udp}) {
+        all.insert(rules->any_ip_ports.begin(), rules->any_ip_ports.end());
+        for (const auto& e : rules->per_ip) all.insert(e.ports.begin(), e.ports.end());
+        for (const auto& n : rules->per_net) all.insert(n.ports.begin(), n.ports.end());
+    }
+    std::vector<std::uint16_t> v(all.begin(), all.end());
+    // At most 12, evenly spread (the 100-rule policy has many), plus a neighbour of each.
+    std::vector<std::uint16_t> picked;
+    const std::size_t step = std::max<std::size_t>(1, v.size() / 12);
+    for (std::size_t i = 0; i < v.size(); i += step) {
+        picked.push_back(v[i]);
+        if (v[i] < 65535) picked.push_back(static_cast<std::uint16_t>(v[i] + 1));
+    }
+    return picked;
+}
+
+std::vector<Probe> probes_for(const ResolvedPolicy& policy, bool with_ping_sendto) {
+    std::vector<Probe> probes;
+    const auto ports = ports_of(policy);
+    for (const auto& a : destinations(policy, IpAddr::Family::V4)) {
+        for (const auto port : ports)
+            for (Kind k : {Kind::Tcp4, Kind::Tcp6, Kind::Tfo4, Kind::UdpConnect4, Kind::UdpConnect6,
+                           Kind::UdpConnect6Sin, Kind::UdpSendto4, Kind::UdpSendto6, Kind::UdpSendto6Sin})
+                probes.push_back({k, a, port});
+        probes.push_back({Kind::PingConnect4, a, 0});
+        probes.push_back({Kind::PingConnect4, a, 7});
+        probes.push_back({Kind::UdpLite4, a, 53});
+        probes.push_back({Kind::Mptcp4, a, 80});
+        if (with_ping_sendto) probes.push_back({Kind::PingSendto4, a, 0});
+    }
+    for (const auto& a : destinations(policy, IpAddr::Family::V6)) {
+        for (const auto port : ports)
+            for (Kind k : {Kind::Tcp6, Kind::Tfo6, Kind::UdpConnect6, Kind::UdpSendto6})
+                probes.push_back({k, a, port});
+        probes.push_back({Kind::PingConnect6, a, 0});
+        if (with_ping_sendto) probes.push_back({Kind::PingSendto6, a, 0});
+    }
+    return probes;
+}
+
+// ---- the child
+
+void set_up_child(const std::string& cgroup) {
+    fs::write_file(cgroup + "/cgroup.procs", "0");
+    require(::unshare(CLONE_NEWNET) == 0, 90, "unshare(CLONE_NEWNET)");
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    require(s && ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) == 0, 91, "SIOCGIFFLAGS lo");
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    require(::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0, 92, "SIOCSIFFLAGS lo up");
+    fs::write_file("/proc/sys/net/ipv4/ping_group_range", "0 0");
+}
+
+// The errno of every probe (0: success), made in a child inside the cgroup; std::nullopt
+// entries never happen: a probe that cannot run fails the child.
+std::vector<int> run_in_cgroup(const std::string& cgroup, const std::vector<Probe>& probes) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    UniqueFd rd(fds[0]), wr(fds[1]);
+    Child child([&] {
+        rd.reset();
+        set_up_child(cgroup);
+        std::vector<int> results;
+        for (const auto& p : probes) results.push_back(run_probe(p));
+        const auto* bytes = reinterpret_cast<const char*>(results.data());
+        std::size_t left = results.size() * sizeof(int);
+        while (left > 0) {
+            const ssize_t n = ::write(wr.get(), bytes, left);
+            require(n > 0, 93, "write results");
+            bytes += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    });
+    wr.reset();
+    std::vector<int> results(probes.size());
+    auto* bytes = reinterpret_cast<char*>(results.data());
+    std::size_t got = 0;
+    while (got < results.size() * sizeof(int)) {
+        const ssize_t n = ::read(rd.get(), bytes + got, results.size() * sizeof(int) - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    const int status = child.wait();
+    BOOST_TEST_REQUIRE(status == 0, "the probing child failed with status " << status);
+    BOOST_TEST_REQUIRE(got == results.size() * sizeof(int));
+    return results;
+}
+
+// Whether this kernel runs the sendmsg hooks for ping sockets (it runs the connect hooks
+// since 6.1): a policy allowing nothing, one ping sendto to a non-loopback address.
+bool kernel_hooks_ping_sendmsg() {
+    static const bool hooked = [] {
+        ResolvedPolicy none;
+        none.mode = Mode::Allow;
+        TestCgroup cg;
+        attach_sockaddr_programs(cg.path, none);
+        const bool eperm = run_in_cgroup(cg.path, {{Kind::PingSendto4, ip("10.1.2.3"), 0}}).at(0) == EPERM;
+        BOOST_TEST_MESSAGE("this kernel " << (eperm ? "runs" : "does not run") << " the sendmsg hooks for ping sockets");
+        return eperm;
+    }();
+    return hooked;
+}
+
+struct Tally {
+    int allowed = 0, denied = 0;
+};
+
+// Attaches the programs for policy and compares every probe's outcome with check().
+Tally compare_with_check(const ResolvedPolicy& policy) {
+    const auto probes = probes_for(policy, kernel_hooks_ping_sendmsg());
+    TestCgroup cg;
+    attach_sockaddr_programs(cg.path, policy);
+    const auto results = run_in_cgroup(cg.path, probes);
+    Tally tally;
+    int mismatches = 0;
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+        const bool kernel_allowed = results[i] != EPERM;
+        const bool want = expected_allowed(policy, probes[i]);
+        ++(kernel_allowed ? tally.allowed : tally.denied);
+        if (kernel_allowed != want && ++mismatches <= 20)
+            BOOST_ERROR(describe(probes[i]) << ": the kernel " << (kernel_allowed ? "allowed" : "denied")
+                                            << " (" << errno_name(results[i]) << "), check() "
+                                            << (want ? "allows" : "denies"));
+    }
+    BOOST_TEST(mismatches == 0, mismatches << " of " << probes.size() << " probes disagree");
+    BOOST_TEST_MESSAGE(probes.size() << " probes: " << tally.allowed << " allowed, " << tally.denied << " denied");
+    return tally;
+}
+
+// Every probe in a cgroup without programs: nothing is EPERM, so an EPERM above is the program's.
+void require_no_eperm_without_programs(const ResolvedPolicy& policy) {
+    const auto probes = probes_for(policy, true);
+    TestCgroup cg;
+    const auto results = run_in_cgroup(cg.path, probes);
+    int eperm = 0;
+    for (std::size_t i = 0; i < probes.size(); ++i)
+        if (results[i] == EPERM && ++eperm <= 5) BOOST_ERROR(describe(probes[i]) << ": EPERM without programs");
+    BOOST_TEST(eperm == 0);
+}
+
+bool can_run() {
+    return ::geteuid() == 0 && !cgroup2_root().empty();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(egress_sockaddr_bpf)
+
+BOOST_AUTO_TEST_CASE(program_shape) {
+    const ResolvedPolicy open;
+    for (bool v6 : {false, true}) {
+        const auto prog = build_sockaddr_program(open, v6);
+        BOOST_TEST_REQUIRE(prog.size() > 4u);
+        // the first loads are the context's socket fields, u32 each
+        BOOST_TEST(prog[0].code == (BPF_LDX | BPF_MEM | BPF_W));
+        BOOST_TEST(prog[0].off == static_cast<short>(offsetof(bpf_sock_addr, family)));
+        BOOST_TEST(prog.back().code == (BPF_JMP | BPF_EXIT));
+        for (const auto& i : prog)
+            if (BPF_CLASS(i.code) == BPF_JMP32 || (i.code == (BPF_JMP | BPF_JA))) BOOST_TEST(i.off >= 0);
+    }
+    // An empty allow list with loopback=deny: nothing is ever allowed.
+    ResolvedPolicy deny_all;
+    deny_all.mode = Mode::Allow;
+    deny_all.loopback = Loopback::Deny;
+    const auto prog = build_sockaddr_program(deny_all, false);
+    // no "r0 = 1": every path denies
+    for (const auto& i : prog) BOOST_TEST(!(i.code == (BPF_ALU | BPF_MOV | BPF_K) && i.dst_reg == 0 && i.imm == 1));
+}
+
+BOOST_AUTO_TEST_CASE(too_large_a_policy_is_an_error) {
+    ResolvedPolicy p;
+    p.mode = Mode::Allow;
+    for (unsigned port = 1; port <= 40000; ++port) p.tcp.any_ip_ports.push_back(static_cast<std::uint16_t>(port));
+    BOOST_CHECK_THROW(build_sockaddr_program(p, false), Error);
+}
+
+BOOST_AUTO_TEST_CASE(control_no_eperm_without_programs, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    require_no_eperm_without_programs(allow_policy(
+        "10.1.2.3:80,443;udp://10.1.2.4:53;icmp://10.1.2.5;[fd00::1]:80;10.20.0.0/16:5432;[fd00:1::/32]:*"));
+}
+
+BOOST_AUTO_TEST_CASE(allow_mode_exact_ports_cidr, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const std::string rules =
+        "10.1.2.3:80,443; udp://10.1.2.4:53; icmp://10.1.2.5; [fd00::1]:80; [fd00::9]:*;"
+        "udp://[fd00::1]:53,5353; :8080; udp://:5000; 10.9.9.9:*; 10.20.0.0/16:5432;"
+        "10.1.2.128/25:*; udp://172.16.0.0/12:*; [fd00:1::/32]:*; [fc00::/7]:22; [2001:db8::/65]:443;"
+        "icmp://[fd00::9]; icmp://192.168.0.0/16; [::ffff:10.7.7.7]:80";
+    for (const char* lo : {"allow", "deny"}) {
+        BOOST_TEST_CONTEXT("loopback " << lo) {
+            const Tally t = compare_with_check(allow_policy(rules, lo));
+            BOOST_TEST(t.allowed > 0);
+            BOOST_TEST(t.denied > 0);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(allow_mode_any_ip_rules, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    for (const char* rules : {"*:*", "*:*; udp://*:*; icmp://*", ":443,80", "udp://:53; icmp://*", "0.0.0.0/0:22",
+                              "[::/0]:*", "10.0.0.0/8:*; [::/1]:80"}) {
+        BOOST_TEST_CONTEXT("allow " << rules) {
+            compare_with_check(allow_policy(rules, "deny"));
+            compare_with_check(allow_policy(rules, "allow"));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(deny_mode, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    for (const char* entries : {"private", "private; :25; 8.8.8.8:53", "10.1.2.3; [fd00::/8]:80; :22",
+                                "0.0.0.0/0", "*:443", "[::1]; 127.0.0.1:80", "169.254.169.254; 100.64.0.0/10:80,443"}) {
+        for (const char* lo : {"allow", "deny"}) {
+            BOOST_TEST_CONTEXT("deny " << entries << ", loopback " << lo) {
+                const Tally t = compare_with_check(deny_policy(entries, lo));
+                BOOST_TEST(t.allowed > 0);
+                BOOST_TEST(t.denied > 0);
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(open_mode, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    // Only loopback or allow_bind given: no destination list.
+    const Tally lo_deny = compare_with_check(policy_of({{std::string(kLoopbackKey), "deny"}}));
+    BOOST_TEST(lo_deny.denied > 0);  // loopback, and the protocols nobody knows
+    const Tally lo_allow = compare_with_check(policy_of({{std::string(kAllowBindKey), "8000-8100"}}));
+    BOOST_TEST(lo_allow.allowed > 0);
+}
+
+BOOST_AUTO_TEST_CASE(empty_allow_list, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    for (Loopback lo : {Loopback::Allow, Loopback::Deny}) {
+        ResolvedPolicy p;
+        p.mode = Mode::Allow;
+        p.loopback = lo;
+        const Tally t = compare_with_check(p);
+        BOOST_TEST(t.denied > 0);
+        BOOST_TEST((t.allowed > 0) == (lo == Loopback::Allow));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(hundred_rules, *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    std::ostringstream rules;
+    for (int i = 0; i < 100; ++i) {
+        switch (i % 4) {
+            case 0: rules << "10.50." << i << ".1:" << 1000 + i % 7 << ";"; break;
+            case 1: rules << "udp://10.51." << i << ".0/24:" << 2000 + i % 5 << "," << 3000 + i % 3 << ";"; break;
+            case 2: rules << "[fd00:50::" << std::hex << i << std::dec << "]:" << 1000 + i % 7 << ";"; break;
+            case 3: rules << "icmp://10.52." << i << ".9;"; break;
+        }
+    }
+    const ResolvedPolicy p = allow_policy(rules.str(), "deny");
+    BOOST_TEST(p.tcp.per_ip.size() + p.udp.per_net.size() + p.icmp.per_ip.size() == 100u);
+    const auto prog = build_sockaddr_program(p, true);
+    BOOST_TEST_MESSAGE("100 rules: " << prog.size() << " instructions (IPv6 program)");
+    const Tally t = compare_with_check(p);
+    BOOST_TEST(t.allowed > 0);
+    BOOST_TEST(t.denied > 0);
+}
+
+// socket() in the cgroup, made by a child inside it: 0 or the errno, per case.
+std::vector<int> sockets_in_cgroup(const std::string& cgroup) {
+    const int cases[][3] = {{AF_INET, SOCK_STREAM, 0},          {AF_INET, SOCK_STREAM, IPPROTO_MPTCP},
+                            {AF_INET6, SOCK_STREAM, IPPROTO_TCP}, {AF_INET, SOCK_DGRAM, 0},
+                            {AF_INET6, SOCK_DGRAM, IPPROTO_UDP},  {AF_INET, SOCK_DGRAM, IPPROTO_ICMP},
+                            {AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6}, {AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE},
+                            {AF_INET6, SOCK_DGRAM, IPPROTO_UDPLITE}, {AF_INET, SOCK_RAW, IPPROTO_UDP},
+                            {AF_INET6, SOCK_RAW, IPPROTO_ICMPV6},   {AF_UNIX, SOCK_STREAM, 0}};
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    UniqueFd rd(fds[0]), wr(fds[1]);
+    Child child([&] {
+        fs::write_file(cgroup + "/cgroup.procs", "0");
+        require(::unshare(CLONE_NEWNET) == 0, 90, "unshare(CLONE_NEWNET)");
+        fs::write_file("/proc/sys/net/ipv4/ping_group_range", "0 0");
+        for (const auto& c : cases) {
+            UniqueFd s(::socket(c[0], c[1] | SOCK_CLOEXEC, c[2]));
+            const int result = s ? 0 : errno;
+            require(::write(wr.get(), &result, sizeof result) == sizeof result, 93, "write result");
+        }
+    });
+    wr.reset();
+    std::vector<int> results;
+    int r;
+    while (::read(rd.get(), &r, sizeof r) == sizeof r) results.push_back(r);
+    BOOST_TEST_REQUIRE(child.wait() == 0);
+    BOOST_TEST_REQUIRE(results.size() == std::size(cases));
+    return results;
+}
+
+BOOST_AUTO_TEST_CASE(socket_create_refuses_protocols_the_policy_cannot_judge,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    // Control: without programs every one of them can be made here (root, ping range set).
+    TestCgroup plain;
+    const std::vector<int> control = sockets_in_cgroup(plain.path);
+    BOOST_TEST(control == std::vector<int>(control.size(), 0), boost::test_tools::per_element());
+    TestCgroup cg;
+    attach_sockaddr_programs(cg.path, allow_policy("*:*; udp://*:*; icmp://*"));
+    const std::vector<int> got = sockets_in_cgroup(cg.path);
+    // TCP, MPTCP, UDP, ping: made; UDP-Lite and raw: EPERM; AF_UNIX: not an IP socket.
+    const std::vector<int> want = {0, 0, 0, 0, 0, 0, 0, EPERM, EPERM, EPERM, EPERM, 0};
+    BOOST_TEST(got == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(attach_detach_and_refuse_a_second_attach,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    TestCgroup cg;
+    const auto policy = allow_policy("10.1.2.3:80");
+    attach_sockaddr_programs(cg.path, policy);
+    for (const auto type : sockaddr_attach_types())
+        BOOST_TEST(attached_sockaddr_programs(cg.path, type).size() == 1u);
+    // flags 0: a child cgroup cannot attach its own program of these types
+    const std::string child = cg.path + "/child";
+    BOOST_TEST_REQUIRE(::mkdir(child.c_str(), 0755) == 0);
+    BOOST_CHECK_THROW(attach_sockaddr_programs(child, ResolvedPolicy{}), Error);
+    for (const auto type : sockaddr_attach_types()) BOOST_TEST(attached_sockaddr_programs(child, type).empty());
+    ::rmdir(child.c_str());
+    detach_sockaddr_programs(cg.path);
+    for (const auto type : sockaddr_attach_types()) BOOST_TEST(attached_sockaddr_programs(cg.path, type).empty());
+}
+
+BOOST_AUTO_TEST_CASE(or_warn_without_a_cgroup2_directory) {
+    BOOST_TEST(!attach_sockaddr_programs_or_warn({{"cpu", "/sys/fs/cgroup/cpu/x"}}, ResolvedPolicy{}));
+    BOOST_TEST(!attach_sockaddr_programs_or_warn({{"", "/nonexistent/sandlock-test"}}, ResolvedPolicy{}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
