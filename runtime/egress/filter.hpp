@@ -24,6 +24,8 @@
 //     and getifaddrs, iproute2), equivalent to its SOCK_DGRAM, never leaves the host.
 //   - io_uring_setup/io_uring_enter/io_uring_register: EPERM (io_uring's connect
 //     and send ops never pass through seccomp).
+//   - bpf: EPERM (a privileged container could detach the cgroup programs that
+//     check its IP calls in the kernel, egress/sockaddr_bpf.hpp).
 //   - setsockopt IP_OPTIONS (SOL_IP) and IPV6_RTHDR/IPV6_2292RTHDR (SOL_IPV6):
 //     EPERM (sticky source routes would send un-notified send()s via another hop).
 // Everything else is allowed. Syscalls of another architecture (i386 int 0x80,
