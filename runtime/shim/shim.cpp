@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -38,8 +39,20 @@ constexpr int kStopGraceMs = 2000;
 constexpr const char* kNotRunning =
     "egress shim is not running; refusing to exec without egress supervision";
 
+// sandlock-shim next to the running binary when it is there (smaller: see
+// runtime/shim_main.cpp), else this binary's own hidden `shim` subcommand.
+std::string default_shim_binary() {
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const std::filesystem::path next_to_us = self.parent_path() / "sandlock-shim";
+        if (::access(next_to_us.c_str(), X_OK) == 0) return next_to_us.string();
+    }
+    return "/proc/self/exe";
+}
+
 std::string& shim_binary() {
-    static std::string path = "/proc/self/exe";
+    static std::string path = default_shim_binary();
     return path;
 }
 
@@ -459,7 +472,7 @@ pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, cons
 
     LaunchPlan plan;
     plan.exe = shim_binary();
-    plan.args = {"sandlock-runc", "shim", state_dir};
+    plan.args = {plan.exe.ends_with("/sandlock-shim") ? "sandlock-shim" : "sandlock-runc", "shim", state_dir};
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 std::string(kReadyFdEnv) + "=" + std::to_string(kReadyFd)};
     if (!audit_mode.empty()) plan.env.push_back(std::string(kAuditEnv) + "=" + audit_mode);
