@@ -546,11 +546,9 @@ void stop_shim(const std::string& state_dir_arg) {
     UniqueFd pidfd(pidfd_open(pid));
     if (!pidfd) return;  // gone already
     if (!is_our_shim(pid, state_dir)) return;  // a stale pid file naming someone else
-    if (!pidfd_signal(pidfd.get(), SIGTERM)) return;
-    if (wait_exit(pidfd.get(), kStopGraceMs)) return;
-    log::warn("egress shim " + std::to_string(pid) + " ignored SIGTERM; killing it");
-    pidfd_signal(pidfd.get(), SIGKILL);
-    wait_exit(pidfd.get(), kStopGraceMs);
+    if (!pidfd_signal(pidfd.get(), SIGKILL)) return;
+    if (!wait_exit(pidfd.get(), kStopGraceMs))
+        log::warn("egress shim " + std::to_string(pid) + " still exiting after SIGKILL");
 }
 
 int run_shim_main(const std::string& state_dir_arg) {

@@ -51,9 +51,11 @@ void register_listener(const std::string& state_dir, int listener_fd);
 //  errors} or null when the shim is not running}.
 nlohmann::json shim_status(const std::string& state_dir);
 
-// For `delete`: SIGTERM, then SIGKILL after 2 s, the process named by shim.pid if it is
-// really this state dir's shim (its cmdline is `... shim <state_dir>`); then removes
-// shim.sock and shim.pid. A missing or already-gone shim is fine.
+// For `delete` (and a failed create): SIGKILL to the process named by shim.pid if it is
+// really this state dir's shim (its cmdline is `... shim <state_dir>`), waits for it to
+// be gone, then removes shim.sock and shim.pid. No SIGTERM first: the state it could
+// still write goes with the container, and a graceful exit only delays `delete`.
+// A missing or already-gone shim is fine.
 void stop_shim(const std::string& state_dir);
 
 // The hidden `shim` subcommand: fd 3 is the first listener. Returns the exit code.
