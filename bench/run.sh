@@ -4,27 +4,53 @@
 # this machine. Prints a table and writes it to bench/RESULTS.md (--quick: few
 # repetitions, written to $BUILD/bench/RESULTS-quick.md; never asserts on timings).
 #
-#   BUILD=/abs/build bench/run.sh [--quick]
+#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|scale]
+#
+# BUILD (default: the repo's build/) holds sandlock-runc and helpers/egress_{listener,probe}.
+# --only runs one section: its table is printed and written to
+# $BUILD/bench/RESULTS-only-SECTION.md, except a full (not --quick) `--only scale`, which
+# replaces the scale section of bench/RESULTS.md and keeps the rest of the file.
 #
 # Needs root. Creates, and removes on any exit: a network namespace and a veth pair
-# (10.213.251.0/24), an nftables table, a listener, containers under private --root
-# directories, and (for crun 1.8.1 on hybrid cgroups) a v1 hugetlb hierarchy mounted for
-# the lifecycle part only.
+# (10.213.251.0/24), an nftables table, listeners, containers under private --root
+# directories (and their shims and cgroups), and (for crun 1.8.1 on hybrid cgroups) a v1
+# hugetlb hierarchy mounted only while crun is measured.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 BUILD=${BUILD:-$REPO/build}
 QUICK=0
-[ "${1:-}" = --quick ] && QUICK=1
+ONLY=""
+while (($#)); do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--only)
+		ONLY=${2:-}
+		shift
+		case $ONLY in lifecycle | shim | egress | scale) ;; *)
+			echo "bench: --only lifecycle|shim|egress|scale" >&2
+			exit 2
+			;;
+		esac
+		;;
+	*)
+		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|scale]" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
 SL=$BUILD/sandlock-runc
 BIN=$BUILD/bench
 
 if ((QUICK)); then
 	RUNS=3 RUNS_SPACED=2 WARMUP=1 NCONN=300 NUDP=2000 NTPUT=400 REPS=1 RSS_REPS=2
+	SCALE_N=10 SCALE_ROUNDS=1
 	RESULTS=$BIN/RESULTS-quick.md
 else
 	RUNS=30 RUNS_SPACED=15 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
+	SCALE_N=50 SCALE_ROUNDS=3
 	RESULTS=$HERE/RESULTS.md
 fi
 
@@ -159,6 +185,7 @@ net_down() {
 
 cleanup() {
 	delete_all_containers
+	scale_cleanup
 	stop_listener
 	net_down
 	restore_hugetlb
@@ -223,6 +250,8 @@ setup() {
 	WORK=$(mktemp -d /tmp/sandlock-bench.XXXXXX)
 	# a private copy: a rebuild of the tree during the run must not change what is measured
 	cp "$SL" "$WORK/sandlock-runc" || die "cannot copy $SL"
+	# create starts the shim from sandlock-shim next to the runtime when it is there
+	if [ -x "$BUILD/sandlock-shim" ]; then cp "$BUILD/sandlock-shim" "$WORK/" || die "cannot copy sandlock-shim"; fi
 	SL_BUILT=$(date -u -r "$SL" '+%Y-%m-%d %H:%M UTC')
 	SL=$WORK/sandlock-runc
 	# shellcheck source=../integration/rootfs.bash
@@ -337,11 +366,12 @@ peak_rss() {
 	R[$label.rss_create]=$(cat "$WORK/rss.create")
 }
 
-# shim_pid ROOT ID: the shim serving ROOT/ID (it runs as `sandlock-runc shim ROOT/ID`).
+# shim_pid ROOT ID: the shim serving ROOT/ID (it runs as `sandlock-shim shim ROOT/ID`, or
+# `sandlock-runc shim ROOT/ID` when there is no sandlock-shim next to the runtime).
 shim_pid() {
 	local p
 	for p in /proc/[0-9]*; do
-		[ "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" = "sandlock-runc shim $1/$2 " ] && {
+		[[ "$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" == sandlock-@(shim|runc)" shim $1/$2 " ]] && {
 			echo "${p#/proc/}"
 			return
 		}
@@ -444,6 +474,308 @@ head_of_line() {
 	done
 }
 
+# ---------------------------------------------------------------- scale (issue 5, item 5)
+#
+# SCALE_N containers, each with an io.sandlock.network.allow of its own (container I may
+# reach $LISTEN_IP:$((SCALE_PORT0 + I)) only), all `create`d at once, then all started.
+# Each runs two probes: its own port, then its neighbour's (I + 1 mod N: a port that is
+# listened on and allowed to another container, so a policy that leaked across containers
+# would show). The listeners (integration/helpers/egress_listener, one per port, all
+# appending to one log) decide: exactly N allowed payloads, each at its own port, and no
+# refused one. The same containers without a policy (sandlock-runc, crun) are the
+# reference for the timings and the control for the check (there every connect arrives).
+
+SCALE_PORT0=47300
+SCALE_LISTENERS=() # egress_listener pids
+SCALE_SHIMS=()     # "pid root/id" of every shim seen, to make sure none outlives the run
+SCALE_LAT=()       # "label ms" of every create
+SCALE_BROKEN=()    # index -> 1: this round's containers whose create or start failed
+
+scale_id() { echo "$TAG-sc-$1-$2"; }
+
+# scale_listen: one listener per port, every record into $WORK/scale/listener.log.
+scale_listen() {
+	local i pid listener=$BUILD/helpers/egress_listener
+	[ -x "$listener" ] && [ -x "$BUILD/helpers/egress_probe" ] || die "$BUILD/helpers is missing egress_listener/egress_probe (make -C $REPO all)"
+	mkdir -p "$WORK/scale"
+	cp "$BUILD/helpers/egress_probe" "$WORK/rootfs/" || die "cannot copy egress_probe"
+	: >"$WORK/scale/listener.log"
+	for ((i = 0; i < SCALE_N; i++)); do
+		pid=$("$listener" tcp "$LISTEN_IP" $((SCALE_PORT0 + i)) "$WORK/scale/listener.log" 3600) ||
+			die "egress_listener on port $((SCALE_PORT0 + i))"
+		SCALE_LISTENERS+=("$pid")
+	done
+}
+
+# scale_bundles LABEL: bundles scale-LABEL-I; only slp gets a policy.
+scale_bundles() {
+	local label=$1 i allowed refused script allow
+	for ((i = 0; i < SCALE_N; i++)); do
+		allowed=$((SCALE_PORT0 + i))
+		refused=$((SCALE_PORT0 + (i + 1) % SCALE_N))
+		script="/egress_probe --label allowed connect tcp $LISTEN_IP $allowed $label-$i-allowed;"
+		script+=" /egress_probe --label refused connect tcp $LISTEN_IP $refused $label-$i-refused;"
+		script+=" echo scale-done; exec sleep 1000"
+		allow=""
+		[ "$label" = slp ] && allow="$LISTEN_IP:$allowed"
+		make_bundle "scale-$label-$i" "$(jq -cn --arg s "$script" '["/bin/sh", "-c", $s]')" "$allow"
+	done
+}
+
+# at_once WHAT LABEL: runs WHAT (create|start|delete) for all SCALE_N containers of LABEL
+# at the same time; R[scale.LABEL.WHAT] gets the wall time (ms) from the first launch to
+# the last exit, and each create's own time goes to SCALE_LAT. Failures are counted and
+# the first one's message logged.
+at_once() {
+	local what=$1 label=$2 rt dir i id pids=() t0 t1 failed=0 first="" rc s e
+	dir=$WORK/scale/$label
+	rt=$(rt_cmd "$label")
+	t0=$EPOCHREALTIME
+	for ((i = 0; i < SCALE_N; i++)); do
+		id=$(scale_id "$label" "$i")
+		case $what in
+		create)
+			# the container inherits create's stdout/stderr: its probes' lines land in $i.out
+			(
+				s=$EPOCHREALTIME
+				timeout 60 $rt create --bundle "$WORK/b-scale-$label-$i" "$id" >"$dir/$i.out" 2>"$dir/$i.create" </dev/null
+				rc=$?
+				echo "$rc $s $EPOCHREALTIME" >"$dir/$i.time"
+				exit $rc
+			) &
+			;;
+		start) timeout 60 $rt start "$id" >"$dir/$i.start" 2>&1 </dev/null & ;;
+		delete) timeout 60 $rt delete --force "$id" >"$dir/$i.delete" 2>&1 </dev/null & ;;
+		esac
+		pids+=($!)
+	done
+	# by pid: the connect_bench listener is a child of this shell too
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" && continue
+		failed=$((failed + 1))
+		[ -n "$first" ] || first=$i
+		SCALE_BROKEN[i]=1
+	done
+	t1=$EPOCHREALTIME
+	R[scale.$label.$what]+=" $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')"
+	if [ "$what" = create ]; then
+		for ((i = 0; i < SCALE_N; i++)); do
+			read -r rc s e <"$dir/$i.time" 2>/dev/null && [ "$rc" = 0 ] || continue
+			SCALE_LAT+=("$label $(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.2f", (b - a) * 1000 }')")
+		done
+	fi
+	((failed)) || return 0
+	R[scale.$label.failed]=$((${R[scale.$label.failed]:-0} + failed))
+	log "scale $label: $failed of $SCALE_N ${what}s failed, e.g. $(grep -v '^\(allowed\|refused\) ' "$dir/$first.$what" | head -c 300 | tr '\n' ' ')"
+}
+
+# scale_wait_probes LABEL: until every container of LABEL that was created and started
+# printed scale-done (60 s at most); R[scale.LABEL.ran] counts those that did.
+scale_wait_probes() {
+	local label=$1 dir=$WORK/scale/$1 deadline=$((SECONDS + 60)) finished i
+	local expected=$((SCALE_N - ${#SCALE_BROKEN[@]}))
+	while :; do
+		finished=0
+		for ((i = 0; i < SCALE_N; i++)); do
+			grep -qs '^scale-done' "$dir/$i.out" && finished=$((finished + 1))
+		done
+		((finished >= expected)) && break
+		if ((SECONDS >= deadline)); then
+			log "scale $label: only $finished of $expected started containers finished their probes"
+			break
+		fi
+		sleep 0.1
+	done
+	R[scale.$label.ran]=$((${R[scale.$label.ran]:-0} + finished))
+}
+
+# scale_shim_memory: the sum of Rss and Pss (KiB) of every slp shim, from smaps_rollup.
+scale_shim_memory() {
+	local root=${ROOTS[slp]} i id pid rss=0 pss=0 n=0 kib
+	for ((i = 0; i < SCALE_N; i++)); do
+		id=$(scale_id slp "$i")
+		pid=$(cat "$root/$id/shim.pid" 2>/dev/null) || continue
+		# the pid file names our shim only if its command line says so
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q " shim $root/$id \$" || continue
+		SCALE_SHIMS+=("$pid $root/$id")
+		R[scale.shim_exe]=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)
+		kib=$(awk '$1 == "Rss:" { r = $2 } $1 == "Pss:" { p = $2 } END { print r + 0, p + 0 }' "/proc/$pid/smaps_rollup")
+		rss=$((rss + ${kib% *}))
+		pss=$((pss + ${kib#* }))
+		n=$((n + 1))
+	done
+	R[scale.shims]="${R[scale.shims]:-} $n"
+	R[scale.rss]="${R[scale.rss]:-} $rss"
+	R[scale.pss]="${R[scale.pss]:-} $pss"
+}
+
+# scale_count LABEL: what the listeners recorded of LABEL's probes (the log holds one
+# round of one label). allowed = containers whose own payload arrived exactly once, at
+# their own port; refused = records of a refused payload; accepts = connections from
+# the containers' address; econnrefused = refused probes that saw ECONNREFUSED.
+scale_count() {
+	local label=$1 log=$WORK/scale/listener.log counts
+	counts=$(awk -v l="$label" -v p0="$SCALE_PORT0" -v src="$NET.2" '
+		{ s = $5; sub(/:[0-9]+$/, "", s) }
+		$4 == "accept" && s == src { accepts++ }
+		$4 == "data" && $6 ~ ("^" l "-[0-9]+-allowed$") {
+			i = $6; sub("^" l "-", "", i); sub(/-allowed$/, "", i)
+			if ($3 == p0 + i) seen[i]++; else wrong++
+		}
+		$4 == "data" && $6 ~ ("^" l "-[0-9]+-refused$") { refused++ }
+		END { for (i in seen) if (seen[i] == 1) allowed++
+		      print allowed + 0, refused + 0, accepts + 0, wrong + 0 }' "$log")
+	local a r c w e
+	read -r a r c w <<<"$counts"
+	e=$(cat "$WORK/scale/$label"/*.out 2>/dev/null | grep -c '^refused errno ECONNREFUSED')
+	R[scale.$label.allowed]=$((${R[scale.$label.allowed]:-0} + a))
+	R[scale.$label.refused]=$((${R[scale.$label.refused]:-0} + r))
+	R[scale.$label.accepts]=$((${R[scale.$label.accepts]:-0} + c))
+	R[scale.$label.wrong_port]=$((${R[scale.$label.wrong_port]:-0} + w))
+	R[scale.$label.econnrefused]=$((${R[scale.$label.econnrefused]:-0} + e))
+}
+
+# scale_gone LABEL: after delete, no state dir, shim or cgroup of LABEL's containers is left.
+scale_gone() {
+	local label=$1 root=${ROOTS[$1]} left
+	left=$(find "$root" -mindepth 1 -maxdepth 1 -name "$TAG-sc-$label-*" | wc -l)
+	((left)) && log "scale $label: $left state dirs left after delete"
+	left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 6 -type d -name "*$TAG-sc-$label-*" 2>/dev/null | wc -l)
+	((left)) && log "scale $label: $left cgroups left after delete"
+	R[scale.$label.left]=$((${R[scale.$label.left]:-0} + left))
+	scale_kill_shims
+}
+
+# scale_kill_shims: a shim still running after delete is a bug: logged and killed (by pid,
+# and only if its command line still names the container).
+scale_kill_shims() {
+	local entry pid dir
+	for entry in "${SCALE_SHIMS[@]}"; do
+		pid=${entry%% *} dir=${entry#* }
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q " shim $dir \$"; then
+			log "scale: the shim of $dir (pid $pid) outlived delete; killing it"
+			R[scale.shims_left]=$((${R[scale.shims_left]:-0} + 1))
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+	SCALE_SHIMS=()
+}
+
+# scale_round LABEL: create all at once, start all, wait for the probes, (slp: shim
+# memory), delete all at once, count what arrived, check that nothing is left.
+scale_round() {
+	local label=$1
+	rm -rf "$WORK/scale/$label" && mkdir -p "$WORK/scale/$label"
+	: >"$WORK/scale/listener.log"
+	SCALE_BROKEN=()
+	at_once create "$label"
+	at_once start "$label"
+	scale_wait_probes "$label"
+	[ "$label" = slp ] && scale_shim_memory
+	at_once delete "$label"
+	scale_count "$label"
+	scale_gone "$label"
+}
+
+scale() {
+	local round label
+	log "scale: $SCALE_N containers at once, $SCALE_ROUNDS round(s)$( ((QUICK)) && echo " (quick mode: 50 in a full run)")"
+	scale_listen
+	for label in slp sl crun; do scale_bundles "$label"; done
+	for ((round = 1; round <= SCALE_ROUNDS; round++)); do
+		for label in slp sl crun; do
+			log "scale: round $round, $label"
+			[ "$label" = crun ] && mount_hugetlb
+			scale_round "$label"
+			[ "$label" = crun ] && restore_hugetlb
+		done
+	done
+	scale_stop_listeners
+}
+
+scale_stop_listeners() {
+	local pid
+	for pid in "${SCALE_LISTENERS[@]}"; do
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q egress_listener && kill "$pid" 2>/dev/null
+	done
+	SCALE_LISTENERS=()
+}
+
+scale_cleanup() {
+	scale_kill_shims
+	scale_stop_listeners
+}
+
+# quantile Q: the Q-quantile (nearest rank) of the numbers on stdin.
+quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { if (!NR) { print "-"; exit } i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'; }
+# med_of "A B C": the median of a list of numbers.
+med_of() { tr ' ' '\n' <<<"$1" | grep . | median; }
+
+scale_report() {
+	local n=$SCALE_N total=$((SCALE_N * SCALE_ROUNDS)) l q k
+	local -A v=()
+	for l in slp sl crun; do
+		for k in create start delete; do v[$l.$k]=$(med_of "${R[scale.$l.$k]:-}"); done
+		for q in 0 0.5 0.9 1; do
+			v[$l.q$q]=$(printf '%s\n' "${SCALE_LAT[@]}" | awk -v l="$l" '$1 == l { print $2 }' | quantile "$q")
+		done
+	done
+	echo "<!-- scale: begin -->"
+	echo "## Scale: $n containers created at once, then started"
+	echo
+	echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), sandlock-runc build of $SL_BUILT; $n containers$( ((QUICK)) && echo " (quick mode; a full run uses 50)"), $SCALE_ROUNDS round(s) per runtime, the runtimes interleaved; walls are medians over the rounds, create latencies are pooled over them (each create timed on its own, ${#SCALE_LAT[@]} in all)."
+	echo "- each container: busybox, its own io.sandlock.network.allow=\"$LISTEN_IP:<its port>\" (ports $SCALE_PORT0-$((SCALE_PORT0 + n - 1))) for the policy column; it connects to its own port, then to its neighbour's (allowed to the neighbour only), then sleeps. Without a policy the same bundles run unconfined (control)."
+	echo
+	echo "| | sandlock-runc, policy | sandlock-runc | crun | policy/crun | sandlock/crun | policy/no policy |"
+	echo "|---|---|---|---|---|---|---|"
+	srow() { echo "| $1 | $(num "${v[slp.$2]}") | $(num "${v[sl.$2]}") | $(num "${v[crun.$2]}") | $(ratio "${v[slp.$2]}" "${v[crun.$2]}") | $(ratio "${v[sl.$2]}" "${v[crun.$2]}") | $(ratio "${v[slp.$2]}" "${v[sl.$2]}") |"; }
+	srow "$n \`create\`s at once, wall (ms)" create
+	srow "one create's latency, min (ms)" q0
+	srow "one create's latency, median (ms)" q0.5
+	srow "one create's latency, p90 (ms)" q0.9
+	srow "one create's latency, max (ms)" q1
+	srow "$n \`start\`s at once, wall (ms)" start
+	srow "$n \`delete -f\`s at once, wall (ms)" delete
+	local shims rss pss
+	shims=$(med_of "${R[scale.shims]:-}") rss=$(med_of "${R[scale.rss]:-}") pss=$(med_of "${R[scale.pss]:-}")
+	echo "| shims running (of $n), as \`${R[scale.shim_exe]:-?}\` | $shims | - | - | | | |"
+	echo "| all shims, sum of RSS (smaps_rollup) | $(mib "$rss") | - | - | | | |"
+	echo "| all shims, sum of PSS | $(mib "$pss") | - | - | | | |"
+	echo "| PSS per shim | $(awk -v p="$pss" -v n="$shims" 'BEGIN { if (n + 0 > 0) printf "%.2f MiB", p / n / 1024; else print "-" }') | - | - | | | |"
+	echo "| failed runtime calls | ${R[scale.slp.failed]:-0} | ${R[scale.sl.failed]:-0} | ${R[scale.crun.failed]:-0} | | | |"
+	echo
+	echo "What the host-side listeners recorded, over all $SCALE_ROUNDS round(s) ($total containers per runtime):"
+	echo
+	echo "| | sandlock-runc, policy | sandlock-runc (control) | crun (control) |"
+	echo "|---|---|---|---|"
+	echo "| containers that ran both probes | ${R[scale.slp.ran]:-0} of $total | ${R[scale.sl.ran]:-0} of $total | ${R[scale.crun.ran]:-0} of $total |"
+	echo "| own port: payload arrived once, at the right port | ${R[scale.slp.allowed]:-0} of $total | ${R[scale.sl.allowed]:-0} of $total | ${R[scale.crun.allowed]:-0} of $total |"
+	echo "| neighbour's port: payloads arrived | ${R[scale.slp.refused]:-0} | ${R[scale.sl.refused]:-0} | ${R[scale.crun.refused]:-0} |"
+	echo "| connections accepted from the containers | ${R[scale.slp.accepts]:-0} | ${R[scale.sl.accepts]:-0} | ${R[scale.crun.accepts]:-0} |"
+	echo "| neighbour's port: ECONNREFUSED in the container | ${R[scale.slp.econnrefused]:-0} | ${R[scale.sl.econnrefused]:-0} | ${R[scale.crun.econnrefused]:-0} |"
+	echo "| left after delete (state dirs, cgroups, shims) | $((${R[scale.slp.left]:-0} + ${R[scale.shims_left]:-0})) | ${R[scale.sl.left]:-0} | ${R[scale.crun.left]:-0} |"
+	echo
+	echo "Every container confined: $(scale_verdict)"
+	echo "<!-- scale: end -->"
+	echo
+}
+
+# scale_verdict: "yes" when every container ran and the policy column shows exactly what
+# confinement means (the controls show that the refused connects would have arrived
+# without it); "confined, but ..." when some did not run but all that ran were confined.
+scale_verdict() {
+	local total=$((SCALE_N * SCALE_ROUNDS)) ran=${R[scale.slp.ran]:-0}
+	local got="${R[scale.slp.allowed]:-0} of $ran allowed connects arrived, each at its container's own port, ${R[scale.slp.refused]:-0} refused ones (${R[scale.slp.econnrefused]:-0} ECONNREFUSED); the control without a policy got ${R[scale.sl.refused]:-0} of $total of the same refused connects through"
+	if ((ran == 0)) || [ "${R[scale.slp.allowed]:-0}" != "$ran" ] || [ "${R[scale.slp.refused]:-0}" != 0 ] ||
+		[ "${R[scale.slp.accepts]:-0}" != "$ran" ] || [ "${R[scale.slp.econnrefused]:-0}" != "$ran" ]; then
+		echo "**NO**: $got."
+	elif ((ran == total)); then
+		echo "**yes**: $got."
+	else
+		echo "**confined, but only $ran of $total containers ran** (${R[scale.slp.failed]:-0} failed runtime calls, see above): $got."
+	fi
+}
+
 # ---------------------------------------------------------------- report
 
 ratio() { # ratio A B: A/B with two decimals, or "-"
@@ -464,9 +796,23 @@ machine() {
 	echo
 }
 
+# want SECTION: whether this run measures (and reports) SECTION.
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
 report() {
-	local op
+	# with --only, the other sections' figures are unset: they print as "-"
+	local -
+	set +u
 	machine
+	want lifecycle && report_lifecycle
+	want shim && report_shim
+	want egress && report_egress
+	want scale && scale_report
+	if [ -z "$ONLY" ]; then report_targets; fi
+}
+
+report_lifecycle() {
+	local op
 	echo "## Lifecycle (hyperfine medians, ms; ratio vs crun / vs runc, same run)"
 	echo
 	echo "| operation | sandlock-runc | with policy | runc | crun | sandlock/crun | policy/crun | sandlock/runc | policy/runc |"
@@ -495,6 +841,9 @@ report() {
 		printf -- '- %s\n' "${FAILURES[@]}"
 	fi
 	echo
+}
+
+report_shim() {
 	echo "## The shim"
 	echo
 	echo "| | 1 rule | 100 rules | target |"
@@ -505,6 +854,9 @@ report() {
 	echo "| create (ms) | $(num "${R[slp.create]}") | $(num "${R[slp100.create]}") | |"
 	echo "| added to create vs no policy (ms) | $(awk -v a="${R[slp.create]}" -v b="${R[sl.create]}" 'BEGIN { printf "%+.1f", a - b }') | $(awk -v a="${R[slp100.create]}" -v b="${R[sl.create]}" 'BEGIN { printf "%+.1f", a - b }') | |"
 	echo
+}
+
+report_egress() {
 	echo "## Egress, per call, from inside a container (veth to the host; ratio vs the minimal C supervisor)"
 	echo
 	echo "| | no policy | policy, shim | min_supervisor | shim/min | shim/none |"
@@ -524,6 +876,9 @@ report() {
 	echo "|---|---|---|---|"
 	echo "| median connect (µs) | $(num "${R[none.hol]}") | $(num "${R[shim.hol]}") | $(ratio "${R[shim.hol]}" "${R[shim.connect_med]}") |"
 	echo
+}
+
+report_targets() {
 	echo "## Targets (issue 5)"
 	echo
 	target() { echo "| $1 | $2 | $3 | $(awk -v v="$2" -v lim="$4" -v dir="$5" 'BEGIN { v += 0; if (v == 0) print "?"; else if ((dir == "le" && v <= lim) || (dir == "ge" && v >= lim)) print "met"; else print "MISSED" }') |"; }
@@ -543,31 +898,60 @@ report() {
 
 # ---------------------------------------------------------------- main
 
+# write_results: the whole report into $RESULTS, keeping the hand-written notes after the
+# marker. A full `--only scale` replaces just the scale section of bench/RESULTS.md
+# (inserted before the targets when the file has none yet).
+write_results() {
+	local out=$RESULTS
+	if [ -n "$ONLY" ]; then
+		if [ "$ONLY" = scale ] && ((!QUICK)) && [ -e "$RESULTS" ]; then
+			scale_report >"$WORK/scale.md"
+			awk -v f="$WORK/scale.md" '
+				function put() { while ((getline l < f) > 0) print l; done = 1 }
+				/^<!-- scale: begin -->$/ { put(); skip = 1; next }
+				skip && /^<!-- scale: end -->$/ { skip = 0; getline; if ($0 != "") print; next }
+				skip { next }
+				!done && (/^## Targets/ || /^<!-- notes: kept by run.sh -->$/) { put() }
+				{ print }' "$RESULTS" >"$RESULTS.new" && mv "$RESULTS.new" "$RESULTS" || die "cannot write $RESULTS"
+			log "scale section written to $RESULTS"
+			return
+		fi
+		out=$BIN/RESULTS-only-$ONLY.md
+		((QUICK)) && out=$BIN/RESULTS-quick-only-$ONLY.md
+	fi
+	{
+		echo "# sandlock-runc benchmarks"
+		echo
+		echo "Generated by \`make bench\` (bench/run.sh); the section after the marker at the end is kept across runs."
+		echo
+		cat "$WORK/report.md"
+		echo "<!-- notes: kept by run.sh -->"
+		if [ -e "$out" ]; then sed -n '/^<!-- notes: kept by run.sh -->$/,$p' "$out" | tail -n +2; fi
+	} >"$out.new" && mv "$out.new" "$out" || die "cannot write $out"
+	log "written to $out"
+}
+
 ensure_tools
 build_programs
 setup
 net_up
 start_listener
 
-lifecycle
-delete_all_containers
-restore_hugetlb
+if want lifecycle; then
+	lifecycle
+	delete_all_containers
+	restore_hugetlb
+fi
 
-log "shim memory"
-shim_memory slp "$WORK/b-sleep-p"
-shim_memory slp100 "$WORK/b-sleep-p100"
+if want shim; then
+	log "shim memory"
+	shim_memory slp "$WORK/b-sleep-p"
+	shim_memory slp100 "$WORK/b-sleep-p100"
+fi
 
-egress
+want egress && egress
+want scale && scale
 
 report >"$WORK/report.md"
 cat "$WORK/report.md"
-{
-	echo "# sandlock-runc benchmarks"
-	echo
-	echo "Generated by \`make bench\` (bench/run.sh); the section after the marker at the end is kept across runs."
-	echo
-	cat "$WORK/report.md"
-	echo "<!-- notes: kept by run.sh -->"
-	if [ -e "$RESULTS" ]; then sed -n '/^<!-- notes: kept by run.sh -->$/,$p' "$RESULTS" | tail -n +2; fi
-} >"$RESULTS.new" && mv "$RESULTS.new" "$RESULTS" || die "cannot write $RESULTS"
-log "written to $RESULTS"
+write_results
