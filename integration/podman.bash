@@ -119,7 +119,7 @@ pm_pty() {
 	local cmd w
 	cmd=$(printf '%q ' timeout --kill-after=5 "$PM_TIMEOUT" "$PM_DIR/podman" --runtime "${PM_RUNTIME:-$RUNTIME}")
 	for w in "$@"; do cmd+=$(printf '%q ' "$w"); done
-	script -qefc "$cmd" /dev/null </dev/null 3>&-
+	in_pty "$cmd"
 }
 
 # pm_name VAR: a fresh container name in VAR.

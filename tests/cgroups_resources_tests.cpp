@@ -594,4 +594,56 @@ BOOST_AUTO_TEST_CASE(real_v1_apply_stats_freeze, *boost::unit_test::precondition
     BOOST_TEST(m->stats()["cpu"]["usage"]["total"].get<uint64_t>() > 0u);
 }
 
+BOOST_AUTO_TEST_CASE(update_merges_into_the_saved_resources) {
+    json saved = json::parse(R"({"memory": {"limit": 67108864, "swap": 134217728},
+                                  "cpu": {"shares": 512, "quota": 50000},
+                                  "devices": [{"allow": false, "access": "rwm"}],
+                                  "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}]}})");
+    json delta = json::parse(R"({"memory": {"limit": 33554432}, "cpu": {"period": 200000},
+                                  "pids": {"limit": 30}, "devices": [], "unified": null,
+                                  "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 16, "rate": 2}]}})");
+    merge_resources_update(saved, delta);
+    BOOST_TEST(saved["memory"]["limit"] == 33554432);
+    BOOST_TEST(saved["memory"]["swap"] == 134217728);  // kept
+    BOOST_TEST(saved["cpu"]["shares"] == 512);
+    BOOST_TEST(saved["cpu"]["quota"] == 50000);
+    BOOST_TEST(saved["cpu"]["period"] == 200000);
+    BOOST_TEST(saved["pids"]["limit"] == 30);
+    BOOST_TEST(saved["devices"].size() == 1u);  // update never changes devices
+    BOOST_TEST(!saved.contains("unified"));
+    BOOST_TEST(saved["blockIO"]["throttleReadBpsDevice"].size() == 1u);  // lists are replaced
+    BOOST_TEST(saved["blockIO"]["throttleReadBpsDevice"][0]["minor"] == 16);
+
+    json none;  // a config without linux.resources
+    merge_resources_update(none, json::parse(R"({"pids": {"limit": 5}})"));
+    BOOST_TEST(none == json::parse(R"({"pids": {"limit": 5}})"));
+    json bad = json::array();
+    BOOST_TEST(error_of([&] { merge_resources_update(bad, json::object()); }).find("not a JSON object") !=
+               std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(v2_update_of_the_limit_alone_rederives_swap_max) {
+    TempDir tmp;
+    std::string dir = tmp.path + "/c";
+    touch_all(dir, {"memory.max", "memory.swap.max", "memory.low"});
+    Resources current = parse_resources(json::parse(R"({"memory": {"limit": 33554432, "swap": 134217728}})"));
+    Resources update = parse_resources(json::parse(R"({"memory": {"limit": 33554432}})"), "resources");
+    complete_v2_memory_update(update, current);
+    apply_v2_resources(update, dir);
+    BOOST_TEST(read(dir + "/memory.max") == "33554432");
+    BOOST_TEST(read(dir + "/memory.swap.max") == std::to_string(134217728 - 33554432));
+
+    // swap alone takes the limit; an update without memory is left alone
+    current = parse_resources(json::parse(R"({"memory": {"limit": 33554432, "swap": 67108864}})"));
+    update = parse_resources(json::parse(R"({"memory": {"swap": 67108864}})"), "resources");
+    complete_v2_memory_update(update, current);
+    BOOST_REQUIRE(update.memory->limit.has_value());
+    BOOST_TEST(*update.memory->limit == 33554432);
+    apply_v2_resources(update, dir);
+    BOOST_TEST(read(dir + "/memory.swap.max") == "33554432");
+    Resources pids_only = parse_resources(json::parse(R"({"pids": {"limit": 3}})"), "resources");
+    complete_v2_memory_update(pids_only, current);
+    BOOST_TEST(!pids_only.memory.has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -429,6 +429,36 @@ BOOST_AUTO_TEST_CASE(fake_destroy_reports_a_cgroup_it_cannot_remove) {
     BOOST_TEST(!fs::exists(tmp.path + "/sys/fs/cgroup/devices/busy"));  // the others went anyway
 }
 
+BOOST_AUTO_TEST_CASE(own_cgroup_dirs_follow_proc_self_cgroup) {
+    // The hybrid texts: memory at /process_api/abc, devices at /user.slice,
+    // cpuset at the root, cgroup2 at /user.slice/session-1.scope.
+    Hierarchy h = probe(kHybridMountinfo, kHybridSelfCgroup);
+    auto m = make_manager(h, "/c1");
+    const auto& targets = dynamic_cast<FsManager&>(*m).targets();
+    std::map<std::string, std::string> own;
+    auto dirs = own_cgroup_dirs(targets, h);
+    BOOST_REQUIRE(dirs.size() == targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) own[targets[i].mount] = dirs[i];
+    BOOST_TEST(own["/sys/fs/cgroup/memory"] == "/sys/fs/cgroup/memory/process_api/abc");
+    BOOST_TEST(own["/sys/fs/cgroup/devices"] == "/sys/fs/cgroup/devices/user.slice");
+    BOOST_TEST(own["/sys/fs/cgroup/cpuset"] == "/sys/fs/cgroup/cpuset");
+    BOOST_TEST(own["/sys/fs/cgroup/cpu,cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct/user.slice");
+    BOOST_TEST(own["/sys/fs/cgroup/unified"] == "/sys/fs/cgroup/unified/user.slice/session-1.scope");
+
+    // A hierarchy that went away, or a place that is unknown: refused, never guessed.
+    Hierarchy gone = h;
+    gone.v1.pop_back();
+    BOOST_TEST(throws_with([&] { own_cgroup_dirs(targets, gone); }, "no longer a mounted cgroup hierarchy"));
+    Hierarchy unknown = h;
+    unknown.v2->own_path.clear();
+    BOOST_TEST(throws_with([&] { own_cgroup_dirs(targets, unknown); }, "this process's cgroup under /sys/fs/cgroup/unified"));
+
+    Hierarchy v2 = probe(kUnifiedMountinfo, "0::/system.slice/runtime.service\n");
+    auto m2 = make_manager(v2, "/c2");
+    BOOST_TEST(own_cgroup_dirs(dynamic_cast<FsManager&>(*m2).targets(), v2) ==
+               std::vector<std::string>{"/sys/fs/cgroup/system.slice/runtime.service"});
+}
+
 BOOST_AUTO_TEST_CASE(open_manager_rejects_bad_state) {
     nlohmann::json good = {
         {"kind", "v1"},
@@ -528,6 +558,28 @@ BOOST_AUTO_TEST_CASE(real_host_absolute_path, *boost::unit_test::precondition(re
     auto reopened = open_manager(m->to_state());
     reopened->destroy();
     for (const auto& [key, dir] : dirs) BOOST_TEST(!fs::exists(dir), dir);
+    BOOST_TEST(!m->exists());
+}
+
+BOOST_AUTO_TEST_CASE(real_host_add_process_to_own_cgroup, *boost::unit_test::precondition(real_cgroups_writable)) {
+    Hierarchy h = probe_host();
+    std::string path = "/sandlock-test-own-" + std::to_string(::getpid());
+    auto m = make_manager(h, path);
+    DestroyGuard guard{m.get()};
+    m->create();
+    SleepingChild child;
+    m->add_process(child.pid);
+    BOOST_TEST((m->pids() == std::vector<pid_t>{child.pid}));
+    m->add_process_to_own_cgroup(child.pid);
+    BOOST_TEST(m->pids().empty());
+    // every hierarchy: the child is where we are
+    auto ours = proc_cgroup(::getpid());
+    auto its = proc_cgroup(child.pid);
+    BOOST_REQUIRE(ours.size() == its.size());
+    for (size_t i = 0; i < ours.size(); ++i)
+        BOOST_TEST(its[i].path == ours[i].path, "hierarchy \"" << ours[i].controllers << "\"");
+    child.kill_and_reap();
+    m->destroy();
     BOOST_TEST(!m->exists());
 }
 

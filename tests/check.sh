@@ -32,6 +32,8 @@ sum_matches() {
 	grep -E "$2" "$1" | grep -oE '^ *[0-9]+' | awk '{s += $1} END {print s + 0}'
 }
 
+FAILURES=$(mktemp /tmp/sandlock-check-failures.XXXXXX)
+
 run_unit_tests() {
 	echo "# unit tests: $BUILD/unit-tests"
 	if [ ! -x "$BUILD/unit-tests" ]; then
@@ -47,6 +49,7 @@ run_unit_tests() {
 	p=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ passed')
 	f=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ failed')
 	s=$(sum_matches "$log" '^ *[0-9]+ test cases? out of [0-9]+ skipped')
+	grep -E 'error: in "|fatal error: in "|failure occurred' "$log" | head -n 40 | sed 's/^/unit: /' >>"$FAILURES"
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		# a crash, or an error Boost did not count as a test case
 		echo "not ok - unit tests: $BUILD/unit-tests exited with status $rc"
@@ -81,6 +84,9 @@ count_tap() {
 	passed=$((passed + ok))
 	failed=$((failed + not_ok))
 	skipped=$((skipped + skip))
+	# each failure with the first lines of its diagnostics, repeated at the end
+	awk '/^not ok /{keep=1; n=0; print; next} /^(ok|not ok) /{keep=0} keep && /^#/ && n < 12 {print; n++}' \
+		"$tap" >>"$FAILURES"
 }
 
 # test_processes WORK TOKEN: pids of live (non-zombie) processes the tests started.
@@ -133,13 +139,21 @@ leak_check() {
 	netns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^slit-$token-")
 	[ -n "$netns" ] && leaks+=("network namespaces: $(echo $netns)")
 
+	# cgroups_v2.bats hands v1 controllers to cgroup2 for its run and must give them back
+	if ! "$REPO/integration/cgroups_v2_restore.sh" --check 2>/dev/null; then
+		leaks+=("cgroup controllers still handed to cgroup2 (restored now)")
+		"$REPO/integration/cgroups_v2_restore.sh"
+	fi
+
 	if [ ${#leaks[@]} -eq 0 ]; then
 		echo "ok - leak check: no mounts, state, cgroups, processes or netns left by the tests"
 		passed=$((passed + 1))
 		return
 	fi
-	echo "not ok - leak check"
-	printf '#   %s\n' "${leaks[@]}"
+	{
+		echo "not ok - leak check"
+		printf '#   %s\n' "${leaks[@]}"
+	} | tee -a "$FAILURES"
 	failed=$((failed + 1))
 
 	# Clean up after a failure so the machine stays usable.
@@ -187,7 +201,7 @@ run_integration_tests() {
 	TMPDIR=$work/tmp timeout --kill-after=30 "$BATS_RUN_TIMEOUT" \
 		bats --tap "${files[@]}" </dev/null 2>&1 | tee "$work/tap"
 	rc=${PIPESTATUS[0]}
-	[ "$rc" -eq 124 ] && echo "not ok - bats was stopped after ${BATS_RUN_TIMEOUT}s"
+	[ "$rc" -eq 124 ] && echo "not ok - bats was stopped after ${BATS_RUN_TIMEOUT}s" | tee -a "$FAILURES"
 	count_tap "$work/tap" "$rc"
 
 	leak_check "$work" "$token"
@@ -210,6 +224,7 @@ run_bench_quick() {
 	else
 		cat "$log"
 		echo "not ok - bench --quick failed"
+		{ echo "not ok - bench --quick failed"; tail -n 12 "$log"; } >>"$FAILURES"
 		failed=$((failed + 1))
 	fi
 	rm -f "$log"
@@ -223,5 +238,10 @@ if [ "$integration_only" -eq 0 ]; then
 	run_bench_quick
 fi
 
+if [ -s "$FAILURES" ]; then
+	echo "# the failures again (CI shows the end of this output):"
+	cat "$FAILURES"
+fi
+rm -f "$FAILURES"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

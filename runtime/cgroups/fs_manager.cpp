@@ -138,6 +138,33 @@ void FsManager::add_process(pid_t pid) {
     }
 }
 
+std::vector<std::string> own_cgroup_dirs(const std::vector<Target>& targets, const Hierarchy& host) {
+    std::vector<std::string> out;
+    for (const auto& target : targets) {
+        const Mount* mount = nullptr;
+        if (target.unified) {
+            if (host.v2 && host.v2->mount_point == target.mount) mount = &*host.v2;
+        } else {
+            for (const auto& m : host.v1)
+                if (m.mount_point == target.mount) mount = &m;
+        }
+        if (!mount) throw Error("cgroups: " + target.mount + " is no longer a mounted cgroup hierarchy");
+        if (mount->own_path.empty())
+            throw Error("cgroups: this process's cgroup under " + target.mount + " is unknown");
+        out.push_back(mount->own_path == "/" ? target.mount : target.mount + mount->own_path);
+    }
+    return out;
+}
+
+void FsManager::add_process_to_own_cgroup(pid_t pid) {
+    std::vector<std::string> dirs = own_cgroup_dirs(targets_, probe_host());
+    for (const auto& dir : dirs) {
+        if (int err = write_pid(dir, pid); err != 0)
+            throw Error("move pid " + std::to_string(pid) + " back to cgroup " + dir + ": " +
+                        std::strerror(err) + join_hint(err));
+    }
+}
+
 std::vector<pid_t> FsManager::pids() const {
     std::string file = authoritative().dir() + "/cgroup.procs";
     return parse_pids(fs::read_file(file), file);

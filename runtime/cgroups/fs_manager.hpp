@@ -24,6 +24,7 @@ public:
 
     void create() override;
     void add_process(pid_t pid) override;
+    void add_process_to_own_cgroup(pid_t pid) override;
     std::vector<pid_t> pids() const override;
     void destroy() override;
     bool exists() const override;
@@ -51,6 +52,12 @@ private:
     std::vector<Target> targets_;
     std::vector<std::string> created_;  // absolute, in creation order
 };
+
+// The calling process's own cgroup directory in each target's hierarchy, in
+// target order, from host (probe_host(): mount points and own_path). A target
+// matches the host mount with the same mount point. Throws sandlock::Error
+// when a hierarchy is not mounted or our place in it is unknown.
+std::vector<std::string> own_cgroup_dirs(const std::vector<Target>& targets, const Hierarchy& host);
 
 // Parses "12\n34\n" (cgroup.procs). Throws on garbage.
 std::vector<pid_t> parse_pids(const std::string& text, const std::string& source);

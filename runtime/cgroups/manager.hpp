@@ -32,6 +32,12 @@ public:
     virtual void create() = 0;
     // Writes pid to cgroup.procs in every hierarchy.
     virtual void add_process(pid_t pid) = 0;
+    // Writes pid into the cgroup the calling process itself is in, in every
+    // hierarchy this manager uses. create takes its setup processes back out
+    // of the container's cgroup with it, so that only the workload is charged
+    // there (charges stay where they were made: v1 with the default
+    // memory.move_charge_at_immigrate 0, and always on v2).
+    virtual void add_process_to_own_cgroup(pid_t pid) = 0;
     // Processes in the cgroup, from the authoritative hierarchy's cgroup.procs
     // (v1/hybrid: the devices hierarchy, like runc; v2: the one cgroup).
     virtual std::vector<pid_t> pids() const = 0;

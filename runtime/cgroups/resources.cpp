@@ -358,6 +358,37 @@ uint64_t blkio_weight_to_io_weight(uint64_t weight) {
     return 1 + ((weight - 10) * 9999) / 990;
 }
 
+namespace {
+
+void merge_object(nlohmann::json& into, const nlohmann::json& delta) {
+    for (const auto& [key, value] : delta.items()) {
+        if (value.is_null()) continue;
+        if (value.is_object() && into.contains(key) && into[key].is_object())
+            merge_object(into[key], value);
+        else
+            into[key] = value;
+    }
+}
+
+}  // namespace
+
+void merge_resources_update(nlohmann::json& saved, const nlohmann::json& delta) {
+    if (!delta.is_object()) throw Error("update: the resources must be a JSON object");
+    if (saved.is_null()) saved = nlohmann::json::object();
+    if (!saved.is_object()) throw Error("update: the saved linux.resources is not a JSON object");
+    nlohmann::json changes = delta;
+    changes.erase("devices");
+    merge_object(saved, changes);
+}
+
+void complete_v2_memory_update(Resources& update, const Resources& current) {
+    if (!update.memory || !current.memory) return;
+    MemoryResources& m = *update.memory;
+    if (!m.limit && !m.swap) return;
+    if (!m.limit) m.limit = current.memory->limit;
+    if (!m.swap) m.swap = current.memory->swap;
+}
+
 std::string limit_text(int64_t value) { return value < 0 ? "max" : std::to_string(value); }
 
 std::string v2_swap_max(int64_t swap, std::optional<int64_t> limit) {

@@ -136,6 +136,18 @@ std::string v2_swap_max(int64_t swap, std::optional<int64_t> limit);
 // cpu.max "quota period": "max" for quota -1 or unset; period defaults to 100000.
 std::string v2_cpu_max(std::optional<int64_t> quota, std::optional<uint64_t> period);
 
+// ---- update ---------------------------------------------------------------
+
+// The saved config after `update` (runc keeps the new values in its state):
+// delta merged into saved (linux.resources: an object, or null for none),
+// objects member by member, every other value replaced. Null members of delta
+// change nothing, and "devices" is never changed by update (as runc).
+void merge_resources_update(nlohmann::json& saved, const nlohmann::json& delta);
+// memory.swap.max is derived from swap and limit together on cgroup v2: an
+// update that sets one of them takes the other from current (the merged
+// config), so the derived value follows. (v1 keeps memsw on its own.)
+void complete_v2_memory_update(Resources& update, const Resources& current);
+
 // "mlx5_0 hca_handle=2 hca_object=2000": rdma.max syntax (v1 and v2).
 std::string rdma_limit_text(const std::string& device, const RdmaLimit& limit);
 

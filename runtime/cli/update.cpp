@@ -1,6 +1,9 @@
 // `update`: new limits for a running container, from --resources (a
 // linux.resources JSON object, "-" for stdin) and/or runc's flags, which
 // override the file's values. Devices are never changed by update (as runc).
+// Like runc, which keeps them in its state, the new values are merged into
+// the container's saved config (<root>/<id>/config.json), so that later
+// commands see the current limits.
 #include <iostream>
 #include <iterator>
 
@@ -62,6 +65,19 @@ nlohmann::json merged_resources(const UpdateFlags& f) {
     return r;
 }
 
+// The saved config with linux.resources updated (key order kept).
+nlohmann::ordered_json updated_config(const std::string& config_path, const nlohmann::json& delta) {
+    auto saved = nlohmann::ordered_json::parse(fs::read_file(config_path));
+    if (!saved.is_object() || (saved.contains("linux") && !saved["linux"].is_object()))
+        throw Error("update: the saved config " + config_path + " is not a config.json object");
+    nlohmann::json resources;
+    if (saved.contains("linux") && saved["linux"].contains("resources"))
+        resources = nlohmann::json::parse(saved["linux"]["resources"].dump());
+    cgroups::merge_resources_update(resources, delta);
+    saved["linux"]["resources"] = nlohmann::ordered_json::parse(resources.dump());
+    return saved;
+}
+
 }  // namespace
 
 void register_update(CLI::App& app, Context& ctx) {
@@ -93,9 +109,18 @@ void register_update(CLI::App& app, Context& ctx) {
         if (container::current_status(store, st) == container::Status::Stopped)
             throw Error("container not running");
         if (st.cgroup.is_null()) throw Error("container " + f->id + " has no cgroup to update");
-        cgroups::Resources r = cgroups::parse_resources(merged_resources(*f), "resources");
+        nlohmann::json delta = merged_resources(*f);
+        cgroups::Resources r = cgroups::parse_resources(delta, "resources");
         r.devices.reset();
-        cgroups::open_manager(st.cgroup)->apply(r);
+        const std::string config_path = store.config_path(f->id);
+        nlohmann::ordered_json config = updated_config(config_path, delta);
+        auto manager = cgroups::open_manager(st.cgroup);
+        if (manager->kind() == "v2") {
+            auto current = nlohmann::json::parse(config["linux"]["resources"].dump());
+            cgroups::complete_v2_memory_update(r, cgroups::parse_resources(current));
+        }
+        manager->apply(r);
+        fs::write_file_atomic(config_path, config.dump(2), 0600);
         return 0;
     };
 }

@@ -277,6 +277,10 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     cgroup->add_process(stage1);
     cgroup->apply(resources);
     parent_sock.send(SyncType::CgroupJoined);
+    // The setup is not charged to the container: see sync.hpp.
+    parent_sock.expect(SyncType::LeaveCgroup);
+    cgroup->add_process_to_own_cgroup(stage1);
+    parent_sock.send(SyncType::CgroupLeft);
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
     stage1_reaped = true;
@@ -291,6 +295,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     });
     try {
         serve_init(side, parent_sock, init_pid);
+        // init is parked before execve: from here on, what it uses is the workload's.
+        cgroup->add_process(init_pid);
         if (egress_plan) {
             if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
             shim::start_shim(state_dir, egress_plan->policy, std::move(side.egress_listener));

@@ -70,10 +70,7 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         sock.send(SyncType::JoinCgroup);
         sock.expect(SyncType::CgroupJoined);
         os::join_namespaces(plan);
-        pid_t child = ::fork();
-        if (child < 0) throw_errno("fork");
-        if (child == 0) run_exec_process(sock, process, cfg, passed_fds, egress);
-        sock.send(SyncType::InitPid, std::to_string(child));
+        fork_and_report_pid(sock, [&] { run_exec_process(sock, process, cfg, passed_fds, egress); });
     } catch (const std::exception& e) {
         fail_to_parent(sock, e.what());
     }

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 
 #include "hooks/hooks.hpp"
@@ -155,6 +156,25 @@ std::string finish_process_setup(const spec::Process& process, const spec::Confi
     return executable;
 }
 
+void fork_and_report_pid(SyncSocket& sock, const std::function<void()>& run_child) {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) throw_errno("pipe");
+    UniqueFd gate_read(ends[0]), gate_write(ends[1]);
+    pid_t child = ::fork();
+    if (child < 0) throw_errno("fork");
+    if (child == 0) {
+        // EOF once stage 1 has sent InitPid and closed its end.
+        gate_write.reset();
+        char byte;
+        while (::read(gate_read.get(), &byte, 1) < 0 && errno == EINTR) {
+        }
+        gate_read.reset();
+        run_child();
+        ::_exit(1);
+    }
+    sock.send(SyncType::InitPid, std::to_string(child));
+}
+
 void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx) {
     try {
         unblock_all_signals();
@@ -165,17 +185,18 @@ void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ct
             sock.expect(SyncType::UsernsMapped);
             become_root_in_userns();
         }
-        // The cgroup namespace's root is the cgroup we are in when it is made.
+        // The cgroup namespace's root is the cgroup we are in when it is made;
+        // everything else is set up outside the container's cgroup (sync.hpp).
         sock.send(SyncType::JoinCgroup);
         sock.expect(SyncType::CgroupJoined);
-        os::unshare_namespaces(plan.unshare_flags);
+        if (plan.unshare_flags & CLONE_NEWCGROUP) os::unshare_namespaces(CLONE_NEWCGROUP);
+        sock.send(SyncType::LeaveCgroup);
+        sock.expect(SyncType::CgroupLeft);
+        os::unshare_namespaces(plan.unshare_flags & ~CLONE_NEWCGROUP);
         if (ctx.cfg->linux.has_namespace(spec::NamespaceType::Time) &&
             !ctx.cfg->linux.find_namespace(spec::NamespaceType::Time)->path.size())
             os::write_time_offsets(ctx.cfg->linux.time_offsets);
-        pid_t init = ::fork();
-        if (init < 0) throw_errno("fork init");
-        if (init == 0) run_init(sock, ctx);
-        sock.send(SyncType::InitPid, std::to_string(init));
+        fork_and_report_pid(sock, [&] { run_init(sock, ctx); });
     } catch (const std::exception& e) {
         fail_to_parent(sock, e.what());
     }

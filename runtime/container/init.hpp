@@ -1,6 +1,7 @@
 // The container side of create (stage 1 and init) and of exec.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "runtime/container/egress_setup.hpp"
@@ -26,6 +27,11 @@ struct InitContext {
 // Reports a failure to the parent and ends the process: nothing in a forked
 // child may unwind into the CLI code it was forked from.
 [[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg);
+
+// Forks the container's process (run_child must not return) and sends InitPid
+// with its pid. The child waits until InitPid is sent: it shares the socket,
+// and the parent must always read InitPid before anything the child sends.
+void fork_and_report_pid(SyncSocket& sock, const std::function<void()>& run_child);
 
 // Stage 1: joins/creates namespaces, forks init, reports its pid, exits.
 [[noreturn]] void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx);

@@ -14,6 +14,8 @@ const char* sync_type_name(SyncType t) {
         case SyncType::UsernsMapped: return "UsernsMapped";
         case SyncType::JoinCgroup: return "JoinCgroup";
         case SyncType::CgroupJoined: return "CgroupJoined";
+        case SyncType::LeaveCgroup: return "LeaveCgroup";
+        case SyncType::CgroupLeft: return "CgroupLeft";
         case SyncType::InitPid: return "InitPid";
         case SyncType::RunHooks: return "RunHooks";
         case SyncType::HooksDone: return "HooksDone";

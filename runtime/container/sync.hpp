@@ -12,11 +12,18 @@
 //                                  [new user ns] unshare(USER)
 //   write uid_map/gid_map  <────── UsernsReady
 //   UsernsMapped ──────────────>   setresuid/gid(0)
-//   add stage 1 to cgroup  <────── JoinCgroup (before the cgroup ns exists)
-//   CgroupJoined ──────────────>   unshare(all new namespaces; NEWPID and
-//                                  NEWTIME take effect for the child),
+//   add stage 1 to the container
+//   cgroup, apply resources <───── JoinCgroup (before the cgroup ns exists)
+//   CgroupJoined ──────────────>   [new cgroup ns] unshare(NEWCGROUP): its
+//                                  root is the container's cgroup
+//   move stage 1 back to the <──── LeaveCgroup
+//   runtime's own cgroup (every
+//   hierarchy); CgroupLeft ────>   unshare(the other new namespaces; NEWPID
+//                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
 //   record init pid        <────── InitPid(pid); stage 1 exits
+//                                  (init waits on a pipe until InitPid is
+//                                  sent: the parent reads InitPid first)
 //                                                                setsid, prepare rootfs
 //   prestart, createRuntime <───────────────────────────────────── RunHooks
 //   hooks (runtime ns)
@@ -35,11 +42,21 @@
 //                                                                looked up in $PATH
 //   [egress] start the shim with the listener (before Ready is acknowledged
 //   by exiting, so no process of the container ever runs unsupervised)
-//   write state.json, pid-file <──────────────────────────────── Ready
-//   exit 0                                                       open(exec.fifo, O_WRONLY)
-//                                                                blocks...
+//   add init to the container cgroup <─────────────────────────── Ready
+//   write state.json, pid-file                                   open(exec.fifo, O_WRONLY)
+//   exit 0                                                       blocks...
 //   `start`: open(exec.fifo, O_RDONLY), read one byte ─────────> unblocked: startContainer
 //            unlink exec.fifo, poststart hooks                   hooks, execve(args)
+//
+// Cgroup: the setup (namespaces, mount tree, rootfs, hooks, filters) runs in
+// the runtime's own cgroup, and init enters the container's cgroup only once
+// it is parked before execve, so a tiny memory limit is spent on the workload
+// alone. Memory charges never follow a moved process (cgroup v2; v1 with
+// memory.move_charge_at_immigrate 0, the default, which the runtime never
+// sets), so what the setup allocated stays charged to the runtime's cgroup.
+// pids: a moved process is counted from then on (migration ignores pids.max,
+// so init always gets in). The cgroup namespace is still rooted at the
+// container's cgroup: stage 1 creates it while inside.
 //
 // Messages without an fd are sent with write(), never sendmsg(): after the
 // egress filter is installed, init's sendmsg would wait for a shim that is
@@ -67,6 +84,8 @@ enum class SyncType : uint8_t {
     UsernsMapped,
     JoinCgroup,
     CgroupJoined,
+    LeaveCgroup,
+    CgroupLeft,
     InitPid,
     RunHooks,
     HooksDone,
