@@ -85,14 +85,16 @@ teardown() {
 	# containerd's runc root holds the runtime's state for the container
 	[ -e "$CD_DIR/runc/$CD_NS/$id" ]
 
-	run ctr_ task exec --exec-id e1 "$id" sh -c 'echo exec-out; exit 4'
+	# (the pause before exiting: ctr can drop the output of a process that exits as it
+	# starts, with runc as well; the runtime is not in that path)
+	run ctr_ task exec --exec-id e1 "$id" sh -c 'echo exec-out; sleep 0.2; exit 4'
 	echo "$output"
 	[ "$status" -eq 4 ]
 	has_line exec-out
 	# -t: the exec'd process has a terminal (the "resize pty" error ctr may print when
 	# the process is already gone is ctr's own race, seen with runc as well)
-	run ctr_pty task exec -t --exec-id e2 "$id" sh -c 'sleep 0.2; tty; exit 6'
-	echo "$output"
+	run ctr_pty task exec -t --exec-id e2 "$id" sh -c 'sleep 0.2; tty; sleep 0.2; exit 6'
+	echo "status $status: $output"
 	[ "$status" -eq 6 ]
 	grep -q '/dev/pts/[0-9]' <<<"$output"
 
