@@ -852,13 +852,17 @@ bad_annotation() {
 # The fd-swap race: the shim CONTINUEs a connect/sendto on an AF_UNIX socket, and the kernel
 # then looks the fd number up again; a second thread has meanwhile dup2()'d an IP socket
 # onto it and put a sockaddr_in of the denied address in the buffer. Only the cgroup
-# programs judge that call (EPERM). Without a policy nothing stands in the way: the control
-# shows the probe's IP path really delivers.
+# programs judge that call (EPERM). For a ping socket, whose sendto runs no sockaddr hook,
+# the judge is the egress program on its packets (IPv4: EPERM; IPv6: the packet is
+# dropped, the sendto still returns success). Without a policy nothing stands in the
+# way: the control shows the probe's IP path really delivers.
 @test "control: without a policy the fd-swap probe's IP socket reaches the listener" {
 	egress_setup_net
 	egress_run "
 		/probe --label c-swap fdswap-connect $EG_D $EG_P 300
 		/probe --label c-swap-udp fdswap-sendto $EG_D $EG_P 300
+		/probe --label c-swap-ping fdswap-ping $EG_D 300
+		/probe --label c-swap-ping6 fdswap-ping $EG_D6 300
 	"
 	[ "$status" -eq 0 ]
 	settle
@@ -867,6 +871,11 @@ bad_annotation() {
 	[ "$(received_at tcp "$EG_D" "$EG_P" fdswap-)" -gt 0 ]
 	[ "$(field c-swap-udp ok)" -gt 0 ]
 	[ "$(received_at udp "$EG_D" "$EG_P" fdswap-)" -gt 0 ]
+	# echo requests from the swapped-in ping sockets reached the denied addresses
+	[ "$(field c-swap-ping ok)" -gt 0 ]
+	[ "$(counter icmp_denied)" -gt 0 ]
+	[ "$(field c-swap-ping6 ok)" -gt 0 ]
+	[ "$(counter icmp6_denied)" -gt 0 ]
 }
 
 @test "attack: a thread swapping an IP socket onto the fd of a unix-socket connect (fd swap), 3000 times" {
@@ -875,26 +884,38 @@ bad_annotation() {
 	egress_run "
 		/probe --label swap fdswap-connect $EG_D $EG_P 3000
 		/probe --label swap-udp fdswap-sendto $EG_D $EG_P 3000
-	" "$(allow "$EG_A:$EG_P")"
+		/probe --label swap-ping fdswap-ping $EG_D 3000
+		/probe --label swap-ping6 fdswap-ping $EG_D6 3000
+	" "$(allow "$EG_A:$EG_P;icmp://$EG_A;icmp://[$EG_A6]")"
 	[ "$status" -eq 0 ]
 	settle
 	show_listeners
-	echo "won past the shim, refused by the kernel (EPERM): $(errno_count swap EPERM) connects, $(errno_count swap-udp EPERM) sendtos"
+	echo "won past the shim, refused by the kernel (EPERM): $(errno_count swap EPERM) connects, $(errno_count swap-udp EPERM) sendtos, $(errno_count swap-ping EPERM) pings"
+	echo "IPv6 pings past the shim, dropped by the kernel without an error: $(field swap-ping6 ok)"
 	# both states were hit: calls on the unix socket (its path does not exist) and calls
 	# the shim judged on the IP socket
 	[ "$(errno_count swap ENOENT)" -gt 0 ]
 	[ "$(errno_count swap ECONNREFUSED)" -gt 0 ]
 	[ "$(errno_count swap-udp ENOENT)" -gt 0 ]
 	[ "$(errno_count swap-udp ECONNREFUSED)" -gt 0 ]
+	for l in swap-ping swap-ping6; do
+		[ "$(errno_count $l ENOENT)" -gt 0 ]
+		[ "$(errno_count $l ECONNREFUSED)" -gt 0 ]
+	done
 	# the race was won against the shim, and the kernel refused those calls
 	[ "$(errno_count swap EPERM)" -gt 0 ]
 	[ "$(errno_count swap-udp EPERM)" -gt 0 ]
-	# nothing got through: no connected IP socket, no datagram sent
+	[ "$(errno_count swap-ping EPERM)" -gt 0 ]
+	[ "$(field swap-ping6 ok)" -gt 0 ]
+	# nothing got through: no connected IP socket, no datagram, no echo request sent
 	[ "$(field swap ok)" = 0 ]
 	[ "$(field swap ip_connected)" = 0 ]
 	[ "$(field swap-udp ok)" = 0 ]
+	[ "$(field swap-ping ok)" = 0 ]
 	expect_count 0 received_at tcp "$EG_D" "$EG_P"
 	expect_count 0 received_at udp "$EG_D" "$EG_P"
+	expect_count 0 counter icmp_denied
+	expect_count 0 counter icmp6_denied
 	nothing_reached_denied
 }
 
@@ -913,7 +934,7 @@ bad_annotation() {
 	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1" ]
+	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1 inet_egress=1" ]
 	# without a policy: none
 	new_id ID2
 	make_bundle b2 "$(args sleep 1000)"
@@ -922,7 +943,7 @@ bad_annotation() {
 	dir2=/sys/fs/cgroup/unified$rel2
 	[ -d "$dir2" ] || dir2=/sys/fs/cgroup$rel2
 	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir2"
-	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0" ]
+	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0" ]
 	for id in "$ID" "$ID2"; do
 		rt delete --force "$id"
 	done

@@ -1,20 +1,26 @@
-// The cgroup sock_addr programs against ResolvedPolicy::check(), in the kernel.
+// The cgroup programs against ResolvedPolicy::check(), in the kernel.
 //
 // Differential: for each policy the programs are attached to a fresh cgroup2 directory
 // (/sys/fs/cgroup/unified/sandlock-test-<pid>-<n>, removed afterwards); a child moves
-// itself into it, opens its own network namespace (lo up, ping sockets for root) and
-// makes every probe: TCP connect, UDP connect and sendto, TCP Fast Open, ping connect and
+// itself into it, opens its own network namespace (lo up, ping sockets for root, a TUN
+// device sltun0 with 10.250.0.1 and fd00:250::1 carrying the default routes) and makes
+// every probe: TCP connect, UDP connect and sendto, TCP Fast Open, ping connect and
 // sendto, over IPv4, IPv6, IPv4-mapped IPv6 and sockaddr_in on an IPv6 socket. EPERM is
-// the program's "deny"; any other outcome (ENETUNREACH, ECONNREFUSED, success) "allow".
-// The hooks run before routing, and nothing but lo is up: no packet leaves the netns.
-// Needs root and a cgroup2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup.
+// the program's "deny"; any other outcome (EINPROGRESS, ECONNREFUSED, success) "allow".
+// A ping sendto is judged after routing (the egress program), so every destination has
+// a route: the TUN device, whose other end is the child's fd. Packets end there: none
+// leaves the netns. Needs root, /dev/net/tun and a cgroup2 mount at
+// /sys/fs/cgroup/unified or /sys/fs/cgroup.
 #define BOOST_TEST_DYN_LINK
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
+#include <net/route.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -26,8 +32,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <linux/magic.h>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -67,7 +75,7 @@ ResolvedPolicy deny_policy(const std::string& entries, const char* loopback = "a
     return policy_of({{std::string(kDenyKey), entries}, {std::string(kLoopbackKey), loopback}});
 }
 
-IpAddr ip(const char* text) {
+IpAddr addr_of(const char* text) {
     const auto a = IpAddr::parse(text);
     if (!a) throw Error(std::string("bad test address ") + text);
     return *a;
@@ -193,8 +201,22 @@ socklen_t make_sockaddr(const IpAddr& a, std::uint16_t port, bool as_v6, sockadd
     return sizeof *s;
 }
 
-// 0 when the call succeeded, else its errno.
-int run_probe(const Probe& p) {
+constexpr const char* kTun = "sltun0";
+
+bool is_ping_sendto(Kind k) { return k == Kind::PingSendto4 || k == Kind::PingSendto6; }
+
+class Tun;
+bool ping_delivered(int fd, const IpAddr& dest, Tun& tun);
+
+// A ping sendto that returned success but whose packet never arrived. The egress program
+// drops silently for IPv6: ping_v6_sendmsg() ignores the error of sending the packet.
+constexpr int kDropped = -1;
+
+std::string outcome_name(int result) { return result == kDropped ? "sent, never arrived" : errno_name(result); }
+
+// 0 when the call succeeded (a ping sendto: and its packet arrived), else its errno
+// (or kDropped).
+int run_probe(const Probe& p, Tun& tun) {
     int family = AF_INET, type = SOCK_STREAM, proto = 0;
     bool sockaddr_v6 = false, send = false, fastopen = false, ping = false;
     switch (p.kind) {
@@ -220,8 +242,15 @@ int run_probe(const Probe& p) {
     UniqueFd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
     if (!fd && errno == EPERM) return EPERM;  // the sock_create program
     if (!fd) throw SystemError(std::string("socket for ") + name_of(p.kind), errno);
+    // 255.255.255.255 (the end of 0.0.0.0/0) needs it, else EACCES before any hook
+    const int on = 1;
+    if (ping && ::setsockopt(fd.get(), SOL_SOCKET, SO_BROADCAST, &on, sizeof on) != 0)
+        throw SystemError("SO_BROADCAST", errno);
     sockaddr_storage ss;
     const socklen_t len = make_sockaddr(p.dest, p.port, sockaddr_v6, ss);
+    // A ping6 sendto to a link-local address needs its interface (EINVAL before any hook).
+    if (ping && send && sockaddr_v6 && p.dest.bytes[0] == 0xfe && (p.dest.bytes[1] & 0xc0) == 0x80)
+        reinterpret_cast<sockaddr_in6*>(&ss)->sin6_scope_id = ::if_nametoindex(kTun);
     const auto* sa = reinterpret_cast<const sockaddr*>(&ss);
     long rc;
     if (!send) {
@@ -231,7 +260,9 @@ int run_probe(const Probe& p) {
         if (ping) data[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;  // type; code 0
         rc = ::sendto(fd.get(), data, ping ? 8 : sizeof data, fastopen ? MSG_FASTOPEN : 0, sa, len);
     }
-    return rc < 0 ? errno : 0;
+    if (rc < 0) return errno;
+    if (ping && send && !ping_delivered(fd.get(), p.dest, tun)) return kDropped;
+    return 0;
 }
 
 // Addresses worth asking about: fixed ones, and around every address and block of the policy.
@@ -242,8 +273,8 @@ std::vector<IpAddr> destinations(const ResolvedPolicy& policy, IpAddr::Family fa
                             "169.254.169.254", "128.0.0.1"};
     const char* fixed6[] = {"::1", "::", "::2", "fd00::1", "fd00::9", "fe80::1", "2001:db8::1", "fc00::5",
                             "::127.0.0.1"};
-    if (family == IpAddr::Family::V4) for (const char* t : fixed4) out.insert(ip(t));
-    else for (const char* t : fixed6) out.insert(ip(t));
+    if (family == IpAddr::Family::V4) for (const char* t : fixed4) out.insert(addr_of(t));
+    else for (const char* t : fixed6) out.insert(addr_of(t));
     // a + delta, carrying across bytes (wraps at the ends of the space)
     const auto offset = [](IpAddr a, int delta) {
         for (int i = static_cast<int>(a.bits() / 8) - 1; i >= 0 && delta != 0; --i) {
@@ -290,7 +321,7 @@ std::vector<std::uint16_t> ports_of(const ResolvedPolicy& policy) {
     return picked;
 }
 
-std::vector<Probe> probes_for(const ResolvedPolicy& policy, bool with_ping_sendto) {
+std::vector<Probe> probes_for(const ResolvedPolicy& policy) {
     std::vector<Probe> probes;
     const auto ports = ports_of(policy);
     for (const auto& a : destinations(policy, IpAddr::Family::V4)) {
@@ -302,21 +333,135 @@ std::vector<Probe> probes_for(const ResolvedPolicy& policy, bool with_ping_sendt
         probes.push_back({Kind::PingConnect4, a, 7});
         probes.push_back({Kind::UdpLite4, a, 53});
         probes.push_back({Kind::Mptcp4, a, 80});
-        if (with_ping_sendto) probes.push_back({Kind::PingSendto4, a, 0});
+        probes.push_back({Kind::PingSendto4, a, 0});
     }
     for (const auto& a : destinations(policy, IpAddr::Family::V6)) {
         for (const auto port : ports)
             for (Kind k : {Kind::Tcp6, Kind::Tfo6, Kind::UdpConnect6, Kind::UdpSendto6})
                 probes.push_back({k, a, port});
         probes.push_back({Kind::PingConnect6, a, 0});
-        if (with_ping_sendto) probes.push_back({Kind::PingSendto6, a, 0});
+        // the kernel refuses a ping6 to ::ffff:a.b.c.d itself (EINVAL, before any hook)
+        if (normalize(a).is_v4()) continue;
+        probes.push_back({Kind::PingSendto6, a, 0});
     }
     return probes;
 }
 
 // ---- the child
 
-void set_up_child(const std::string& cgroup) {
+// The child's way out: a TUN device (its packets are read back from the fd) with the
+// default routes of both families, so every ping reaches the egress hook.
+class Tun {
+public:
+    Tun() {
+        fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+        require(static_cast<bool>(fd_), 94, "open /dev/net/tun");
+        ifreq ifr{};
+        std::strcpy(ifr.ifr_name, kTun);
+        ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+        require(::ioctl(fd_.get(), TUNSETIFF, &ifr) == 0, 94, "TUNSETIFF");
+        set_up(kTun);
+        UniqueFd s4(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        std::memset(&ifr, 0, sizeof ifr);
+        std::strcpy(ifr.ifr_name, kTun);
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+        sin->sin_family = AF_INET;
+        ::inet_pton(AF_INET, kAddr4, &sin->sin_addr);
+        require(::ioctl(s4.get(), SIOCSIFADDR, &ifr) == 0, 94, "SIOCSIFADDR sltun0");
+        rtentry rt{};
+        reinterpret_cast<sockaddr_in*>(&rt.rt_dst)->sin_family = AF_INET;
+        reinterpret_cast<sockaddr_in*>(&rt.rt_genmask)->sin_family = AF_INET;
+        rt.rt_flags = RTF_UP;
+        char dev[IFNAMSIZ];
+        std::strcpy(dev, kTun);
+        rt.rt_dev = dev;
+        require(::ioctl(s4.get(), SIOCADDRT, &rt) == 0, 94, "SIOCADDRT default dev sltun0");
+        UniqueFd s6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        const int index = static_cast<int>(::if_nametoindex(kTun));
+        struct {  // the kernel's struct in6_ifreq
+            in6_addr addr;
+            std::uint32_t prefixlen;
+            int ifindex;
+        } a6{};
+        ::inet_pton(AF_INET6, kAddr6, &a6.addr);
+        a6.prefixlen = 128;
+        a6.ifindex = index;
+        require(::ioctl(s6.get(), SIOCSIFADDR, &a6) == 0, 94, "SIOCSIFADDR sltun0 IPv6");
+        in6_rtmsg rt6{};
+        rt6.rtmsg_flags = RTF_UP;
+        rt6.rtmsg_metric = 1;
+        rt6.rtmsg_ifindex = index;
+        require(::ioctl(s6.get(), SIOCADDRT, &rt6) == 0, 94, "SIOCADDRT ::/0 dev sltun0");
+        wait_until_usable6();
+    }
+
+    // IPv4/IPv6 packets read from the device since the last drain() whose protocol is
+    // ICMP/ICMPv6 and whose destination is dest (waits up to wait_ms for the first one).
+    int icmp_packets_to(const IpAddr& dest, int wait_ms) {
+        int count = 0;
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, wait_ms) <= 0) return 0;
+        unsigned char pkt[2048];
+        for (ssize_t n; (n = ::read(fd_.get(), pkt, sizeof pkt)) > 0;) {
+            if (dest.is_v4() && n >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_ICMP &&
+                std::memcmp(pkt + 16, dest.bytes.data(), 4) == 0)
+                ++count;
+            if (!dest.is_v4() && n >= 40 && pkt[0] >> 4 == 6 && pkt[6] == IPPROTO_ICMPV6 &&
+                std::memcmp(pkt + 24, dest.bytes.data(), 16) == 0)
+                ++count;
+        }
+        return count;
+    }
+    // Throws away what the device holds (its queue is short).
+    void drain() {
+        unsigned char pkt[2048];
+        while (::read(fd_.get(), pkt, sizeof pkt) > 0) {
+        }
+    }
+
+    static constexpr const char* kAddr4 = "10.250.0.1";
+    static constexpr const char* kAddr6 = "fd00:250::1";
+
+private:
+    static void set_up(const char* name) {
+        UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        ifreq ifr{};
+        std::strcpy(ifr.ifr_name, name);
+        require(s && ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) == 0, 91, std::string("SIOCGIFFLAGS ") + name);
+        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+        require(::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0, 92, std::string("SIOCSIFFLAGS up ") + name);
+    }
+    // The IPv6 address is tentative for a moment (no DAD on a NOARP device, but the
+    // kernel finishes it asynchronously); until then it cannot be a source address.
+    static void wait_until_usable6() {
+        for (int i = 0; i < 200; ++i) {
+            UniqueFd s(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            sockaddr_in6 sa{};
+            sa.sin6_family = AF_INET6;
+            ::inet_pton(AF_INET6, kAddr6, &sa.sin6_addr);
+            if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return;
+            ::usleep(10000);
+        }
+        require(false, 95, "fd00:250::1 never became usable");
+    }
+
+    UniqueFd fd_;
+};
+
+// Whether a ping just sent arrived: its echo request on the TUN device, or (a local
+// destination) the kernel's echo reply on the socket. Both come at once: 50 ms is ample.
+bool ping_delivered(int fd, const IpAddr& dest, Tun& tun) {
+    for (int i = 0; i < 10; ++i) {
+        if (tun.icmp_packets_to(dest, 0) > 0) return true;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 5) == 1) return true;
+    }
+    return false;
+}
+
+// Moves the calling child into the cgroup and a new network namespace with lo, the TUN
+// device and ping sockets for root.
+std::unique_ptr<Tun> set_up_child(const std::string& cgroup) {
     fs::write_file(cgroup + "/cgroup.procs", "0");
     require(::unshare(CLONE_NEWNET) == 0, 90, "unshare(CLONE_NEWNET)");
     UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -326,19 +471,19 @@ void set_up_child(const std::string& cgroup) {
     ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
     require(::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0, 92, "SIOCSIFFLAGS lo up");
     fs::write_file("/proc/sys/net/ipv4/ping_group_range", "0 0");
+    return std::make_unique<Tun>();
 }
 
-// The errno of every probe (0: success), made in a child inside the cgroup; std::nullopt
-// entries never happen: a probe that cannot run fails the child.
-std::vector<int> run_in_cgroup(const std::string& cgroup, const std::vector<Probe>& probes) {
+// Runs body in a child inside the cgroup (set_up_child done) and returns the ints it
+// produced; a body that cannot run fails the child, and the test.
+std::vector<int> run_in_child(const std::string& cgroup, const std::function<std::vector<int>(Tun&)>& body) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
     UniqueFd rd(fds[0]), wr(fds[1]);
     Child child([&] {
         rd.reset();
-        set_up_child(cgroup);
-        std::vector<int> results;
-        for (const auto& p : probes) results.push_back(run_probe(p));
+        const auto tun = set_up_child(cgroup);
+        const std::vector<int> results = body(*tun);
         const auto* bytes = reinterpret_cast<const char*>(results.data());
         std::size_t left = results.size() * sizeof(int);
         while (left > 0) {
@@ -349,33 +494,30 @@ std::vector<int> run_in_cgroup(const std::string& cgroup, const std::vector<Prob
         }
     });
     wr.reset();
-    std::vector<int> results(probes.size());
-    auto* bytes = reinterpret_cast<char*>(results.data());
-    std::size_t got = 0;
-    while (got < results.size() * sizeof(int)) {
-        const ssize_t n = ::read(rd.get(), bytes + got, results.size() * sizeof(int) - got);
-        if (n <= 0) break;
-        got += static_cast<std::size_t>(n);
-    }
+    std::vector<int> results;
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(rd.get(), buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
     const int status = child.wait();
     BOOST_TEST_REQUIRE(status == 0, "the probing child failed with status " << status);
-    BOOST_TEST_REQUIRE(got == results.size() * sizeof(int));
+    BOOST_TEST_REQUIRE(got.size() % sizeof(int) == 0u);
+    results.resize(got.size() / sizeof(int));
+    std::memcpy(results.data(), got.data(), got.size());
     return results;
 }
 
-// Whether this kernel runs the sendmsg hooks for ping sockets (it runs the connect hooks
-// since 6.1): a policy allowing nothing, one ping sendto to a non-loopback address.
-bool kernel_hooks_ping_sendmsg() {
-    static const bool hooked = [] {
-        ResolvedPolicy none;
-        none.mode = Mode::Allow;
-        TestCgroup cg;
-        attach_sockaddr_programs(cg.path, none);
-        const bool eperm = run_in_cgroup(cg.path, {{Kind::PingSendto4, ip("10.1.2.3"), 0}}).at(0) == EPERM;
-        BOOST_TEST_MESSAGE("this kernel " << (eperm ? "runs" : "does not run") << " the sendmsg hooks for ping sockets");
-        return eperm;
-    }();
-    return hooked;
+// The errno of every probe (0: success), made in a child inside the cgroup.
+std::vector<int> run_in_cgroup(const std::string& cgroup, const std::vector<Probe>& probes) {
+    const auto results = run_in_child(cgroup, [&](Tun& tun) {
+        std::vector<int> out;
+        for (const auto& p : probes) {
+            out.push_back(run_probe(p, tun));
+            tun.drain();
+        }
+        return out;
+    });
+    BOOST_TEST_REQUIRE(results.size() == probes.size());
+    return results;
 }
 
 struct Tally {
@@ -383,40 +525,89 @@ struct Tally {
 };
 
 // Attaches the programs for policy and compares every probe's outcome with check().
+// A ping sendto must succeed or fail with EPERM: anything else failed before the
+// egress hook and would prove nothing.
 Tally compare_with_check(const ResolvedPolicy& policy) {
-    const auto probes = probes_for(policy, kernel_hooks_ping_sendmsg());
+    const auto probes = probes_for(policy);
     TestCgroup cg;
     attach_sockaddr_programs(cg.path, policy);
     const auto results = run_in_cgroup(cg.path, probes);
     Tally tally;
     int mismatches = 0;
     for (std::size_t i = 0; i < probes.size(); ++i) {
-        const bool kernel_allowed = results[i] != EPERM;
+        const bool kernel_allowed = results[i] != EPERM && results[i] != kDropped;
         const bool want = expected_allowed(policy, probes[i]);
         ++(kernel_allowed ? tally.allowed : tally.denied);
         if (kernel_allowed != want && ++mismatches <= 20)
             BOOST_ERROR(describe(probes[i]) << ": the kernel " << (kernel_allowed ? "allowed" : "denied")
-                                            << " (" << errno_name(results[i]) << "), check() "
+                                            << " (" << outcome_name(results[i]) << "), check() "
                                             << (want ? "allows" : "denies"));
+        if (is_ping_sendto(probes[i].kind) && results[i] != 0 && results[i] != EPERM && results[i] != kDropped)
+            BOOST_ERROR(describe(probes[i]) << ": " << errno_name(results[i]) << " before the egress hook");
+        // IPv4 reports the drop (EPERM); IPv6 does not
+        if (probes[i].kind == Kind::PingSendto4 && results[i] == kDropped)
+            BOOST_ERROR(describe(probes[i]) << ": dropped without EPERM");
     }
     BOOST_TEST(mismatches == 0, mismatches << " of " << probes.size() << " probes disagree");
     BOOST_TEST_MESSAGE(probes.size() << " probes: " << tally.allowed << " allowed, " << tally.denied << " denied");
     return tally;
 }
 
-// Every probe in a cgroup without programs: nothing is EPERM, so an EPERM above is the program's.
+// Every probe in a cgroup without programs: nothing is EPERM, so an EPERM above is the
+// program's; and every ping sendto succeeds, so each one reaches the egress hook.
 void require_no_eperm_without_programs(const ResolvedPolicy& policy) {
-    const auto probes = probes_for(policy, true);
+    const auto probes = probes_for(policy);
     TestCgroup cg;
     const auto results = run_in_cgroup(cg.path, probes);
-    int eperm = 0;
-    for (std::size_t i = 0; i < probes.size(); ++i)
+    int eperm = 0, ping_failed = 0, pings = 0;
+    for (std::size_t i = 0; i < probes.size(); ++i) {
         if (results[i] == EPERM && ++eperm <= 5) BOOST_ERROR(describe(probes[i]) << ": EPERM without programs");
+        if (!is_ping_sendto(probes[i].kind)) continue;
+        ++pings;
+        if (results[i] != 0 && ++ping_failed <= 5)
+            BOOST_ERROR(describe(probes[i]) << ": " << outcome_name(results[i]) << " without programs");
+    }
     BOOST_TEST(eperm == 0);
+    BOOST_TEST(ping_failed == 0);
+    BOOST_TEST(pings > 20);
 }
 
 bool can_run() {
     return ::geteuid() == 0 && !cgroup2_root().empty();
+}
+
+// One ping from a fresh ping socket: its sendto result, whether the echo reply came
+// back, and how many ICMP packets to dest reached the TUN device.
+struct PingResult {
+    int sendto_errno, reply, on_wire;
+};
+
+PingResult ping_once(Tun& tun, const IpAddr& dest) {
+    tun.drain();
+    const bool v6 = !dest.is_v4();
+    UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
+    require(static_cast<bool>(fd), 96, "ping socket");
+    sockaddr_storage ss;
+    const socklen_t len = make_sockaddr(dest, 0, v6, ss);
+    unsigned char pkt[16] = {};
+    pkt[0] = v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
+    std::memcpy(pkt + 8, "sandlock", 8);
+    PingResult r{0, 0, 0};
+    if (::sendto(fd.get(), pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) r.sendto_errno = errno;
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 300) == 1) {
+        unsigned char in[64];
+        const ssize_t n = ::recv(fd.get(), in, sizeof in, MSG_DONTWAIT);
+        r.reply = n >= 8 && in[0] == (v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY);
+    }
+    r.on_wire = tun.icmp_packets_to(dest, 50);
+    return r;
+}
+
+std::vector<int> flatten(const std::vector<PingResult>& results) {
+    std::vector<int> out;
+    for (const auto& r : results) out.insert(out.end(), {r.sendto_errno, r.reply, r.on_wire});
+    return out;
 }
 
 }  // namespace
@@ -442,6 +633,25 @@ BOOST_AUTO_TEST_CASE(program_shape) {
     const auto prog = build_sockaddr_program(deny_all, false);
     // no "r0 = 1": every path denies
     for (const auto& i : prog) BOOST_TEST(!(i.code == (BPF_ALU | BPF_MOV | BPF_K) && i.dst_reg == 0 && i.imm == 1));
+}
+
+BOOST_AUTO_TEST_CASE(icmp_egress_program_shape) {
+    ResolvedPolicy deny_all;
+    deny_all.mode = Mode::Allow;
+    deny_all.loopback = Loopback::Deny;
+    const auto prog = build_icmp_egress_program(deny_all);
+    BOOST_TEST_REQUIRE(prog.size() > 10u);
+    BOOST_TEST(prog[0].code == (BPF_ALU64 | BPF_MOV | BPF_X));  // r6 = ctx
+    BOOST_TEST(prog.back().code == (BPF_JMP | BPF_EXIT));
+    int calls = 0;
+    for (const auto& i : prog) {
+        if (BPF_CLASS(i.code) == BPF_JMP32 || BPF_CLASS(i.code) == BPF_JMP) BOOST_TEST(i.off >= 0);
+        if (i.code == (BPF_JMP | BPF_CALL)) {
+            ++calls;
+            BOOST_TEST(i.imm == BPF_FUNC_sk_fullsock);
+        }
+    }
+    BOOST_TEST(calls == 1);
 }
 
 BOOST_AUTO_TEST_CASE(too_large_a_policy_is_an_error) {
@@ -591,6 +801,63 @@ BOOST_AUTO_TEST_CASE(attach_detach_and_refuse_a_second_attach,
     ::rmdir(child.c_str());
     detach_sockaddr_programs(cg.path);
     for (const auto type : sockaddr_attach_types()) BOOST_TEST(attached_sockaddr_programs(cg.path, type).empty());
+}
+
+BOOST_AUTO_TEST_CASE(pings_judged_at_the_wire_and_echo_replies_come_back,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const char* dests[] = {"10.250.0.1", "fd00:250::1", "127.0.0.1", "::1",     "10.1.2.4",
+                           "10.1.2.3",   "fd00::9",     "fd00::1",   "0.0.0.0"};
+    const auto ping_all = [&](Tun& tun) {
+        std::vector<PingResult> out;
+        for (const char* d : dests) out.push_back(ping_once(tun, addr_of(d)));
+        return flatten(out);
+    };
+    // sendto errno, echo reply, packets on the wire; per destination above
+    const std::vector<int> all_delivered = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1,
+                                            0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0};
+    // Control: no programs, every ping delivered (locals answer, the rest hits the wire).
+    TestCgroup plain;
+    BOOST_TEST(run_in_child(plain.path, ping_all) == all_delivered, boost::test_tools::per_element());
+    // The local addresses, 10.1.2.4 and fd00::9 allowed; loopback denied (also 0.0.0.0,
+    // which the kernel sends to 127.0.0.1). IPv4 refusals are EPERM; IPv6 ones are
+    // silent, the packet dropped.
+    TestCgroup cg;
+    attach_sockaddr_programs(cg.path, allow_policy("icmp://10.250.0.1; icmp://[fd00:250::1]; icmp://10.1.2.4;"
+                                                   "icmp://[fd00::9]; 10.1.2.3:*; [fd00::1]:*",
+                                                   "deny"));
+    const std::vector<int> want = {0, 1, 0, 0, 1, 0, EPERM, 0, 0, 0, 0, 0, 0, 0, 1,
+                                   EPERM, 0, 0, 0, 0, 1, 0, 0, 0, EPERM, 0, 0};
+    BOOST_TEST(run_in_child(cg.path, ping_all) == want, boost::test_tools::per_element());
+    // Open mode, loopback allowed: everything goes.
+    TestCgroup open;
+    attach_sockaddr_programs(open.path, policy_of({{std::string(kAllowBindKey), "8000"}}));
+    BOOST_TEST(run_in_child(open.path, ping_all) == all_delivered, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(icmp_errors_for_the_containers_sockets_still_arrive,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    // ICMP to 10.250.0.1 is denied, UDP to its port 9 allowed: the port-unreachable error
+    // the kernel sends back to 10.250.0.1 leaves through the kernel's own socket.
+    TestCgroup cg;
+    attach_sockaddr_programs(cg.path, allow_policy("udp://10.250.0.1:9; udp://[fd00:250::1]:9", "deny"));
+    const auto results = run_in_child(cg.path, [](Tun& tun) {
+        std::vector<int> out;
+        out.push_back(ping_once(tun, addr_of(Tun::kAddr4)).sendto_errno);
+        for (const char* dest : {Tun::kAddr4, Tun::kAddr6}) {
+            const IpAddr a = addr_of(dest);
+            UniqueFd s(::socket(a.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            sockaddr_storage ss;
+            const socklen_t len = make_sockaddr(a, 9, !a.is_v4(), ss);
+            require(s && ::connect(s.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0, 97, "udp connect");
+            require(::send(s.get(), "x", 1, 0) == 1, 97, "udp send");
+            pollfd p{s.get(), POLLERR, 0};
+            ::poll(&p, 1, 1000);
+            char c;
+            out.push_back(::recv(s.get(), &c, 1, MSG_DONTWAIT) < 0 ? errno : 0);
+        }
+        return out;
+    });
+    BOOST_TEST(results == (std::vector<int>{EPERM, ECONNREFUSED, ECONNREFUSED}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(or_warn_without_a_cgroup2_directory) {

@@ -46,9 +46,14 @@
 //                                        IP socket it finds connected and replaces it;
 //                                        sendto: UDP, payload "fdswap-I". Prints n= ok=
 //                                        ip_connected= and one ENAME=count per errno seen.
+//   fdswap-ping ADDR N                   the same with a ping socket (ADDR IPv4 or IPv6):
+//                                        N sendto of an ICMP echo request (payload
+//                                        "fdswap-I") on the unix/ping fd; prints n= ok=
+//                                        and one ENAME=count per errno seen.
 //   cgroup-progs DIR                     (host side) how many programs are attached to the
 //                                        cgroup2 directory DIR per egress hook: sock_create=
 //                                        connect4= connect6= sendmsg4= sendmsg6=
+//                                        inet_egress=
 //   fork-connect ADDR PORT PAYLOAD       connect from a forked child
 //   thread-connect ADDR PORT PAYLOAD     connect from a second thread
 //   exec-connect ADDR PORT PAYLOAD       connect from a grandchild that re-exec'd this program
@@ -662,17 +667,21 @@ static int do_flip(int kind, const char *allowed, const char *denied, unsigned p
 
 // ---------------------------------------------------------------- fd-swap attack
 
-enum { SWAP_CONNECT, SWAP_SENDTO };
+enum { SWAP_CONNECT, SWAP_SENDTO, SWAP_PING };
 
 static struct sockaddr_storage swap_buf __attribute__((aligned(64)));
-static struct sockaddr_in swap_sin;
+static struct sockaddr_storage swap_sin;
+static socklen_t swap_sin_len;
 static struct sockaddr_un swap_sun = {.sun_family = AF_UNIX, .sun_path = "/nonexistent-slit"};
 static int swap_fd = 200, swap_unix, swap_kind, swap_stop, swap_ip_connected;
 static unsigned swap_count;
 
 static int swap_ip_socket(void)
 {
-	return socket(AF_INET, (swap_kind == SWAP_CONNECT ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	int family = swap_sin.ss_family;
+	if (swap_kind == SWAP_PING)
+		return socket(family, SOCK_DGRAM | SOCK_CLOEXEC, family == AF_INET6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+	return socket(family, (swap_kind == SWAP_CONNECT ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
 }
 
 static void swap_spin(unsigned *r)
@@ -691,7 +700,7 @@ static void *swapper(void *arg)
 	unsigned k = 0, r = 7;
 	while (ip >= 0 && !__atomic_load_n(&swap_stop, __ATOMIC_RELAXED)) {
 		dup2(ip, swap_fd);
-		memcpy(&swap_buf, &swap_sin, sizeof(swap_sin));
+		memcpy(&swap_buf, &swap_sin, swap_sin_len);
 		__asm__ volatile("" ::: "memory");
 		swap_spin(&r);
 		dup2(swap_unix, swap_fd);
@@ -719,10 +728,18 @@ static void *swapper(void *arg)
 static int do_fdswap(int kind, const char *addr, unsigned port, int n)
 {
 	swap_kind = kind;
-	swap_sin.sin_family = AF_INET;
-	swap_sin.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, addr, &swap_sin.sin_addr) != 1)
+	struct sockaddr_in *sin = (struct sockaddr_in *)&swap_sin;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&swap_sin;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		swap_sin_len = sizeof(*sin);
+	} else if (kind == SWAP_PING && inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		swap_sin_len = sizeof(*sin6);
+	} else {
 		usage();
+	}
 	swap_unix = socket(AF_UNIX, (kind == SWAP_CONNECT ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
 	if (swap_unix < 0 || dup2(swap_unix, swap_fd) < 0)
 		return fail("at=socket");
@@ -744,6 +761,15 @@ static int do_fdswap(int kind, const char *addr, unsigned port, int n)
 		int rc;
 		if (kind == SWAP_CONNECT) {
 			rc = connect(swap_fd, (struct sockaddr *)&swap_buf, sizeof(struct sockaddr_un));
+		} else if (kind == SWAP_PING) {
+			// an echo request (type, code, checksum, id, sequence: the kernel fills
+			// the checksum and id), then the payload
+			unsigned char pkt[40];
+			memset(pkt, 0, 8);
+			pkt[0] = swap_sin.ss_family == AF_INET6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
+			int len = 8 + snprintf((char *)pkt + 8, sizeof(pkt) - 8, "fdswap-%d", i);
+			rc = (int)sendto(swap_fd, pkt, (size_t)len, 0, (struct sockaddr *)&swap_buf,
+					 sizeof(struct sockaddr_un));
 		} else {
 			char payload[32];
 			snprintf(payload, sizeof(payload), "fdswap-%d", i);
@@ -773,7 +799,7 @@ static int do_cgroup_progs(const char *dir)
 		enum bpf_attach_type type;
 	} hooks[] = {{"sock_create", BPF_CGROUP_INET_SOCK_CREATE}, {"connect4", BPF_CGROUP_INET4_CONNECT},
 		     {"connect6", BPF_CGROUP_INET6_CONNECT},       {"sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
-		     {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG}};
+		     {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG},        {"inet_egress", BPF_CGROUP_INET_EGRESS}};
 	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0)
 		return fail("at=open");
@@ -890,6 +916,8 @@ int main(int argc, char **argv)
 		return do_fdswap(SWAP_CONNECT, a[0], parse_port(a[1]), atoi(a[2]));
 	if (!strcmp(cmd, "fdswap-sendto") && n == 3)
 		return do_fdswap(SWAP_SENDTO, a[0], parse_port(a[1]), atoi(a[2]));
+	if (!strcmp(cmd, "fdswap-ping") && n == 2)
+		return do_fdswap(SWAP_PING, a[0], 0, atoi(a[1]));
 	if (!strcmp(cmd, "cgroup-progs") && n == 1)
 		return do_cgroup_progs(a[0]);
 	if (!strcmp(cmd, "fork-connect") && n == 3) {

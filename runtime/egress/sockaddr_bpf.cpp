@@ -1,4 +1,4 @@
-// The cgroup sock_addr programs, written instruction by instruction.
+// The cgroup programs, written instruction by instruction.
 //
 // The kernel calls them with struct bpf_sock_addr (every field read here is a u32 load):
 //   family, type, protocol   the SOCKET's (sk_family, sk_type, sk_protocol)
@@ -30,12 +30,26 @@
 //   else allow
 // where a rule matches as ProtocolRules::matches(): any IP and every port; any IP and
 // one of its ports; an address (or a CIDR) of the destination's family and every port
-// or one of its ports. All jumps go forward; code after an unconditional jump that no
+// or one of its ports.
+//
+// The BPF_CGROUP_INET_EGRESS program (CGROUP_SKB; context struct __sk_buff, whose data
+// starts at the network header at this hook):
+//   r6 = ctx; r1 = skb->sk; NULL: allow; r0 = bpf_sk_fullsock(r1); NULL: allow
+//   not SOCK_DGRAM + IPPROTO_ICMP/ICMPV6 (a ping socket): allow
+//   r2 = data, r3 = data_end (direct packet access: each header is bounds-checked
+//   against data_end with 64-bit compares, the form the verifier tracks); r5 = port 0
+//   skb->protocol ETH_P_IPV6: 40 bytes, next header ICMPv6, r6..r9 = daddr; ::ffff:
+//                             mapped: r6 = r9, judge4; else the IPv6 judgement (ICMP)
+//   skb->protocol ETH_P_IP:   20 bytes, first byte 0x45 (no options), protocol ICMP,
+//                             r6 = daddr; judge4: the IPv4 judgement (ICMP)
+//   anything else from a ping socket: deny
+// All jumps go forward; code after an unconditional jump that no
 // label reaches is not emitted (the verifier rejects unreachable instructions).
 #include "runtime/egress/sockaddr_bpf.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -78,6 +92,18 @@ bpf_insn and_imm(std::uint8_t dst, std::uint32_t imm) {
     return insn(BPF_ALU | BPF_AND | BPF_K, dst, 0, 0, std::bit_cast<std::int32_t>(imm));
 }
 bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+// dst = *(u8 *)(src + off)
+bpf_insn load_u8(std::uint8_t dst, std::uint8_t src, std::size_t off) {
+    return insn(BPF_LDX | BPF_MEM | BPF_B, dst, src, static_cast<std::int16_t>(off), 0);
+}
+// dst = *(u64 *)(src + off)
+bpf_insn load_u64(std::uint8_t dst, std::uint8_t src, std::size_t off) {
+    return insn(BPF_LDX | BPF_MEM | BPF_DW, dst, src, static_cast<std::int16_t>(off), 0);
+}
+// 64-bit: pointers (context, packet) keep their type only through 64-bit moves and adds.
+bpf_insn mov64_reg(std::uint8_t dst, std::uint8_t src) { return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
+bpf_insn add64_imm(std::uint8_t dst, std::int32_t imm) { return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
+bpf_insn call(std::int32_t helper) { return insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
 
 constexpr std::uint8_t R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
 constexpr std::uint8_t kFamily = R2, kType = R3, kProto = R4, kPort = R5, kAddr = R6, kScratch = R0;
@@ -105,14 +131,18 @@ public:
     }
     // if ((u32)reg op imm) goto l
     void jump_if(std::uint8_t op, std::uint8_t reg, std::uint32_t imm, Label l) {
-        if (!reachable_) return;
-        refer(l);
-        code_.push_back(insn(BPF_JMP32 | op | BPF_K, reg, 0, 0, std::bit_cast<std::int32_t>(imm)));
+        branch(insn(BPF_JMP32 | op | BPF_K, reg, 0, 0, std::bit_cast<std::int32_t>(imm)), l);
+    }
+    // if (reg op imm) goto l, 64-bit: the verifier learns a pointer is not NULL only from these
+    void jump64_if(std::uint8_t op, std::uint8_t reg, std::int32_t imm, Label l) {
+        branch(insn(BPF_JMP | op | BPF_K, reg, 0, 0, imm), l);
+    }
+    // if (dst op src) goto l, 64-bit: packet bounds checks (pointer against data_end)
+    void jump64_if_reg(std::uint8_t op, std::uint8_t dst, std::uint8_t src, Label l) {
+        branch(insn(BPF_JMP | op | BPF_X, dst, src, 0, 0), l);
     }
     void jump(Label l) {
-        if (!reachable_) return;
-        refer(l);
-        code_.push_back(insn(BPF_JMP | BPF_JA, 0, 0, 0, 0));
+        branch(insn(BPF_JMP | BPF_JA, 0, 0, 0, 0), l);
         reachable_ = false;
     }
     void exit() {
@@ -135,9 +165,11 @@ public:
 private:
     static constexpr std::size_t kUnbound = static_cast<std::size_t>(-1);
 
-    void refer(Label l) {
+    void branch(const bpf_insn& i, Label l) {
+        if (!reachable_) return;
         used_[l] = true;
         fixups_.emplace_back(code_.size(), l);
+        code_.push_back(i);
     }
 
     std::vector<bpf_insn> code_;
@@ -194,16 +226,84 @@ public:
         } else {
             section(IpAddr::Family::V4);
         }
+        finish_verdicts();
+        return p_.finish();
+    }
+
+    // The BPF_CGROUP_INET_EGRESS program: every packet of the cgroup's sockets; those of
+    // ping sockets are judged by their IP destination with the ICMP rules.
+    std::vector<bpf_insn> build_icmp_egress() {
+        allow_ = p_.label();
+        deny_ = p_.label();
+        const Label ping = p_.label(), v4 = p_.label(), judge4 = p_.label(), judge6 = p_.label();
+        // The sending socket: skb->sk, then bpf_sk_fullsock() for its type and protocol.
+        p_.emit(mov64_reg(R6, R1));  // the context survives the call in r6
+        p_.emit(load_u64(R1, R6, offsetof(__sk_buff, sk)));
+        p_.jump64_if(BPF_JEQ, R1, 0, allow_);
+        p_.emit(call(BPF_FUNC_sk_fullsock));
+        p_.jump64_if(BPF_JEQ, R0, 0, allow_);
+        p_.emit(load_u32(kType, R0, offsetof(bpf_sock, type)));
+        p_.emit(load_u32(kProto, R0, offsetof(bpf_sock, protocol)));
+        p_.jump_if(BPF_JNE, kType, SOCK_DGRAM, allow_);
+        p_.jump_if(BPF_JEQ, kProto, IPPROTO_ICMP, ping);
+        p_.jump_if(BPF_JNE, kProto, IPPROTO_ICMPV6, allow_);
+        p_.bind(ping);
+        // A ping socket's packet, from its network header. What a ping socket never sends
+        // (IPv4 options: a source route hides the destination; IPv6 extension headers;
+        // another protocol; a header cut short) is dropped rather than guessed at.
+        p_.emit(load_u32(R4, R6, offsetof(__sk_buff, protocol)));
+        p_.emit(load_u32(kData, R6, offsetof(__sk_buff, data)));
+        p_.emit(load_u32(kDataEnd, R6, offsetof(__sk_buff, data_end)));
+        p_.emit(mov_imm(kPort, 0));  // check(Icmp, dst, 0)
+        p_.jump_if(BPF_JEQ, R4, htons(ETH_P_IP), v4);
+        p_.jump_if(BPF_JNE, R4, htons(ETH_P_IPV6), deny_);
+        // IPv6: 40 bytes of fixed header, next header at 6, destination at 24..39.
+        header_bounds(40);
+        p_.emit(load_u8(kScratch, kData, 6));
+        p_.jump_if(BPF_JNE, kScratch, IPPROTO_ICMPV6, deny_);
+        for (std::uint8_t i = 0; i < 4; ++i)
+            p_.emit(load_u32(static_cast<std::uint8_t>(kAddr + i), kData, 24 + 4 * i));
+        // ::ffff:a.b.c.d is judged as a.b.c.d, as check() does (the kernel never sends it).
+        p_.jump_if(BPF_JNE, R6, 0, judge6);
+        p_.jump_if(BPF_JNE, R7, 0, judge6);
+        p_.jump_if(BPF_JNE, R8, image(0, 0, 0xff, 0xff), judge6);
+        p_.emit(mov_reg(R6, R9));
+        p_.jump(judge4);
+        p_.bind(judge6);
+        judge(policy_.icmp, IpAddr::Family::V6);
+        // IPv4: version 4 and a 20-byte header (no options), protocol at 9, destination at 16.
+        p_.bind(v4);
+        header_bounds(20);
+        p_.emit(load_u8(kScratch, kData, 0));
+        p_.jump_if(BPF_JNE, kScratch, 0x45, deny_);
+        p_.emit(load_u8(kScratch, kData, 9));
+        p_.jump_if(BPF_JNE, kScratch, IPPROTO_ICMP, deny_);
+        p_.emit(load_u32(kAddr, kData, 16));
+        p_.bind(judge4);
+        judge(policy_.icmp, IpAddr::Family::V4);
+        finish_verdicts();
+        return p_.finish();
+    }
+
+private:
+    static constexpr std::uint8_t kData = R2, kDataEnd = R3;
+
+    // Jumps to deny unless the packet holds `bytes` from its start (the verifier's check).
+    void header_bounds(std::int32_t bytes) {
+        p_.emit(mov64_reg(kScratch, kData));
+        p_.emit(add64_imm(kScratch, bytes));
+        p_.jump64_if_reg(BPF_JGT, kScratch, kDataEnd, deny_);
+    }
+
+    void finish_verdicts() {
         p_.bind(allow_);
         p_.emit(mov_imm(R0, 1));
         p_.exit();
         p_.bind(deny_);
         p_.emit(mov_imm(R0, 0));
         p_.exit();
-        return p_.finish();
     }
 
-private:
     void load_context(bool ipv6) {
         p_.emit(load_u32(kFamily, R1, offsetof(bpf_sock_addr, family)));
         p_.emit(load_u32(kType, R1, offsetof(bpf_sock_addr, type)));
@@ -343,6 +443,7 @@ const char* hook_name(bpf_attach_type type) {
         case BPF_CGROUP_UDP4_SENDMSG: return "sendmsg4";
         case BPF_CGROUP_UDP6_SENDMSG: return "sendmsg6";
         case BPF_CGROUP_INET_SOCK_CREATE: return "sock_create";
+        case BPF_CGROUP_INET_EGRESS: return "inet_egress";
         default: return "sock_addr";
     }
 }
@@ -359,10 +460,18 @@ std::string last_line(const std::vector<char>& log) {
     return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
+bpf_prog_type program_type(bpf_attach_type type) {
+    switch (type) {
+        case BPF_CGROUP_INET_SOCK_CREATE: return BPF_PROG_TYPE_CGROUP_SOCK;
+        case BPF_CGROUP_INET_EGRESS: return BPF_PROG_TYPE_CGROUP_SKB;
+        default: return BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
+    }
+}
+
 long load_attempt(const std::vector<bpf_insn>& prog, bpf_attach_type type, std::vector<char>* log) {
-    static const char license[] = "Apache-2.0";  // no GPL-only helpers are called
+    static const char license[] = "Apache-2.0";  // no GPL-only helpers (bpf_sk_fullsock is not)
     bpf_attr attr{};
-    attr.prog_type = type == BPF_CGROUP_INET_SOCK_CREATE ? BPF_PROG_TYPE_CGROUP_SOCK : BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
+    attr.prog_type = program_type(type);
     attr.expected_attach_type = type;
     attr.insns = reinterpret_cast<std::uint64_t>(prog.data());
     attr.insn_cnt = static_cast<std::uint32_t>(prog.size());
@@ -424,6 +533,11 @@ std::vector<bpf_insn> build_sockaddr_program(const ResolvedPolicy& policy, bool 
     return Generator(p, policy).build(ipv6);
 }
 
+std::vector<bpf_insn> build_icmp_egress_program(const ResolvedPolicy& policy) {
+    Program p;
+    return Generator(p, policy).build_icmp_egress();
+}
+
 std::vector<bpf_insn> build_socket_create_program() {
     Program p;
     const Label allow = p.label(), deny = p.label(), dgram = p.label(), not_ping4 = p.label();
@@ -455,9 +569,22 @@ std::vector<bpf_insn> build_socket_create_program() {
 const std::vector<bpf_attach_type>& sockaddr_attach_types() {
     static const std::vector<bpf_attach_type> types = {BPF_CGROUP_INET_SOCK_CREATE, BPF_CGROUP_INET4_CONNECT,
                                                        BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP4_SENDMSG,
-                                                       BPF_CGROUP_UDP6_SENDMSG};
+                                                       BPF_CGROUP_UDP6_SENDMSG,  BPF_CGROUP_INET_EGRESS};
     return types;
 }
+
+namespace {
+
+std::vector<bpf_insn> program_for(bpf_attach_type type, const ResolvedPolicy& policy,
+                                  const std::vector<bpf_insn> (&sockaddr)[2]) {
+    switch (type) {
+        case BPF_CGROUP_INET_SOCK_CREATE: return build_socket_create_program();
+        case BPF_CGROUP_INET_EGRESS: return build_icmp_egress_program(policy);
+        default: return sockaddr[is_ipv6_hook(type) ? 1 : 0];
+    }
+}
+
+}  // namespace
 
 void attach_sockaddr_programs(const std::string& dir, const ResolvedPolicy& policy) {
     const UniqueFd cgroup = open_cgroup(dir);
@@ -466,9 +593,7 @@ void attach_sockaddr_programs(const std::string& dir, const ResolvedPolicy& poli
     std::vector<std::pair<UniqueFd, bpf_attach_type>> attached;
     try {
         for (const auto type : sockaddr_attach_types()) {
-            UniqueFd prog = type == BPF_CGROUP_INET_SOCK_CREATE
-                                ? load_program(build_socket_create_program(), type)
-                                : load_program(progs[is_ipv6_hook(type) ? 1 : 0], type);
+            UniqueFd prog = load_program(program_for(type, policy, progs), type);
             bpf_attr attr{};
             attr.target_fd = static_cast<std::uint32_t>(cgroup.get());
             attr.attach_bpf_fd = static_cast<std::uint32_t>(prog.get());

@@ -1,6 +1,6 @@
-// The kernel layer of egress enforcement: cgroup BPF_PROG_TYPE_CGROUP_SOCK_ADDR programs
-// on the container's cgroup2 directory that judge every IP connect and every UDP
-// sendmsg with an address exactly as ResolvedPolicy::check() does.
+// The kernel layer of egress enforcement: cgroup BPF programs on the container's cgroup2
+// directory that judge every IP connect, every UDP sendmsg with an address and every
+// packet of a ping socket exactly as ResolvedPolicy::check() does.
 //
 // Why: the shim answers a connect/sendto/sendmsg on a non-IP (AF_UNIX) socket with
 // CONTINUE, and the kernel then looks the fd number up again. A second thread may have
@@ -22,9 +22,18 @@
 // a swapped-in UDP-Lite socket would otherwise connect unjudged. MPTCP stays allowed: its
 // subflows are TCP sockets that pass the connect hooks, judged as TCP.
 //
-// Known gap (kernel 6.18): ping sockets run the connect hooks but not the sendmsg hooks,
-// so a ping sendto() with an address on an fd swapped in after the shim's CONTINUE is not
-// judged here (the unit tests detect and report it).
+// Plus BPF_CGROUP_INET_EGRESS (BPF_PROG_TYPE_CGROUP_SKB): the kernel runs no sendmsg hook
+// for ping sockets (6.18), so a ping sendto() with an address on an fd swapped in after the
+// shim's CONTINUE would pass the hooks above unjudged. This program sees every packet the
+// cgroup's sockets send (after routing, before the device) and judges those of ping
+// sockets (SOCK_DGRAM + IPPROTO_ICMP/ICMPV6; the sending socket from skb->sk) by their
+// IP destination, as check(Icmp, destination, 0). A dropped packet fails the send with
+// EPERM. Other sockets' packets pass (judged above, or not egress); so do the kernel's
+// echo replies and ICMP errors, which leave through its own sockets, not the cgroup's.
+// A ping socket's packet that does not look as one always does (IPv4 options, which
+// could carry a source route; IPv6 extension headers; a header cut short) is dropped.
+// The destination on the wire is the one judged: the kernel sends a ping to 0.0.0.0 to
+// 127.0.0.1 (or to the socket's bound source address), so that is what is checked.
 #pragma once
 
 #include <linux/bpf.h>
@@ -44,12 +53,17 @@ namespace sandlock::egress {
 // for one program (a jump beyond 32767 instructions).
 std::vector<bpf_insn> build_sockaddr_program(const ResolvedPolicy& policy, bool ipv6);
 
+// The BPF_CGROUP_INET_EGRESS program (BPF_PROG_TYPE_CGROUP_SKB): 0 (drop, EPERM) for a
+// ping socket's packet whose destination check(Icmp, destination, 0) denies; 1 for every
+// other packet. Throws sandlock::Error as build_sockaddr_program.
+std::vector<bpf_insn> build_icmp_egress_program(const ResolvedPolicy& policy);
+
 // The BPF_CGROUP_INET_SOCK_CREATE program (BPF_PROG_TYPE_CGROUP_SOCK): allows TCP and
 // MPTCP stream sockets, UDP and ping datagram sockets; 0 (EPERM) for every other one.
 std::vector<bpf_insn> build_socket_create_program();
 
-// The five attach types (sock_create, connect4, connect6, sendmsg4, sendmsg6), in the
-// order attach_sockaddr_programs attaches them.
+// The six attach types (sock_create, connect4, connect6, sendmsg4, sendmsg6,
+// inet_egress), in the order attach_sockaddr_programs attaches them.
 const std::vector<bpf_attach_type>& sockaddr_attach_types();
 
 // Loads the programs and attaches them to the cgroup2 directory dir with flags 0 (no
