@@ -26,6 +26,7 @@
 
 #include <cstring>
 
+#include "runtime/linux/bpf_insn.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
 
@@ -33,29 +34,8 @@ namespace sandlock::cgroups {
 
 namespace {
 
-// ---- instruction encoders (the kernel's struct bpf_insn, filled by hand)
+using namespace os::bpf;  // the instruction encoders and registers
 
-bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-    bpf_insn i{};
-    i.code = code;
-    i.dst_reg = dst & 0xf;
-    i.src_reg = src & 0xf;
-    i.off = off;
-    i.imm = imm;
-    return i;
-}
-// dst = *(u32 *)(src + off)
-bpf_insn load_u32(uint8_t dst, uint8_t src, int16_t off) { return insn(BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0); }
-// dst = imm (32-bit ALU: the upper half is zeroed)
-bpf_insn mov_imm(uint8_t dst, int32_t imm) { return insn(BPF_ALU | BPF_MOV | BPF_K, dst, 0, 0, imm); }
-bpf_insn mov_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0); }
-bpf_insn and_imm(uint8_t dst, int32_t imm) { return insn(BPF_ALU | BPF_AND | BPF_K, dst, 0, 0, imm); }
-bpf_insn rsh_imm(uint8_t dst, int32_t imm) { return insn(BPF_ALU | BPF_RSH | BPF_K, dst, 0, 0, imm); }
-// if (dst != imm) pc += off   (32-bit compare; off is patched per block)
-bpf_insn jne_imm(uint8_t dst, int32_t imm) { return insn(BPF_JMP32 | BPF_JNE | BPF_K, dst, 0, 0, imm); }
-bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
-
-constexpr uint8_t R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5;
 
 int32_t access_mask(const std::string& access) {
     int32_t mask = 0;

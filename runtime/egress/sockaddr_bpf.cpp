@@ -62,6 +62,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "runtime/linux/bpf_insn.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
 #include "runtime/util/log.hpp"
@@ -70,42 +71,8 @@ namespace sandlock::egress {
 
 namespace {
 
-// ---- instruction encoders (the kernel's struct bpf_insn, filled by hand)
+using namespace os::bpf;  // the instruction encoders and registers
 
-bpf_insn insn(std::uint8_t code, std::uint8_t dst, std::uint8_t src, std::int16_t off, std::int32_t imm) {
-    bpf_insn i{};
-    i.code = code;
-    i.dst_reg = dst & 0xf;
-    i.src_reg = src & 0xf;
-    i.off = off;
-    i.imm = imm;
-    return i;
-}
-// dst = *(u32 *)(src + off)
-bpf_insn load_u32(std::uint8_t dst, std::uint8_t src, std::size_t off) {
-    return insn(BPF_LDX | BPF_MEM | BPF_W, dst, src, static_cast<std::int16_t>(off), 0);
-}
-// 32-bit ALU: the upper half of dst is zeroed.
-bpf_insn mov_imm(std::uint8_t dst, std::int32_t imm) { return insn(BPF_ALU | BPF_MOV | BPF_K, dst, 0, 0, imm); }
-bpf_insn mov_reg(std::uint8_t dst, std::uint8_t src) { return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0); }
-bpf_insn and_imm(std::uint8_t dst, std::uint32_t imm) {
-    return insn(BPF_ALU | BPF_AND | BPF_K, dst, 0, 0, std::bit_cast<std::int32_t>(imm));
-}
-bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
-// dst = *(u8 *)(src + off)
-bpf_insn load_u8(std::uint8_t dst, std::uint8_t src, std::size_t off) {
-    return insn(BPF_LDX | BPF_MEM | BPF_B, dst, src, static_cast<std::int16_t>(off), 0);
-}
-// dst = *(u64 *)(src + off)
-bpf_insn load_u64(std::uint8_t dst, std::uint8_t src, std::size_t off) {
-    return insn(BPF_LDX | BPF_MEM | BPF_DW, dst, src, static_cast<std::int16_t>(off), 0);
-}
-// 64-bit: pointers (context, packet) keep their type only through 64-bit moves and adds.
-bpf_insn mov64_reg(std::uint8_t dst, std::uint8_t src) { return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
-bpf_insn add64_imm(std::uint8_t dst, std::int32_t imm) { return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm); }
-bpf_insn call(std::int32_t helper) { return insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
-
-constexpr std::uint8_t R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5, R6 = 6, R7 = 7, R8 = 8, R9 = 9;
 constexpr std::uint8_t kFamily = R2, kType = R3, kProto = R4, kPort = R5, kAddr = R6, kScratch = R0;
 
 // A program with forward jumps to labels, patched by finish(). Instructions emitted where
