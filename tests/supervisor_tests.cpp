@@ -807,6 +807,56 @@ BOOST_AUTO_TEST_CASE(a_blocked_connect_delays_nothing_else) {
     BOOST_CHECK_EQUAL(good.drain(), 20);
 }
 
+// Leader/follower under load: three connects hang at once (each takes the thread that
+// received it out of the pool, and a watcher takes over receiving each time) while 16
+// threads keep connecting; every call is answered and every allowed one arrives.
+BOOST_AUTO_TEST_CASE(many_threads_and_several_blocked_calls_are_all_served) {
+    TcpSink good;
+    TcpSink blackhole(0);
+    std::vector<UniqueFd> fillers;
+    for (int i = 0; i < 3; ++i) {
+        UniqueFd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        sockaddr_in to = loopback4(blackhole.port);
+        ::connect(f.get(), sa(&to), sizeof to);
+        fillers.push_back(std::move(f));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    constexpr int kThreads = 16, kEach = 40, kBlocked = 3;
+    SharedResults r;
+    const std::string rules = "127.0.0.1:" + std::to_string(good.port) + "," + std::to_string(blackhole.port);
+    Outcome o = supervise(allow_policy(rules), [&] {
+        std::vector<std::thread> blocked;
+        for (int b = 0; b < kBlocked; ++b)
+            blocked.emplace_back([&r, &blackhole, b] {
+                UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+                timeval tv{1, 0};
+                ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+                sockaddr_in to = loopback4(blackhole.port);
+                r[10 + b] = err_of(::connect(s.get(), sa(&to), sizeof to));
+            });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::atomic<int> ok{0};
+        std::vector<std::thread> busy;
+        for (int t = 0; t < kThreads; ++t)
+            busy.emplace_back([&] {
+                for (int i = 0; i < kEach; ++i) {
+                    UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+                    sockaddr_in to = loopback4(good.port);
+                    if (::connect(s.get(), sa(&to), sizeof to) == 0) ++ok;
+                }
+            });
+        for (auto& t : busy) t.join();
+        r[0] = ok.load();
+        for (auto& t : blocked) t.join();
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], kThreads * kEach);
+    for (int b = 0; b < kBlocked; ++b) BOOST_CHECK_EQUAL(r[10 + b], EINPROGRESS);  // really blocked
+    BOOST_CHECK_EQUAL(good.drain(), kThreads * kEach);
+    BOOST_CHECK_EQUAL(o.counters.allowed, static_cast<std::uint64_t>(kThreads * kEach + kBlocked));
+    BOOST_CHECK_EQUAL(o.counters.errors, 0u);
+}
+
 // With nobody holding the listener, intercepted calls fail with ENOSYS (fail closed).
 BOOST_AUTO_TEST_CASE(a_dead_supervisor_fails_closed) {
     TcpSink allowed;

@@ -1,7 +1,8 @@
 // The egress supervisor: serves the seccomp listeners of a container's processes.
-// One thread polls every listener and receives notifications; each notification is
-// handled (shim/on_behalf.hpp) on a worker pool that grows whenever all workers are
-// busy, so a connect that blocks for minutes never delays another notification.
+// Leader/follower: the thread that receives a notification handles it (shim/
+// on_behalf.hpp) itself, with no hand-off; an idle thread watches a leader whose call
+// takes more than a millisecond and takes over receiving, so a connect that blocks for
+// minutes never delays another notification (supervisor.cpp has the details).
 #pragma once
 
 #include <cstddef>
