@@ -227,8 +227,6 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     auto cgroup = cgroups::make_manager(cgroups::probe_host(), cgroup_path);
     cgroup->create();
     ScopeExit remove_cgroup([&] { cgroup->destroy(); });
-    // The kernel's own connect check, before any process joins the cgroup.
-    if (egress_plan) egress::attach_sockaddr_programs_or_warn(cgroup->dirs(), egress_plan->policy);
     st.cgroup = cgroup->to_state();
 
     const int passed = passed_fd_count(opts.preserve_fds);
@@ -281,6 +279,10 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     parent_sock.expect(SyncType::LeaveCgroup);
     cgroup->add_process_to_own_cgroup(stage1);
     parent_sock.send(SyncType::CgroupLeft);
+    // The kernel's own egress check. Loading it (the verifier takes ~1 ms) overlaps the
+    // container's setup: nothing of the container is in the cgroup until init joins it
+    // below, parked before execve, and the hooks judge by the socket's cgroup at call time.
+    if (egress_plan) egress::attach_sockaddr_programs_or_warn(cgroup->dirs(), egress_plan->policy);
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
     stage1_reaped = true;
