@@ -13,28 +13,9 @@ setup() {
 	[ -d /sys/fs/cgroup/memory ] || skip "needs the cgroup v1 controllers (hybrid or legacy host)"
 }
 
-# cg_bundle ID FILTERS...: a bundle with cgroupsPath /ID and the filters; sets BUNDLE.
-cg_bundle() {
-	local id=$1
-	shift
-	make_bundle "b-$id" ".linux.cgroupsPath = \"/$id\"" "$@"
-}
-
 # cg_file CONTROLLER ID FILE: the content of a cgroup file of container ID.
 cg_file() {
 	cat "/sys/fs/cgroup/$1/$2/$3"
-}
-
-# wait_for_line FILE TEXT [SECONDS]: waits until FILE has the line TEXT.
-wait_for_line() {
-	local deadline=$((SECONDS + ${3:-10}))
-	until grep -qxF -- "$2" "$1" 2>/dev/null; do
-		if [ $SECONDS -ge $deadline ]; then
-			echo "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
 }
 
 # cpu_usage ID: cpuacct.usage (ns) of the container's cgroup.
@@ -45,7 +26,7 @@ cpu_usage() {
 @test "pids.limit is written, a fork bomb stops at it, update raises it" {
 	new_id id
 	# The bomb runs in a child shell: busybox sh exits when a fork fails, init must not.
-	cg_bundle "$id" '.linux.resources.pids = {"limit": 20}' \
+	cgroup_bundle "$id" '.linux.resources.pids = {"limit": 20}' \
 		"$(args sh -c 'sh -c "i=0; while [ \$i -lt 60 ]; do sleep 1000 & i=\$((i+1)); done" 2>/dev/null; echo forked; exec sleep 1000')"
 	start_container "$id" "$BUNDLE"
 	[ "$(cg_file pids "$id" pids.max)" = 20 ]
@@ -64,7 +45,7 @@ cpu_usage() {
 
 @test "memory limit and swap are written, update --memory/--memory-swap rewrites them" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.memory = {"limit": 67108864, "reservation": 33554432}' "$(args sleep 1000)"
+	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 67108864, "reservation": 33554432}' "$(args sleep 1000)"
 	start_container "$id" "$BUNDLE"
 	[ "$(cg_file memory "$id" memory.limit_in_bytes)" = 67108864 ]
 	[ "$(cg_file memory "$id" memory.soft_limit_in_bytes)" = 33554432 ]
@@ -90,7 +71,7 @@ cpu_usage() {
 
 @test "cpu shares, quota and period are written and updated (flags and --resources -)" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.cpu = {"shares": 512, "quota": 50000, "period": 100000}' "$(args sleep 1000)"
+	cgroup_bundle "$id" '.linux.resources.cpu = {"shares": 512, "quota": 50000, "period": 100000}' "$(args sleep 1000)"
 	start_container "$id" "$BUNDLE"
 	[ "$(cg_file cpu "$id" cpu.shares)" = 512 ]
 	[ "$(cg_file cpu "$id" cpu.cfs_quota_us)" = 50000 ]
@@ -111,7 +92,7 @@ cpu_usage() {
 
 @test "pause stops a busy process from accumulating CPU time, resume restarts it" {
 	new_id id
-	cg_bundle "$id" "$(args sh -c 'while :; do :; done')"
+	cgroup_bundle "$id" "$(args sh -c 'while :; do :; done')"
 	start_container "$id" "$BUNDLE"
 	sleep 0.3
 	rt pause "$id"
@@ -142,7 +123,7 @@ cpu_usage() {
 
 @test "events --stats prints one stats object with pids, cpu and memory" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.pids = {"limit": 50}' "$(args sh -c 'sleep 1000 & sleep 1000')"
+	cgroup_bundle "$id" '.linux.resources.pids = {"limit": 50}' "$(args sh -c 'sleep 1000 & sleep 1000')"
 	start_container "$id" "$BUNDLE"
 	sleep 0.2
 	run rt events --stats "$id"
@@ -161,7 +142,7 @@ cpu_usage() {
 
 @test "an allocation over the memory limit is OOM-killed and events --stats shows it" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.memory = {"limit": 16777216, "swap": 16777216}' \
+	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 16777216, "swap": 16777216}' \
 		"$(args sh -c 'head -c 64m /dev/zero | tail >/dev/null; echo "tail=$?"; sleep 1000')"
 	if [ ! -e /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes ]; then
 		edit_config "$BUNDLE" 'del(.linux.resources.memory.swap)'
@@ -180,7 +161,7 @@ cpu_usage() {
 @test "device rules: the defaults stay usable, other devices are refused" {
 	new_id id
 	# /dev/kmsg bind-mounted from the host: present, but not allowed by the device cgroup.
-	cg_bundle "$id" \
+	cgroup_bundle "$id" \
 		'.mounts += [{"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}]' \
 		"$(args sh -c 'echo x >/dev/null && echo null-ok; head -c1 /dev/urandom >/dev/null && echo urandom-ok; dd if=/dev/kmsg of=/dev/null bs=1 count=0 2>/dev/null || echo kmsg-denied; exec sleep 1000')"
 	start_container "$id" "$BUNDLE"
@@ -195,7 +176,7 @@ cpu_usage() {
 	local case filter pattern
 	while IFS='|' read -r filter pattern; do
 		new_id id
-		cg_bundle "$id" "$filter" "$(args true)"
+		cgroup_bundle "$id" "$filter" "$(args true)"
 		run rtq create --bundle "$BUNDLE" "$id"
 		assert_fails_cleanly "$id" "$BUNDLE" "$pattern"
 	done <<'EOF'
@@ -209,7 +190,7 @@ EOF
 
 @test "a container with a 4 MiB memory limit starts and runs" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' "$(args echo hello)"
+	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' "$(args echo hello)"
 	run_container "$id" "$BUNDLE"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -218,7 +199,7 @@ EOF
 
 @test "the runtime's setup is not charged to the container; init joins before execve; pids counts the workload" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' '.linux.resources.pids = {"limit": 10}' \
+	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 4194304}' '.linux.resources.pids = {"limit": 10}' \
 		'.linux.namespaces += [{"type": "cgroup"}]' \
 		"$(args sh -c 'echo hello; cat /proc/self/cgroup; sleep 1000 & echo started; exec sleep 1000')"
 	create_container "$id" "$BUNDLE"
@@ -256,7 +237,7 @@ EOF
 
 @test "update persists into the saved config; later partial updates and events see the current values" {
 	new_id id
-	cg_bundle "$id" '.linux.resources.memory = {"limit": 67108864}' '.linux.resources.cpu = {"shares": 512}' \
+	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 67108864}' '.linux.resources.cpu = {"shares": 512}' \
 		'.linux.resources.pids = {"limit": 20}' "$(args sleep 1000)"
 	start_container "$id" "$BUNDLE"
 	saved=$TEST_ROOT/$id/config.json

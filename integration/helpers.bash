@@ -330,3 +330,22 @@ in_pty() {
 	kill "$feeder_pid" 2>/dev/null
 	return "$rc"
 }
+
+# cgroup_bundle ID FILTERS...: a bundle with cgroupsPath /ID and the filters; sets BUNDLE.
+cgroup_bundle() {
+	local id=$1
+	shift
+	make_bundle "b-$id" ".linux.cgroupsPath = \"/$id\"" "$@"
+}
+
+# wait_for_line FILE TEXT [SECONDS]: waits until FILE has the line TEXT.
+wait_for_line() {
+	local deadline=$((SECONDS + ${3:-10}))
+	until grep -qxF -- "$2" "$1" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
