@@ -405,6 +405,44 @@ BOOST_AUTO_TEST_CASE(stop_shim_kills_it, *boost::unit_test::precondition(shim_ru
     BOOST_CHECK_NO_THROW(shim::stop_shim(tmp.path));  // nothing left to stop
 }
 
+// create's early start: the shim runs before there is a listener, gets the first one
+// over shim.sock, and supervises it like a shim started with it.
+BOOST_AUTO_TEST_CASE(launched_early_then_given_its_first_listener, *boost::unit_test::precondition(shim_runnable)) {
+    TempDir tmp;
+    LoopbackServer server;
+    FilteredChild child;
+    shim::set_shim_binary(runtime_binary());
+    shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off));
+    const pid_t pid = shim::finish_shim_launch(pending, child.take_listener());
+    BOOST_REQUIRE_GT(pid, 0);
+    BOOST_CHECK(!pending.creator);
+    json s = shim::shim_status(tmp.path);
+    BOOST_CHECK_EQUAL(s.at("shim").at("pid"), pid);
+    BOOST_CHECK_EQUAL(s.at("shim").at("listeners"), 1);
+    BOOST_CHECK_EQUAL(child.connect_to(server.port), ECONNREFUSED);
+    BOOST_CHECK_EQUAL(shim::shim_status(tmp.path).at("counters").at("denied"), 1);
+    shim::stop_shim(tmp.path);
+    BOOST_CHECK(exits_within(pid, 1000));
+}
+
+// If create goes away before it registered a listener, nobody will: the shim ends.
+BOOST_AUTO_TEST_CASE(launched_early_and_abandoned_it_ends, *boost::unit_test::precondition(shim_runnable)) {
+    TempDir tmp;
+    shim::set_shim_binary(runtime_binary());
+    pid_t pid = 0;
+    {
+        shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off));
+        // Wait until it serves, so that the test sees it running before it is abandoned.
+        for (int i = 0; i < 200 && !fs::exists(tmp.path + "/shim.pid"); ++i) ::usleep(10'000);
+        BOOST_REQUIRE(fs::exists(tmp.path + "/shim.pid"));
+        pid = static_cast<pid_t>(std::stol(fs::read_file(tmp.path + "/shim.pid")));
+        BOOST_REQUIRE_EQUAL(::kill(pid, 0), 0);
+        ::usleep(300'000);
+        BOOST_CHECK_EQUAL(::kill(pid, 0), 0);  // still waiting for its listener
+    }  // our end of the creator pipe closes here
+    BOOST_CHECK(exits_within(pid, 2000));
+}
+
 BOOST_AUTO_TEST_CASE(killed_shim_fails_closed, *boost::unit_test::precondition(shim_runnable)) {
     TempDir tmp;
     FilteredChild child;

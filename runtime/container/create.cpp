@@ -211,6 +211,12 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
     const std::string state_dir = store.dir(opts.id);
     std::optional<EgressPlan> egress_plan = prepare_egress(cfg, policy, bundle, rootfs, state_dir);
+    // The shim starts now, while the container is set up; it gets init's listener at the end.
+    std::optional<shim::PendingShim> pending_shim;
+    if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy);
+    ScopeExit stop_egress_shim([&] {
+        if (pending_shim) shim::stop_shim(state_dir);
+    });
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 
@@ -292,16 +298,13 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.init_start_time = *start_time;
 
     ParentSide side{store, opts, cfg, st, result, {}};
-    ScopeExit stop_egress_shim([&] {
-        if (st.shim) shim::stop_shim(state_dir);
-    });
     try {
         serve_init(side, parent_sock, init_pid);
         // init is parked before execve: from here on, what it uses is the workload's.
         cgroup->add_process(init_pid);
         if (egress_plan) {
             if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
-            shim::start_shim(state_dir, egress_plan->policy, std::move(side.egress_listener));
+            shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener));
             st.shim = true;
         }
     } catch (const Error&) {

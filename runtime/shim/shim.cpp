@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <atomic>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -32,6 +33,9 @@ namespace {
 
 constexpr const char* kReadyFdEnv = "SANDLOCK_SHIM_READY_FD";
 constexpr const char* kAuditEnv = "SANDLOCK_SHIM_AUDIT";
+// Set when fd 3 is not a listener but the read end of a pipe `create` holds open until it
+// has registered the first listener (launch_shim).
+constexpr const char* kCreatorFdEnv = "SANDLOCK_SHIM_CREATOR_FD";
 constexpr int kListenerFd = 3;
 constexpr int kReadyFd = 4;
 constexpr auto kStartTimeout = std::chrono::seconds(10);
@@ -366,6 +370,45 @@ void raise_fd_limit() {
     }
 }
 
+// fd 3 when launch_shim started us: the pipe whose other end `create` holds until it
+// has registered the first listener. Invalid when fd 3 is the first listener itself.
+UniqueFd take_creator_pipe() {
+    const char* v = std::getenv(kCreatorFdEnv);
+    if (!v) return {};
+    ::unsetenv(kCreatorFdEnv);
+    if (::fcntl(kListenerFd, F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl fd 3");
+    return UniqueFd(kListenerFd);
+}
+
+// Until `create` has registered the first listener: if it goes away first (its end of
+// the pipe closes with no listener registered), nobody will, and the shim ends.
+class CreatorWatch {
+public:
+    CreatorWatch(UniqueFd pipe, Supervisor& sup) : pipe_(std::move(pipe)) {
+        if (!pipe_) return;
+        thread_ = std::thread([this, &sup] {
+            while (!done_.load()) {
+                pollfd p{pipe_.get(), POLLIN, 0};
+                if (::poll(&p, 1, 200) > 0) {
+                    if (sup.listener_count() == 0) sup.stop();
+                    return;
+                }
+            }
+        });
+    }
+    ~CreatorWatch() {
+        done_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    CreatorWatch(const CreatorWatch&) = delete;
+    CreatorWatch& operator=(const CreatorWatch&) = delete;
+
+private:
+    UniqueFd pipe_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
 UniqueFd take_first_listener() {
     if (!is_seccomp_listener(kListenerFd)) throw Error("fd 3 is not a seccomp listener");
     if (::fcntl(kListenerFd, F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl fd 3");
@@ -462,9 +505,10 @@ std::string audit_line(const Decision& d, const std::string& time) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, const std::string& audit_mode) {
-    const std::string state_dir = canonical_dir(state_dir_arg);
-    if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
+namespace {
+
+// Forks the detached shim with fd3 as its fd 3; returns the read end of its ready pipe.
+UniqueFd launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
     if (!audit_mode.empty() && !parse_audit(audit_mode))
         throw Error("egress shim: unknown audit mode \"" + audit_mode + "\"");
     if (!fs::exists(policy_path(state_dir)))
@@ -476,6 +520,7 @@ pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, cons
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 std::string(kReadyFdEnv) + "=" + std::to_string(kReadyFd)};
     if (!audit_mode.empty()) plan.env.push_back(std::string(kAuditEnv) + "=" + audit_mode);
+    if (fd3_is_creator) plan.env.push_back(std::string(kCreatorFdEnv) + "=" + std::to_string(kListenerFd));
     plan.finish();
 
     int p[2];
@@ -483,11 +528,42 @@ pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, cons
     UniqueFd ready_read(p[0]), ready_write(p[1]);
     const pid_t middle = ::fork();
     if (middle < 0) throw_errno("egress shim: fork");
-    if (middle == 0) detach_and_launch(plan, first_listener.get(), ready_write.get());
+    if (middle == 0) detach_and_launch(plan, fd3, ready_write.get());
     ready_write.reset();
-    first_listener.reset();  // the shim owns it now
     reap(middle);
-    return await_ready(ready_read.get(), socket_path(state_dir));
+    return ready_read;
+}
+
+}  // namespace
+
+pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, const std::string& audit_mode) {
+    const std::string state_dir = canonical_dir(state_dir_arg);
+    if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
+    UniqueFd ready = launch(state_dir, first_listener.get(), audit_mode, false);
+    first_listener.reset();  // the shim owns it now
+    return await_ready(ready.get(), socket_path(state_dir));
+}
+
+PendingShim launch_shim(const std::string& state_dir_arg, const egress::ResolvedPolicy& policy) {
+    const std::string state_dir = canonical_dir(state_dir_arg);
+    write_policy(state_dir, policy);
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("egress shim: pipe");
+    UniqueFd creator_read(p[0]), creator_write(p[1]);
+    PendingShim pending;
+    pending.state_dir = state_dir;
+    pending.ready = launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
+    pending.creator = std::move(creator_write);
+    return pending;
+}
+
+pid_t finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
+    if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
+    const pid_t pid = await_ready(pending.ready.get(), socket_path(pending.state_dir));
+    pending.ready.reset();
+    register_listener(pending.state_dir, first_listener.get());
+    pending.creator.reset();  // the shim stops watching for our end
+    return pid;
 }
 
 pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy, UniqueFd first_listener) {
@@ -560,12 +636,17 @@ int run_shim_main(const std::string& state_dir_arg) {
         ::umask(0077);
         prepare_signals();
         raise_fd_limit();
-        UniqueFd first = take_first_listener();
+        UniqueFd creator = take_creator_pipe();
+        UniqueFd first = creator ? UniqueFd() : take_first_listener();
         const auto policy = egress::deserialize_policy(fs::read_file(policy_path(state_dir)));
         const egress::Audit audit = audit_mode_for(policy);
         AuditLog audit_log(audit_log_path(state_dir), audit);
         Supervisor supervisor(policy, audit_log.fn());
-        supervisor.add_listener(std::move(first));
+        if (first)
+            supervisor.add_listener(std::move(first));
+        else
+            supervisor.await_first_listener();
+        CreatorWatch creator_watch(std::move(creator), supervisor);
         ShimService service(supervisor, audit);
         ControlServer server(
             socket_path(state_dir),
@@ -590,8 +671,9 @@ int run_shim_main(const std::string& state_dir_arg) {
         fs::write_file_atomic(final_counters_path(state_dir), service.status().at("counters").dump(), 0600);
         return 0;
     } catch (const std::exception& e) {
-        ready.send(std::string("error ") + e.what());
+        // The log first: once `create` reads the error it removes the state dir.
         log::warn(std::string("egress shim: ") + e.what());
+        ready.send(std::string("error ") + e.what());
         return 1;
     }
 }

@@ -41,6 +41,20 @@ pid_t start_shim(const std::string& state_dir, UniqueFd first_listener, const st
 pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
                  UniqueFd first_listener);
 
+// Starting the shim before the container exists, so that its start-up overlaps the
+// container's setup: launch_shim writes egress.json and forks the shim (as start_shim
+// does), which serves shim.sock and waits for its first listener; finish_shim_launch
+// waits until it is ready and registers the listener over shim.sock (as exec does).
+// Until then `create` holds one end of a pipe: if it goes away without registering, the
+// shim ends by itself.
+struct PendingShim {
+    std::string state_dir;
+    UniqueFd ready;    // the shim's ready pipe
+    UniqueFd creator;  // our end of the creator pipe
+};
+PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy);
+pid_t finish_shim_launch(PendingShim& pending, UniqueFd first_listener);
+
 // For `exec`: hands a new listener to the running shim. Throws
 // Error("egress shim is not running; refusing to exec without egress supervision")
 // or Error("egress shim refused the listener: <reason>").

@@ -77,6 +77,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     std::condition_variable done_cv;  // for run(): finished
     std::vector<UniqueFd> incoming;
     bool stop_requested = false;
+    bool awaiting_first = false;  // no listener yet, but one is coming
     bool finished = false;
     std::size_t serving = 0;
     bool leader_taken = false;
@@ -141,7 +142,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     bool refresh_listeners() {
         for (auto& fd : incoming) active.push_back(std::make_shared<Listener>(std::move(fd)));
         incoming.clear();
-        if (stop_requested || active.empty()) {
+        if (!active.empty()) awaiting_first = false;
+        if (stop_requested || (active.empty() && !awaiting_first)) {
             finished = true;
             serving = 0;
             active.clear();
@@ -321,6 +323,11 @@ void Supervisor::add_listener(UniqueFd listener) {
     state_->nudge();
 }
 
+void Supervisor::await_first_listener() {
+    std::lock_guard lock(state_->mutex);
+    state_->awaiting_first = true;
+}
+
 void Supervisor::stop() {
     std::lock_guard lock(state_->mutex);
     state_->stop_requested = true;
@@ -345,7 +352,7 @@ void Supervisor::run() {
     const std::shared_ptr<State> keep = state_;  // safe even if stop() races with ~Supervisor
     State& st = *keep;
     std::unique_lock lock(st.mutex);
-    if (st.incoming.empty() && st.active.empty()) {
+    if (st.incoming.empty() && st.active.empty() && !st.awaiting_first) {
         st.finished = true;
         return;
     }

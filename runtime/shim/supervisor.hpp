@@ -44,6 +44,9 @@ public:
     // any more) or stop(). Returns at once when no listener was ever added. Call it
     // from one thread; join that thread before destroying the Supervisor.
     void run();
+    // Before run(): run() waits for the first add_listener() (or stop()) instead of
+    // returning at once when there is no listener yet.
+    void await_first_listener();
     void stop();  // thread-safe
     Counters counters() const;
     size_t listener_count() const;  // listeners being served or waiting to be
