@@ -759,17 +759,24 @@ BOOST_AUTO_TEST_CASE(flipping_the_address_never_reaches_the_denied_side) {
 
 // One thread's connect hangs (its SYNs are dropped: the listener's accept queue is
 // full) while another thread's allowed connects complete promptly.
-BOOST_AUTO_TEST_CASE(a_blocked_connect_delays_nothing_else) {
-    TcpSink good;
-    TcpSink blackhole(0);
+// Fills a listener's zero backlog, so that further connects to it hang (their SYNs
+// are dropped): the "dropped destination" of the head-of-line tests.
+std::vector<UniqueFd> fill_backlog(const TcpSink& sink) {
     std::vector<UniqueFd> fillers;
     for (int i = 0; i < 3; ++i) {
         UniqueFd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        sockaddr_in to = loopback4(blackhole.port);
+        sockaddr_in to = loopback4(sink.port);
         ::connect(f.get(), sa(&to), sizeof to);
         fillers.push_back(std::move(f));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return fillers;
+}
+
+BOOST_AUTO_TEST_CASE(a_blocked_connect_delays_nothing_else) {
+    TcpSink good;
+    TcpSink blackhole(0);
+    const auto fillers = fill_backlog(blackhole);
     SharedResults r;
     const std::string rules = "127.0.0.1:" + std::to_string(good.port) + "," + std::to_string(blackhole.port);
     Outcome o = supervise(allow_policy(rules), [&] {
@@ -813,14 +820,7 @@ BOOST_AUTO_TEST_CASE(a_blocked_connect_delays_nothing_else) {
 BOOST_AUTO_TEST_CASE(many_threads_and_several_blocked_calls_are_all_served) {
     TcpSink good;
     TcpSink blackhole(0);
-    std::vector<UniqueFd> fillers;
-    for (int i = 0; i < 3; ++i) {
-        UniqueFd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        sockaddr_in to = loopback4(blackhole.port);
-        ::connect(f.get(), sa(&to), sizeof to);
-        fillers.push_back(std::move(f));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto fillers = fill_backlog(blackhole);
     constexpr int kThreads = 16, kEach = 40, kBlocked = 3;
     SharedResults r;
     const std::string rules = "127.0.0.1:" + std::to_string(good.port) + "," + std::to_string(blackhole.port);
