@@ -73,9 +73,10 @@ nothing_reached_denied() {
 		\$P --label c-flip flip-connect $EG_A $EG_D $EG_P 1000
 		\$P --label c-flip-udp flip-sendto $EG_A $EG_D $EG_P 1000
 		\$P --label c-flip-msg flip-sendmsg $EG_A $EG_D $EG_P 1000
-		nc -l -p 47300 >/tmp/lo.out </dev/null &
+		# (a port below the ephemeral range: the thousands of connects above may hold any port in it)
+		nc -l -p 23300 >/tmp/lo.out </dev/null &
 		sleep 0.3
-		\$P --label c-lo connect tcp 127.0.0.1 47300 c-lo
+		\$P --label c-lo connect tcp 127.0.0.1 23300 c-lo
 		wait
 		echo \"lo-received \$(cat /tmp/lo.out)\"
 		\$P --label c-hol connect tcp $EG_X $EG_P2 c-hol &
@@ -331,9 +332,9 @@ nothing_reached_denied() {
 		/probe --label d-ping ping $EG_A
 		/probe --label d-v6 connect tcp $EG_A6 $EG_P d-v6
 		/probe --label d-mapped connect6-mapped $EG_A $EG_P d-mapped
-		nc -l -p 47300 >/tmp/lo.out </dev/null &
+		nc -l -p 23300 >/tmp/lo.out </dev/null &
 		sleep 0.3
-		/probe --label d-lo connect tcp 127.0.0.1 47300 d-lo
+		/probe --label d-lo connect tcp 127.0.0.1 23300 d-lo
 		wait
 		echo \"lo-received \$(cat /tmp/lo.out)\"
 	" "$(deny private)"
