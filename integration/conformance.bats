@@ -55,18 +55,6 @@ start_sleeper() {
 	wait_status "$id" running
 }
 
-# wait_line FILE TEXT [SECONDS]: waits until FILE has the line TEXT.
-wait_line() {
-	local deadline=$((SECONDS + ${3:-10}))
-	until grep -qxF -- "$2" "$1" 2>/dev/null; do
-		if [ $SECONDS -ge $deadline ]; then
-			echo "timed out waiting for line '$2' in $1: $(cat "$1" 2>&1)" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
-}
-
 # host_cgroup PID CONTROLLER: PID's cgroup path in that v1 hierarchy (or "" = unified).
 host_cgroup() {
 	awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) { print $3; exit } }
@@ -99,7 +87,7 @@ mounts_outside() {
 	# root of the new user namespace is uid 100000 on the host: it must reach the rootfs
 	searchable_path "$BUNDLE"
 	start_sleeper "$ID" "$BUNDLE"
-	wait_line "$BUNDLE/init.out" ready
+	wait_for_line "$BUNDLE/init.out" ready
 	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	mapfile -t out <"$BUNDLE/init.out"
 	[ "$(echo ${out[0]})" = "0 100000 65536" ]
