@@ -191,7 +191,7 @@ ctrq() {
 # ctr_pty ARGS...: ctr_ under a pseudo-terminal (script(1)).
 ctr_pty() {
 	local cmd w
-	cmd=$(printf '%q ' timeout --kill-after=5 "$CD_TIMEOUT" ctr --address "$CD_DIR/containerd.sock" --namespace "$CD_NS")
+	cmd=$(printf '%q ' timeout --foreground --kill-after=5 "$CD_TIMEOUT" ctr --address "$CD_DIR/containerd.sock" --namespace "$CD_NS")
 	for w in "$@"; do cmd+=$(printf '%q ' "$w"); done
 	in_pty "$cmd"
 }

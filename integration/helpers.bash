@@ -321,11 +321,14 @@ cap_mask() {
 # types ^D into the terminal, and a client that has not switched it to raw mode yet
 # (ctr, podman -t) then ends the process's input, which can hang its terminal up
 # before it printed anything.
+# CMD runs through bash with exec, so that it leads the terminal's foreground process
+# group whatever $SHELL is: under a shell that forks it instead (dash, or $SHELL unset as
+# in CI) it lands in a background group and stops on SIGTTOU when it sets raw mode.
 in_pty() {
 	local rc=0 feeder
 	exec {feeder}< <(exec sleep 3600)
 	local feeder_pid=$!
-	script -qefc "$1" /dev/null <&"$feeder" 3>&- || rc=$?
+	SHELL=/bin/bash script -qefc "exec $1" /dev/null <&"$feeder" 3>&- || rc=$?
 	exec {feeder}<&-
 	kill "$feeder_pid" 2>/dev/null
 	return "$rc"

@@ -117,7 +117,7 @@ pmq() {
 # the command.
 pm_pty() {
 	local cmd w
-	cmd=$(printf '%q ' timeout --kill-after=5 "$PM_TIMEOUT" "$PM_DIR/podman" --runtime "${PM_RUNTIME:-$RUNTIME}")
+	cmd=$(printf '%q ' timeout --foreground --kill-after=5 "$PM_TIMEOUT" "$PM_DIR/podman" --runtime "${PM_RUNTIME:-$RUNTIME}")
 	for w in "$@"; do cmd+=$(printf '%q ' "$w"); done
 	in_pty "$cmd"
 }
