@@ -15,7 +15,7 @@ SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 
 # Every .cpp under these folders is part of the runtime library; main.cpp is the program.
 LIB_DIRS  = spec runtime hooks
-LIB_SRC   = $(filter-out runtime/main.cpp runtime/shim_main.cpp,$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
+LIB_SRC   = $(filter-out runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp,$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
 TEST_SRC  = $(sort $(wildcard tests/*.cpp))
 HELPER_SRC = $(sort $(wildcard integration/helpers/*.c))
 
@@ -32,7 +32,7 @@ ASAN_TEST_OBJ = $(call objs,$(ASAN),$(TEST_SRC))
 
 .PHONY: all help deps check unit integration asan install demo bench clean rootfs
 
-all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(HELPERS)
+all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd $(HELPERS)
 
 help:
 	@echo "make            build $(BUILD)/sandlock-runc and the test helpers"
@@ -79,6 +79,11 @@ $(BUILD)/sandlock-runc: $(BUILD)/obj/runtime/main.o $(BUILD)/libsandlock.a
 $(BUILD)/sandlock-shim: $(BUILD)/obj/runtime/shim_main.o $(BUILD)/libsandlock.a
 	$(link_static)
 
+# The systemd cgroup driver's D-Bus client (runtime/systemd_main.cpp): linked against the
+# shared libsystemd, the only form Debian ships, so it is a program of its own.
+$(BUILD)/sandlock-systemd: $(BUILD)/obj/runtime/systemd_main.o
+	$(CXX) $(CXXFLAGS) -o $@ $^ -lsystemd
+
 $(BUILD)/unit-tests: $(TEST_OBJ) $(BUILD)/libsandlock.a
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) -lboost_unit_test_framework
 
@@ -93,7 +98,7 @@ $(BUILD)/helpers/%: integration/helpers/%.c
 $(BUILD)/helpers/egress_probe: HELPER_LDFLAGS = -static
 
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
-	libyaml-cpp-dev libboost-test-dev libcli11-dev busybox-static bats iproute2 \
+	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
 	podman netavark containerd conmon aardvark-dns catatonit \
 	runc crun hyperfine time
@@ -129,9 +134,10 @@ bench: deps
 	$(MAKE) all
 	BUILD=$(abspath $(BUILD)) bench/run.sh $(if $(QUICK),--quick)
 
-install: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim
+install: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd
 	install -D -m 0755 $(BUILD)/sandlock-runc $(DESTDIR)$(PREFIX)/bin/sandlock-runc
 	install -D -m 0755 $(BUILD)/sandlock-shim $(DESTDIR)$(PREFIX)/bin/sandlock-shim
+	install -D -m 0755 $(BUILD)/sandlock-systemd $(DESTDIR)$(PREFIX)/bin/sandlock-systemd
 	for page in man/*.[0-9]; do \
 		sec=$${page##*.}; install -D -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$sec/$$(basename $$page); \
 	done

@@ -438,7 +438,7 @@ mounts_outside() {
 	[ -z "$left" ]
 }
 
-@test "cgroupsPath systemd form with --systemd-cgroup: slice/prefix-id.scope, removed on delete" {
+@test "cgroupsPath systemd form with --systemd-cgroup on a host without systemd: slice/prefix-id.scope in cgroupfs, removed on delete" {
 	new_id ID
 	slice_existed=false
 	[ -d /sys/fs/cgroup/pids/system.slice ] && slice_existed=true

@@ -280,7 +280,7 @@ teardown() {
 	# the runtime's message, naming the bad rule, on podman's Error: line
 	grep -E '^Error: .*tcp://10\.213\.0\.1' <<<"$output"
 	# not a raw JSON log or a Go struct dump
-	! grep -qE '\{"(level|msg)"' <<<"$output"
+	! grep -qE '\{"(level|msg)"' <<<"$output" || false
 	run pm ps -aq
 	[ -z "$output" ]
 }

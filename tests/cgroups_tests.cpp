@@ -18,9 +18,12 @@
 #include "runtime/cgroups/hierarchy.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/cgroups/path.hpp"
+#include "runtime/cgroups/resources.hpp"
+#include "runtime/cgroups/systemd.hpp"
 #include "runtime/cgroups/v2.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
+#include "runtime/util/scope.hpp"
 #include "tests/support.hpp"
 
 using sandlock::testing::TempDir;
@@ -623,6 +626,111 @@ BOOST_AUTO_TEST_CASE(real_host_v2_manager_on_cgroup2_mount,
     BOOST_TEST(fs::is_dir(parent));
     m->destroy();
     BOOST_TEST(!fs::exists(parent));
+}
+
+// ---------------------------------------------------------------- systemd driver
+
+BOOST_AUTO_TEST_CASE(systemd_unit_from_cgroups_path) {
+    BOOST_TEST(!systemd_unit("system.slice:p:n", "cid", false).has_value());
+    auto u = systemd_unit("", "cid", true);
+    BOOST_REQUIRE(u.has_value());
+    BOOST_TEST(u->slice == "system.slice");
+    BOOST_TEST(u->unit == "runc-cid.scope");
+    BOOST_TEST(u->cgroup_path() == "/system.slice/runc-cid.scope");
+    u = systemd_unit("a-b.slice:pfx:name", "cid", true);
+    BOOST_TEST(u->slice == "a-b.slice");
+    BOOST_TEST(u->unit == "pfx-name.scope");
+    BOOST_TEST(u->cgroup_path() == "/a.slice/a-b.slice/pfx-name.scope");
+    u = systemd_unit("-.slice:p:leaf.slice", "cid", true);
+    BOOST_TEST(u->unit == "leaf.slice");
+    BOOST_TEST(u->cgroup_path() == "/leaf.slice");
+    BOOST_TEST(throws_with([] { systemd_unit("/abs/path", "cid", true); }, "slice:prefix:name"));
+    BOOST_TEST(throws_with([] { systemd_unit("bad/x.slice:p:n", "cid", true); }, "invalid slice name"));
+}
+
+BOOST_AUTO_TEST_CASE(systemd_properties_for_resources) {
+    Resources r;
+    BOOST_TEST(systemd_resource_properties(r, false).empty());
+    r.pids_limit = -1;
+    r.memory = MemoryResources{};
+    r.memory->limit = 64 << 20;
+    r.cpu = CpuResources{};
+    r.cpu->shares = 512;
+    r.cpu->quota = 12345;
+    r.cpu->period = 100000;
+    std::vector<std::string> v1{"TasksMax=t:18446744073709551615", "MemoryLimit=t:67108864",
+                                "CPUShares=t:512", "CPUQuotaPerSecUSec=t:130000"};
+    BOOST_TEST(systemd_resource_properties(r, false) == v1, boost::test_tools::per_element());
+    r.pids_limit = 10;
+    r.cpu->quota = 50000;
+    r.cpu->period = 200000;
+    std::vector<std::string> v2{"TasksMax=t:10", "MemoryMax=t:67108864",
+                                "CPUWeight=t:" + std::to_string(cpu_shares_to_weight(512)),
+                                "CPUQuotaPerSecUSec=t:250000"};
+    BOOST_TEST(systemd_resource_properties(r, true) == v2, boost::test_tools::per_element());
+    r.cpu->quota = -1;  // unlimited: no property
+    BOOST_TEST(systemd_resource_properties(r, true).size() == 3u);
+}
+
+// The driver's side of the D-Bus client, with a stand-in sandlock-systemd that logs its
+// arguments (the real one runs against systemd in integration/systemd.bats).
+BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destroy) {
+    TempDir tmp;
+    Hierarchy h = probe(kHybridMountinfo, kHybridSelfCgroup);
+    make_fake_mounts(h, tmp.path);
+    const std::string log = tmp.path + "/helper.log", helper = tmp.path + "/fake-systemd";
+    write(helper, "#!/bin/sh\necho \"$@\" >>" + log + "\n[ \"$2\" != fail.scope ] || { echo 'Unit fail.scope already exists.' >&2; exit 1; }\n");
+    ::chmod(helper.c_str(), 0755);
+    const std::string saved = systemd_helper_binary();
+    systemd_helper_binary() = helper;
+    ScopeExit restore([&] { systemd_helper_binary() = saved; });
+
+    auto unit = *systemd_unit("system.slice:sandlock:x", "x", true);
+    auto m = make_systemd_manager(make_manager(h, unit.cgroup_path(), tmp.path), unit, {"TasksMax=t:5"});
+    DestroyGuard guard{m.get()};
+    m->create();
+    BOOST_TEST(!fs::exists(log));  // nothing to start before the first process
+    BOOST_TEST(!m->exists());      // nor any directory: systemd makes the unit's first
+    // The fake helper cannot make directories: the fake cgroup.procs files need them.
+    for (const auto& [key, dir] : m->dirs()) {
+        fs::mkdir_p(dir);
+        write(dir + "/cgroup.procs", "");
+    }
+    m->add_process(4242);
+    m->add_process(4243);
+    BOOST_TEST(read(log) ==
+               "start sandlock-x.scope PIDs=au:4242 Description=s:sandlock-runc container "
+               "sandlock-x.scope Slice=s:system.slice DefaultDependencies=b:false Delegate=b:true "
+               "TasksMax=t:5\n");
+    BOOST_TEST(read(m->dirs()["memory"] + "/cgroup.procs") == "4243");  // cgroupfs joins too
+    m->add_process_to_own_cgroup(4242);  // an empty scope would be collected: stays
+    BOOST_TEST(read(m->dirs()["memory"] + "/cgroup.procs") == "4243");
+
+    nlohmann::json state = nlohmann::json::parse(m->to_state().dump());
+    BOOST_TEST(state["systemd"]["unit"] == "sandlock-x.scope");
+    BOOST_TEST(state["systemd"]["started"] == true);
+    for (const auto& [key, dir] : m->dirs()) ::unlink((dir + "/cgroup.procs").c_str());
+    auto reopened = open_manager(state);
+    BOOST_TEST(reopened->path() == "/system.slice/sandlock-x.scope");
+    reopened->destroy();
+    BOOST_TEST(read(log).ends_with("stop sandlock-x.scope\n"));
+    BOOST_TEST(!reopened->exists());
+
+    // systemd's refusal is the error, one line.
+    auto bad = *systemd_unit("system.slice:fail:x", "x", true);
+    bad.unit = "fail.scope";
+    auto m2 = make_systemd_manager(make_manager(h, bad.cgroup_path(), tmp.path), bad, {});
+    DestroyGuard guard2{m2.get()};
+    m2->create();
+    BOOST_TEST(throws_with([&] { m2->add_process(1); },
+                           "systemd cgroup driver: Unit fail.scope already exists."));
+    BOOST_TEST(m2->to_state()["systemd"]["started"] == false);
+    const size_t before = read(log).size();
+    m2->destroy();  // never started: no StopUnit (it could be another container's unit)
+    BOOST_TEST(read(log).size() == before);
+
+    BOOST_TEST(throws_with([&] { open_manager(nlohmann::json::parse(R"({"kind":"v1","targets":[{"mount":"/sys/fs/cgroup/pids","cgroup":"/a"}],"systemd":{"unit":"../x"}})")); },
+                           "invalid cgroup state"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -96,7 +96,7 @@ test_processes() {
 		[ "${p#/proc/}" = $$ ] && continue
 		[ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue
 		if [[ "$(cat "$p/root/.slit-bundle" 2>/dev/null)" == "$work"/* ]] ||
-			grep -q "slit-$token-" "$p/cgroup" 2>/dev/null ||
+			grep -qE "slit-$token-|sandlock-systemd-$token" "$p/cgroup" 2>/dev/null ||
 			tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$work"; then
 			echo "${p#/proc/}"
 		fi
@@ -115,7 +115,9 @@ leak_check() {
 	states=$(find "$SANDLOCK_IT_ROOT" -mindepth 2 -maxdepth 2 2>/dev/null)
 	[ -n "$states" ] && leaks+=("state dirs: $(echo $states)")
 
-	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "*slit-$token-*" 2>/dev/null | sort -r)
+	# (systemd.bats runs its systemd in a subtree named sandlock-systemd-TOKEN)
+	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d \( -name "*slit-$token-*" -o -name "sandlock-systemd-$token" \) \
+		2>/dev/null | sort -r)
 	[ -n "$cgroups" ] && leaks+=("cgroups: $(echo $cgroups)")
 
 	# Processes still exiting (a container's init being reaped by its subreaper) are

@@ -166,8 +166,14 @@ void FsManager::add_process_to_own_cgroup(pid_t pid) {
 }
 
 std::vector<pid_t> FsManager::pids() const {
+    // A cgroup that is gone (systemd collects an empty scope on its own) has no processes.
     std::string file = authoritative().dir() + "/cgroup.procs";
-    return parse_pids(fs::read_file(file), file);
+    try {
+        return parse_pids(fs::read_file(file), file);
+    } catch (const Error&) {
+        if (!fs::exists(authoritative().dir())) return {};
+        throw;
+    }
 }
 
 void FsManager::destroy() {

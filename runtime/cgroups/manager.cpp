@@ -2,6 +2,7 @@
 // and open_manager (the same, read back from state.json).
 #include "runtime/cgroups/manager.hpp"
 
+#include "runtime/cgroups/systemd.hpp"
 #include "runtime/cgroups/v1.hpp"
 #include "runtime/cgroups/v2.hpp"
 #include "runtime/util/error.hpp"
@@ -130,10 +131,15 @@ std::unique_ptr<Manager> open_manager(const nlohmann::json& state) {
         }
     }
 
-    if (kind == "v2") return std::make_unique<V2Manager>(std::move(targets), std::move(created));
-    if (kind == "v1" || kind == "hybrid")
-        return std::make_unique<V1Manager>(std::move(targets), std::move(created), kind == "hybrid");
-    bad_state("unknown kind \"" + kind + "\"");
+    std::unique_ptr<Manager> fs;
+    if (kind == "v2")
+        fs = std::make_unique<V2Manager>(std::move(targets), std::move(created));
+    else if (kind == "v1" || kind == "hybrid")
+        fs = std::make_unique<V1Manager>(std::move(targets), std::move(created), kind == "hybrid");
+    else
+        bad_state("unknown kind \"" + kind + "\"");
+    if (state.contains("systemd")) return open_systemd_manager(std::move(fs), state["systemd"]);
+    return fs;
 }
 
 }  // namespace sandlock::cgroups

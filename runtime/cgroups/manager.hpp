@@ -39,7 +39,8 @@ public:
     // memory.move_charge_at_immigrate 0, and always on v2).
     virtual void add_process_to_own_cgroup(pid_t pid) = 0;
     // Processes in the cgroup, from the authoritative hierarchy's cgroup.procs
-    // (v1/hybrid: the devices hierarchy, like runc; v2: the one cgroup).
+    // (v1/hybrid: the devices hierarchy, like runc; v2: the one cgroup); none
+    // when the cgroup is gone.
     virtual std::vector<pid_t> pids() const = 0;
     // Thaws a frozen cgroup (so killed tasks can exit), then removes the
     // cgroup everywhere (its child cgroups too), retrying while

@@ -30,7 +30,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
     throw Error("invalid cgroupsPath \"" + cgroups_path + "\": " + why);
 }
 
-std::string systemd_to_cgroupfs(const std::string& cgroups_path) {
+SystemdUnit parse_systemd_form(const std::string& cgroups_path) {
     auto parts = split(cgroups_path, ':');
     if (parts.size() != 3)
         invalid(cgroups_path, "expected \"slice:prefix:name\" for systemd cgroups");
@@ -43,16 +43,20 @@ std::string systemd_to_cgroupfs(const std::string& cgroups_path) {
     if (prefix.find('/') != std::string::npos)
         invalid(cgroups_path, "invalid prefix \"" + prefix + "\"");
 
-    std::string parent;
+    SystemdUnit u;
+    u.slice = slice.empty() ? "system.slice" : slice;  // runc 1.1: "" is system.slice
     try {
-        // runc 1.1: an empty slice is system.slice (taken literally).
-        parent = slice.empty() ? "/system.slice" : expand_slice(slice);
+        u.parent_path = slice.empty() ? "/system.slice" : expand_slice(slice);
     } catch (const Error& e) {
         invalid(cgroups_path, e.what());
     }
     // runc: a name ending in .slice is the unit itself; otherwise a scope.
-    std::string unit = ends_with(name, kSliceSuffix) ? name : prefix + "-" + name + ".scope";
-    return parent == "/" ? "/" + unit : parent + "/" + unit;
+    u.unit = ends_with(name, kSliceSuffix) ? name : prefix + "-" + name + ".scope";
+    return u;
+}
+
+std::string systemd_to_cgroupfs(const std::string& cgroups_path) {
+    return parse_systemd_form(cgroups_path).cgroup_path();
 }
 
 }  // namespace
@@ -94,6 +98,18 @@ std::string expand_slice(const std::string& slice) {
 bool is_systemd_form(const std::string& cgroups_path) {
     return !cgroups_path.empty() && cgroups_path.front() != '/' &&
            std::count(cgroups_path.begin(), cgroups_path.end(), ':') == 2;
+}
+
+std::string SystemdUnit::cgroup_path() const {
+    return parent_path == "/" ? "/" + unit : parent_path + "/" + unit;
+}
+
+std::optional<SystemdUnit> systemd_unit(const std::string& cgroups_path,
+                                        const std::string& container_id, bool systemd_flag) {
+    if (!systemd_flag) return std::nullopt;
+    if (cgroups_path.empty())
+        return parse_systemd_form(std::string(":") + kDefaultScopePrefix + ":" + container_id);
+    return parse_systemd_form(cgroups_path);
 }
 
 std::string resolve_cgroups_path(const std::string& cgroups_path, const std::string& container_id,

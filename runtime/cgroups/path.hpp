@@ -15,9 +15,18 @@
 //   With --systemd-cgroup an empty path means ":runc:<id>".
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace sandlock::cgroups {
+
+// A systemd-form cgroupsPath taken apart.
+struct SystemdUnit {
+    std::string slice;        // the parent slice unit, "system.slice" for ""
+    std::string unit;         // "<prefix>-<name>.scope", or <name> ending in ".slice"
+    std::string parent_path;  // the slice's cgroup path, "/system.slice"
+    std::string cgroup_path() const;  // "/system.slice/<unit>"
+};
 
 // The scope prefix runc uses when --systemd-cgroup is given without a path.
 inline constexpr const char* kDefaultScopePrefix = "runc";
@@ -26,6 +35,12 @@ inline constexpr const char* kDefaultScopePrefix = "runc";
 // hierarchy by make_manager). Throws sandlock::Error with a user-ready message.
 std::string resolve_cgroups_path(const std::string& cgroups_path, const std::string& container_id,
                                  bool systemd_flag);
+
+// The unit the systemd driver manages: with --systemd-cgroup (systemd_flag), the
+// path parsed as "slice:prefix:name" ("" = ":runc:<id>"); without the flag, none.
+// Throws sandlock::Error like resolve_cgroups_path.
+std::optional<SystemdUnit> systemd_unit(const std::string& cgroups_path,
+                                        const std::string& container_id, bool systemd_flag);
 
 // "a-b.slice" → "/a.slice/a-b.slice"; "-.slice" → "/". Throws on invalid names.
 std::string expand_slice(const std::string& slice);

@@ -68,8 +68,6 @@ static log::Format parse_log_format(const std::string& f) {
 }
 
 static void explain_accepted_flags(const GlobalOptions& g) {
-    if (g.systemd_cgroup)
-        log::debug("--systemd-cgroup: systemd cgroupsPath form mapped to cgroupfs paths");
     if (!g.criu.empty()) log::debug("--criu is accepted but checkpoint/restore is not supported");
     if (g.rootless != "auto")
         log::debug("--rootless " + g.rootless + " is accepted; rootless mode follows the euid");

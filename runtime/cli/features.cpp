@@ -36,7 +36,7 @@ nlohmann::ordered_json features_json() {
     nlohmann::ordered_json linux_j;
     linux_j["namespaces"] = {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"};
     linux_j["capabilities"] = capability_names();
-    linux_j["cgroup"] = {{"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}};
+    linux_j["cgroup"] = {{"v1", true}, {"v2", true}, {"systemd", true}, {"systemdUser", false}};
     linux_j["seccomp"] = {{"enabled", true},
                           {"actions", os::seccomp_known_actions()},
                           {"operators", os::seccomp_known_operators()},

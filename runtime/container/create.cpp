@@ -11,6 +11,7 @@
 #include "runtime/egress/sockaddr_bpf.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/cgroups/resources.hpp"
+#include "runtime/cgroups/systemd.hpp"
 #include "runtime/container/egress_setup.hpp"
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
@@ -89,6 +90,25 @@ UniqueFd make_exec_fifo(const std::string& path) {
 
 // What a "cgroup" mount in the container shows: the container's own cgroup
 // in each hierarchy (a name=systemd hierarchy appears as "systemd").
+// The cgroupfs manager for the container's cgroupsPath; with --systemd-cgroup on a host
+// that runs systemd, wrapped in the systemd driver (a transient unit owns the cgroup).
+std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
+                                                      const CreateOptions& opts,
+                                                      const cgroups::Resources& resources) {
+    const cgroups::Hierarchy host = cgroups::probe_host();
+    auto fs = cgroups::make_manager(
+        host, cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup));
+    auto unit = cgroups::systemd_unit(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
+    if (!unit) return fs;
+    if (!cgroups::systemd_running()) {
+        log::debug("--systemd-cgroup: systemd is not running here; " + unit->unit +
+                   " is a plain cgroupfs path");
+        return fs;
+    }
+    auto properties = cgroups::systemd_resource_properties(resources, host.mode == cgroups::Mode::Unified);
+    return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties));
+}
+
 void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions& opt) {
     for (const auto& [name, dir] : cgroup.dirs()) {
         if (name.empty()) {
@@ -228,9 +248,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.owner = ::geteuid();
     st.annotations = cfg.annotations;
 
-    std::string cgroup_path =
-        cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
-    auto cgroup = cgroups::make_manager(cgroups::probe_host(), cgroup_path);
+    auto cgroup = make_cgroup_manager(cfg, opts, resources);
     cgroup->create();
     ScopeExit remove_cgroup([&] { cgroup->destroy(); });
     st.cgroup = cgroup->to_state();
@@ -280,6 +298,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     parent_sock.expect(SyncType::JoinCgroup);
     cgroup->add_process(stage1);
     cgroup->apply(resources);
+    st.cgroup = cgroup->to_state();  // the systemd driver has started its unit now
     parent_sock.send(SyncType::CgroupJoined);
     // The setup is not charged to the container: see sync.hpp.
     parent_sock.expect(SyncType::LeaveCgroup);
