@@ -121,6 +121,25 @@ cpu_usage() {
 	[ -z "$(cgroups_named "$id")" ]
 }
 
+@test "kill SIGKILL of a paused container thaws it so the kill takes effect; SIGTERM stays pending" {
+	new_id id
+	cgroup_bundle "$id" "$(args sh -c 'trap "echo got-term" TERM; while :; do sleep 0.1; done')"
+	start_container "$id" "$BUNDLE"
+	pid=$(state_of "$id" pid)
+	rt pause "$id"
+	rt kill "$id" TERM
+	sleep 0.3
+	# frozen: the handler has not run, the container is still paused
+	[ "$(state_of "$id" status)" = paused ]
+	[ -z "$(cat "$BUNDLE/init.out")" ]
+	rt kill "$id" KILL
+	wait_gone "$pid" 5
+	[ "$(state_of "$id" status)" = stopped ]
+	[ "$(cg_file freezer "$id" freezer.state)" = THAWED ]
+	rt delete "$id"
+	[ -z "$(cgroups_named "$id")" ]
+}
+
 @test "events --stats prints one stats object with pids, cpu and memory" {
 	new_id id
 	cgroup_bundle "$id" '.linux.resources.pids = {"limit": 50}' "$(args sh -c 'sleep 1000 & sleep 1000')"

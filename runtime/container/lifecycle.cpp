@@ -170,11 +170,16 @@ void kill_container(const StateStore& store, const std::string& id, int sig, boo
     ContainerState st = store.load(id);
     Status status = current_status(store, st);
     if (status == Status::Stopped && !all) throw Error("container not running");
-    if (all) {
+    if (all)
         signal_all(st, sig);
-        return;
+    else
+        signal_init(st, sig);
+    // A frozen task acts on SIGKILL only once thawed (v1 freezer): as runc 1.2, a SIGKILL
+    // to a paused container thaws it, so that the kill takes effect (it is not paused
+    // afterwards). Other signals stay pending until `resume`.
+    if (sig == SIGKILL && status == Status::Paused) {
+        if (auto cg = open_cgroup(st)) cg->thaw();
     }
-    signal_init(st, sig);
 }
 
 void delete_container(const StateStore& store, const std::string& id, bool force) {
