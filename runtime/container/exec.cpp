@@ -49,6 +49,9 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         setup_console(process, sock, /*bind_dev_console=*/false);
         prepare_inherited_fds(passed_fds);
         executable = finish_process_setup(process, cfg, sock, egress);
+        // Into the container's cgroup only now, so the setup is not charged there (sync.hpp).
+        sock.send(SyncType::JoinCgroup);
+        sock.expect(SyncType::CgroupJoined);
         sock.send(SyncType::Ready);
         sock.close();
     } catch (const std::exception& e) {
@@ -67,8 +70,6 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
                                   int passed_fds, const EgressPlan* egress) {
     try {
         unblock_all_signals();
-        sock.send(SyncType::JoinCgroup);
-        sock.expect(SyncType::CgroupJoined);
         os::join_namespaces(plan);
         fork_and_report_pid(sock, [&] { run_exec_process(sock, process, cfg, passed_fds, egress); });
     } catch (const std::exception& e) {
@@ -148,9 +149,6 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
         if (child > 0 && !opts.detach) ::waitpid(child, nullptr, 0);
     });
 
-    parent_sock.expect(SyncType::JoinCgroup);
-    if (cgroup) cgroup->add_process(stage1);
-    parent_sock.send(SyncType::CgroupJoined);
     child = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     ::waitpid(stage1, nullptr, 0);
 
@@ -183,6 +181,10 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
                 parent_sock.send(SyncType::SeccompDone);
                 break;
             }
+            case SyncType::JoinCgroup:
+                if (cgroup) cgroup->add_process(child);
+                parent_sock.send(SyncType::CgroupJoined);
+                break;
             case SyncType::Ready:
                 ready = true;
                 break;

@@ -70,6 +70,14 @@
 // Once Ready is sent the socket is closed; init's only link is exec.fifo,
 // whose O_PATH fd the parent opened and init inherited (init cannot reach the
 // state dir after pivot_root). `delete` of a created container kills init.
+//
+// `exec` uses the same channel and a shorter sequence: stage 1 joins the
+// container's namespaces and forks the process (InitPid); the process sets up
+// (session, rlimits, console, Landlock and filters, identity), then sends
+// JoinCgroup, and the parent writes its pid into the container's cgroup and
+// answers CgroupJoined; only then does the process send Ready and execve. So
+// the setup of an exec is not charged to the container either, and nothing of
+// the exec'd program runs outside the container's cgroup.
 #pragma once
 
 #include <cstdint>
