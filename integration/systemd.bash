@@ -5,7 +5,8 @@
 #     namespace and of the cgroup filesystems mounted afresh in its mount namespace, so
 #     that it manages that subtree only;
 #   - a private /run, a read-only /proc/sys, container=sandlock-test in its environment;
-#   - one unit to start, sandlock-test.target, which pulls in nothing.
+#   - one unit to start, sandlock-test.target, which pulls in nothing (its directory
+#     comes first in the unit path; the trailing ":" keeps the usual ones after it).
 # Commands run inside with sd_in (nsenter): the runtime, systemctl. sd_stop kills the
 # namespace's PID 1 (and with it everything in the namespace) and removes the subtree.
 
@@ -49,7 +50,7 @@ sd_inner() {
 		fi
 	done <<<"$1"
 	exec env -i container=sandlock-test PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-		SYSTEMD_UNIT_PATH="$SD_UNITS_DIR:/lib/systemd/system" \
+		SYSTEMD_UNIT_PATH="$SD_UNITS_DIR:" \
 		/lib/systemd/systemd --system --unit=sandlock-test.target --log-target=console \
 		--log-level=info --show-status=no
 }

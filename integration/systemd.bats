@@ -95,8 +95,15 @@ sd_run_detached() {
 	[ "$(sd_rt state "$id" | jq -r .status)" = running ]
 	sd_rt ps "$id" | tee /dev/stderr | awk 'NR > 1 { print $2 }' | grep -qxF "$pid"
 	# update writes the files (systemd does not put its values back over them)
-	sd_rt update --pids-limit 99 "$id"
+	sd_rt update --pids-limit 99 --memory 96m "$id"
 	[ "$(sd_cg pids "$cg" pids.max)" = 99 ]
+	[ "$(sd_cg memory "$cg" memory.limit_in_bytes)" = 100663296 ]
+	# ...and sets them as the unit's properties, which a daemon-reload applies again
+	[ "$(sd_show "$unit" TasksMax)" = 99 ]
+	[ "$(sd_show "$unit" MemoryLimit)" = 100663296 ]
+	sd_in systemctl daemon-reload
+	[ "$(sd_cg pids "$cg" pids.max)" = 99 ]
+	[ "$(sd_cg memory "$cg" memory.limit_in_bytes)" = 100663296 ]
 
 	sd_rt delete --force "$id"
 	[ "$(sd_show "$unit" LoadState)" = not-found ]

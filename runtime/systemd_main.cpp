@@ -5,6 +5,7 @@
 //
 //   sandlock-systemd start UNIT [NAME=TYPE:VALUE]...   StartTransientUnit(UNIT, "fail"),
 //                                                     then waits for the job to finish
+//   sandlock-systemd set UNIT NAME=TYPE:VALUE...      SetUnitProperties(UNIT, runtime)
 //   sandlock-systemd stop UNIT                        StopUnit(UNIT, "replace") and waits;
 //                                                     a unit that is not loaded is fine
 // TYPE is s (string), b (true/false), t (uint64), u (uint32) or au (comma-separated
@@ -215,6 +216,23 @@ void start_unit(const std::string& unit, const std::vector<std::string>& propert
     wait_for_job(b.bus, watch, unit);
 }
 
+void set_properties(const std::string& unit, const std::vector<std::string>& properties) {
+    Bus b;
+    connect(b);
+    Message m;
+    check(sd_bus_message_new_method_call(b.bus, &m.m, kService, kObject, kManager, "SetUnitProperties"),
+          "building the message");
+    // runtime: the values last until the unit goes, like the unit itself.
+    check(sd_bus_message_append(m.m, "sb", unit.c_str(), 1), "building the message");
+    check(sd_bus_message_open_container(m.m, 'a', "(sv)"), "building the message");
+    for (const auto& p : properties) append_property(m.m, p);
+    check(sd_bus_message_close_container(m.m), "building the message");
+    BusError error;
+    if (sd_bus_call(b.bus, m.m, kJobTimeoutUsec, &error.e, nullptr) < 0)
+        throw Failure("systemd could not set properties of " + unit + ": " +
+                      (error.e.message ? error.e.message : "failed"));
+}
+
 void stop_unit(const std::string& unit) {
     Bus b;
     connect(b);
@@ -244,10 +262,13 @@ int main(int argc, char** argv) {
     try {
         if (args.size() >= 2 && args[0] == "start") {
             start_unit(args[1], {args.begin() + 2, args.end()});
+        } else if (args.size() >= 3 && args[0] == "set") {
+            set_properties(args[1], {args.begin() + 2, args.end()});
         } else if (args.size() == 2 && args[0] == "stop") {
             stop_unit(args[1]);
         } else {
-            std::fputs("usage: sandlock-systemd start UNIT [NAME=TYPE:VALUE]... | stop UNIT "
+            std::fputs("usage: sandlock-systemd start UNIT [NAME=TYPE:VALUE]... | set UNIT "
+                       "NAME=TYPE:VALUE... | stop UNIT "
                        "(run by sandlock-runc --systemd-cgroup)\n",
                        stderr);
             return 1;

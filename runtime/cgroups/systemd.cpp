@@ -126,7 +126,18 @@ public:
         return j;
     }
 
-    void apply(const Resources& r) override { fs_->apply(r); }
+    // The files first, then the unit's properties, so that systemd puts the new values
+    // (not the create-time ones) back when it applies the unit again (daemon-reload).
+    void apply(const Resources& r) override {
+        fs_->apply(r);
+        if (!started_) return;
+        std::vector<std::string> properties = systemd_resource_properties(r, fs_->kind() == "v2");
+        if (properties.empty() || properties == properties_) return;  // sent with the start
+        std::vector<std::string> args{"set", unit_.unit};
+        args.insert(args.end(), properties.begin(), properties.end());
+        run_helper(args);
+        properties_ = std::move(properties);
+    }
     void freeze() override { fs_->freeze(); }
     void thaw() override { fs_->thaw(); }
     bool frozen() const override { return fs_->frozen(); }
