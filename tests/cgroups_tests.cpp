@@ -686,7 +686,7 @@ BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destro
     ScopeExit restore([&] { systemd_helper_binary() = saved; });
 
     auto unit = *systemd_unit("system.slice:sandlock:x", "x", true);
-    auto m = make_systemd_manager(make_manager(h, unit.cgroup_path(), tmp.path), unit, {"TasksMax=t:5"});
+    auto m = make_systemd_manager(make_manager(h, unit.cgroup_path(), tmp.path), unit, {"CPUShares=t:512"});
     DestroyGuard guard{m.get()};
     m->create();
     BOOST_TEST(!fs::exists(log));  // nothing to start before the first process
@@ -695,21 +695,35 @@ BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destro
     for (const auto& [key, dir] : m->dirs()) {
         fs::mkdir_p(dir);
         write(dir + "/cgroup.procs", "");
+        write(dir + "/cpu.shares", "");
     }
     m->add_process(4242);
     m->add_process(4243);
     BOOST_TEST(read(log) ==
                "start sandlock-x.scope PIDs=au:4242 Description=s:sandlock-runc container "
                "sandlock-x.scope Slice=s:system.slice DefaultDependencies=b:false Delegate=b:true "
-               "TasksMax=t:5\n");
+               "CPUShares=t:512\n");
     BOOST_TEST(read(m->dirs()["memory"] + "/cgroup.procs") == "4243");  // cgroupfs joins too
     m->add_process_to_own_cgroup(4242);  // an empty scope would be collected: stays
     BOOST_TEST(read(m->dirs()["memory"] + "/cgroup.procs") == "4243");
 
+    // update: the files, then the unit's properties; not again what the start sent
+    Resources r;
+    r.cpu = CpuResources{};
+    r.cpu->shares = 512;
+    m->apply(r);
+    BOOST_TEST(read(m->dirs()["cpu"] + "/cpu.shares") == "512");
+    BOOST_TEST(read(log).find("set ") == std::string::npos);
+    r.cpu->shares = 1024;
+    m->apply(r);
+    BOOST_TEST(read(m->dirs()["cpu"] + "/cpu.shares") == "1024");
+    BOOST_TEST(read(log).ends_with("set sandlock-x.scope CPUShares=t:1024\n"));
+
     nlohmann::json state = nlohmann::json::parse(m->to_state().dump());
     BOOST_TEST(state["systemd"]["unit"] == "sandlock-x.scope");
     BOOST_TEST(state["systemd"]["started"] == true);
-    for (const auto& [key, dir] : m->dirs()) ::unlink((dir + "/cgroup.procs").c_str());
+    for (const auto& [key, dir] : m->dirs())
+        for (const char* f : {"/cgroup.procs", "/cpu.shares"}) ::unlink((dir + f).c_str());
     auto reopened = open_manager(state);
     BOOST_TEST(reopened->path() == "/system.slice/sandlock-x.scope");
     reopened->destroy();
