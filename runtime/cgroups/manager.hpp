@@ -69,6 +69,9 @@ public:
     virtual void freeze() = 0;
     virtual void thaw() = 0;
     virtual bool frozen() const = 0;
+    // Whether the cgroup exists only once a first process is added (the systemd
+    // driver's unit), so that create must add one before anything else uses it.
+    virtual bool made_by_first_process() const { return false; }
     // The `data` of runc's `events --stats`: cpu, cpuset, memory, pids, blkio,
     // hugetlb (runc's types.Stats field names; absent controllers stay empty).
     virtual nlohmann::json stats() const = 0;

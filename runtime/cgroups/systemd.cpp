@@ -141,6 +141,7 @@ public:
     void freeze() override { fs_->freeze(); }
     void thaw() override { fs_->thaw(); }
     bool frozen() const override { return fs_->frozen(); }
+    bool made_by_first_process() const override { return true; }
     nlohmann::json stats() const override { return fs_->stats(); }
 
 private:

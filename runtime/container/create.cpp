@@ -295,15 +295,21 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         os::write_id_mappings(stage1, cfg.linux.uid_mappings, cfg.linux.gid_mappings);
         parent_sock.send(SyncType::UsernsMapped);
     }
-    parent_sock.expect(SyncType::JoinCgroup);
-    cgroup->add_process(stage1);
+    // Stage 1 visits the container's cgroup only to make the cgroup namespace there, or
+    // for a driver whose cgroup comes into being with its first process (systemd):
+    // each cgroup v1 migration is a write per hierarchy under a global lock.
+    const bool stage1_joins = parent_sock.expect(SyncType::JoinCgroup).payload == kMakesCgroupNs ||
+                              cgroup->made_by_first_process();
+    if (stage1_joins) cgroup->add_process(stage1);
     cgroup->apply(resources);
     st.cgroup = cgroup->to_state();  // the systemd driver has started its unit now
-    parent_sock.send(SyncType::CgroupJoined);
+    parent_sock.send(SyncType::CgroupJoined, stage1_joins ? kJoined : "");
     // The setup is not charged to the container: see sync.hpp.
-    parent_sock.expect(SyncType::LeaveCgroup);
-    cgroup->add_process_to_own_cgroup(stage1);
-    parent_sock.send(SyncType::CgroupLeft);
+    if (stage1_joins) {
+        parent_sock.expect(SyncType::LeaveCgroup);
+        cgroup->add_process_to_own_cgroup(stage1);
+        parent_sock.send(SyncType::CgroupLeft);
+    }
     // The kernel's own egress check. Loading it (the verifier takes ~1 ms) overlaps the
     // container's setup: nothing of the container is in the cgroup until init joins it
     // below, parked before execve, and the hooks judge by the socket's cgroup at call time.

@@ -187,11 +187,14 @@ void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ct
         }
         // The cgroup namespace's root is the cgroup we are in when it is made;
         // everything else is set up outside the container's cgroup (sync.hpp).
-        sock.send(SyncType::JoinCgroup);
-        sock.expect(SyncType::CgroupJoined);
-        if (plan.unshare_flags & CLONE_NEWCGROUP) os::unshare_namespaces(CLONE_NEWCGROUP);
-        sock.send(SyncType::LeaveCgroup);
-        sock.expect(SyncType::CgroupLeft);
+        const bool new_cgroup_ns = plan.unshare_flags & CLONE_NEWCGROUP;
+        sock.send(SyncType::JoinCgroup, new_cgroup_ns ? kMakesCgroupNs : "");
+        const bool joined = sock.expect(SyncType::CgroupJoined).payload == kJoined;
+        if (new_cgroup_ns) os::unshare_namespaces(CLONE_NEWCGROUP);
+        if (joined) {
+            sock.send(SyncType::LeaveCgroup);
+            sock.expect(SyncType::CgroupLeft);
+        }
         os::unshare_namespaces(plan.unshare_flags & ~CLONE_NEWCGROUP);
         if (ctx.cfg->linux.has_namespace(spec::NamespaceType::Time) &&
             !ctx.cfg->linux.find_namespace(spec::NamespaceType::Time)->path.size())

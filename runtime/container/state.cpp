@@ -117,15 +117,11 @@ std::vector<std::string> StateStore::list_ids() const {
 
 // Returns the fields after "(comm)" of /proc/PID/stat; comm may contain spaces.
 static std::optional<std::string> stat_fields(pid_t pid) {
-    std::string text;
-    try {
-        text = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
-    } catch (const Error&) {
-        return std::nullopt;
-    }
-    auto close = text.rfind(')');
+    auto text = fs::try_read_file("/proc/" + std::to_string(pid) + "/stat");
+    if (!text) return std::nullopt;
+    auto close = text->rfind(')');
     if (close == std::string::npos) return std::nullopt;
-    return text.substr(close + 2);
+    return text->substr(close + 2);
 }
 
 std::optional<unsigned long long> process_start_time(pid_t pid) {

@@ -12,13 +12,17 @@
 //                                  [new user ns] unshare(USER)
 //   write uid_map/gid_map  <────── UsernsReady
 //   UsernsMapped ──────────────>   setresuid/gid(0)
-//   add stage 1 to the container
-//   cgroup, apply resources <───── JoinCgroup (before the cgroup ns exists)
-//   CgroupJoined ──────────────>   [new cgroup ns] unshare(NEWCGROUP): its
-//                                  root is the container's cgroup
-//   move stage 1 back to the <──── LeaveCgroup
-//   runtime's own cgroup (every
-//   hierarchy); CgroupLeft ────>   unshare(the other new namespaces; NEWPID
+//   [new cgroup ns, or a driver
+//   whose cgroup is made with its
+//   first process: systemd] add
+//   stage 1 to the container
+//   cgroup; apply resources <───── JoinCgroup("cgroupns" when it will make one)
+//   CgroupJoined("joined" if ──>   [new cgroup ns] unshare(NEWCGROUP): its
+//   it added stage 1)              root is the container's cgroup
+//   [joined] move stage 1 back <── LeaveCgroup (only when joined)
+//   to the runtime's own cgroup
+//   (every hierarchy);
+//   CgroupLeft ────────────────>   unshare(the other new namespaces; NEWPID
 //                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
 //   record init pid        <────── InitPid(pid); stage 1 exits
@@ -56,7 +60,9 @@
 // sets), so what the setup allocated stays charged to the runtime's cgroup.
 // pids: a moved process is counted from then on (migration ignores pids.max,
 // so init always gets in). The cgroup namespace is still rooted at the
-// container's cgroup: stage 1 creates it while inside.
+// container's cgroup: stage 1 creates it while inside. Without a new cgroup
+// namespace stage 1 never enters (each v1 migration writes every hierarchy's
+// cgroup.procs under a global lock): init's join at Ready is the only one.
 //
 // Messages without an fd are sent with write(), never sendmsg(): after the
 // egress filter is installed, init's sendmsg would wait for a shim that is
@@ -107,6 +113,11 @@ enum class SyncType : uint8_t {
 };
 
 const char* sync_type_name(SyncType t);
+
+// Payloads of JoinCgroup ("stage 1 will make a cgroup namespace") and
+// CgroupJoined ("stage 1 was added to the container's cgroup").
+inline constexpr const char* kMakesCgroupNs = "cgroupns";
+inline constexpr const char* kJoined = "joined";
 
 struct SyncMessage {
     SyncType type;

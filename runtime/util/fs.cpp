@@ -13,20 +13,35 @@
 
 namespace sandlock::fs {
 
-std::string read_file(const std::string& path) {
+// The file's content, or the errno of the failed open/read (out is then unspecified).
+static int read_into(const std::string& path, std::string& out, const char** failed_call) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw_errno("open " + path);
-    std::string out;
+    *failed_call = "open ";
+    if (!fd) return errno;
+    *failed_call = "read ";
     char buf[8192];
     for (;;) {
         ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw_errno("read " + path);
+            return errno;
         }
-        if (n == 0) break;
+        if (n == 0) return 0;
         out.append(buf, static_cast<size_t>(n));
     }
+}
+
+std::string read_file(const std::string& path) {
+    std::string out;
+    const char* call = "";
+    if (int err = read_into(path, out, &call)) throw_errno(call + path, err);
+    return out;
+}
+
+std::optional<std::string> try_read_file(const std::string& path) {
+    std::string out;
+    const char* call = "";
+    if (read_into(path, out, &call) != 0) return std::nullopt;
     return out;
 }
 

@@ -1,12 +1,16 @@
 // Small file helpers; all throw sandlock::Error on failure.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 
 namespace sandlock::fs {
 
 std::string read_file(const std::string& path);
+// The content, or nullopt when the file cannot be opened or read; never throws
+// (for expected failures on hot paths: a throw costs far more in a static binary).
+std::optional<std::string> try_read_file(const std::string& path);
 // Writes atomically (temp file + rename) so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& data, mode_t mode = 0644);
 // Writes in place, for kernel files (cgroup, /proc) that cannot be renamed.
