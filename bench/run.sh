@@ -49,7 +49,7 @@ if ((QUICK)); then
 	SCALE_N=10 SCALE_ROUNDS=1
 	RESULTS=$BIN/RESULTS-quick.md
 else
-	RUNS=30 RUNS_SPACED=15 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
+	RUNS=30 RUNS_SPACED=30 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
 	SCALE_N=50 SCALE_ROUNDS=3
 	RESULTS=$HERE/RESULTS.md
 fi
@@ -93,7 +93,7 @@ ensure_tools() {
 build_programs() {
 	local p
 	mkdir -p "$BIN"
-	for p in connect_bench min_supervisor; do
+	for p in connect_bench min_supervisor interleave; do
 		if [ ! -x "$BIN/$p" ] || [ "$HERE/$p.c" -nt "$BIN/$p" ]; then
 			gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$BIN/$p" "$HERE/$p.c" -lpthread ||
 				die "cannot build $p"
@@ -316,8 +316,38 @@ bundle_of() {
 	esac
 }
 
+# run_interleaved: the `run` rows. The four runtimes take turns run by run (interleave.c),
+# so that this shared machine's drift falls on all of them alike, all with the v1 hugetlb
+# hierarchy crun needs mounted (the others join it too). Back-to-back, and spaced out as
+# callers run containers: the first cgroup v1 migration after a quiet period waits for an
+# RCU grace period, back-to-back runs mostly do not.
+run_interleaved() {
+	local label args=() out key pause runs warm i line
+	mount_hugetlb
+	for label in sl slp runc crun; do
+		# shellcheck disable=SC2207 # rt_cmd's words are paths without spaces
+		args+=($(rt_cmd "$label") run --bundle "$(bundle_of "$label" true)" "bench-i-$label" ";")
+	done
+	log "lifecycle: run, interleaved"
+	for key in run run_spaced; do
+		if [ $key = run ]; then pause=0 runs=$((RUNS * 2)) warm=$WARMUP; else pause=300 runs=$RUNS_SPACED warm=1; fi
+		out=$("$BIN/interleave" "$runs" "$warm" "$pause" -- "${args[@]}") || die "interleave failed"
+		i=0
+		for label in sl slp runc crun; do
+			line=$(sed -n "$((i + 1))p" <<<"$out")
+			R[$label.$key]=$(awk '{ printf "%.3f", $1 }' <<<"$line")
+			if [ "$(awk '{ print $3 }' <<<"$line")" != 0 ]; then
+				FAILURES+=("$label.$key: $(awk '{ print $3 }' <<<"$line") of $runs runs failed")
+			fi
+			i=$((i + 1))
+		done
+	done
+	restore_hugetlb
+}
+
 lifecycle() {
 	local label rt id b bs
+	run_interleaved
 	for label in sl slp runc crun; do
 		# crun alone needs it; mounted only meanwhile (other tests on this machine see it)
 		[ "$label" = crun ] && mount_hugetlb
@@ -327,10 +357,6 @@ lifecycle() {
 		bs=$(bundle_of "$label" sleep)
 		local del="sh -c '$rt delete --force $id >/dev/null 2>&1; true'"
 		log "lifecycle: $label"
-		hf "$label.run" "" "$rt run --bundle $b $id"
-		# spaced out, as callers run containers: the first cgroup v1 migration after a
-		# quiet period waits for an RCU grace period, back-to-back runs mostly do not
-		RUNS=$RUNS_SPACED hf "$label.run_spaced" "sleep 0.3" "$rt run --bundle $b $id"
 		hf "$label.csd" "$del" "sh -c '$rt create --bundle $b $id && $rt start $id && $rt delete --force $id'"
 		hf "$label.create" "$del" "$rt create --bundle $bs $id"
 		hf "$label.start" "sh -c '$rt delete --force $id >/dev/null 2>&1; $rt create --bundle $bs $id'" "$rt start $id"
@@ -791,7 +817,7 @@ machine() {
 	echo "- nproc: $(nproc); CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "- kernel: $(uname -r); memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "- runtimes: sandlock-runc $("$SL" --version 2>/dev/null | head -n1 | awk '{ print $NF }') (build of $SL_BUILT), $(runc --version | head -n1), $(crun --version | head -n1)"
-	echo "- cgroups: hybrid; crun 1.8.1 refuses hybrid mode and \`--cgroup-manager=disabled\` does not help, so a v1 hugetlb hierarchy was mounted while crun was measured only (runc and sandlock-runc ran without it, i.e. with one v1 hierarchy fewer to join) and given back to cgroup2 afterwards."
+	echo "- cgroups: hybrid; crun 1.8.1 refuses hybrid mode and \`--cgroup-manager=disabled\` does not help, so a v1 hugetlb hierarchy was mounted while crun was measured (runc and sandlock-runc ran without it, i.e. with one v1 hierarchy fewer to join, except in the \`run\` rows, where the four runtimes take turns run by run with it mounted for all) and given back to cgroup2 afterwards."
 	echo "- every bundle: busybox rootfs (read-only), joins a pre-made network namespace; \"policy\" = annotation io.sandlock.network.allow=\"$POLICY1\" (the shim starts)."
 	echo
 }
@@ -813,7 +839,7 @@ report() {
 
 report_lifecycle() {
 	local op
-	echo "## Lifecycle (hyperfine medians, ms; ratio vs crun / vs runc, same run)"
+	echo '## Lifecycle (medians, ms; ratio vs crun / vs runc, same run; the `run` rows by bench/interleave.c, the runtimes taking turns, the others by hyperfine)'
 	echo
 	echo "| operation | sandlock-runc | with policy | runc | crun | sandlock/crun | policy/crun | sandlock/runc | policy/runc |"
 	echo "|---|---|---|---|---|---|---|---|---|"
