@@ -226,6 +226,13 @@ public:
 
     void ensure_valid() const {
         if (!notif_id_valid(listener_, notif_.id)) throw NotificationGone{};
+        fd_unchecked_ = false;
+    }
+    // Before acting on a taken fd (connect, send on it): the notification was still
+    // pending after the fd was taken, so the thread was alive and its tid ours meanwhile.
+    // One NOTIF_ID_VALID after the memory reads covers the fd too (one ioctl per call).
+    void ensure_fd_was_callers() const {
+        if (fd_unchecked_) ensure_valid();
     }
     // False when unreadable; throws NotificationGone when the read cannot be trusted.
     bool read(std::uint64_t addr, void* out, std::size_t len) const {
@@ -257,9 +264,9 @@ public:
             }
             dup = pidfd_take_fd(borrowed_, fd);
         }
-        int err = errno;
-        ensure_valid();  // the pidfd and the fd table were the caller's
-        errno = err;
+        // Whether the pidfd and the fd table were the caller's is checked before the
+        // fd is acted on (ensure_fd_was_callers), usually by the next memory read.
+        fd_unchecked_ = true;
         return dup;
     }
     void signal(int sig) {
@@ -287,6 +294,7 @@ private:
 
     int listener_;
     const seccomp_notif& notif_;
+    mutable bool fd_unchecked_ = false;
     int borrowed_ = -1;
     UniqueFd own_;
 };
@@ -451,6 +459,7 @@ Reply on_connect(Call& call) {
     if (auto r = copy_name(caller, caller.arg(1), caller.arg(2), name)) return *r;
     const Destination d = interpret_address(s.kind, AddressUse::Connect, &name.bytes, name.len);
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
+    caller.ensure_fd_was_callers();
     if (::connect(s.fd.get(), name_of(d), name_len(d)) == 0) return call.finish(Reply::success(0));
     return call.finish(Reply::failure(errno));
 }
@@ -481,6 +490,7 @@ Reply on_sendto(Call& call) {
 
     auto data = buffer(len);
     if (!caller.read(caller.arg(1), data.get(), len)) return call.finish(Reply::failure(EIO));
+    caller.ensure_fd_was_callers();
     const ssize_t rc = ::sendto(s.fd.get(), data.get(), len, flags | MSG_NOSIGNAL, name_of(d), name_len(d));
     return call.finish(send_result(call, rc, flags));
 }
@@ -543,6 +553,7 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     local.msg_control = control.empty() ? nullptr : control.data();
     local.msg_controllen = control.size();
     local.msg_flags = remote.msg_flags;  // the kernel honours MSG_EOR from here
+    caller.ensure_fd_was_callers();
     const ssize_t rc = ::sendmsg(s.fd.get(), &local, flags | MSG_NOSIGNAL);
     return send_result(call, rc, flags);
 }
