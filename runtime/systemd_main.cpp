@@ -52,6 +52,9 @@ struct BusError {
     sd_bus_error e = SD_BUS_ERROR_NULL;
     ~BusError() { sd_bus_error_free(&e); }
 };
+
+// systemd's message for a failed call.
+std::string reason(const BusError& error) { return error.e.message ? error.e.message : "failed"; }
 struct Slot {
     sd_bus_slot* s = nullptr;
     ~Slot() { sd_bus_slot_unref(s); }
@@ -99,7 +102,7 @@ void subscribe(sd_bus* bus, Slot& slot, JobWatch& watch) {
     BusError error;
     // A private connection gets the manager's signals only once subscribed.
     if (sd_bus_call_method(bus, kService, kObject, kManager, "Subscribe", &error.e, nullptr, "") < 0)
-        throw Failure(std::string("systemd Subscribe: ") + (error.e.message ? error.e.message : "failed"));
+        throw Failure(std::string("systemd Subscribe: ") + reason(error));
 }
 
 uint64_t now_usec() {
@@ -189,6 +192,21 @@ void append_property(sd_bus_message* m, const std::string& arg) {
     check(r, "property " + name);
 }
 
+// The a(sv) array of unit properties.
+void append_properties(sd_bus_message* m, const std::vector<std::string>& properties) {
+    check(sd_bus_message_open_container(m, 'a', "(sv)"), "building the message");
+    for (const auto& p : properties) append_property(m, p);
+    check(sd_bus_message_close_container(m), "building the message");
+}
+
+// The job a method call queued (its reply's object path), until it is finished.
+void await_job(sd_bus* bus, sd_bus_message* reply, JobWatch& watch, const std::string& unit) {
+    const char* job = nullptr;
+    check(sd_bus_message_read(reply, "o", &job), "reading systemd's reply");
+    watch.path = job;
+    wait_for_job(bus, watch, unit);
+}
+
 void start_unit(const std::string& unit, const std::vector<std::string>& properties) {
     Bus b;
     connect(b);
@@ -200,20 +218,14 @@ void start_unit(const std::string& unit, const std::vector<std::string>& propert
     check(sd_bus_message_new_method_call(b.bus, &m.m, kService, kObject, kManager, "StartTransientUnit"),
           "building the message");
     check(sd_bus_message_append(m.m, "ss", unit.c_str(), "fail"), "building the message");
-    check(sd_bus_message_open_container(m.m, 'a', "(sv)"), "building the message");
-    for (const auto& p : properties) append_property(m.m, p);
-    check(sd_bus_message_close_container(m.m), "building the message");
+    append_properties(m.m, properties);
     check(sd_bus_message_append(m.m, "a(sa(sv))", 0), "building the message");
 
     BusError error;
     Message reply;
     if (sd_bus_call(b.bus, m.m, kJobTimeoutUsec, &error.e, &reply.m) < 0)
-        throw Failure("systemd could not start " + unit + ": " +
-                      (error.e.message ? error.e.message : "failed"));
-    const char* job = nullptr;
-    check(sd_bus_message_read(reply.m, "o", &job), "reading systemd's reply");
-    watch.path = job;
-    wait_for_job(b.bus, watch, unit);
+        throw Failure("systemd could not start " + unit + ": " + reason(error));
+    await_job(b.bus, reply.m, watch, unit);
 }
 
 void set_properties(const std::string& unit, const std::vector<std::string>& properties) {
@@ -224,13 +236,10 @@ void set_properties(const std::string& unit, const std::vector<std::string>& pro
           "building the message");
     // runtime: the values last until the unit goes, like the unit itself.
     check(sd_bus_message_append(m.m, "sb", unit.c_str(), 1), "building the message");
-    check(sd_bus_message_open_container(m.m, 'a', "(sv)"), "building the message");
-    for (const auto& p : properties) append_property(m.m, p);
-    check(sd_bus_message_close_container(m.m), "building the message");
+    append_properties(m.m, properties);
     BusError error;
     if (sd_bus_call(b.bus, m.m, kJobTimeoutUsec, &error.e, nullptr) < 0)
-        throw Failure("systemd could not set properties of " + unit + ": " +
-                      (error.e.message ? error.e.message : "failed"));
+        throw Failure("systemd could not set properties of " + unit + ": " + reason(error));
 }
 
 void stop_unit(const std::string& unit) {
@@ -246,13 +255,9 @@ void stop_unit(const std::string& unit) {
                            unit.c_str(), "replace") < 0) {
         // Gone already (its last process exited and systemd collected it): fine.
         if (sd_bus_error_has_name(&error.e, "org.freedesktop.systemd1.NoSuchUnit")) return;
-        throw Failure("systemd could not stop " + unit + ": " +
-                      (error.e.message ? error.e.message : "failed"));
+        throw Failure("systemd could not stop " + unit + ": " + reason(error));
     }
-    const char* job = nullptr;
-    check(sd_bus_message_read(reply.m, "o", &job), "reading systemd's reply");
-    watch.path = job;
-    wait_for_job(b.bus, watch, unit);
+    await_job(b.bus, reply.m, watch, unit);
 }
 
 }  // namespace
