@@ -195,3 +195,24 @@ sd_run_detached() {
 	sd_in test ! -d "$TEST_ROOT/$id"
 	[ "$(sd_show "sandlock-$id.scope" LoadState)" = not-found ]
 }
+
+@test "systemd: a container with an egress policy gets its shim and the kernel programs on the scope's cgroup2 directory" {
+	new_id id
+	local unit="sandlock-$id.scope"
+	make_bundle b ".linux.cgroupsPath = \"system.slice:sandlock:$id\"" \
+		'.annotations["io.sandlock.network.allow"] = "10.213.0.1:9"' "$(args sleep 1000)"
+	sd_run_detached "$id" "$BUNDLE"
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
+	# no warning: the programs found the unit's directory (made by systemd at the first join)
+	[ ! -s "$BUNDLE/init.err" ]
+	[ "$(sd_rt state "$id" | jq -r .status)" = running ]
+	run sd_in "$BUILD/helpers/egress_probe" --label progs cgroup-progs "/sys/fs/cgroup/unified/system.slice/$unit"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1 inet_egress=1" ]
+	# the shim supervises the container and goes with it
+	sd_rt egress "$id" | tee /dev/stderr | grep -q '10.213.0.1'
+	sd_rt delete --force "$id"
+	[ "$(sd_show "$unit" LoadState)" = not-found ]
+	[ -z "$(sd_in pgrep -f "sandlock-shim.*$id")" ]
+}
