@@ -168,12 +168,9 @@ void FsManager::add_process_to_own_cgroup(pid_t pid) {
 std::vector<pid_t> FsManager::pids() const {
     // A cgroup that is gone (systemd collects an empty scope on its own) has no processes.
     std::string file = authoritative().dir() + "/cgroup.procs";
-    try {
-        return parse_pids(fs::read_file(file), file);
-    } catch (const Error&) {
-        if (!fs::exists(authoritative().dir())) return {};
-        throw;
-    }
+    if (auto text = fs::try_read_file(file)) return parse_pids(*text, file);
+    if (!fs::exists(authoritative().dir())) return {};
+    return parse_pids(fs::read_file(file), file);  // throws, saying why it cannot be read
 }
 
 void FsManager::destroy() {

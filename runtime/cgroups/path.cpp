@@ -55,10 +55,6 @@ SystemdUnit parse_systemd_form(const std::string& cgroups_path) {
     return u;
 }
 
-std::string systemd_to_cgroupfs(const std::string& cgroups_path) {
-    return parse_systemd_form(cgroups_path).cgroup_path();
-}
-
 }  // namespace
 
 std::string clean_cgroup_path(const std::string& path) {
@@ -114,9 +110,8 @@ std::optional<SystemdUnit> systemd_unit(const std::string& cgroups_path,
 
 std::string resolve_cgroups_path(const std::string& cgroups_path, const std::string& container_id,
                                  bool systemd_flag) {
-    if (systemd_flag && cgroups_path.empty())
-        return systemd_to_cgroupfs(std::string(":") + kDefaultScopePrefix + ":" + container_id);
-    if (systemd_flag || is_systemd_form(cgroups_path)) return systemd_to_cgroupfs(cgroups_path);
+    if (auto unit = systemd_unit(cgroups_path, container_id, systemd_flag)) return unit->cgroup_path();
+    if (is_systemd_form(cgroups_path)) return parse_systemd_form(cgroups_path).cgroup_path();
 
     // runc 1.1 fs driver: an empty path is the container id, relative to
     // the runtime's own cgroup.

@@ -88,17 +88,16 @@ UniqueFd make_exec_fifo(const std::string& path) {
     return fd;
 }
 
-// What a "cgroup" mount in the container shows: the container's own cgroup
-// in each hierarchy (a name=systemd hierarchy appears as "systemd").
 // The cgroupfs manager for the container's cgroupsPath; with --systemd-cgroup on a host
 // that runs systemd, wrapped in the systemd driver (a transient unit owns the cgroup).
 std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
                                                       const CreateOptions& opts,
                                                       const cgroups::Resources& resources) {
     const cgroups::Hierarchy host = cgroups::probe_host();
-    auto fs = cgroups::make_manager(
-        host, cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup));
     auto unit = cgroups::systemd_unit(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
+    auto fs = cgroups::make_manager(
+        host, unit ? unit->cgroup_path()
+                   : cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, false));
     if (!unit) return fs;
     if (!cgroups::systemd_running()) {
         log::debug("--systemd-cgroup: systemd is not running here; " + unit->unit +
@@ -109,6 +108,8 @@ std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
     return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties));
 }
 
+// What a "cgroup" mount in the container shows: the container's own cgroup
+// in each hierarchy (a name=systemd hierarchy appears as "systemd").
 void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions& opt) {
     for (const auto& [name, dir] : cgroup.dirs()) {
         if (name.empty()) {
