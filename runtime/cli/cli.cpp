@@ -102,7 +102,8 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"text", "json"}));
     app.add_flag("--debug", ctx.global.debug, "enable debug logging");
     app.add_flag("--systemd-cgroup", ctx.global.systemd_cgroup,
-                 "read cgroupsPath as slice:prefix:name");
+                 "systemd cgroup driver: cgroupsPath is slice:prefix:name, the cgroup a "
+                 "transient scope (cgroupfs without systemd)");
     app.add_option("--rootless", ctx.global.rootless, "true, false or auto (accepted)");
     app.add_option("--criu", ctx.global.criu, "path to criu (accepted, unused)");
 
