@@ -63,6 +63,36 @@ hooks_bundle() {
 	[ "$(jq -r .status "$LOGDIR/poststop.json")" = stopped ]
 }
 
+@test "poststart waits for slow startContainer hooks and runs after the process was executed" {
+	new_id ID
+	LOGDIR=$BATS_TEST_TMPDIR/hooklog
+	mkdir -p "$LOGDIR"
+	# a poststart hook that logs what init's pid (from the state on stdin) is executing
+	cat >"$LOGDIR/exe-hook" <<-EOF
+		#!/bin/sh
+		pid=\$(jq -r .pid)
+		echo "exe \$(readlink /proc/\$pid/exe)" >> "$LOGDIR/log"
+	EOF
+	chmod +x "$LOGDIR/exe-hook"
+	# startContainer takes its time
+	hooks_bundle \
+		'.hooks.startContainer[0].args[2] = "sleep 0.5; " + .hooks.startContainer[0].args[2]' \
+		".hooks.poststart += [{path: \"$LOGDIR/exe-hook\"}]"
+	create_container "$ID" "$BUNDLE"
+	rt start "$ID"
+	cat "$LOGDIR/log"
+	# start returned: both hooks ran, in the spec's order
+	[ "$(cut -d' ' -f1 "$LOGDIR/log" | tr '\n' ' ')" = \
+		"prestart createRuntime createContainer startContainer poststart exe " ]
+	# and init was no longer the runtime: it had called execve
+	exe=$(awk '$1 == "exe" {print $2}' "$LOGDIR/log")
+	[ -n "$exe" ]
+	[ "$exe" != "$(readlink -f "$RUNTIME")" ]
+	touch "$LOGDIR/go"
+	wait_status "$ID" stopped
+	rt delete "$ID"
+}
+
 @test "createContainer and startContainer run in the container's mount namespace, the others in the runtime's" {
 	new_id ID
 	hooks_bundle

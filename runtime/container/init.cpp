@@ -54,11 +54,15 @@ void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev
 
 namespace {
 
-void wait_for_start(int fifo_fd) {
+// Returns the fifo's write end, to be held until execve closes it (O_CLOEXEC):
+// `start` waits for that EOF before its poststart hooks, so they run after
+// the startContainer hooks and after the user's process was executed.
+UniqueFd wait_for_start(int fifo_fd) {
     std::string path = "/proc/self/fd/" + std::to_string(fifo_fd);
     UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fifo) throw_errno("open exec fifo");
     if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
+    return fifo;
 }
 
 std::string state_with_status(const std::string& state_json, const char* status) {
@@ -98,7 +102,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
     }
     // Parked until `start`; failures from here on can only be told on stderr.
     try {
-        wait_for_start(ctx.fifo_fd);
+        UniqueFd started = wait_for_start(ctx.fifo_fd);
         hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
                          "startContainer");
         exec_process(executable, process);

@@ -29,6 +29,20 @@ spec::Config load_saved_config(const StateStore& store, const std::string& id) {
 
 // Waits for exec.fifo to be readable while init is alive: a dead init must
 // not hang `start` forever.
+// Init holds the fifo's write end (O_CLOEXEC) through its startContainer
+// hooks: EOF means it has called execve (or died), so poststart may run.
+void wait_for_execve(int fifo) {
+    for (;;) {
+        char byte;
+        ssize_t n = ::read(fifo, &byte, 1);
+        if (n == 0) return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno != EAGAIN) throw_errno("read exec fifo");
+        struct pollfd p {fifo, POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0 && errno != EINTR) throw_errno("poll exec fifo");
+    }
+}
+
 void release_init(const StateStore& store, const ContainerState& st) {
     UniqueFd fifo(::open(store.fifo_path(st.id).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (!fifo) throw_errno("open exec fifo");
@@ -43,6 +57,7 @@ void release_init(const StateStore& store, const ContainerState& st) {
     ssize_t n = ::read(fifo.get(), &byte, 1);
     if (n != 1) throw Error("container init exited before start");
     ::unlink(store.fifo_path(st.id).c_str());
+    wait_for_execve(fifo.get());
 }
 
 UniqueFd open_pidfd(const ContainerState& st) {

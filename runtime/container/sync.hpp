@@ -49,8 +49,11 @@
 //   add init to the container cgroup <─────────────────────────── Ready
 //   write state.json, pid-file                                   open(exec.fifo, O_WRONLY)
 //   exit 0                                                       blocks...
-//   `start`: open(exec.fifo, O_RDONLY), read one byte ─────────> unblocked: startContainer
-//            unlink exec.fifo, poststart hooks                   hooks, execve(args)
+//   `start`: open(exec.fifo, O_RDONLY), read one byte ─────────> unblocked (keeps its
+//            unlink exec.fifo                                    O_CLOEXEC write end):
+//                                                                startContainer hooks,
+//            read until EOF <──────────────────────────────────── execve(args) closes it
+//            poststart hooks (after the user's process was executed, as the spec says)
 //
 // Cgroup: the setup (namespaces, mount tree, rootfs, hooks, filters) runs in
 // the runtime's own cgroup, and init enters the container's cgroup only once
