@@ -120,6 +120,23 @@ running_container() {
 	[ "$(state_of "$ID" status)" = running ]
 }
 
+@test "exec of a program whose execve fails (missing interpreter) fails with the reason, nothing left" {
+	running_container
+	printf '#!/no/such/interpreter\n' >"$BUNDLE/rootfs/bad-script"
+	chmod +x "$BUNDLE/rootfs/bad-script"
+	for detach in "" --detach; do
+		run rtq exec $detach --pid-file "$BATS_TEST_TMPDIR/x.pid" "$ID" /bad-script
+		echo "$output"
+		[ "$status" -eq 1 ]
+		grep -qi 'bad-script.*no such file or directory' <<<"$output"
+		# the pid file is written only for a process that runs its program
+		[ ! -e "$BATS_TEST_TMPDIR/x.pid" ]
+	done
+	# only init is left in the container
+	[ "$(rt ps --format json "$ID" | jq length)" -eq 1 ]
+	[ "$(state_of "$ID" status)" = running ]
+}
+
 @test "exec -t --detach sends the pty master to --console-socket" {
 	running_container
 	receiver=$(helper console_receiver)

@@ -53,16 +53,13 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         sock.send(SyncType::JoinCgroup);
         sock.expect(SyncType::CgroupJoined);
         sock.send(SyncType::Ready);
-        sock.close();
+        // The socket stays open (O_CLOEXEC) until execve: the parent returns
+        // only once the process runs its own program (sync.hpp).
+        exec_process(executable, process);
     } catch (const std::exception& e) {
         fail_to_parent(sock, e.what());
     }
-    try {
-        exec_process(executable, process);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", e.what());
-        ::_exit(127);
-    }
+    ::_exit(127);
 }
 
 [[noreturn]] void run_exec_stage1(SyncSocket& sock, os::NamespacePlan& plan,
@@ -194,6 +191,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
                 throw Error(std::string("sync: unexpected ") + sync_type_name(msg.type));
         }
     }
+    parent_sock.wait_for_execve();
     if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, child);
     kill_child.dismiss();
     if (opts.detach) return 0;

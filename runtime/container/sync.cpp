@@ -71,4 +71,12 @@ SyncMessage SyncSocket::expect(SyncType expected) {
     return m;
 }
 
+void SyncSocket::wait_for_execve() {
+    auto r = unix_socket::recv_with_fd(fd_.get(), 65536);
+    if (r.payload.empty()) return;
+    auto type = static_cast<SyncType>(static_cast<uint8_t>(r.payload[0]));
+    if (type == SyncType::Error) throw Error(r.payload.substr(1));
+    throw Error(std::string("sync: unexpected ") + sync_type_name(type) + " after Ready");
+}
+
 }  // namespace sandlock::container

@@ -86,7 +86,11 @@
 // JoinCgroup, and the parent writes its pid into the container's cgroup and
 // answers CgroupJoined; only then does the process send Ready and execve. So
 // the setup of an exec is not charged to the container either, and nothing of
-// the exec'd program runs outside the container's cgroup.
+// the exec'd program runs outside the container's cgroup. The process keeps
+// its end of the socket through execve (O_CLOEXEC closes it there): the
+// parent reads on after Ready until EOF, so `exec --detach` returns, and the
+// pid file is written, only once the process runs its own program; an execve
+// that fails sends Error instead, and exec fails with that message.
 #pragma once
 
 #include <cstdint>
@@ -141,6 +145,9 @@ public:
     // Receives one message; an Error message is rethrown with its text, and a
     // type other than `expected` is a protocol error.
     SyncMessage expect(SyncType expected);
+    // After Ready from an exec'd process: returns at EOF, which its execve
+    // makes (the socket is O_CLOEXEC); an Error it sent instead is rethrown.
+    void wait_for_execve();
 
     int get() const { return fd_.get(); }
     void close() { fd_.reset(); }
