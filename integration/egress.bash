@@ -19,8 +19,9 @@
 
 # The ports the listeners use for both TCP and UDP (same numbers, so that a test can
 # show that a TCP rule does not open UDP to the same port and the reverse).
-EG_P=47101
-EG_P2=47102
+# Below the ephemeral range (32768-60999), so no socket of the host can hold them.
+EG_P=27101
+EG_P2=27102
 EG_PORTS=("$EG_P" "$EG_P2")
 EG_LOCK=/run/lock/slit-egress.lock
 

@@ -70,18 +70,23 @@ nothing_reached_denied() {
 		\$P --label c-fork fork-connect $EG_D $EG_P c-fork
 		\$P --label c-thread thread-connect $EG_D $EG_P c-thread
 		\$P --label c-exec exec-connect $EG_D $EG_P c-exec
-		\$P --label c-flip flip-connect $EG_A $EG_D $EG_P 1000
+		\$P --label c-flip flip-connect $EG_A $EG_D $EG_P 1000 peer_denied
 		\$P --label c-flip-udp flip-sendto $EG_A $EG_D $EG_P 1000
 		\$P --label c-flip-msg flip-sendmsg $EG_A $EG_D $EG_P 1000
 		# (a port below the ephemeral range: the thousands of connects above may hold any port in it)
-		nc -l -p 23300 >/tmp/lo.out </dev/null &
-		sleep 0.3
+		nc -l -p 23300 >/tmp/lo.out </dev/null & nc=\$!
+		# (until nc listens on 23300 = 0x5B04, at most 10 s; busybox nc listens on [::])
+		i=0; until grep -q ':5B04 0*:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null || [ \$i -ge 200 ]; do sleep 0.05; i=\$((i+1)); done
 		\$P --label c-lo connect tcp 127.0.0.1 23300 c-lo
-		wait
+		# (nc ends with the connection; a refused connect must not hang the test)
+		i=0; while kill -0 \$nc 2>/dev/null && [ \$i -lt 100 ]; do sleep 0.05; i=\$((i+1)); done
+		kill \$nc 2>/dev/null; wait \$nc
 		echo \"lo-received \$(cat /tmp/lo.out)\"
-		\$P --label c-hol connect tcp $EG_X $EG_P2 c-hol &
+		\$P --label c-hol connect tcp $EG_X $EG_P2 c-hol & hol=\$!
+		# (its SYN is out once the socket is in SYN_SENT (02), at most 10 s; then it must hang)
+		i=0; until grep -q ':$(printf %04X "$EG_P2") 02 ' /proc/net/tcp || [ \$i -ge 200 ]; do sleep 0.05; i=\$((i+1)); done
 		sleep 1.5
-		kill \$!
+		kill \$hol
 		echo all-done
 	"
 	[ "$status" -eq 0 ]
@@ -332,10 +337,13 @@ nothing_reached_denied() {
 		/probe --label d-ping ping $EG_A
 		/probe --label d-v6 connect tcp $EG_A6 $EG_P d-v6
 		/probe --label d-mapped connect6-mapped $EG_A $EG_P d-mapped
-		nc -l -p 23300 >/tmp/lo.out </dev/null &
-		sleep 0.3
+		nc -l -p 23300 >/tmp/lo.out </dev/null & nc=\$!
+		# (until nc listens on 23300 = 0x5B04, at most 10 s; busybox nc listens on [::])
+		i=0; until grep -q ':5B04 0*:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null || [ \$i -ge 200 ]; do sleep 0.05; i=\$((i+1)); done
 		/probe --label d-lo connect tcp 127.0.0.1 23300 d-lo
-		wait
+		# (nc ends with the connection; a refused connect must not hang the test)
+		i=0; while kill -0 \$nc 2>/dev/null && [ \$i -lt 100 ]; do sleep 0.05; i=\$((i+1)); done
+		kill \$nc 2>/dev/null; wait \$nc
 		echo \"lo-received \$(cat /tmp/lo.out)\"
 	" "$(deny private)"
 	settle
@@ -396,11 +404,13 @@ nothing_reached_denied() {
 # The flipping thread cycles the sockaddr through AF_INET allowed, AF_INET denied, AF_UNIX
 # (a shim that CONTINUEs non-IP families lets the kernel re-read it) and AF_INET6
 # ::ffff:denied, with random dwell times. The control test shows the kernel does connect
-# to the denied address under this attack when nothing is enforced.
-@test "attack: a thread flipping the sockaddr during connect, 3000 times" {
+# to the denied address under this attack when nothing is enforced. The probe goes on past
+# its N calls until each outcome a test asserts was seen (at most 10*N calls or 30 s):
+# a 2-core machine may take longer to produce a rare interleaving.
+@test "attack: a thread flipping the sockaddr during connect, 3000+ times" {
 	require_enforcement
 	egress_setup_net
-	egress_run "/probe --label flip flip-connect $EG_A $EG_D $EG_P 3000" "$(allow "$EG_A:$EG_P")"
+	egress_run "/probe --label flip flip-connect $EG_A $EG_D $EG_P 3000 ok,ECONNREFUSED" "$(allow "$EG_A:$EG_P")"
 	[ "$status" -eq 0 ]
 	settle
 	show_listeners
@@ -415,12 +425,12 @@ nothing_reached_denied() {
 	nothing_reached_denied
 }
 
-@test "attack: a thread flipping the destination of sendto and sendmsg's msg_name, 3000 times each" {
+@test "attack: a thread flipping the destination of sendto and sendmsg's msg_name, 3000+ times each" {
 	require_enforcement
 	egress_setup_net
 	egress_run "
-		/probe --label flip-to flip-sendto $EG_A $EG_D $EG_P 3000
-		/probe --label flip-msg flip-sendmsg $EG_A $EG_D $EG_P 3000
+		/probe --label flip-to flip-sendto $EG_A $EG_D $EG_P 3000 ok,ECONNREFUSED
+		/probe --label flip-msg flip-sendmsg $EG_A $EG_D $EG_P 3000 ok,ECONNREFUSED
 	" "$(allow "udp://$EG_A:$EG_P")"
 	[ "$status" -eq 0 ]
 	settle
@@ -606,12 +616,12 @@ nothing_reached_denied() {
 	# 20 connects of another process (same listener fd) completed, each promptly
 	assert_ok many
 	[ "$(field many ok)" = 20 ]
-	[ "$(field many max_ms)" -lt 1000 ]
+	[ "$(field many max_ms)" -lt 5000 ] # the stuck one hangs ~127 s
 	# an exec'd process (its own listener) too
 	run rt exec "$ID" /probe --label exec-many connect-many "$EG_A" "$EG_P" 5
 	echo "$status: $output"
 	assert_ok exec-many
-	[ "$(field exec-many max_ms)" -lt 1000 ]
+	[ "$(field exec-many max_ms)" -lt 5000 ]
 	# ... while the first connect still hangs
 	[ ! -s "$BUNDLE/rootfs/tmp/hang" ]
 	settle
@@ -860,10 +870,10 @@ bad_annotation() {
 @test "control: without a policy the fd-swap probe's IP socket reaches the listener" {
 	egress_setup_net
 	egress_run "
-		/probe --label c-swap fdswap-connect $EG_D $EG_P 300
-		/probe --label c-swap-udp fdswap-sendto $EG_D $EG_P 300
-		/probe --label c-swap-ping fdswap-ping $EG_D 300
-		/probe --label c-swap-ping6 fdswap-ping $EG_D6 300
+		/probe --label c-swap fdswap-connect $EG_D $EG_P 300 ip_connected
+		/probe --label c-swap-udp fdswap-sendto $EG_D $EG_P 300 ok
+		/probe --label c-swap-ping fdswap-ping $EG_D 300 ok
+		/probe --label c-swap-ping6 fdswap-ping $EG_D6 300 ok
 	"
 	[ "$status" -eq 0 ]
 	settle
@@ -879,14 +889,14 @@ bad_annotation() {
 	[ "$(counter icmp6_denied)" -gt 0 ]
 }
 
-@test "attack: a thread swapping an IP socket onto the fd of a unix-socket connect (fd swap), 3000 times" {
+@test "attack: a thread swapping an IP socket onto the fd of a unix-socket connect (fd swap), 3000+ times" {
 	require_enforcement
 	egress_setup_net
 	egress_run "
-		/probe --label swap fdswap-connect $EG_D $EG_P 3000
-		/probe --label swap-udp fdswap-sendto $EG_D $EG_P 3000
-		/probe --label swap-ping fdswap-ping $EG_D 3000
-		/probe --label swap-ping6 fdswap-ping $EG_D6 3000
+		/probe --label swap fdswap-connect $EG_D $EG_P 3000 ENOENT,ECONNREFUSED,EPERM
+		/probe --label swap-udp fdswap-sendto $EG_D $EG_P 3000 ENOENT,ECONNREFUSED,EPERM
+		/probe --label swap-ping fdswap-ping $EG_D 3000 ENOENT,ECONNREFUSED,EPERM
+		/probe --label swap-ping6 fdswap-ping $EG_D6 3000 ENOENT,ECONNREFUSED,ok
 	" "$(allow "$EG_A:$EG_P;icmp://$EG_A;icmp://[$EG_A6]")"
 	[ "$status" -eq 0 ]
 	settle

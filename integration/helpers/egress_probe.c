@@ -50,6 +50,11 @@
 //                                        N sendto of an ICMP echo request (payload
 //                                        "fdswap-I") on the unix/ping fd; prints n= ok=
 //                                        and one ENAME=count per errno seen.
+//   The flip-* and fdswap-* subcommands take an optional last argument UNTIL, a comma
+//   list of outcomes (ok, peer_denied, ip_connected or an errno name such as EPERM):
+//   after the N calls they go on until each was seen once, for at most 10*N calls or
+//   30 s, so a race that needs a rare interleaving is not lost on a busy machine (n= is
+//   then the number of calls made).
 //   cgroup-progs DIR                     (host side) how many programs are attached to the
 //                                        cgroup2 directory DIR per egress hook: sock_create=
 //                                        connect4= connect6= sendmsg4= sendmsg6=
@@ -588,7 +593,45 @@ static void count_errno(struct errcount *c, int n, int e)
 	}
 }
 
-static int do_flip(int kind, const char *allowed, const char *denied, unsigned port, int n)
+// One outcome of a race: "ok", a counter of the subcommand, or an errno name.
+struct outcome_counts {
+	int ok;
+	const char *counter;
+	int counter_value;
+	const struct errcount *errs;
+};
+
+static int outcome_seen(const struct outcome_counts *c, const char *name, size_t len)
+{
+	if (len == 2 && !strncmp(name, "ok", 2))
+		return c->ok > 0;
+	if (strlen(c->counter) == len && !strncmp(name, c->counter, len))
+		return c->counter_value > 0;
+	for (int i = 0; i < 16 && c->errs[i].err; i++)
+		if (strlen(ename(c->errs[i].err)) == len && !strncmp(name, ename(c->errs[i].err), len))
+			return c->errs[i].count > 0;
+	return 0;
+}
+
+// Whether call I (0-based) of N should be made: always the first N, then more while an
+// outcome listed in UNTIL is still missing, up to 10*N calls and 30 s from START_MS.
+static int keep_going(int i, int n, const char *until, const struct outcome_counts *c, long start_ms)
+{
+	if (i < n)
+		return 1;
+	if (!until || i >= 10 * n || now_ms() - start_ms > 30000)
+		return 0;
+	for (const char *p = until; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len && !outcome_seen(c, p, len))
+			return 1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+static int do_flip(int kind, const char *allowed, const char *denied, unsigned port, int n,
+		   const char *until)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct sockaddr_in dn = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -618,7 +661,12 @@ static int do_flip(int kind, const char *allowed, const char *denied, unsigned p
 	if (kind != FLIP_CONNECT)
 		udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	unsigned seen = 0;
-	for (int i = 0; i < n; i++) {
+	long start_ms = now_ms();
+	int i;
+	for (i = 0;; i++) {
+		struct outcome_counts oc = {ok, "peer_denied", peer_denied, errs};
+		if (!keep_going(i, n, until, &oc, start_ms))
+			break;
 		char payload[32];
 		snprintf(payload, sizeof(payload), "flip-%d", i);
 		// On a busy machine the flipper may be off the CPU for a whole burst of calls:
@@ -658,9 +706,9 @@ static int do_flip(int kind, const char *allowed, const char *denied, unsigned p
 	__atomic_store_n(&flip_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
 	char line[512];
-	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d peer_denied=%d", label, n, ok, peer_denied);
-	for (int i = 0; i < 16 && errs[i].err; i++)
-		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[i].err), errs[i].count);
+	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d peer_denied=%d", label, i, ok, peer_denied);
+	for (int j = 0; j < 16 && errs[j].err; j++)
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[j].err), errs[j].count);
 	say("%s", line);
 	return 0;
 }
@@ -717,7 +765,7 @@ static void *swapper(void *arg)
 			write_all(ip, payload, strlen(payload));
 			close(ip);
 			ip = swap_ip_socket();
-			swap_ip_connected++;
+			__atomic_fetch_add(&swap_ip_connected, 1, __ATOMIC_RELAXED);
 		}
 	}
 	if (ip >= 0)
@@ -725,7 +773,7 @@ static void *swapper(void *arg)
 	return NULL;
 }
 
-static int do_fdswap(int kind, const char *addr, unsigned port, int n)
+static int do_fdswap(int kind, const char *addr, unsigned port, int n, const char *until)
 {
 	swap_kind = kind;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&swap_sin;
@@ -753,7 +801,13 @@ static int do_fdswap(int kind, const char *addr, unsigned port, int n)
 	struct errcount errs[16];
 	memset(errs, 0, sizeof(errs));
 	unsigned seen = 0;
-	for (int i = 0; i < n; i++) {
+	long start_ms = now_ms();
+	int i;
+	for (i = 0;; i++) {
+		struct outcome_counts oc = {ok, "ip_connected", __atomic_load_n(&swap_ip_connected, __ATOMIC_RELAXED),
+					    errs};
+		if (!keep_going(i, n, until, &oc, start_ms))
+			break;
 		// at least one swap cycle between calls (the swapper may be off the CPU)
 		while (__atomic_load_n(&swap_count, __ATOMIC_RELAXED) == seen)
 			sched_yield();
@@ -784,9 +838,9 @@ static int do_fdswap(int kind, const char *addr, unsigned port, int n)
 	__atomic_store_n(&swap_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
 	char line[512];
-	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d ip_connected=%d", label, n, ok, swap_ip_connected);
-	for (int i = 0; i < 16 && errs[i].err; i++)
-		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[i].err), errs[i].count);
+	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d ip_connected=%d", label, i, ok, swap_ip_connected);
+	for (int j = 0; j < 16 && errs[j].err; j++)
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[j].err), errs[j].count);
 	say("%s", line);
 	return 0;
 }
@@ -906,18 +960,18 @@ int main(int argc, char **argv)
 		return do_packet(a[0], a[1], a[2], a[3], parse_port(a[4]));
 	if (!strcmp(cmd, "iouring") && n == 3)
 		return do_iouring(a[0], parse_port(a[1]), a[2]);
-	if (!strcmp(cmd, "flip-connect") && n == 4)
-		return do_flip(FLIP_CONNECT, a[0], a[1], parse_port(a[2]), atoi(a[3]));
-	if (!strcmp(cmd, "flip-sendto") && n == 4)
-		return do_flip(FLIP_SENDTO, a[0], a[1], parse_port(a[2]), atoi(a[3]));
-	if (!strcmp(cmd, "flip-sendmsg") && n == 4)
-		return do_flip(FLIP_SENDMSG, a[0], a[1], parse_port(a[2]), atoi(a[3]));
-	if (!strcmp(cmd, "fdswap-connect") && n == 3)
-		return do_fdswap(SWAP_CONNECT, a[0], parse_port(a[1]), atoi(a[2]));
-	if (!strcmp(cmd, "fdswap-sendto") && n == 3)
-		return do_fdswap(SWAP_SENDTO, a[0], parse_port(a[1]), atoi(a[2]));
-	if (!strcmp(cmd, "fdswap-ping") && n == 2)
-		return do_fdswap(SWAP_PING, a[0], 0, atoi(a[1]));
+	if (!strcmp(cmd, "flip-connect") && (n == 4 || n == 5))
+		return do_flip(FLIP_CONNECT, a[0], a[1], parse_port(a[2]), atoi(a[3]), n == 5 ? a[4] : NULL);
+	if (!strcmp(cmd, "flip-sendto") && (n == 4 || n == 5))
+		return do_flip(FLIP_SENDTO, a[0], a[1], parse_port(a[2]), atoi(a[3]), n == 5 ? a[4] : NULL);
+	if (!strcmp(cmd, "flip-sendmsg") && (n == 4 || n == 5))
+		return do_flip(FLIP_SENDMSG, a[0], a[1], parse_port(a[2]), atoi(a[3]), n == 5 ? a[4] : NULL);
+	if (!strcmp(cmd, "fdswap-connect") && (n == 3 || n == 4))
+		return do_fdswap(SWAP_CONNECT, a[0], parse_port(a[1]), atoi(a[2]), n == 4 ? a[3] : NULL);
+	if (!strcmp(cmd, "fdswap-sendto") && (n == 3 || n == 4))
+		return do_fdswap(SWAP_SENDTO, a[0], parse_port(a[1]), atoi(a[2]), n == 4 ? a[3] : NULL);
+	if (!strcmp(cmd, "fdswap-ping") && (n == 2 || n == 3))
+		return do_fdswap(SWAP_PING, a[0], 0, atoi(a[1]), n == 3 ? a[2] : NULL);
 	if (!strcmp(cmd, "cgroup-progs") && n == 1)
 		return do_cgroup_progs(a[0]);
 	if (!strcmp(cmd, "fork-connect") && n == 3) {
