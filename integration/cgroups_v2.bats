@@ -362,10 +362,10 @@ assert_v2_gone() {
 	rt resume "$id"
 	[ "$(cg2 "$id" cgroup.freeze)" = 0 ]
 	a=$(usage_usec "$id")
-	sleep 0.5
-	b=$(usage_usec "$id")
-	echo "resumed: $a -> $b"
-	[ "$((b - a))" -gt 100000 ]
+	# running again: > 100 ms of CPU (within 10 s, however busy the machine is)
+	used_since() { [ "$(($(usage_usec "$id") - a))" -gt 100000 ]; }
+	eventually 10 used_since
+	echo "resumed: $a -> $(usage_usec "$id")"
 	rt pause "$id"
 	rt delete --force "$id"
 	assert_v2_gone "$id"
@@ -399,7 +399,8 @@ assert_v2_gone() {
 	cgroup_bundle "$id" '.linux.resources.memory = {"limit": 16777216, "swap": 16777216}' \
 		"$(args sh -c 'head -c 64m /dev/zero | tail >/dev/null; echo "tail=$?"; sleep 1000')"
 	start_container "$id" "$BUNDLE"
-	wait_for_line "$BUNDLE/init.out" "tail=137"
+	# reclaim before the OOM kill can take long on a busy machine
+	wait_for_line "$BUNDLE/init.out" "tail=137" 40
 	run rt events --stats "$id"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -312,13 +312,13 @@ mounts_outside() {
 	outside=$BATS_TEST_TMPDIR/outside
 	mkdir -p "$outside"
 	echo host-file >"$outside/marker"
-	make_bundle b "$(args sh -c 'echo from-container > /evil/written; ls /evil; readlink /evil; grep -E " /(outside|evil) " /proc/self/mountinfo; exec sleep 1000')" \
+	make_bundle b "$(args sh -c 'echo from-container > /evil/written; ls /evil; readlink /evil; grep -E " /(outside|evil) " /proc/self/mountinfo; echo setup-done; exec sleep 1000')" \
 		'.mounts += [{destination: "/evil", type: "tmpfs", source: "tmpfs", options: ["size=1m"]}]'
 	# from the host, rootfs/evil resolves to $BATS_TEST_TMPDIR/outside
 	ln -s ../../outside "$BUNDLE/rootfs/evil"
 	[ "$(readlink -f "$BUNDLE/rootfs/evil")" = "$outside" ]
 	start_sleeper "$ID" "$BUNDLE"
-	sleep 0.3
+	wait_for_line "$BUNDLE/init.out" setup-done
 	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	# nothing was mounted on the host outside the bundle
 	findmnt -rn -o TARGET | grep -F "$BATS_TEST_TMPDIR" || true
@@ -369,7 +369,7 @@ mounts_outside() {
 	TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
 	mount --make-shared "$BATS_TEST_TMPDIR/shared"
 	new_id ID
-	make_bundle shared/b "$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo; exec sleep 1000')" \
+	make_bundle shared/b "$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo; echo setup-done; exec sleep 1000')" \
 		'.linux.rootfsPropagation = "private"' \
 		'.mounts += [{destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m"]}]'
 	mkdir -p "$BUNDLE/rootfs/mnt/sub"
@@ -378,7 +378,8 @@ mounts_outside() {
 	TEST_MOUNTS+=("$BUNDLE/rootfs/mnt/sub")
 	touch "$BUNDLE/rootfs/mnt/sub/host-marker"
 	run rt exec "$ID" sh -c 'ls /mnt/sub; grep -c " /scratch " /proc/self/mountinfo'
-	root=$(cat "$BUNDLE/init.out")
+	wait_for_line "$BUNDLE/init.out" setup-done
+	root=$(grep -v '^setup-done$' "$BUNDLE/init.out")
 	echo "exec $status: $output; root: $root"
 	[ "$status" -eq 0 ]
 	[ -n "$root" ]

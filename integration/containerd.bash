@@ -121,7 +121,7 @@ cd_daemon_pids() {
 cd_shim_pids() {
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^containerd-shim.*$CD_DIR/containerd.sock" &&
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qE "^([^ ]*/)?containerd-shim[^ ]* .*$CD_DIR/containerd.sock" &&
 			echo "${p#/proc/}"
 	done
 	return 0
@@ -226,10 +226,11 @@ cd_assert_gone() {
 	[ -n "$(cd_task_status "$id")" ] && left+="task; "
 	ctr_ containers ls -q 2>/dev/null | grep -qxF "$id" && left+="container; "
 	[ -e "$CD_DIR/runc/$CD_NS/$id" ] && left+="runtime state; "
-	local p
-	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^containerd-shim.* -id $id " && left+="shim ${p#/proc/}; "
-	done
+	# the shim exits on its own after its Shutdown call: within 15 s (containerd starts it
+	# by its full path, /usr/bin/containerd-shim-runc-v2)
+	shim_of_id() { pids_with_cmdline " -id $id " | grep -oE '[0-9]+:([^ ;]*/)?containerd-shim[^;]*;' || true; }
+	no_shim_of_id() { [ -z "$(shim_of_id)" ]; }
+	eventually 15 no_shim_of_id || left+="shim $(shim_of_id); "
 	[ -n "$(find /sys/fs/cgroup -maxdepth 4 -type d -path "*/$CD_NS/$id" 2>/dev/null)" ] && left+="cgroups; "
 	findmnt -rn -o TARGET | grep -qF "/$id/" && left+="mounts; "
 	[ -z "$left" ] || {

@@ -85,15 +85,15 @@ teardown() {
 	# containerd's runc root holds the runtime's state for the container
 	[ -e "$CD_DIR/runc/$CD_NS/$id" ]
 
-	# (the pause before exiting: ctr can drop the output of a process that exits as it
-	# starts, with runc as well; the runtime is not in that path)
-	run ctr_ task exec --exec-id e1 "$id" sh -c 'echo exec-out; sleep 0.2; exit 4'
+	# (the pauses: ctr can drop the output of a process that exits as it starts, with runc
+	# as well; the runtime is not in that path. 2 s leave room on a busy machine)
+	run ctr_ task exec --exec-id e1 "$id" sh -c 'echo exec-out; sleep 2; exit 4'
 	echo "$output"
 	[ "$status" -eq 4 ]
 	has_line exec-out
 	# -t: the exec'd process has a terminal (the "resize pty" error ctr may print when
 	# the process is already gone is ctr's own race, seen with runc as well)
-	run ctr_pty task exec -t --exec-id e2 "$id" sh -c 'sleep 0.2; tty; sleep 0.2; exit 6'
+	run ctr_pty task exec -t --exec-id e2 "$id" sh -c 'sleep 2; tty; sleep 2; exit 6'
 	echo "status $status: $output"
 	[ "$status" -eq 6 ]
 	grep -q '/dev/pts/[0-9]' <<<"$output"
@@ -119,22 +119,23 @@ teardown() {
 	local id
 	cd_id id
 	run ctrq run $(cd_run_args) -d "$CD_IMAGE" "$id" \
-		sh -c 'trap "" TERM; i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done'
+		sh -c 'trap "" TERM; i=0; while :; do i=$((i+1)); echo $i >/tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done'
 	[ "$status" -eq 0 ]
 	cd_wait_task "$id" RUNNING
 	run ctr_ task pause "$id"
 	[ "$status" -eq 0 ]
-	cd_wait_task "$id" PAUSED 5
+	cd_wait_task "$id" PAUSED
 	[ "$(cat "$(cd_cgroup_file "$id" freezer freezer.state)")" = FROZEN ]
 	run ctr_ task resume "$id"
 	[ "$status" -eq 0 ]
-	cd_wait_task "$id" RUNNING 5
-	local a b
+	cd_wait_task "$id" RUNNING
+	local a b n=1
+	# it makes progress again (the counter is replaced by rename: a read never sees it
+	# half written)
 	a=$(ctr_ task exec --exec-id c1 "$id" cat /tmp/count)
-	sleep 0.3
-	b=$(ctr_ task exec --exec-id c2 "$id" cat /tmp/count)
+	grew() { n=$((n + 1)); b=$(ctr_ task exec --exec-id "c$n" "$id" cat /tmp/count); [ "$b" -gt "$a" ]; }
+	eventually 15 grew
 	echo "count $a then $b"
-	[ "$b" -gt "$a" ]
 	# SIGTERM is ignored: still running
 	run ctr_ task kill "$id"
 	sleep 0.3
@@ -180,5 +181,7 @@ teardown() {
 	[ -z "$output" ]
 	run find "$CD_DIR/runc/$CD_NS" -mindepth 1 -maxdepth 1
 	[ -z "$output" ]
-	[ -z "$(cd_shim_pids)" ]
+	# (a shim exits on its own, a moment after its last task is deleted)
+	no_shims() { [ -z "$(cd_shim_pids)" ]; }
+	eventually 15 no_shims
 }

@@ -187,6 +187,30 @@ wait_file() {
 	done
 }
 
+# pids_with_cmdline TEXT: "PID:CMDLINE;" for every process whose command line holds TEXT.
+pids_with_cmdline() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		[[ "$cmd" == *"$1"* ]] && printf '%s:%s; ' "${p#/proc/}" "$cmd"
+	done
+	return 0
+}
+
+# eventually SECONDS CMD...: runs CMD until it succeeds; fails (saying which command)
+# once SECONDS have passed. For conditions another process makes true in its own time.
+eventually() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "timed out waiting for: $*" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
 # wait_gone PID [SECONDS]: waits until process PID no longer exists.
 wait_gone() {
 	local deadline=$((SECONDS + ${2:-10}))

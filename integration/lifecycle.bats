@@ -85,9 +85,9 @@ load helpers
 	for sig in 15 KILL SIGKILL; do
 		new_id ID
 		# the shell traps TERM so that signal 15 ends it (pid 1 ignores unhandled signals)
-		make_bundle "b$sig" "$(args sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done')"
+		make_bundle "b$sig" "$(args sh -c 'trap "exit 0" TERM; echo ready; while :; do sleep 0.1; done')"
 		start_container "$ID" "$BUNDLE"
-		wait_status "$ID" running
+		wait_for_line "$BUNDLE/init.out" ready # (the trap is set)
 		run rt kill "$ID" "$sig"
 		echo "kill $sig: $output"
 		[ "$status" -eq 0 ]
@@ -98,9 +98,9 @@ load helpers
 
 @test "kill without a signal sends SIGTERM" {
 	new_id ID
-	make_bundle b "$(args sh -c 'trap "echo got-term; exit 0" TERM; while :; do sleep 0.1; done')"
+	make_bundle b "$(args sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done')"
 	start_container "$ID" "$BUNDLE"
-	wait_status "$ID" running
+	wait_for_line "$BUNDLE/init.out" ready # (the trap is set)
 	rt kill "$ID"
 	wait_status "$ID" stopped
 	grep -q got-term "$BUNDLE/init.out"

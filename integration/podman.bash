@@ -239,11 +239,12 @@ libpod_cgroups() {
 # pm_assert_gone ID: nothing of container ID left: no runtime state, no conmon, no
 # cgroups, no mounts of its storage.
 pm_assert_gone() {
-	local id=$1 left="" p
+	local id=$1 left="" procs
 	[ -e "/run/sandlock-runc/$id" ] && left+="runtime state /run/sandlock-runc/$id; "
-	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$id" && left+="process ${p#/proc/}; "
-	done
+	# conmon and the exit command it starts (`podman container cleanup ID`) can outlive
+	# `podman rm` by a moment: they must be gone within 15 s
+	no_procs_of_id() { [ -z "$(pids_with_cmdline "$id")" ]; }
+	eventually 15 no_procs_of_id || left+="processes $(pids_with_cmdline "$id"); "
 	[ -n "$(libpod_cgroups "$id")" ] && left+="cgroups $(libpod_cgroups "$id" | tr '\n' ' '); "
 	findmnt -rn -o TARGET | grep -qF "$id" && left+="mounts; "
 	[ -z "$left" ] || {
