@@ -180,6 +180,37 @@ sd_run_detached() {
 	[ "$(sd_rt state "$id" | jq -r .status)" = running ]
 }
 
+@test "systemd: org.systemd.property.* annotations become unit properties (xxxSec in seconds); a bad one fails create cleanly" {
+	new_id id
+	local unit="sandlock-$id.scope"
+	make_bundle b ".linux.cgroupsPath = \"system.slice:sandlock:$id\"" \
+		'.linux.resources.pids = {"limit": 77}' \
+		'.annotations["org.systemd.property.TimeoutStopSec"] = "uint64 42"' \
+		'.annotations["org.systemd.property.CollectMode"] = "'"'inactive-or-failed'"'"' \
+		'.annotations["org.systemd.property.TasksMax"] = "uint64 55"' \
+		"$(args sleep 1000)"
+	sd_run_detached "$id" "$BUNDLE"
+	[ "$(sd_show "$unit" ActiveState)" = active ]
+	[ "$(sd_show "$unit" TimeoutStopUSec)" = 42s ]
+	[ "$(sd_show "$unit" CollectMode)" = inactive-or-failed ]
+	# the user's value comes after the runtime's own, so it is the one systemd keeps
+	[ "$(sd_show "$unit" TasksMax)" = 55 ]
+	sd_rt delete --force "$id"
+	[ "$(sd_show "$unit" LoadState)" = not-found ]
+
+	new_id id2
+	make_bundle b2 ".linux.cgroupsPath = \"system.slice:sandlock:$id2\"" \
+		'.annotations["org.systemd.property.TimeoutStopSec"] = "soon"' "$(args true)"
+	run sd_rt run --bundle "$BUNDLE" "$id2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	grep -qF 'annotation org.systemd.property.TimeoutStopSec=soon value parse error' <<<"$output"
+	[ "$(wc -l <<<"$output")" -eq 1 ]
+	sd_in test ! -d "$TEST_ROOT/$id2"
+	[ "$(sd_show "sandlock-$id2.scope" LoadState)" = not-found ]
+	sd_in test ! -d "/sys/fs/cgroup/pids/system.slice/sandlock-$id2.scope"
+}
+
 @test "systemd: a bad systemd cgroupsPath is refused before anything is made" {
 	new_id id
 	make_bundle b '.linux.cgroupsPath = "system.slice:sandlock"' "$(args true)"

@@ -174,6 +174,16 @@ void append_property(sd_bus_message* m, const std::string& arg) {
             uint64_t v = parse_u64(value);
             if (v > UINT32_MAX) throw std::invalid_argument(value);
             r = sd_bus_message_append(m, "(sv)", name.c_str(), "u", static_cast<uint32_t>(v));
+        } else if (type == "x" || type == "i") {
+            size_t used = 0;
+            long long v = std::stoll(value, &used);
+            if (used != value.size()) throw std::invalid_argument(value);
+            if (type == "x") {
+                r = sd_bus_message_append(m, "(sv)", name.c_str(), "x", static_cast<int64_t>(v));
+            } else {
+                if (v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(value);
+                r = sd_bus_message_append(m, "(sv)", name.c_str(), "i", static_cast<int32_t>(v));
+            }
         } else if (type == "au") {
             std::vector<uint32_t> items = parse_u32_list(value);
             check(sd_bus_message_open_container(m, 'r', "sv"), "building the message");

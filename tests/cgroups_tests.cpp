@@ -672,6 +672,56 @@ BOOST_AUTO_TEST_CASE(systemd_properties_for_resources) {
     BOOST_TEST(systemd_resource_properties(r, true).size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(systemd_properties_from_annotations_as_runc_reads_them) {
+    const std::string p = "org.systemd.property.";
+    std::map<std::string, std::string> a{
+        {"io.other", "ignored"},
+        {p + "CollectMode", "'inactive-or-failed'"},
+        {p + "Description", "\"with spaces\""},
+        {p + "SendSIGHUP", "true"},
+        {p + "TasksAccounting", "false"},
+        {p + "TimeoutStopUSec", "uint64 123456789"},
+        {p + "CPUWeight", "uint64 50"},
+        {p + "LimitNOFILE", "uint64 4096"},
+        {p + "Nice", "int32 -5"},
+        {p + "ManagedOOMMemoryPressureLimit", "uint32 7"},
+        {p + "CPUQuotaPeriodUSec", "int64 10000"},
+        {p + "OOMScoreAdjust", "-100"},          // plain integer: int32, as GVariant
+        {p + "RuntimeMaxSec", "1.5"},            // xxxSec: seconds -> xxxUSec, microseconds
+        {p + "TimeoutSec", "uint64 7"},
+    };
+    std::vector<std::string> want{
+        "CPUQuotaPeriodUSec=x:10000",    "CPUWeight=t:50",
+        "CollectMode=s:inactive-or-failed", "Description=s:with spaces",
+        "LimitNOFILE=t:4096",            "ManagedOOMMemoryPressureLimit=u:7",
+        "Nice=i:-5",                     "OOMScoreAdjust=i:-100",
+        "RuntimeMaxUSec=t:1500000",      "SendSIGHUP=b:true",
+        "TasksAccounting=b:false",       "TimeoutUSec=t:7000000",
+        "TimeoutStopUSec=t:123456789"};  // (in annotation key order: TimeoutSec < TimeoutStopUSec)
+    BOOST_TEST(systemd_annotation_properties(a) == want, boost::test_tools::per_element());
+    BOOST_TEST(systemd_annotation_properties({{"io.sandlock.audit", "all"}}).empty());
+
+    auto fails = [&](const std::string& name, const std::string& value, const std::string& needle) {
+        return throws_with([&] { systemd_annotation_properties({{p + name, value}}); },
+                           "annotation " + p + name) &&
+               throws_with([&] { systemd_annotation_properties({{p + name, value}}); }, needle);
+    };
+    BOOST_TEST(fails("Ab", "true", "name incorrect: too short"));
+    BOOST_TEST(fails("Cpu-Weight", "true", "non-alphabetic"));
+    BOOST_TEST(fails("CPU1", "true", "non-alphabetic"));
+    BOOST_TEST(fails("CPUWeight", "50x", "value parse error"));
+    BOOST_TEST(fails("CPUWeight", "uint64 -1", "value parse error"));
+    BOOST_TEST(fails("CPUWeight", "uint32 4294967296", "value parse error"));
+    BOOST_TEST(fails("CPUWeight", "int32 2147483648", "value parse error"));
+    BOOST_TEST(fails("CPUWeight", "['a']", "value parse error"));
+    BOOST_TEST(fails("Description", "'it\\'s'", "value parse error"));
+    BOOST_TEST(fails("Description", "'unterminated", "value parse error"));
+    BOOST_TEST(fails("CPUWeight", "0.5", "only accepted for a ...Sec property"));
+    BOOST_TEST(fails("RuntimeMaxSec", "'10'", "seconds must be a number"));
+    BOOST_TEST(fails("RuntimeMaxSec", "-1", "seconds must be a number"));
+    BOOST_TEST(fails("RuntimeMaxSec", "1e30", "too large"));
+}
+
 // The driver's side of the D-Bus client, with a stand-in sandlock-systemd that logs its
 // arguments (the real one runs against systemd in integration/systemd.bats).
 BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destroy) {

@@ -6,7 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <optional>
+#include <string_view>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -81,9 +85,9 @@ void run_helper(const std::vector<std::string>& args) {
 class SystemdManager : public Manager {
 public:
     SystemdManager(std::unique_ptr<Manager> fs, SystemdUnit unit, std::vector<std::string> properties,
-                   bool started)
+                   std::vector<std::string> user_properties, bool started)
         : fs_(std::move(fs)), unit_(std::move(unit)), properties_(std::move(properties)),
-          started_(started) {}
+          user_properties_(std::move(user_properties)), started_(started) {}
 
     // Nothing before the first process: systemd creates the unit's cgroup then, and
     // removes directories it finds in hierarchies it does not manage for the unit.
@@ -155,6 +159,7 @@ private:
         args.push_back("DefaultDependencies=b:false");
         args.push_back("Delegate=b:true");
         args.insert(args.end(), properties_.begin(), properties_.end());
+        args.insert(args.end(), user_properties_.begin(), user_properties_.end());
         run_helper(args);
         started_ = true;
         log::debug("systemd: started " + unit_.unit + " in " + unit_.slice);
@@ -185,6 +190,8 @@ private:
     std::unique_ptr<Manager> fs_;
     SystemdUnit unit_;
     std::vector<std::string> properties_;
+    // From org.systemd.property.* annotations: sent once, with the start, after ours.
+    std::vector<std::string> user_properties_;
     bool started_;
 };
 
@@ -221,9 +228,104 @@ std::vector<std::string> systemd_resource_properties(const Resources& r, bool un
     return out;
 }
 
+namespace {
+
+constexpr std::string_view kPropertyPrefix = "org.systemd.property.";
+
+bool ascii_letters(std::string_view s) {
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
+}
+
+// A GVariant number: the whole text, or nothing.
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
+    T v{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+struct Variant {
+    char type;          // 'b' 's' 'i' 'u' 'x' 't' 'd'
+    std::string text;   // the value in sandlock-systemd's form
+    double number = 0;  // for the Sec -> USec conversion
+};
+
+template <typename T>
+std::optional<Variant> typed_integer(char type, std::string_view digits) {
+    auto v = parse_number<T>(digits);
+    if (!v) return std::nullopt;
+    return Variant{type, std::to_string(*v), static_cast<double>(*v)};
+}
+
+std::optional<Variant> parse_variant(std::string_view v) {
+    if (v == "true" || v == "false") return Variant{'b', std::string(v)};
+    if (v.size() >= 2 && (v.front() == '\'' || v.front() == '"') && v.back() == v.front()) {
+        std::string_view inner = v.substr(1, v.size() - 2);
+        if (inner.find(v.front()) != std::string_view::npos || inner.find('\\') != std::string_view::npos)
+            return std::nullopt;  // escapes are not supported: refuse rather than guess
+        return Variant{'s', std::string(inner)};
+    }
+    static const std::pair<std::string_view, char> kTyped[] = {
+        {"uint64 ", 't'}, {"uint32 ", 'u'}, {"int64 ", 'x'}, {"int32 ", 'i'}};
+    for (const auto& [prefix, type] : kTyped) {
+        if (!v.starts_with(prefix)) continue;
+        std::string_view digits = v.substr(prefix.size());
+        switch (type) {
+            case 't': return typed_integer<uint64_t>(type, digits);
+            case 'u': return typed_integer<uint32_t>(type, digits);
+            case 'x': return typed_integer<int64_t>(type, digits);
+            default: return typed_integer<int32_t>(type, digits);
+        }
+    }
+    if (auto i = typed_integer<int32_t>('i', v)) return i;
+    if (v.find_first_of(".eE") != std::string_view::npos) {
+        if (auto d = parse_number<double>(v)) return Variant{'d', std::string(v), *d};
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> systemd_annotation_properties(
+    const std::map<std::string, std::string>& annotations) {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : annotations) {
+        if (!key.starts_with(kPropertyPrefix)) continue;
+        std::string name = key.substr(kPropertyPrefix.size());
+        if (name.size() < 3) throw Error("annotation " + key + " name incorrect: too short");
+        if (!ascii_letters(name))
+            throw Error("annotation " + key + " name incorrect: contains non-alphabetic character");
+        auto variant = parse_variant(value);
+        if (!variant)
+            throw Error("annotation " + key + "=" + value +
+                        " value parse error: not a boolean, a quoted string or a number");
+        // As runc: xxxSec in seconds becomes xxxUSec in microseconds.
+        const size_t base = name.size() - 3;
+        if (name.ends_with("Sec") && name[base - 1] >= 'a' && name[base - 1] <= 'z') {
+            if (variant->type == 'b' || variant->type == 's' || variant->number < 0)
+                throw Error("annotation " + key + "=" + value +
+                            " value parse error: seconds must be a number >= 0");
+            name = name.substr(0, base) + "USec";
+            const double usec = variant->number * 1e6;
+            if (usec >= 18446744073709551615.0)
+                throw Error("annotation " + key + "=" + value + " value parse error: too large");
+            variant = Variant{'t', std::to_string(static_cast<uint64_t>(usec + 0.5))};
+        }
+        if (variant->type == 'd')
+            throw Error("annotation " + key + "=" + value +
+                        " value parse error: a double is only accepted for a ...Sec property");
+        out.push_back(name + "=" + variant->type + ":" + variant->text);
+    }
+    return out;
+}
+
 std::unique_ptr<Manager> make_systemd_manager(std::unique_ptr<Manager> fs, const SystemdUnit& unit,
-                                              std::vector<std::string> properties) {
-    return std::make_unique<SystemdManager>(std::move(fs), unit, std::move(properties), false);
+                                              std::vector<std::string> properties,
+                                              std::vector<std::string> user_properties) {
+    return std::make_unique<SystemdManager>(std::move(fs), unit, std::move(properties),
+                                            std::move(user_properties), false);
 }
 
 std::unique_ptr<Manager> open_systemd_manager(std::unique_ptr<Manager> fs,
@@ -240,7 +342,7 @@ std::unique_ptr<Manager> open_systemd_manager(std::unique_ptr<Manager> fs,
         throw Error("cgroups: invalid cgroup state: systemd unit \"" + unit.unit + "\"");
     bool started = state.contains("started") && state["started"].is_boolean() && state["started"].get<bool>();
     return std::make_unique<SystemdManager>(std::move(fs), std::move(unit), std::vector<std::string>{},
-                                            started);
+                                            std::vector<std::string>{}, started);
 }
 
 }  // namespace sandlock::cgroups

@@ -18,6 +18,10 @@
 #include <string>
 #include <vector>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "runtime/cgroups/manager.hpp"
 
 namespace sandlock::cgroups {
@@ -29,10 +33,21 @@ bool systemd_running();
 // form sandlock-systemd takes. v2 names memory.max MemoryMax, v1 MemoryLimit.
 std::vector<std::string> systemd_resource_properties(const Resources& r, bool unified);
 
+// The unit properties that annotations "org.systemd.property.NAME" = VALUE ask for, as
+// runc reads them: NAME is ASCII letters only (3 or more); VALUE is a GVariant text of one
+// of: true/false, 'text' or "text", an integer (int32) or a typed one ("uint64 5",
+// "uint32 5", "int64 5", "int32 5"), a decimal number (double). A NAME ending in a
+// lowercase letter and "Sec" is sent as NAME-with-USec, its value (seconds) in
+// microseconds. Throws sandlock::Error naming the annotation.
+std::vector<std::string> systemd_annotation_properties(
+    const std::map<std::string, std::string>& annotations);
+
 // fs: the cgroupfs manager for unit.cgroup_path(). properties: extra unit properties
-// (systemd_resource_properties). Throws sandlock::Error.
+// (systemd_resource_properties); user_properties (systemd_annotation_properties) go
+// after them in the start, so the user's value wins. Throws sandlock::Error.
 std::unique_ptr<Manager> make_systemd_manager(std::unique_ptr<Manager> fs, const SystemdUnit& unit,
-                                              std::vector<std::string> properties);
+                                              std::vector<std::string> properties,
+                                              std::vector<std::string> user_properties = {});
 
 // For open_manager: the manager to_state() describes, state["systemd"] being the
 // systemd part. Throws sandlock::Error on a malformed state.

@@ -105,7 +105,8 @@ std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
         return fs;
     }
     auto properties = cgroups::systemd_resource_properties(resources, host.mode == cgroups::Mode::Unified);
-    return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties));
+    return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties),
+                                         cgroups::systemd_annotation_properties(cfg.annotations));
 }
 
 // What a "cgroup" mount in the container shows: the container's own cgroup
