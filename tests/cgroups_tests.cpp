@@ -700,6 +700,9 @@ BOOST_AUTO_TEST_CASE(systemd_properties_from_annotations_as_runc_reads_them) {
         "TimeoutStopUSec=t:123456789"};  // (in annotation key order: TimeoutSec < TimeoutStopUSec)
     BOOST_TEST(systemd_annotation_properties(a) == want, boost::test_tools::per_element());
     BOOST_TEST(systemd_annotation_properties({{"io.sandlock.audit", "all"}}).empty());
+    // "Sec" alone has no lowercase letter before the suffix: a plain name
+    BOOST_TEST(systemd_annotation_properties({{p + "Sec", "true"}}) ==
+               std::vector<std::string>{"Sec=b:true"});
 
     auto fails = [&](const std::string& name, const std::string& value, const std::string& needle) {
         return throws_with([&] { systemd_annotation_properties({{p + name, value}}); },

@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <optional>
-#include <string_view>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <optional>
+#include <string_view>
 
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
@@ -303,7 +303,7 @@ std::vector<std::string> systemd_annotation_properties(
                         " value parse error: not a boolean, a quoted string or a number");
         // As runc: xxxSec in seconds becomes xxxUSec in microseconds.
         const size_t base = name.size() - 3;
-        if (name.ends_with("Sec") && name[base - 1] >= 'a' && name[base - 1] <= 'z') {
+        if (base > 0 && name.ends_with("Sec") && name[base - 1] >= 'a' && name[base - 1] <= 'z') {
             if (variant->type == 'b' || variant->type == 's' || variant->number < 0)
                 throw Error("annotation " + key + "=" + value +
                             " value parse error: seconds must be a number >= 0");

@@ -14,11 +14,8 @@
 // and this driver is not used.
 #pragma once
 
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -27,8 +27,6 @@ spec::Config load_saved_config(const StateStore& store, const std::string& id) {
     return spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(id))));
 }
 
-// Waits for exec.fifo to be readable while init is alive: a dead init must
-// not hang `start` forever.
 // Init holds the fifo's write end (O_CLOEXEC) through its startContainer
 // hooks: EOF means it has called execve (or died), so poststart may run.
 void wait_for_execve(int fifo) {
@@ -43,6 +41,8 @@ void wait_for_execve(int fifo) {
     }
 }
 
+// Waits for exec.fifo to be readable while init is alive: a dead init must
+// not hang `start` forever.
 void release_init(const StateStore& store, const ContainerState& st) {
     UniqueFd fifo(::open(store.fifo_path(st.id).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (!fifo) throw_errno("open exec fifo");

@@ -54,12 +54,17 @@ void SyncSocket::send(SyncType type, const std::string& payload, int fd) {
     if (static_cast<size_t>(n) != packet.size()) throw Error("sync write: short write");
 }
 
-SyncMessage SyncSocket::recv() {
+std::optional<SyncMessage> SyncSocket::recv_or_eof() {
     auto r = unix_socket::recv_with_fd(fd_.get(), 65536);
-    if (r.payload.empty()) throw Error("container init exited unexpectedly");
-    SyncMessage m{static_cast<SyncType>(static_cast<uint8_t>(r.payload[0])),
-                  r.payload.substr(1), std::move(r.fd)};
-    return m;
+    if (r.payload.empty()) return std::nullopt;
+    return SyncMessage{static_cast<SyncType>(static_cast<uint8_t>(r.payload[0])),
+                       r.payload.substr(1), std::move(r.fd)};
+}
+
+SyncMessage SyncSocket::recv() {
+    auto m = recv_or_eof();
+    if (!m) throw Error("container init exited unexpectedly");
+    return std::move(*m);
 }
 
 SyncMessage SyncSocket::expect(SyncType expected) {
@@ -72,11 +77,10 @@ SyncMessage SyncSocket::expect(SyncType expected) {
 }
 
 void SyncSocket::wait_for_execve() {
-    auto r = unix_socket::recv_with_fd(fd_.get(), 65536);
-    if (r.payload.empty()) return;
-    auto type = static_cast<SyncType>(static_cast<uint8_t>(r.payload[0]));
-    if (type == SyncType::Error) throw Error(r.payload.substr(1));
-    throw Error(std::string("sync: unexpected ") + sync_type_name(type) + " after Ready");
+    auto m = recv_or_eof();
+    if (!m) return;
+    if (m->type == SyncType::Error) throw Error(m->payload);
+    throw Error(std::string("sync: unexpected ") + sync_type_name(m->type) + " after Ready");
 }
 
 }  // namespace sandlock::container

@@ -94,6 +94,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "runtime/util/fd.hpp"
@@ -142,6 +143,8 @@ public:
     void send(SyncType type, const std::string& payload = "", int fd = -1);
     // Throws sandlock::Error on EOF or a socket error.
     SyncMessage recv();
+    // The next message, or nullopt at EOF (the peer closed its end).
+    std::optional<SyncMessage> recv_or_eof();
     // Receives one message; an Error message is rethrown with its text, and a
     // type other than `expected` is a protocol error.
     SyncMessage expect(SyncType expected);
