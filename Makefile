@@ -101,7 +101,7 @@ DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev 
 	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
 	podman netavark containerd conmon aardvark-dns catatonit \
-	runc crun hyperfine time
+	runc crun hyperfine time bpftool
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

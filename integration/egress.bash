@@ -417,7 +417,7 @@ rtq_private_resolver() {
 shim_pids_of() {
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$TEST_ROOT/$1" && echo "${p#/proc/}"
+		tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$TEST_ROOT/$1" && echo "${p#/proc/}"
 	done
 	return 0
 }

@@ -413,16 +413,75 @@ BOOST_AUTO_TEST_CASE(launched_early_then_given_its_first_listener, *boost::unit_
     FilteredChild child;
     shim::set_shim_binary(runtime_binary());
     shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off));
-    const pid_t pid = shim::finish_shim_launch(pending, child.take_listener());
+    const proc::Identity shim_id = shim::finish_shim_launch(pending, child.take_listener());
+    const pid_t pid = shim_id.pid;
     BOOST_REQUIRE_GT(pid, 0);
+    BOOST_CHECK_EQUAL(shim_id.start_time, proc::start_time(pid).value_or(0));
     BOOST_CHECK(!pending.creator);
     json s = shim::shim_status(tmp.path);
     BOOST_CHECK_EQUAL(s.at("shim").at("pid"), pid);
     BOOST_CHECK_EQUAL(s.at("shim").at("listeners"), 1);
     BOOST_CHECK_EQUAL(child.connect_to(server.port), ECONNREFUSED);
     BOOST_CHECK_EQUAL(shim::shim_status(tmp.path).at("counters").at("denied"), 1);
-    shim::stop_shim(tmp.path);
+    shim::stop_shim(tmp.path, shim_id);
     BOOST_CHECK(exits_within(pid, 1000));
+    BOOST_CHECK(!fs::exists(tmp.path + "/shim.pid"));
+    // Idempotent: the same identity again, the shim gone and its files too.
+    BOOST_CHECK_NO_THROW(shim::stop_shim(tmp.path, shim_id));
+}
+
+// A create that fails after launching the shim kills it through the pidfd it has held
+// since the launch, and returns only once it is gone.
+BOOST_AUTO_TEST_CASE(pending_shim_stopped_by_its_pidfd, *boost::unit_test::precondition(shim_runnable)) {
+    TempDir tmp;
+    shim::set_shim_binary(runtime_binary());
+    shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off));
+    BOOST_REQUIRE(pending.pidfd);
+    const pid_t pid = pending.pid;
+    BOOST_REQUIRE_EQUAL(::kill(pid, 0), 0);
+    shim::stop_pending_shim(pending);
+    // Gone already, not merely signalled: its pid no longer names a live process.
+    BOOST_CHECK(!proc::running(pid));
+    BOOST_CHECK(!fs::exists(tmp.path + "/shim.sock"));
+    BOOST_CHECK(!fs::exists(tmp.path + "/shim.pid"));
+}
+
+// The race of issue 17: the shim ends by itself (its last listener hung up) and removes
+// shim.pid while `delete` stops it. With its identity from the state record, stop_shim
+// neither fails nor needs the file.
+BOOST_AUTO_TEST_CASE(stop_shim_after_the_shim_ended_by_itself, *boost::unit_test::precondition(shim_runnable)) {
+    TempDir tmp;
+    shim::set_shim_binary(runtime_binary());
+    shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off));
+    proc::Identity shim_id;
+    {
+        FilteredChild child;
+        shim_id = shim::finish_shim_launch(pending, child.take_listener());
+        BOOST_CHECK_EQUAL(child.finish(), 0);
+    }  // the only listener is gone: the shim exits by itself
+    BOOST_REQUIRE(exits_within(shim_id.pid, 5000));
+    for (int i = 0; i < 200 && fs::exists(tmp.path + "/shim.pid"); ++i) ::usleep(10'000);
+    BOOST_CHECK_NO_THROW(shim::stop_shim(tmp.path, shim_id));
+    BOOST_CHECK(!fs::exists(tmp.path + "/shim.sock"));
+}
+
+// A recorded identity whose pid now names another process (a different start time) is
+// never signalled.
+BOOST_AUTO_TEST_CASE(stop_shim_spares_a_reused_pid, *boost::unit_test::precondition(is_root)) {
+    TempDir tmp;
+    pid_t sleeper = ::fork();
+    if (sleeper == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    const auto start = proc::start_time(sleeper);
+    BOOST_REQUIRE(start);
+    shim::stop_shim(tmp.path, proc::Identity{sleeper, *start + 1});
+    BOOST_CHECK_EQUAL(::waitpid(sleeper, nullptr, WNOHANG), 0);  // still running
+    shim::stop_shim(tmp.path, proc::Identity{sleeper, *start});   // the very process: killed
+    int status = 0;
+    BOOST_CHECK_EQUAL(::waitpid(sleeper, &status, 0), sleeper);
+    BOOST_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 // If create goes away before it registered a listener, nobody will: the shim ends.

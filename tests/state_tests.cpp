@@ -33,7 +33,7 @@ BOOST_AUTO_TEST_CASE(save_load_round_trip_and_duplicate_ids) {
     container::ContainerState st;
     st.id = "c1";
     st.pid = ::getpid();
-    st.init_start_time = *container::process_start_time(::getpid());
+    st.init_start_time = *proc::start_time(::getpid());
     st.bundle = "/b";
     st.created = "now";
     st.annotations["a"] = "b";

@@ -237,7 +237,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     std::optional<shim::PendingShim> pending_shim;
     if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy);
     ScopeExit stop_egress_shim([&] {
-        if (pending_shim) shim::stop_shim(state_dir);
+        if (pending_shim) shim::stop_pending_shim(*pending_shim);
     });
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
@@ -319,7 +319,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
     stage1_reaped = true;
-    auto start_time = process_start_time(init_pid);
+    auto start_time = proc::start_time(init_pid);
     if (!start_time) throw Error("container init exited during setup");
     st.pid = init_pid;
     st.init_start_time = *start_time;
@@ -331,7 +331,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->add_process(init_pid);
         if (egress_plan) {
             if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
-            shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener));
+            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener));
             st.shim = true;
         }
     } catch (const Error&) {

@@ -117,7 +117,7 @@ void kill_everything(const ContainerState& st) {
 }
 
 void destroy_container(const StateStore& store, const ContainerState& st) {
-    if (st.shim) shim::stop_shim(store.dir(st.id));
+    if (st.shim) shim::stop_shim(store.dir(st.id), st.shim_process);
     auto cg = open_cgroup(st);
     if (cg) {
         signal_all(st, SIGKILL);

@@ -75,6 +75,8 @@ void StateStore::save(const ContainerState& st) const {
     j["annotations"] = st.annotations;
     j["cgroup"] = st.cgroup;
     j["shim"] = st.shim;
+    if (st.shim_process.known())
+        j["shim_process"] = {{"pid", st.shim_process.pid}, {"start_time", st.shim_process.start_time}};
     fs::write_file_atomic(fs::join(dir(st.id), "state.json"), j.dump(), 0600);
 }
 
@@ -95,6 +97,10 @@ ContainerState StateStore::load(const std::string& id) const {
         st.annotations = j.value("annotations", std::map<std::string, std::string>{});
         st.cgroup = j.value("cgroup", nlohmann::json());
         st.shim = j.value("shim", false);
+        if (const auto it = j.find("shim_process"); it != j.end()) {
+            st.shim_process.pid = it->at("pid").get<pid_t>();
+            st.shim_process.start_time = it->at("start_time").get<unsigned long long>();
+        }
         return st;
     } catch (const nlohmann::json::exception& e) {
         throw Error("container \"" + id + "\": corrupt state.json: " + e.what());
@@ -115,35 +121,9 @@ std::vector<std::string> StateStore::list_ids() const {
     return ids;
 }
 
-// Returns the fields after "(comm)" of /proc/PID/stat; comm may contain spaces.
-static std::optional<std::string> stat_fields(pid_t pid) {
-    auto text = fs::try_read_file("/proc/" + std::to_string(pid) + "/stat");
-    if (!text) return std::nullopt;
-    auto close = text->rfind(')');
-    if (close == std::string::npos) return std::nullopt;
-    return text->substr(close + 2);
-}
-
-std::optional<unsigned long long> process_start_time(pid_t pid) {
-    auto fields = stat_fields(pid);
-    if (!fields) return std::nullopt;
-    // After comm: state(3) ... starttime is field 22, i.e. the 20th here.
-    size_t pos = 0;
-    for (int i = 0; i < 19; ++i) {
-        pos = fields->find(' ', pos);
-        if (pos == std::string::npos) return std::nullopt;
-        ++pos;
-    }
-    return std::stoull(fields->substr(pos));
-}
-
 bool init_alive(const ContainerState& st) {
-    if (st.pid <= 0) return false;
-    auto fields = stat_fields(st.pid);
-    if (!fields || fields->empty()) return false;
-    char state = (*fields)[0];
-    if (state == 'Z' || state == 'X') return false;
-    auto start = process_start_time(st.pid);
+    if (st.pid <= 0 || !proc::running(st.pid)) return false;
+    const auto start = proc::start_time(st.pid);
     return start && *start == st.init_start_time;
 }
 

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/util/process.hpp"
+
 namespace sandlock::container {
 
 enum class Status { Creating, Created, Running, Paused, Stopped };
@@ -34,6 +36,8 @@ struct ContainerState {
     std::map<std::string, std::string> annotations;
     nlohmann::json cgroup;  // the cgroup manager's own record
     bool shim = false;
+    // The egress shim, named so that `delete` never signals a process that reused its pid.
+    proc::Identity shim_process;
 };
 
 class StateStore {
@@ -57,8 +61,6 @@ private:
     std::string root_;
 };
 
-// Start time of a process, or nullopt if it does not exist.
-std::optional<unsigned long long> process_start_time(pid_t pid);
 // True if pid is still the process recorded (same start time) and not a zombie.
 bool init_alive(const ContainerState& st);
 Status current_status(const StateStore& store, const ContainerState& st);

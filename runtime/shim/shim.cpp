@@ -23,6 +23,7 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"
+#include "runtime/util/process.hpp"
 #include "runtime/util/scope.hpp"
 
 namespace sandlock::shim {
@@ -39,7 +40,7 @@ constexpr const char* kCreatorFdEnv = "SANDLOCK_SHIM_CREATOR_FD";
 constexpr int kListenerFd = 3;
 constexpr int kReadyFd = 4;
 constexpr auto kStartTimeout = std::chrono::seconds(10);
-constexpr int kStopGraceMs = 2000;
+constexpr auto kStopGrace = std::chrono::milliseconds(5000);
 constexpr const char* kNotRunning =
     "egress shim is not running; refusing to exec without egress supervision";
 
@@ -174,11 +175,21 @@ void report_number(int fd, const char* word, long value) {
 
 // In the child: a new session, then the shim as our child, then exit so that the shim
 // is orphaned: it is never a child of create (nor holds create's caller's terminal).
+// The shim waits (on the `go` pipe, which our exit closes) until its pid is reported, so
+// that "pid" is always the ready pipe's first line.
 [[noreturn]] void detach_and_launch(const LaunchPlan& plan, int listener, int ready) {
     if (::setsid() < 0) fail_launch(ready, "fail-setsid");
+    int go[2];
+    if (::pipe2(go, O_CLOEXEC) != 0) fail_launch(ready, "fail-pipe");
     const pid_t shim = ::fork();
     if (shim < 0) fail_launch(ready, "fail-fork");
-    if (shim == 0) exec_shim(plan, listener, ready);
+    if (shim == 0) {
+        ::close(go[1]);
+        char byte;
+        while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        exec_shim(plan, listener, ready);
+    }
     report_number(ready, "pid", shim);
     ::_exit(0);
 }
@@ -188,47 +199,87 @@ void reap(pid_t pid) {
     }
 }
 
-// Reads the ready pipe until the shim said "ready <pid>" and closed it (or failed, or
-// the time is up).
-pid_t await_ready(int fd, const std::string& sock) {
-    const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-    std::string buf;
-    pid_t launched = 0;
-    pid_t ready = 0;
-    for (;;) {
-        size_t eol;
-        while ((eol = buf.find('\n')) != std::string::npos) {
-            const std::string line = buf.substr(0, eol);
-            buf.erase(0, eol + 1);
-            const auto space = line.find(' ');
-            const std::string word = line.substr(0, space);
-            const std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
-            if (word == "pid") launched = static_cast<pid_t>(std::atol(rest.c_str()));
-            if (word == "ready") ready = static_cast<pid_t>(std::atol(rest.c_str()));
-            if (word == "error") throw Error("egress shim: " + rest);
-            if (word.rfind("fail-", 0) == 0)
-                throw Error("egress shim: " + word.substr(5) + ": " + std::strerror(std::atoi(rest.c_str())));
+// One line of the ready pipe as (word, rest); throws for an error or fail- line.
+std::pair<std::string, std::string> parse_ready_line(const std::string& line) {
+    const auto space = line.find(' ');
+    std::string word = line.substr(0, space);
+    std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
+    if (word == "error") throw Error("egress shim: " + rest);
+    if (word.rfind("fail-", 0) == 0)
+        throw Error("egress shim: " + word.substr(5) + ": " + std::strerror(std::atoi(rest.c_str())));
+    return {std::move(word), std::move(rest)};
+}
+
+// create's end of the shim's ready pipe: lines "pid <n>" (from the middle process),
+// then "ready <pid>" or "error <message>" (from the shim), or "fail-<step> <errno>" (from
+// either, before execve). The shim is its only writer once the middle process has exited.
+class ReadyPipe {
+public:
+    explicit ReadyPipe(UniqueFd fd) : fd_(std::move(fd)) {}
+
+    // The next line's word and rest; nullopt at EOF. Throws on an error line or at the
+    // deadline.
+    std::optional<std::pair<std::string, std::string>> next(std::chrono::steady_clock::time_point deadline,
+                                                            const std::string& sock) {
+        for (;;) {
+            const size_t eol = buf_.find('\n');
+            if (eol != std::string::npos) {
+                const std::string line = buf_.substr(0, eol);
+                buf_.erase(0, eol + 1);
+                return parse_ready_line(line);
+            }
+            if (!fill(deadline)) {
+                if (eof_) return std::nullopt;
+                throw Error("egress shim: not serving " + sock + " after " +
+                            std::to_string(kStartTimeout.count()) + "s");
+            }
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLIN, 0};
-        const int n = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno("egress shim: poll");
-        if (n == 0) {
-            if (launched > 0) ::kill(launched, SIGKILL);
-            throw Error("egress shim: not serving " + sock + " after " +
-                        std::to_string(kStartTimeout.count()) + "s");
-        }
-        char chunk[256];
-        const ssize_t got = ::read(fd, chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) throw_errno("egress shim: read");
-        // EOF after "ready": the shim has closed its end, so it holds nothing of ours.
-        if (got == 0 && ready > 0) return ready;
-        if (got == 0) throw Error("egress shim: exited before serving " + sock);
-        buf.append(chunk, static_cast<size_t>(got));
     }
+
+private:
+    // Reads what is there; false at EOF or when the deadline passed.
+    bool fill(std::chrono::steady_clock::time_point deadline) {
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd p{fd_.get(), POLLIN, 0};
+            const int n = ::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count())));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw_errno("egress shim: poll");
+            if (n == 0) return false;
+            char chunk[256];
+            const ssize_t got = ::read(fd_.get(), chunk, sizeof chunk);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) throw_errno("egress shim: read");
+            if (got == 0) {
+                eof_ = true;
+                return false;
+            }
+            buf_.append(chunk, static_cast<size_t>(got));
+            return true;
+        }
+    }
+
+    UniqueFd fd_;
+    std::string buf_;
+    bool eof_ = false;
+};
+
+// Reads the ready pipe until the shim said "ready <pid>" and closed it (or failed, or
+// the time is up: then the shim is killed through its pidfd).
+pid_t await_ready(ReadyPipe& pipe, int pidfd, const std::string& sock) {
+    const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+    pid_t ready = 0;
+    try {
+        while (auto line = pipe.next(deadline, sock))
+            if (line->first == "ready") ready = static_cast<pid_t>(std::atol(line->second.c_str()));
+    } catch (const Error&) {
+        if (pidfd >= 0) proc::send_signal(pidfd, SIGKILL);
+        throw;
+    }
+    // EOF after "ready": the shim has closed its end, so it holds nothing of ours.
+    if (ready > 0) return ready;
+    throw Error("egress shim: exited before serving " + sock);
 }
 
 // ---- the shim process ---------------------------------------------------------
@@ -452,20 +503,46 @@ bool is_our_shim(pid_t pid, const std::string& state_dir) {
     return false;
 }
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
-bool pidfd_signal(int pidfd, int sig) {
-    return ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+// True while some process holds the pipe's write end. Linux reports POLLHUP on a pipe's
+// read end once every writer has closed it.
+bool writer_alive(int pipe_read_end) {
+    pollfd p{pipe_read_end, POLLIN, 0};
+    return ::poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP);
 }
 
-// A pidfd is readable once its process has exited.
-bool wait_exit(int pidfd, int timeout_ms) {
-    pollfd p{pidfd, POLLIN, 0};
-    int n;
-    do {
-        n = ::poll(&p, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    return n > 0;
+// The first line of the ready pipe, "pid <n>" written by the middle process before it
+// exited; read a byte at a time so that what the shim wrote after it stays in the pipe.
+pid_t read_launched_pid(int fd) {
+    std::string line;
+    char c;
+    for (;;) {
+        const ssize_t n = ::read(fd, &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("egress shim: read");
+        if (n == 0 || c == '\n') break;
+        line.push_back(c);
+    }
+    const auto [word, rest] = parse_ready_line(line);
+    if (word != "pid") throw Error("egress shim: exited before it started");
+    return static_cast<pid_t>(std::atol(rest.c_str()));
+}
+
+// A pidfd of the shim just launched, or an empty fd if it is gone already. Proved ours:
+// opened first, then either the ready pipe still has a writer (before "ready" only the
+// shim holds it) or the pid runs `shim <state_dir>` (after execve); a pid that was
+// reused passes neither.
+UniqueFd pin_launched_shim(pid_t pid, int ready_read, const std::string& state_dir) {
+    UniqueFd pidfd = proc::open_pidfd(pid);
+    if (pidfd && !writer_alive(ready_read) && !is_our_shim(pid, state_dir)) pidfd.reset();
+    return pidfd;
+}
+
+// SIGKILL through a pidfd and wait for the exit; throws if it does not come.
+void kill_and_wait(int pidfd, pid_t pid) {
+    if (!proc::send_signal(pidfd, SIGKILL) && errno != ESRCH) throw_errno("egress shim: kill " + std::to_string(pid));
+    if (!proc::wait_exit(pidfd, kStopGrace))
+        throw Error("egress shim " + std::to_string(pid) + " did not exit within " +
+                    std::to_string(kStopGrace.count()) + " ms of SIGKILL");
 }
 
 }  // namespace
@@ -507,8 +584,14 @@ std::string audit_line(const Decision& d, const std::string& time) {
 
 namespace {
 
-// Forks the detached shim with fd3 as its fd 3; returns the read end of its ready pipe.
-UniqueFd launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
+struct Launched {
+    UniqueFd ready;  // the read end of its ready pipe, after the "pid" line
+    pid_t pid = 0;
+    UniqueFd pidfd;  // empty when the shim is already gone
+};
+
+// Forks the detached shim with fd3 as its fd 3.
+Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
     if (!audit_mode.empty() && !parse_audit(audit_mode))
         throw Error("egress shim: unknown audit mode \"" + audit_mode + "\"");
     if (!fs::exists(policy_path(state_dir)))
@@ -531,7 +614,16 @@ UniqueFd launch(const std::string& state_dir, int fd3, const std::string& audit_
     if (middle == 0) detach_and_launch(plan, fd3, ready_write.get());
     ready_write.reset();
     reap(middle);
-    return ready_read;
+    Launched shim;
+    shim.pid = read_launched_pid(ready_read.get());
+    shim.pidfd = pin_launched_shim(shim.pid, ready_read.get(), state_dir);
+    shim.ready = std::move(ready_read);
+    return shim;
+}
+
+pid_t await_ready(Launched& shim, const std::string& sock) {
+    ReadyPipe pipe(std::move(shim.ready));
+    return await_ready(pipe, shim.pidfd.get(), sock);
 }
 
 }  // namespace
@@ -539,9 +631,9 @@ UniqueFd launch(const std::string& state_dir, int fd3, const std::string& audit_
 pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, const std::string& audit_mode) {
     const std::string state_dir = canonical_dir(state_dir_arg);
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
-    UniqueFd ready = launch(state_dir, first_listener.get(), audit_mode, false);
+    Launched shim = launch(state_dir, first_listener.get(), audit_mode, false);
     first_listener.reset();  // the shim owns it now
-    return await_ready(ready.get(), socket_path(state_dir));
+    return await_ready(shim, socket_path(state_dir));
 }
 
 PendingShim launch_shim(const std::string& state_dir_arg, const egress::ResolvedPolicy& policy) {
@@ -552,18 +644,34 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     UniqueFd creator_read(p[0]), creator_write(p[1]);
     PendingShim pending;
     pending.state_dir = state_dir;
-    pending.ready = launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
+    Launched shim = launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
+    pending.ready = std::move(shim.ready);
+    pending.pid = shim.pid;
+    pending.pidfd = std::move(shim.pidfd);
     pending.creator = std::move(creator_write);
     return pending;
 }
 
-pid_t finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
-    const pid_t pid = await_ready(pending.ready.get(), socket_path(pending.state_dir));
-    pending.ready.reset();
+    if (!pending.pidfd) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
+    ReadyPipe pipe(std::move(pending.ready));
+    await_ready(pipe, pending.pidfd.get(), socket_path(pending.state_dir));
+    // Read while it waits for this listener: after the registration it may end at once.
+    const auto identity = proc::identify(pending.pidfd.get(), pending.pid);
+    if (!identity) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
     register_listener(pending.state_dir, first_listener.get());
     pending.creator.reset();  // the shim stops watching for our end
-    return pid;
+    return *identity;
+}
+
+void stop_pending_shim(PendingShim& pending) {
+    pending.creator.reset();  // an abandoned shim ends by itself; the kill makes it now
+    ScopeExit remove_files([&] {
+        remove_if_exists(socket_path(pending.state_dir));
+        remove_if_exists(pid_path(pending.state_dir));
+    });
+    if (pending.pidfd) kill_and_wait(pending.pidfd.get(), pending.pid);
 }
 
 pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy, UniqueFd first_listener) {
@@ -608,23 +716,25 @@ json shim_status(const std::string& state_dir) {
     return out;
 }
 
-void stop_shim(const std::string& state_dir_arg) {
+void stop_shim(const std::string& state_dir_arg, const proc::Identity& shim) {
     const std::string state_dir = canonical_dir(state_dir_arg);
-    const std::string pid_file = pid_path(state_dir);
     ScopeExit remove_files([&] {
         remove_if_exists(socket_path(state_dir));
-        remove_if_exists(pid_file);
+        remove_if_exists(pid_path(state_dir));
     });
-    if (!fs::exists(pid_file)) return;
-    const pid_t pid = static_cast<pid_t>(std::atol(fs::read_file(pid_file).c_str()));
-    if (pid <= 0) return;
-    // The pidfd pins the process we checked: a recycled pid cannot be signalled by mistake.
-    UniqueFd pidfd(pidfd_open(pid));
-    if (!pidfd) return;  // gone already
-    if (!is_our_shim(pid, state_dir)) return;  // a stale pid file naming someone else
-    if (!pidfd_signal(pidfd.get(), SIGKILL)) return;
-    if (!wait_exit(pidfd.get(), kStopGraceMs))
-        log::warn("egress shim " + std::to_string(pid) + " still exiting after SIGKILL");
+    UniqueFd pidfd;
+    pid_t pid = shim.pid;
+    if (shim.known()) {
+        pidfd = proc::open_pidfd(shim);  // empty: exited, or the pid names another process now
+    } else {
+        // A record without the shim's identity: shim.pid, if the shim is still there to
+        // have it, and the pid proved by its command line after the pidfd pinned it.
+        const auto text = fs::try_read_file(pid_path(state_dir));
+        pid = text ? static_cast<pid_t>(std::atol(text->c_str())) : 0;
+        pidfd = proc::open_pidfd(pid);
+        if (pidfd && !is_our_shim(pid, state_dir)) pidfd.reset();
+    }
+    if (pidfd) kill_and_wait(pidfd.get(), pid);
 }
 
 int run_shim_main(const std::string& state_dir_arg) {

@@ -17,6 +17,7 @@
 #include "runtime/egress/policy.hpp"
 #include "runtime/shim/supervisor.hpp"
 #include "runtime/util/fd.hpp"
+#include "runtime/util/process.hpp"
 
 namespace sandlock::shim {
 
@@ -47,13 +48,20 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
 // waits until it is ready and registers the listener over shim.sock (as exec does).
 // Until then `create` holds one end of a pipe: if it goes away without registering, the
 // shim ends by itself.
+// The shim is known by a pidfd from its launch on (proved to be it: see
+// pin_launched_shim), and finish_shim_launch returns its identity for the state record.
 struct PendingShim {
     std::string state_dir;
     UniqueFd ready;    // the shim's ready pipe
     UniqueFd creator;  // our end of the creator pipe
+    pid_t pid = 0;
+    UniqueFd pidfd;    // empty when the shim is already gone
 };
 PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy);
-pid_t finish_shim_launch(PendingShim& pending, UniqueFd first_listener);
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener);
+// For a create that fails: kills the pending shim through its pidfd, waits until it is
+// gone, removes shim.sock and shim.pid. Throws if it does not die.
+void stop_pending_shim(PendingShim& pending);
 
 // For `exec`: hands a new listener to the running shim. Throws
 // Error("egress shim is not running; refusing to exec without egress supervision")
@@ -65,12 +73,15 @@ void register_listener(const std::string& state_dir, int listener_fd);
 //  errors} or null when the shim is not running}.
 nlohmann::json shim_status(const std::string& state_dir);
 
-// For `delete` (and a failed create): SIGKILL to the process named by shim.pid if it is
-// really this state dir's shim (its cmdline is `... shim <state_dir>`), waits for it to
-// be gone, then removes shim.sock and shim.pid. No SIGTERM first: the state it could
-// still write goes with the container, and a graceful exit only delays `delete`.
-// A missing or already-gone shim is fine.
-void stop_shim(const std::string& state_dir);
+// For `delete`: SIGKILL to the shim `shim` names, if that very process still runs
+// (pid and start time; a pid reused by another process is never signalled), waits for
+// it to be gone, then removes shim.sock and shim.pid. No SIGTERM first: the state it
+// could still write goes with the container, and a graceful exit only delays `delete`.
+// Idempotent: a shim that already exited, never started or whose pid was reused is not
+// an error. Without an identity (a state record from an older build), the pid in
+// shim.pid counts only if that process runs `shim <state_dir>`.
+// Throws only when the shim outlives SIGKILL, so that nothing is removed under it.
+void stop_shim(const std::string& state_dir, const proc::Identity& shim = {});
 
 // The hidden `shim` subcommand: fd 3 is the first listener. Returns the exit code.
 int run_shim_main(const std::string& state_dir);
