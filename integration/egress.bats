@@ -538,6 +538,40 @@ nothing_reached_denied() {
 	expect_count 0 received_at udp "$EG_D" "$EG_P"
 }
 
+# UDP-Lite (IPPROTO_UDPLITE 136), SCTP (132), SOCK_SEQPACKET and SOCK_DCCP: IP sockets
+# that no rule can judge are refused at socket() by the seccomp filter (EPROTONOSUPPORT),
+# not only by the kernel program. The control shows a UDP-Lite datagram does reach the
+# denied address when there is no policy (the nft counter of packets to it).
+@test "attack: IP sockets the policy cannot judge (UDP-Lite, SCTP, SEQPACKET, DCCP) are refused with EPROTONOSUPPORT" {
+	require_enforcement
+	egress_setup_net
+	egress_run "/probe --label c-lite proto-send 2 136 $EG_D $EG_P c-lite"
+	assert_ok c-lite
+	positive() { [ "$("$@")" -gt 0 ]; }
+	eventually 10 positive counter to_denied
+	local before
+	before=$(counter to_denied)
+	egress_run "
+		/probe --label lite proto-send 2 136 $EG_D $EG_P lite
+		/probe --label lite6 proto-send 2 136 $EG_D6 $EG_P lite6
+		/probe --label lite-allowed proto-send 2 136 $EG_A $EG_P lite-allowed
+		/probe --label sctp proto-send 1 132 $EG_D $EG_P sctp
+		/probe --label seqpacket proto-send 5 0 $EG_D $EG_P seqpacket
+		/probe --label dccp proto-send 6 0 $EG_D $EG_P dccp
+		/probe --label udp sendto udp $EG_A $EG_P still-udp
+	" "$(allow "*:*;udp://*:*")"
+	settle
+	show_listeners
+	local label
+	for label in lite lite6 lite-allowed sctp seqpacket dccp; do
+		assert_refused "$label" EPROTONOSUPPORT
+		[ "$(field "$label" at)" = socket ]
+	done
+	expect_count "$before" counter to_denied
+	expect_count 0 counter to_denied6
+	expect_count 1 received udp "$EG_A" "$EG_P" still-udp
+}
+
 @test "attack: connects from a forked child, a thread and a re-exec'd grandchild are confined" {
 	require_enforcement
 	egress_setup_net

@@ -26,6 +26,8 @@
 //   tfo ADDR PORT PAYLOAD                sendto(MSG_FASTOPEN) on a fresh TCP socket
 //   raw ADDR PORT [cloexec]              socket(AF_INET, SOCK_RAW, IPPROTO_UDP); when it
 //                                        works, sends a hand-built UDP datagram "raw-bypass"
+//   proto-send TYPE PROTO ADDR PORT PAYLOAD  socket(family of ADDR, TYPE, PROTO) by number,
+//                                        then sendto (SOCK_DGRAM) or connect + send
 //   packet IFNAME DSTMAC SRC ADDR PORT   socket(AF_PACKET, SOCK_DGRAM); when it works,
 //                                        sends a hand-built IPv4/UDP "packet-bypass"
 //   iouring ADDR PORT PAYLOAD            io_uring_setup; when it works, IORING_OP_CONNECT
@@ -418,6 +420,28 @@ static int do_tfo(const char *host, unsigned port, const char *payload)
 	finish_stream(fd);
 	close(fd);
 	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+// socket(family of ADDR, TYPE, PROTO) with numbers, then sendto (SOCK_DGRAM) or connect
+// and send (other types): the IP sockets a policy cannot judge (UDP-Lite, SCTP ...).
+static int do_proto_send(int type, int proto, const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = socket(d.family, type | SOCK_CLOEXEC, proto);
+	if (fd < 0)
+		return fail("at=socket");
+	if (type == SOCK_DGRAM) {
+		if (sendto(fd, payload, strlen(payload), 0, (struct sockaddr *)&d.ss, d.len) < 0)
+			return fail("at=sendto");
+	} else {
+		if (connect(fd, (struct sockaddr *)&d.ss, d.len) < 0)
+			return fail("at=connect");
+		write_all(fd, payload, strlen(payload));
+	}
+	close(fd);
+	say("%s ok", label);
 	return 0;
 }
 
@@ -956,6 +980,8 @@ int main(int argc, char **argv)
 		return do_tfo(a[0], parse_port(a[1]), a[2]);
 	if (!strcmp(cmd, "raw") && (n == 2 || (n == 3 && !strcmp(a[2], "cloexec"))))
 		return do_raw(a[0], parse_port(a[1]), n == 3);
+	if (!strcmp(cmd, "proto-send") && n == 5)
+		return do_proto_send(atoi(a[0]), atoi(a[1]), a[2], parse_port(a[3]), a[4]);
 	if (!strcmp(cmd, "packet") && n == 5)
 		return do_packet(a[0], a[1], a[2], a[3], parse_port(a[4]));
 	if (!strcmp(cmd, "iouring") && n == 3)

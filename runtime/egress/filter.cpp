@@ -2,11 +2,15 @@
 
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
@@ -83,14 +87,81 @@ void refuse_raw_sockets(scmp_filter_ctx ctx, int nr, const std::string& name) {
                   SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, SOCK_RAW)});
 }
 
+// The IP sockets whose destinations the policy can judge (the shim and the kernel
+// programs classify exactly these): socket(2) refuses every other type and protocol
+// of AF_INET/AF_INET6 with EPROTONOSUPPORT, as a kernel without them would. SOCK_RAW
+// has its own refusal (EPERM) above.
+struct JudgeableType {
+    int type;
+    std::vector<uint32_t> protocols;  // 0 is the type's default protocol
+};
+const std::vector<JudgeableType>& judgeable_ip_sockets() {
+    static const std::vector<JudgeableType> table = {
+        {SOCK_STREAM, {0, IPPROTO_TCP}},
+        {SOCK_DGRAM, {0, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6}},
+    };
+    return table;
+}
+
+// [lo, hi] as aligned power-of-two blocks, each one (value, mask) for MASKED_EQ: the one
+// comparison per argument libseccomp allows can still refuse a whole range.
+std::vector<std::pair<uint32_t, uint32_t>> aligned_blocks(uint64_t lo, uint64_t hi) {
+    std::vector<std::pair<uint32_t, uint32_t>> blocks;
+    while (lo <= hi) {
+        uint64_t size = 1;
+        while ((lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= hi && size < (1ULL << 31)) size *= 2;
+        blocks.emplace_back(static_cast<uint32_t>(lo), static_cast<uint32_t>(~(size - 1)));
+        lo += size;
+    }
+    return blocks;
+}
+
+void refuse_unjudgeable_ip_sockets(scmp_filter_ctx ctx) {
+    const uint32_t refuse = SCMP_ACT_ERRNO(EPROTONOSUPPORT);
+    for (int family : {AF_INET, AF_INET6}) {
+        const auto in_family = SCMP_A0_64(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family));
+        // Types: every value of the low four bits but the judgeable ones and SOCK_RAW.
+        for (scmp_datum_t type = 0; type <= kSockTypeMask; ++type) {
+            bool kept = type == SOCK_RAW;
+            for (const auto& j : judgeable_ip_sockets()) kept = kept || type == static_cast<scmp_datum_t>(j.type);
+            if (kept) continue;
+            add_rule(ctx, refuse, SCMP_SYS(socket), "refuse socket type " + std::to_string(type),
+                     {in_family, SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, type)});
+        }
+        // Protocols of a judgeable type: the gaps between the allowed ones, and above them
+        // (32-bit: the kernel reads an int).
+        for (const auto& j : judgeable_ip_sockets()) {
+            std::vector<uint32_t> allowed = j.protocols;
+            std::sort(allowed.begin(), allowed.end());
+            const auto of_type = SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, static_cast<scmp_datum_t>(j.type));
+            uint64_t next = 0;
+            for (uint32_t p : allowed) {
+                if (p > next)
+                    for (const auto& [value, mask] : aligned_blocks(next, p - 1))
+                        add_rule(ctx, refuse, SCMP_SYS(socket), "refuse socket protocol " + std::to_string(value),
+                                 {in_family, of_type, SCMP_A2_32(SCMP_CMP_MASKED_EQ, mask, value)});
+                next = static_cast<uint64_t>(p) + 1;
+            }
+            add_rule(ctx, refuse, SCMP_SYS(socket), "refuse socket protocols above " + std::to_string(next - 1),
+                     {in_family, of_type, SCMP_A2_32(SCMP_CMP_GT, static_cast<uint32_t>(next - 1))});
+        }
+    }
+}
+
 // Source routing: a sticky IP_OPTIONS (LSRR/SSRR) or IPv6 routing header on a
 // connected socket sends every later send() -- never notified -- first to a
-// hop no rule checked. Refused where it is set.
+// hop no rule checked. Refused where it is set. IPV6_2292PKTOPTIONS carries the same
+// headers as a sticky option block; the flow label manager and IPV6_FLOWINFO_SEND let
+// a socket attach flow-label options (a type-2 routing header on kernels with
+// CONFIG_IPV6_MIP6) that fl6_update_dst() makes the real destination after every hook
+// judged the address.
 void refuse_source_routing(scmp_filter_ctx ctx) {
     constexpr int kSolIp = 0, kIpOptions = 4;
-    constexpr int kSolIpv6 = 41, kIpv6Rthdr = 57, kIpv6Rthdr2292 = 5;
+    constexpr int kSolIpv6 = 41, kIpv6Rthdr = 57, kIpv6Rthdr2292 = 5, kIpv6PktOptions2292 = 6,
+                  kIpv6FlowLabelMgr = 32, kIpv6FlowInfoSend = 33;
     const std::pair<int, int> options[] = {
-        {kSolIp, kIpOptions}, {kSolIpv6, kIpv6Rthdr}, {kSolIpv6, kIpv6Rthdr2292}};
+        {kSolIp, kIpOptions},           {kSolIpv6, kIpv6Rthdr},        {kSolIpv6, kIpv6Rthdr2292},
+        {kSolIpv6, kIpv6PktOptions2292}, {kSolIpv6, kIpv6FlowLabelMgr}, {kSolIpv6, kIpv6FlowInfoSend}};
     for (const auto& [level, name] : options)
         add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt),
                  "refuse setsockopt " + std::to_string(level) + "/" + std::to_string(name),
@@ -127,6 +198,7 @@ Ctx build_ctx() {
     refuse_socket_families(ctx.get(), SCMP_SYS(socketpair), "socketpair");
     refuse_raw_sockets(ctx.get(), SCMP_SYS(socket), "socket");
     refuse_raw_sockets(ctx.get(), SCMP_SYS(socketpair), "socketpair");
+    refuse_unjudgeable_ip_sockets(ctx.get());
     refuse_io_uring(ctx.get());
     refuse_bpf(ctx.get());
     refuse_source_routing(ctx.get());

@@ -22,12 +22,18 @@
 //     destination the shim checks would not be the one on the wire). AF_NETLINK
 //     SOCK_RAW stays allowed: it is netlink's ordinary type (glibc's getaddrinfo
 //     and getifaddrs, iproute2), equivalent to its SOCK_DGRAM, never leaves the host.
+//   - socket() on AF_INET/AF_INET6 of a type or protocol the policy cannot judge:
+//     EPROTONOSUPPORT. Judgeable: SOCK_STREAM with protocol 0 or IPPROTO_TCP,
+//     SOCK_DGRAM with 0, IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 (SCTP, UDP-Lite,
+//     SOCK_SEQPACKET, SOCK_DCCP ... are refused here, not only by the kernel program).
 //   - io_uring_setup/io_uring_enter/io_uring_register: EPERM (io_uring's connect
 //     and send ops never pass through seccomp).
 //   - bpf: EPERM (a privileged container could detach the cgroup programs that
 //     check its IP calls in the kernel, egress/sockaddr_bpf.hpp).
-//   - setsockopt IP_OPTIONS (SOL_IP) and IPV6_RTHDR/IPV6_2292RTHDR (SOL_IPV6):
-//     EPERM (sticky source routes would send un-notified send()s via another hop).
+//   - setsockopt IP_OPTIONS (SOL_IP) and IPV6_RTHDR, IPV6_2292RTHDR,
+//     IPV6_2292PKTOPTIONS, IPV6_FLOWLABEL_MGR, IPV6_FLOWINFO_SEND (SOL_IPV6): EPERM
+//     (sticky source routes, or a type-2 routing header attached through a flow label,
+//     would send un-notified send()s via another hop).
 // Everything else is allowed. Syscalls of another architecture (i386 int 0x80,
 // x32) kill the thread: i386 socketcall() would reach connect/sendto with other
 // numbers and bypass every rule above.

@@ -92,7 +92,8 @@ Destination ipv4_destination(const unsigned char* bytes) {
 Destination ipv6_destination(const unsigned char* bytes, std::size_t len) {
     sockaddr_in6 in6{};
     std::memcpy(&in6.sin6_port, bytes + offsetof(sockaddr_in6, sin6_port), sizeof in6.sin6_port);
-    std::memcpy(&in6.sin6_flowinfo, bytes + offsetof(sockaddr_in6, sin6_flowinfo), sizeof in6.sin6_flowinfo);
+    // sin6_flowinfo stays 0: a flow label can select sticky options (a type-2 routing
+    // header) that would change where the packet goes after this check.
     std::memcpy(&in6.sin6_addr, bytes + offsetof(sockaddr_in6, sin6_addr), sizeof in6.sin6_addr);
     if (len >= sizeof(sockaddr_in6))  // shorter (RFC 2133) addresses have no scope id
         std::memcpy(&in6.sin6_scope_id, bytes + offsetof(sockaddr_in6, sin6_scope_id), sizeof in6.sin6_scope_id);
