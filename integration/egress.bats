@@ -849,6 +849,48 @@ bad_annotation() {
 	bad_annotation io.sandlock.network.alow "10.213.0.1:80" "io.sandlock.network.alow: unknown annotation"
 }
 
+# A process with CAP_NET_ADMIN can replace the route to an allowed address, NAT or
+# tunnel around every socket-level check; CAP_SYS_ADMIN can leave the cgroup the kernel
+# programs hang on; CAP_SYS_MODULE and CAP_BPF load code no check sees. Under a policy
+# they are refused in every set, at create and at exec, with one line.
+@test "capabilities: a policy refuses NET_ADMIN, SYS_ADMIN, SYS_MODULE and BPF in every set, at create and exec" {
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotations"
+	local k=io.sandlock.network.allow cap set id
+	for cap in CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_MODULE CAP_BPF; do
+		for set in bounding effective inheritable permitted ambient; do
+			new_id id
+			make_bundle "b-$id" "$(args true)" "$(allow 10.213.0.1:9)" \
+				".process.capabilities.$set = ((.process.capabilities.$set // []) + [\"$cap\"])"
+			run rtq create --bundle "$BUNDLE" "$id"
+			assert_fails_cleanly "$id" "$BUNDLE" \
+				"^\\.process\\.capabilities\\.$set: $cap cannot be granted under $k: " || return 1
+			[ "$(grep -c . <<<"$output")" -eq 1 ] || { echo "not one line: $output"; false; }
+		done
+	done
+	# Control: the same capability without a policy is granted (the refusal is the policy's).
+	new_id id
+	make_bundle "b-$id" "$(args sh -c 'grep CapBnd /proc/self/status')" \
+		'.process.capabilities.bounding += ["CAP_NET_ADMIN"]'
+	run_container "$id" "$BUNDLE"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"CapBnd:"* ]]
+	# exec: --cap and a process.json carrying one are refused; the container keeps running.
+	new_id id
+	make_bundle "b-$id" "$(args sleep 600)" "$(allow 10.213.0.1:9)"
+	run rtq run -d --bundle "$BUNDLE" "$id"
+	[ "$status" -eq 0 ]
+	run rtq exec --cap CAP_NET_ADMIN "$id" true
+	[ "$status" -eq 1 ]
+	[[ "$output" == ".process.capabilities.bounding: CAP_NET_ADMIN cannot be granted under $k: "* ]]
+	jq '.process | .args = ["true"] | .capabilities.ambient = ["CAP_BPF"] | .capabilities.permitted += ["CAP_BPF"] | .capabilities.inheritable = ["CAP_BPF"]' \
+		"$BUNDLE/config.json" >"$BATS_TEST_TMPDIR/process.json"
+	run rtq exec --process "$BATS_TEST_TMPDIR/process.json" "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == ".process.capabilities."*": CAP_BPF cannot be granted under $k: "* ]]
+	run rtq exec "$id" true
+	[ "$status" -eq 0 ]
+}
+
 @test "bad annotations: allow and deny together fail create cleanly" {
 	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotations"
 	new_id ID

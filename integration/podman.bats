@@ -285,6 +285,19 @@ teardown() {
 	[ -z "$output" ]
 }
 
+@test "podman --privileged with an egress annotation fails with the runtime's one line, nothing left" {
+	[ -z "${EGRESS_SKIP:-}" ] || skip "$EGRESS_SKIP"
+	local name
+	pm_name name
+	run pmq run --rm --name "$name" --network none --privileged \
+		--annotation io.sandlock.network.allow=10.213.0.1:9 "$PM_IMAGE" true
+	echo "status $status, output: $output"
+	[ "$status" -ne 0 ]
+	grep -E '^Error: .*\.process\.capabilities\.[a-z]+: CAP_[A-Z_]+ cannot be granted under io\.sandlock\.network\.allow' <<<"$output"
+	run pm ps -aq
+	[ -z "$output" ]
+}
+
 @test "podman --annotation io.sandlock.network.allow: the allowed destination receives, the refused one does not" {
 	[ -z "${EGRESS_SKIP:-}" ] || skip "$EGRESS_SKIP"
 	local probe

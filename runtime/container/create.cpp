@@ -46,6 +46,7 @@ void validate_for_create(const spec::Config& cfg, const egress::Policy& policy) 
                     "io.sandlock.network.* (the egress shim owns the only notify listener)");
     if (cfg.linux.seccomp && os::seccomp_enabled(*cfg.linux.seccomp))
         os::validate_seccomp(*cfg.linux.seccomp);
+    if (policy.active()) refuse_egress_bypassing_capabilities(*cfg.process, policy_source(cfg.annotations));
 }
 
 std::string hook_state_json(const ContainerState& st, Status status) {

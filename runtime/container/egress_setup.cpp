@@ -5,6 +5,7 @@
 
 #include "runtime/egress/filter.hpp"
 #include "runtime/egress/hosts.hpp"
+#include "runtime/linux/identity.hpp"
 #include "runtime/linux/safe_path.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
@@ -67,6 +68,31 @@ void bind_hosts_file(spec::Config& cfg, const std::string& path) {
 }
 
 }  // namespace
+
+std::string policy_source(const std::map<std::string, std::string>& annotations) {
+    std::string keys;
+    for (const auto& [key, value] : annotations)
+        if (key.starts_with("io.sandlock.network.")) keys += (keys.empty() ? "" : ", ") + key;
+    return keys.empty() ? "an egress policy" : keys;
+}
+
+void refuse_egress_bypassing_capabilities(const spec::Process& process, const std::string& source) {
+    static const std::vector<std::pair<std::string, std::string>> kBypass = {
+        {"CAP_NET_ADMIN", "it can re-route, NAT or tunnel around the egress policy"},
+        {"CAP_SYS_ADMIN", "it can leave the cgroup whose kernel programs judge every connection"},
+        {"CAP_SYS_MODULE", "it can load kernel code that no egress check sees"},
+        {"CAP_BPF", "it can load BPF programs that change where packets go"},
+    };
+    if (!process.capabilities) return;  // no capabilities at all
+    std::vector<std::string> names;
+    for (const auto& [name, why] : kBypass) names.push_back(name);
+    const auto granted = os::find_granted_capability(*process.capabilities, names);
+    if (!granted) return;
+    for (const auto& [name, why] : kBypass)
+        if (granted->name == name)
+            throw Error(".process.capabilities." + granted->set + ": " + name + " cannot be granted under " +
+                        source + ": " + why);
+}
 
 std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
                                          const std::string& bundle,

@@ -3,6 +3,7 @@
 // (Landlock, the notify filter), and what the parent takes from them.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,17 @@ struct EgressPlan {
 std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
                                          const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir);
+
+// Under a policy, no process may hold a capability that goes around every socket-level
+// check: CAP_NET_ADMIN (routes, NAT, tunnels, tun devices), CAP_SYS_ADMIN (leaving the
+// cgroup the kernel programs hang on, mounts, namespaces), CAP_SYS_MODULE (kernel code),
+// CAP_BPF (BPF programs), in any set (the inheritable one included: a file's inheritable
+// capability makes it permitted across execve). Throws one line naming the set, the capability and `source`
+// (the annotation), e.g. `.process.capabilities.bounding: CAP_NET_ADMIN cannot be
+// granted under io.sandlock.network.allow: it can re-route or NAT around the egress policy`.
+void refuse_egress_bypassing_capabilities(const spec::Process& process, const std::string& source);
+// The io.sandlock.network.* annotation(s) a policy comes from, for messages.
+std::string policy_source(const std::map<std::string, std::string>& annotations);
 
 // For exec: the running container's plan (from the shim's egress.json).
 std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir);

@@ -122,6 +122,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
     // Every process of a confined container is confined: without its shim, no exec.
     std::optional<EgressPlan> egress = load_egress_plan(cfg, store.dir(opts.id));
     if (st.shim && !egress) throw Error("egress policy of container " + opts.id + " is missing");
+    if (egress) refuse_egress_bypassing_capabilities(process, policy_source(cfg.annotations));
     os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);
     auto cgroup = st.cgroup.is_null() ? nullptr : cgroups::open_manager(st.cgroup);
     const int passed = passed_fd_count(opts.preserve_fds);

@@ -192,6 +192,21 @@ void validate_capabilities(const spec::Capabilities& caps, const std::string& js
     }
 }
 
+std::optional<GrantedCapability> find_granted_capability(const spec::Capabilities& caps,
+                                                         const std::vector<std::string>& names) {
+    std::set<cap_value_t> wanted;
+    for (const auto& name : names)
+        if (auto value = capability_value(name)) wanted.insert(*value);
+    for (const auto& set : named_sets(caps)) {
+        for (const auto& name : *set.names) {
+            // By value, as they are applied: no other spelling can slip through.
+            auto value = capability_value(name);
+            if (value && wanted.count(*value)) return GrantedCapability{set.field, name};
+        }
+    }
+    return std::nullopt;
+}
+
 std::vector<std::string> unavailable_capabilities(const spec::Capabilities& caps) {
     std::set<std::string> names;
     for (const auto& set : named_sets(caps)) {

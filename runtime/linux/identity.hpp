@@ -28,6 +28,17 @@ namespace sandlock::os {
 // "CAP_" + an upper-case name libcap knows (e.g. json_path ".process.capabilities").
 void validate_capabilities(const spec::Capabilities& caps, const std::string& json_path);
 
+// Where a process would hold one of `names` (OCI spelling, e.g. "CAP_NET_ADMIN"): the
+// first (set, name) found in the bounding, effective, inheritable, permitted or ambient
+// set, in that order, or nullopt. (Inheritable too: with a file's inheritable capability
+// it becomes permitted across execve, whatever the bounding set says.)
+struct GrantedCapability {
+    std::string set;
+    std::string name;
+};
+std::optional<GrantedCapability> find_granted_capability(const spec::Capabilities& caps,
+                                                         const std::vector<std::string>& names);
+
 // Names that libcap knows but the running kernel does not support; finalize_identity skips
 // them. runc warns about these: "ignoring unknown or unavailable capabilities: [CAP_X]".
 std::vector<std::string> unavailable_capabilities(const spec::Capabilities& caps);
