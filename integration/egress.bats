@@ -791,6 +791,55 @@ nothing_reached_denied() {
 	grep -qF "$EG_P2" <<<"$output"
 	grep -qiE 'allow' <<<"$output"
 	grep -qiE 'deny|denied|refuse' <<<"$output"
+	grep -qE '^enforced by: +kernel \(cgroup BPF programs\) and the shim$' <<<"$output"
+	[ "$(rt egress --format json "$ID" | jq -r .enforcement)" = kernel ]
+}
+
+# Fail closed: where the kernel programs cannot be attached (forced here by the
+# runtime's test-only environment switch), create refuses the policy unless supervisor
+# mode is allowed; allowed, the shim alone enforces it, and says so.
+@test "supervisor mode: without the kernel layer create fails closed unless allowed; allowed, the shim enforces alone" {
+	require_enforcement
+	egress_setup_net
+	local id dir rel
+	new_id id
+	egress_bundle "b-$id" "
+		/probe --label sv-ok connect tcp $EG_A $EG_P sv-ok
+		/probe --label sv-denied connect tcp $EG_D $EG_P sv-denied
+		exec sleep 1000
+	" "$(allow "$EG_A:$EG_P")"
+	run env SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 "$RUNTIME" --root "$TEST_ROOT" create --bundle "$BUNDLE" "$id" </dev/null 3>&-
+	assert_fails_cleanly "$id" "$BUNDLE" \
+		'^egress: the kernel layer is switched off for a test .*refusing to run the policy without the kernel layer .*SANDLOCK_RUNC_SUPERVISOR_MODE=allow\)$'
+	[ "$(grep -c . <<<"$output")" -eq 1 ]
+	assert_no_shim "$id"
+	# --supervisor-mode deny is the same; allow (flag or environment) runs it
+	run env SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 "$RUNTIME" --root "$TEST_ROOT" --supervisor-mode deny create --bundle "$BUNDLE" "$id" </dev/null 3>&-
+	[ "$status" -eq 1 ]
+	# (not under `run`: the container's init keeps the stdout it is given)
+	env SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow \
+		timeout 60 "$RUNTIME" --root "$TEST_ROOT" create --bundle "$BUNDLE" "$id" \
+		</dev/null 3>&- >"$BUNDLE/init.out" 2>"$BATS_TEST_TMPDIR/create.err" ||
+		{ cat "$BATS_TEST_TMPDIR/create.err"; false; }
+	cat "$BATS_TEST_TMPDIR/create.err"
+	grep -q 'supervisor mode: the seccomp supervisor enforces the policy alone' "$BATS_TEST_TMPDIR/create.err"
+	rel=$(sed -n 's/^0:://p' "/proc/$(state_of "$id" pid)/cgroup")
+	dir=/sys/fs/cgroup/unified$rel
+	[ -d "$dir" ] || dir=/sys/fs/cgroup$rel
+	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir"
+	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0" ]
+	rt start "$id"
+	eventually 10 grep -q '^sv-denied ' "$BUNDLE/init.out"
+	cat "$BUNDLE/init.out"
+	run rt egress "$id"
+	echo "$output"
+	grep -qE '^enforced by: +supervisor mode \(the shim alone: no kernel programs\)$' <<<"$output"
+	[ "$(rt egress --format json "$id" | jq -r .enforcement)" = supervisor ]
+	settle
+	show_listeners
+	expect_count 1 received tcp "$EG_A" "$EG_P" sv-ok
+	expect_count 0 received_anywhere sv-denied
+	nothing_reached_denied
 }
 
 # ---------------------------------------------------------------- bad annotations

@@ -860,9 +860,26 @@ BOOST_AUTO_TEST_CASE(icmp_errors_for_the_containers_sockets_still_arrive,
     BOOST_TEST(results == (std::vector<int>{EPERM, ECONNREFUSED, ECONNREFUSED}), boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(or_warn_without_a_cgroup2_directory) {
-    BOOST_TEST(!attach_sockaddr_programs_or_warn({{"cpu", "/sys/fs/cgroup/cpu/x"}}, ResolvedPolicy{}));
-    BOOST_TEST(!attach_sockaddr_programs_or_warn({{"", "/nonexistent/sandlock-test"}}, ResolvedPolicy{}));
+// Fail closed: without a place for the programs, the policy runs with the supervisor
+// alone only when that is allowed; otherwise one line says why and how to allow it.
+BOOST_AUTO_TEST_CASE(kernel_layer_missing_fails_unless_supervisor_mode_is_allowed) {
+    const std::map<std::string, std::string> no_cgroup2 = {{"cpu", "/sys/fs/cgroup/cpu/x"}};
+    const std::map<std::string, std::string> missing_dir = {{"", "/nonexistent/sandlock-test"}};
+    BOOST_TEST(to_string(attach_kernel_layer(no_cgroup2, ResolvedPolicy{}, true)) == std::string("supervisor"));
+    BOOST_TEST(to_string(attach_kernel_layer(missing_dir, ResolvedPolicy{}, true)) == std::string("supervisor"));
+    for (const auto& dirs : {no_cgroup2, missing_dir}) {
+        try {
+            attach_kernel_layer(dirs, ResolvedPolicy{}, false);
+            BOOST_FAIL("attached without a cgroup2 directory");
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            BOOST_TEST(what.rfind("egress: ", 0) == 0u, what);
+            BOOST_TEST(what.find("SANDLOCK_RUNC_SUPERVISOR_MODE=allow") != std::string::npos, what);
+            BOOST_TEST(what.find('\n') == std::string::npos, what);
+        }
+    }
+    BOOST_TEST(std::string(to_string(Enforcement::Kernel)) == "kernel");
+    BOOST_TEST(std::string(to_string(Enforcement::Supervisor)) == "supervisor");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

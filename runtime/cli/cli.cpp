@@ -19,6 +19,8 @@ container::StateStore GlobalOptions::store() const {
     return container::StateStore(root.empty() ? container::default_root() : root);
 }
 
+bool GlobalOptions::supervisor_mode_allowed() const { return supervisor_mode == "allow" || ::geteuid() != 0; }
+
 static bool is_flag_without_value(const CLI::App& sub, const std::string& token) {
     std::string name = token.substr(0, token.find('='));
     const CLI::Option* opt = nullptr;
@@ -106,6 +108,11 @@ int run_cli(int argc, char** argv) {
                  "transient scope (cgroupfs without systemd)");
     app.add_option("--rootless", ctx.global.rootless, "true, false or auto (accepted)");
     app.add_option("--criu", ctx.global.criu, "path to criu (accepted, unused)");
+    app.add_option("--supervisor-mode", ctx.global.supervisor_mode,
+                   "allow: an egress policy whose kernel programs cannot be attached runs with "
+                   "the seccomp supervisor alone; deny (default as root): create fails")
+        ->envname("SANDLOCK_RUNC_SUPERVISOR_MODE")
+        ->check(CLI::IsMember({"allow", "deny"}));
 
     register_create(app, ctx);
     register_start(app, ctx);

@@ -19,8 +19,13 @@ struct GlobalOptions {
     bool systemd_cgroup = false;
     std::string rootless = "auto";
     std::string criu;
+    std::string supervisor_mode = "deny";  // --supervisor-mode / SANDLOCK_RUNC_SUPERVISOR_MODE
 
     container::StateStore store() const;
+    // Whether an egress policy may run with the seccomp supervisor alone, when the
+    // kernel programs cannot be attached: when the operator allows it, and always
+    // without root (rootless), where it is the only mode.
+    bool supervisor_mode_allowed() const;
 };
 
 // Subcommands register a handler; run_cli calls the parsed one after the

@@ -22,6 +22,7 @@ void register_create(CLI::App& app, Context& ctx) {
     add_create_flags(sub, *opts);
     ctx.handlers[sub] = [&ctx, opts] {
         opts->systemd_cgroup = ctx.global.systemd_cgroup;
+        opts->supervisor_mode_allowed = ctx.global.supervisor_mode_allowed();
         opts->detached = true;
         container::create_container(ctx.global.store(), *opts);
         return 0;

@@ -58,6 +58,12 @@ std::string shim_text(const json& shim) {
            (listeners == 1 ? " listener)" : " listeners)");
 }
 
+std::string enforcement_text(const json& e) {
+    if (e == "kernel") return "kernel (cgroup BPF programs) and the shim";
+    if (e == "supervisor") return "supervisor mode (the shim alone: no kernel programs)";
+    return "-";
+}
+
 // The audit log's decisions, one row each (the log is JSON lines).
 void print_decisions(const json& s) {
     if (!s.contains("audit_log") || s.at("audit_log").is_null()) return;
@@ -90,6 +96,7 @@ void print_table(const json& s) {
         return;
     }
     Table head({"mode:", policy.at("mode").get<std::string>()});
+    head.add({"enforced by:", enforcement_text(s.at("enforcement"))});
     head.add({"loopback:", policy.at("loopback").get<std::string>()});
     head.add({"bind:", bind_text(policy.at("bind"))});
     head.add({"audit:", s.at("audit").get<std::string>()});
@@ -132,8 +139,9 @@ void register_egress(CLI::App& app, Context& ctx) {
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
         auto store = ctx.global.store();
-        store.load(f->id);  // `container "ID" does not exist`
+        const auto st = store.load(f->id);  // `container "ID" does not exist`
         json s = shim::shim_status(store.dir(f->id));
+        s["enforcement"] = st.egress_enforcement.empty() ? json(nullptr) : json(st.egress_enforcement);
         if (f->format == "json") {
             json out = {{"id", f->id}};
             out.update(s);

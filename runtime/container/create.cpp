@@ -316,7 +316,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     // The kernel's own egress check. Loading it (the verifier takes ~1 ms) overlaps the
     // container's setup: nothing of the container is in the cgroup until init joins it
     // below, parked before execve, and the hooks judge by the socket's cgroup at call time.
-    if (egress_plan) egress::attach_sockaddr_programs_or_warn(cgroup->dirs(), egress_plan->policy);
+    if (egress_plan)
+        st.egress_enforcement = egress::to_string(
+            egress::attach_kernel_layer(cgroup->dirs(), egress_plan->policy, opts.supervisor_mode_allowed));
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
     stage1_reaped = true;

@@ -18,6 +18,8 @@ struct CreateOptions {
     bool no_pivot = false;
     bool no_new_keyring = false;
     bool systemd_cgroup = false;
+    // An egress policy may run without its kernel layer (GlobalOptions).
+    bool supervisor_mode_allowed = false;
     int preserve_fds = 0;
     // Foreground `run` without --console-socket proxies the pty itself.
     bool detached = true;

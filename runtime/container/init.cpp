@@ -118,7 +118,8 @@ void fail_to_parent(SyncSocket& sock, const std::string& msg) {
     try {
         sock.send(SyncType::Error, msg);
     } catch (...) {
-        std::fprintf(stderr, "%s\n", msg.c_str());
+        // The parent has hung up: it has failed already and reports its own error (one
+        // line); a second one from here would only be the consequence of its undo.
     }
     ::_exit(1);
 }

@@ -38,6 +38,7 @@ struct ContainerState {
     bool shim = false;
     // The egress shim, named so that `delete` never signals a process that reused its pid.
     proc::Identity shim_process;
+    std::string egress_enforcement;  // "kernel" or "supervisor" under a policy, else ""
 };
 
 class StateStore {

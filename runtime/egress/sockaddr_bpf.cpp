@@ -60,6 +60,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "runtime/linux/bpf_insn.hpp"
@@ -597,23 +598,37 @@ void detach_sockaddr_programs(const std::string& dir) {
     }
 }
 
-bool attach_sockaddr_programs_or_warn(const std::map<std::string, std::string>& cgroup_dirs,
-                                      const ResolvedPolicy& policy) {
-    static const char* const kAlone =
-        "; egress is enforced by the seccomp supervisor alone (without the kernel's check of "
-        "connects on swapped sockets)";
+const char* to_string(Enforcement e) { return e == Enforcement::Kernel ? "kernel" : "supervisor"; }
+
+namespace {
+
+// Why the programs cannot be attached; empty once they are.
+std::string try_attach(const std::map<std::string, std::string>& cgroup_dirs, const ResolvedPolicy& policy) {
+    if (const char* v = std::getenv(kTestNoKernelLayerEnv); v && *v)
+        return std::string("the kernel layer is switched off for a test (") + kTestNoKernelLayerEnv + ")";
     const auto it = cgroup_dirs.find("");
-    if (it == cgroup_dirs.end() || it->second.empty()) {
-        log::warn(std::string("egress: the container has no cgroup2 directory for the kernel's connect check") + kAlone);
-        return false;
-    }
+    if (it == cgroup_dirs.end() || it->second.empty())
+        return "the container has no cgroup2 directory for the kernel's egress programs";
     try {
         attach_sockaddr_programs(it->second, policy);
-        return true;
+        return "";
     } catch (const Error& e) {
-        log::warn(e.what() + std::string(kAlone));
-        return false;
+        return e.what();
     }
+}
+
+}  // namespace
+
+Enforcement attach_kernel_layer(const std::map<std::string, std::string>& cgroup_dirs,
+                                const ResolvedPolicy& policy, bool supervisor_allowed) {
+    const std::string why = try_attach(cgroup_dirs, policy);
+    if (why.empty()) return Enforcement::Kernel;
+    if (!supervisor_allowed)
+        throw Error("egress: " + why +
+                    "; refusing to run the policy without the kernel layer (to let the seccomp supervisor "
+                    "enforce it alone: --supervisor-mode=allow or SANDLOCK_RUNC_SUPERVISOR_MODE=allow)");
+    log::warn("egress: " + why + "; supervisor mode: the seccomp supervisor enforces the policy alone");
+    return Enforcement::Supervisor;
 }
 
 }  // namespace sandlock::egress

@@ -80,11 +80,24 @@ std::vector<std::uint32_t> attached_sockaddr_programs(const std::string& dir, bp
 // which drops them). Throws sandlock::Error.
 void detach_sockaddr_programs(const std::string& dir);
 
+// Which layers enforce a container's policy.
+enum class Enforcement {
+    Kernel,      // the cgroup programs, under the seccomp supervisor
+    Supervisor,  // the seccomp supervisor alone (the kernel programs could not be attached)
+};
+const char* to_string(Enforcement e);  // "kernel", "supervisor"
+
+// Set in the runtime's environment (never from a bundle), it makes create behave as if
+// the kernel refused the programs: how the tests reach supervisor mode on a host where
+// the programs attach.
+constexpr const char* kTestNoKernelLayerEnv = "SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER";
+
 // create's call: attaches the programs to the cgroup2 directory of cgroup_dirs (key "",
-// as cgroups::Manager::dirs() gives it). Without a cgroup2 directory, or when the kernel
-// refuses (no BPF, rootless, a parent cgroup that forbids it), logs a warning and returns
-// false: the seccomp supervisor still enforces the policy, minus the fd-swap race.
-bool attach_sockaddr_programs_or_warn(const std::map<std::string, std::string>& cgroup_dirs,
-                                      const ResolvedPolicy& policy);
+// as cgroups::Manager::dirs() gives it) and returns Kernel. Without a cgroup2 directory,
+// or when the kernel refuses (no BPF, rootless, a parent cgroup that forbids it): fails
+// closed with one line (why, and how to allow supervisor mode) unless supervisor_allowed,
+// then logs a warning and returns Supervisor.
+Enforcement attach_kernel_layer(const std::map<std::string, std::string>& cgroup_dirs,
+                                const ResolvedPolicy& policy, bool supervisor_allowed);
 
 }  // namespace sandlock::egress
