@@ -497,3 +497,48 @@ mounts_outside() {
 	grep -qiE 'not supported|unsupported' <<<"$line"
 	[ "$(jq -r .level <<<"$line" 2>/dev/null)" = debug ] || grep -qi debug <<<"$line"
 }
+
+# ---------------------------------------------------------------- 15. --version
+
+@test "--version names the commit it was built from" {
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-runc's own version"
+	git -C "$REPO_DIR" rev-parse --git-dir >/dev/null 2>&1 || skip "not built from a git checkout"
+	run rt --version
+	echo "$output"
+	[ "$status" -eq 0 ]
+	want=$(git -C "$REPO_DIR" describe --always --dirty)
+	grep -qx "commit: $want" <<<"$output"
+}
+
+# version_tree DIR: DIR with this Makefile and the folders its source lists search.
+version_tree() {
+	mkdir -p "$1/spec" "$1/runtime" "$1/hooks" && cp "$REPO_DIR/Makefile" "$1/"
+}
+
+@test "Makefile: the version header follows the commit, is rewritten only on change, unknown for a tarball" {
+	[ -f "$REPO_DIR/Makefile" ] || skip "needs the source tree"
+	src=$BATS_TEST_TMPDIR/src
+	version_tree "$src"
+	gitc() { git -C "$src" -c user.email=slit@test -c user.name=slit "$@"; }
+	gitc init -q
+	gitc add Makefile
+	gitc commit -q -m one
+	h=$src/build/gen/sandlock_version.h
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	cat "$h"
+	grep -qx "#define SANDLOCK_COMMIT \"$(gitc describe --always --dirty)\"" "$h"
+	first=$(cat "$h")
+	touch -d '2001-01-01' "$h"
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	# unchanged tree: the file is not rewritten (cli.cpp is not recompiled)
+	[ "$(stat -c %Y "$h")" = "$(date -d 2001-01-01 +%s)" ]
+	gitc commit -q --allow-empty -m two
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	cat "$h"
+	[ "$(cat "$h")" != "$first" ]
+	grep -qx "#define SANDLOCK_COMMIT \"$(gitc describe --always --dirty)\"" "$h"
+	# a tarball: no git checkout at its top (even inside another repository)
+	version_tree "$src/unpacked"
+	make -s -C "$src/unpacked" BUILD=build build/gen/sandlock_version.h
+	grep -qx '#define SANDLOCK_COMMIT "unknown"' "$src/unpacked/build/gen/sandlock_version.h"
+}
