@@ -155,7 +155,10 @@ void handle_seccomp_listener(ParentSide& p, const SyncMessage& msg, pid_t pid) {
 // Runs after init reports RunHooks; until Ready, serves init's requests.
 void serve_init(ParentSide& p, SyncSocket& sock, pid_t init_pid) {
     sock.expect(SyncType::RunHooks);
-    std::string state_json = hook_state_json(p.st, Status::Creating);
+    // "created", as crun gives these hooks and the OCI validation suite expects: the
+    // container's namespaces and init exist (runc says "creating"). createContainer
+    // hooks get this same state from init.
+    std::string state_json = hook_state_json(p.st, Status::Created);
     hooks::run_hooks(p.cfg.hooks.prestart, state_json, "prestart");
     hooks::run_hooks(p.cfg.hooks.create_runtime, state_json, "createRuntime");
     sock.send(SyncType::HooksDone, state_json);
