@@ -498,6 +498,49 @@ mounts_outside() {
 	[ "$(jq -r .level <<<"$line" 2>/dev/null)" = debug ] || grep -qi debug <<<"$line"
 }
 
+# ---------------------------------------------------------------- 13. rootfsPropagation
+
+# root_mountinfo PROPAGATION: runs a container with that rootfsPropagation whose bundle
+# lies in a shared mount (so that each value shows), and sets FIELDS to the optional
+# fields of its "/" line in /proc/self/mountinfo (shared:N, master:N, unbindable), or
+# "none". Not for $(...): teardown must see the mount and the container.
+root_mountinfo() {
+	mkdir -p "$BATS_TEST_TMPDIR/shared"
+	mount --bind "$BATS_TEST_TMPDIR/shared" "$BATS_TEST_TMPDIR/shared" || return
+	TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
+	mount --make-shared "$BATS_TEST_TMPDIR/shared" || return
+	new_id ID
+	make_bundle shared/b ".linux.rootfsPropagation = \"$1\"" \
+		"$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo')"
+	run_container "$ID" "$BUNDLE"
+	echo "run: $status: $output"
+	[ "$status" -eq 0 ] && [ "${#lines[@]}" -eq 1 ] || return 1
+	FIELDS=$(awk '{ f = ""; for (i = 7; i <= NF && $i != "-"; i++) f = f " " $i; print (f == "" ? "none" : substr(f, 2)) }' <<<"$output")
+	echo "optional fields of /: $FIELDS"
+}
+
+@test "rootfsPropagation shared: / has peers (shared:N)" {
+	root_mountinfo shared
+	[[ " $FIELDS " == *" shared:"* ]]
+	[[ " $FIELDS " != *" unbindable "* ]]
+}
+
+@test "rootfsPropagation slave: / has a master and no peers" {
+	root_mountinfo slave
+	[[ " $FIELDS " == *" master:"* ]]
+	[[ " $FIELDS " != *" shared:"* ]]
+}
+
+@test "rootfsPropagation private: / has neither peers nor a master" {
+	root_mountinfo private
+	[ "$FIELDS" = none ]
+}
+
+@test "rootfsPropagation unbindable: / is unbindable (it used to fail: bind rootfs: Invalid argument)" {
+	root_mountinfo unbindable
+	[ "$FIELDS" = unbindable ]
+}
+
 # ---------------------------------------------------------------- 15. --version
 
 @test "--version names the commit it was built from" {
