@@ -498,6 +498,129 @@ mounts_outside() {
 	[ "$(jq -r .level <<<"$line" 2>/dev/null)" = debug ] || grep -qi debug <<<"$line"
 }
 
+# ---------------------------------------------------------------- 12. inherited namespaces
+
+ALL_NS=(mount network pid ipc uts cgroup user)
+
+# proc_ns TYPE: the /proc/PID/ns entry of a namespace type.
+proc_ns() {
+	case $1 in
+	mount) echo mnt ;;
+	network) echo net ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# inherit_bundle ABSENT [JQ_FILTER...]: bundle $BUNDLE with every namespace type of ALL_NS
+# but ABSENT (the user one with mappings to 100000), running sleep; without a mount
+# namespace, without the fields that need one.
+inherit_bundle() {
+	local absent=$1 t list=()
+	shift
+	for t in "${ALL_NS[@]}"; do
+		[ "$t" = "$absent" ] || list+=("{\"type\": \"$t\"}")
+	done
+	local filters=(".linux.namespaces = [$(IFS=,; echo "${list[*]}")]" "$(args sleep 1000)")
+	if [ "$absent" != user ]; then
+		filters+=('.linux.uidMappings = [{containerID: 0, hostID: 100000, size: 65536}]'
+			'.linux.gidMappings = [{containerID: 0, hostID: 100000, size: 65536}]')
+		# The kernel lets a user namespace mount proc, sysfs and mqueue only over a pid,
+		# network and ipc namespace it owns: not over the runtime's (runc's fails alike).
+		case $absent in
+		pid) filters+=('.mounts |= map(select(.type != "proc"))') ;;
+		network) filters+=('.mounts |= map(select(.type != "sysfs"))') ;;
+		ipc) filters+=('.mounts |= map(select(.type != "mqueue"))') ;;
+		esac
+	fi
+	[ "$absent" = mount ] && filters+=('.mounts = [] | .linux.maskedPaths = [] | .linux.readonlyPaths = []')
+	[ "$absent" = uts ] && filters+=('del(.hostname)')
+	make_bundle b "${filters[@]}" "$@" || return
+	if [ "$absent" != user ]; then
+		chown -R 100000:100000 "$BUNDLE/rootfs"
+		searchable_path "$BUNDLE"
+	fi
+}
+
+# check_inherited ABSENT: the container's ABSENT namespace is the runtime's own (this
+# test's shell ran it), every other type is a new one.
+check_inherited() {
+	local absent=$1 pid t mine theirs bad=""
+	new_id ID
+	inherit_bundle "$absent"
+	start_sleeper "$ID" "$BUNDLE"
+	pid=$(state_of "$ID" pid)
+	[ "$pid" -gt 0 ] || return
+	for t in "${ALL_NS[@]}"; do
+		mine=$(readlink "/proc/$$/ns/$(proc_ns "$t")")
+		theirs=$(readlink "/proc/$pid/ns/$(proc_ns "$t")")
+		echo "$t: runtime $mine, container $theirs"
+		if [ "$t" = "$absent" ]; then
+			[ "$theirs" = "$mine" ] || bad+="$t not inherited; "
+		else
+			[ -n "$theirs" ] && [ "$theirs" != "$mine" ] || bad+="$t not new; "
+		fi
+	done
+	[ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+
+@test "inherited namespaces: no mount namespace -> the runtime's, entered with chroot; exec too; nothing mounted" {
+	check_inherited mount
+	pid=$(state_of "$ID" pid)
+	# the container's root is the rootfs, by chroot alone
+	[ "$(readlink "/proc/$pid/root")" = "$BUNDLE/rootfs" ]
+	run rt exec "$ID" cat /.slit-bundle
+	echo "exec: $status: $output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$BUNDLE" ]
+	[ -z "$(findmnt -rn -o TARGET | grep -F "$BUNDLE")" ]
+	rt delete --force "$ID"
+	assert_no_leftovers "$ID" "$BUNDLE"
+}
+
+@test "inherited namespaces: no network namespace -> the runtime's" {
+	check_inherited network
+}
+
+@test "inherited namespaces: no pid namespace -> the runtime's" {
+	check_inherited pid
+}
+
+@test "inherited namespaces: no ipc namespace -> the runtime's" {
+	check_inherited ipc
+}
+
+@test "inherited namespaces: no uts namespace -> the runtime's" {
+	check_inherited uts
+}
+
+@test "inherited namespaces: no cgroup namespace -> the runtime's" {
+	check_inherited cgroup
+}
+
+@test "inherited namespaces: no user namespace -> the runtime's" {
+	check_inherited user
+}
+
+@test "no mount namespace: each field that needs a mount is refused by name, nothing left behind" {
+	local -A cases=(
+		['.mounts = [{destination: "/tmp", type: "tmpfs", source: "tmpfs"}]']='^\.mounts: requires a mount namespace'
+		['.root.readonly = true']='^\.root\.readonly: requires a mount namespace'
+		['.linux.rootfsPropagation = "private"']='^\.linux\.rootfsPropagation: requires a mount namespace'
+		['.linux.maskedPaths = ["/proc/kcore"]']='^\.linux\.maskedPaths: requires a mount namespace'
+		['.linux.devices = [{path: "/dev/slit", type: "c", major: 1, minor: 3}]']='^\.linux\.devices: requires a mount namespace'
+		['.annotations["io.sandlock.network.allow"] = "127.0.0.1:9"']='^io\.sandlock\.network\.\* annotations: an egress policy requires a mount namespace'
+	)
+	local f
+	for f in "${!cases[@]}"; do
+		new_id ID
+		inherit_bundle mount "$f"
+		run rtq create --bundle "$BUNDLE" "$ID"
+		assert_fails_cleanly "$ID" "$BUNDLE" "${cases[$f]}"
+		[ "${#lines[@]}" -eq 1 ]
+		rm -rf "$BUNDLE"
+	done
+}
+
 # ---------------------------------------------------------------- 13. rootfsPropagation
 
 # root_mountinfo PROPAGATION: runs a container with that rootfsPropagation whose bundle

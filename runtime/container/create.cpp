@@ -29,11 +29,42 @@
 
 namespace sandlock::container {
 
+namespace {
+
+constexpr const char* kNeedsMountNs =
+    " requires a mount namespace (.linux.namespaces has no \"mount\": the container shares "
+    "the runtime's, where nothing is mounted for it)";
+
+[[noreturn]] void needs_mount_ns(const std::string& field, const std::string& why = "") {
+    throw Error(field + ":" + kNeedsMountNs + why);
+}
+
+// Without a mount namespace of its own the container shares the runtime's (the spec:
+// an absent type is inherited) and is entered with chroot alone. Whatever would be a
+// mount there would be a mount on the host, so each field that asks for one is refused.
+void validate_shared_mount_ns(const spec::Config& cfg, const egress::Policy& policy) {
+    if (cfg.linux.has_namespace(spec::NamespaceType::Mount)) return;
+    const auto& l = cfg.linux;
+    if (!cfg.mounts.empty()) needs_mount_ns(".mounts");
+    if (cfg.root.readonly) needs_mount_ns(".root.readonly");
+    if (!l.rootfs_propagation.empty()) needs_mount_ns(".linux.rootfsPropagation");
+    if (!l.masked_paths.empty()) needs_mount_ns(".linux.maskedPaths");
+    if (!l.readonly_paths.empty()) needs_mount_ns(".linux.readonlyPaths");
+    if (!l.devices.empty()) needs_mount_ns(".linux.devices");
+    if (!l.sysctl.empty()) needs_mount_ns(".linux.sysctl", " (/proc/sys would be the host's)");
+    if (cfg.process->terminal) needs_mount_ns(".process.terminal", " (the pty is bound on /dev/console)");
+    // The resolved names reach the container as a copy of /etc/hosts bound over its own.
+    if (policy.active())
+        throw Error(std::string("io.sandlock.network.* annotations: an egress policy") + kNeedsMountNs +
+                    " (resolved names are bound over its /etc/hosts)");
+}
+
+}  // namespace
+
 void validate_for_create(const spec::Config& cfg, const egress::Policy& policy) {
     if (!cfg.process) throw Error(".process: missing (create needs a process to run)");
     if (cfg.process->args.empty()) throw Error(".process.args: must not be empty");
-    if (!cfg.linux.has_namespace(spec::NamespaceType::Mount))
-        throw Error(".linux.namespaces: a mount namespace is required");
+    validate_shared_mount_ns(cfg, policy);
     if (!cfg.hostname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
         throw Error(".hostname: setting the hostname needs a uts namespace");
     if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))

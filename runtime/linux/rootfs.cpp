@@ -200,6 +200,17 @@ void prepare_rootfs(const spec::Config& cfg, const std::string& rootfs_abs, cons
         mkdir_all_in_root(root.get(), cfg.process->cwd);
 }
 
+void chroot_into(const spec::Config& cfg, const std::string& rootfs_abs) {
+    UniqueFd root(::open(rootfs_abs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open rootfs " + rootfs_abs);
+    // runc creates the working directory (as root) when the image lacks it.
+    if (cfg.process && !cfg.process->cwd.empty() && cfg.process->cwd.front() == '/')
+        mkdir_all_in_root(root.get(), cfg.process->cwd);
+    if (::fchdir(root.get()) != 0) throw_errno("chdir " + rootfs_abs);
+    if (::chroot(".") != 0) throw_errno("chroot " + rootfs_abs);
+    if (::chdir("/") != 0) throw_errno("chdir /");
+}
+
 void enter_rootfs(const std::string& rootfs_abs, bool no_pivot) {
     UniqueFd newroot(::open(rootfs_abs.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC));
     if (!newroot) throw_errno("open rootfs " + rootfs_abs);
