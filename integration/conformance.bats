@@ -664,6 +664,68 @@ root_mountinfo() {
 	[ "$FIELDS" = unbindable ]
 }
 
+# ---------------------------------------------------------------- 14. refused fields
+
+# refused FILTER PATTERN: create of a bundle edited by FILTER fails with one line matching
+# PATTERN, exit 1, and leaves nothing behind.
+refused() {
+	new_id ID
+	make_bundle "b-$ID" "$(args true)" "$1"
+	run rtq create --bundle "$BUNDLE" --pid-file "$BUNDLE/pid" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" "$2" || return
+	[ "${#lines[@]}" -eq 1 ] || { echo "expected one line"; return 1; }
+}
+
+@test "refused: process.apparmorProfile on a host without AppArmor" {
+	[ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ] || skip "this host runs AppArmor"
+	refused '.process.apparmorProfile = "slit-profile"' \
+		'\.process\.apparmorProfile: AppArmor is not enabled on this host'
+}
+
+@test "refused: exec --apparmor on a host without AppArmor, the container keeps running" {
+	[ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ] || skip "this host runs AppArmor"
+	new_id ID
+	make_bundle b "$(args sleep 1000)"
+	start_sleeper "$ID" "$BUNDLE"
+	run rt exec --apparmor slit-profile "$ID" true
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	grep -q 'apparmorProfile: AppArmor is not enabled on this host' <<<"$output"
+	[ "$(state_of "$ID" status)" = running ]
+}
+
+@test "refused: process.selinuxLabel, linux.mountLabel (SELinux)" {
+	refused '.process.selinuxLabel = "system_u:system_r:container_t:s0"' '\.process\.selinuxLabel: SELinux'
+	refused '.linux.mountLabel = "system_u:object_r:container_file_t:s0"' '\.linux\.mountLabel: SELinux'
+}
+
+@test "refused: linux.resources.network classID and priorities without net_cls / net_prio" {
+	[ ! -d /sys/fs/cgroup/net_cls ] || skip "this host has a net_cls hierarchy"
+	[ ! -d /sys/fs/cgroup/net_prio ] || skip "this host has a net_prio hierarchy"
+	refused '.linux.resources.network = {classID: 1048577}' 'linux\.resources\.network\.classID: .*(net_cls|cgroup v2)'
+	refused '.linux.resources.network = {priorities: [{name: "lo", priority: 5}]}' \
+		'linux\.resources\.network\.priorities: .*(net_prio|cgroup v2)'
+}
+
+@test "refused: linux.intelRdt, personality flags, process.ioPriority/scheduler/execCPUAffinity, memoryPolicy, netDevices" {
+	refused '.linux.intelRdt = {closID: "slit", l3CacheSchema: "L3:0=ff"}' '\.linux\.intelRdt: Intel RDT is not supported'
+	refused '.linux.personality = {domain: "LINUX", flags: ["SHORT_INODE"]}' '\.linux\.personality\.flags: '
+	refused '.linux.personality = {domain: "LINUX64"}' '\.linux\.personality\.domain: unknown domain'
+	refused '.process.ioPriority = {class: "IOPRIO_CLASS_IDLE", priority: 7}' '\.process\.ioPriority: not supported'
+	refused '.process.scheduler = {policy: "SCHED_IDLE"}' '\.process\.scheduler: not supported'
+	refused '.process.execCPUAffinity = {initial: "0"}' '\.process\.execCPUAffinity: not supported'
+	refused '.linux.memoryPolicy = {mode: "MPOL_BIND", nodes: "0"}' '\.linux\.memoryPolicy: not supported'
+	refused '.linux.netDevices = {"slit0": {}}' '\.linux\.netDevices: not supported'
+	refused '.linux.resources.unified = {"slit.bogus": "1"}' 'unified\["slit\.bogus"\]: unknown cgroup v2 resource'
+}
+
+@test "empty strings and empty objects are not requests: apparmorProfile, selinuxLabel, mountLabel, intelRdt" {
+	run_in '.process.apparmorProfile = "" | .process.selinuxLabel = "" | .linux.mountLabel = ""' \
+		'.linux.intelRdt = null | .linux.netDevices = {} | .linux.personality = {domain: "LINUX", flags: []}' -- echo ran
+	[ "$status" -eq 0 ]
+	[ "$output" = ran ]
+}
+
 # ---------------------------------------------------------------- 15. --version
 
 @test "--version names the commit it was built from" {

@@ -17,6 +17,7 @@
 #include "runtime/container/process.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
@@ -65,6 +66,10 @@ void validate_for_create(const spec::Config& cfg, const egress::Policy& policy) 
     if (!cfg.process) throw Error(".process: missing (create needs a process to run)");
     if (cfg.process->args.empty()) throw Error(".process.args: must not be empty");
     validate_shared_mount_ns(cfg, policy);
+    if (!cfg.unsupported.empty())
+        throw Error(cfg.unsupported.front().first + ": " + cfg.unsupported.front().second);
+    os::check_process_labels(*cfg.process, ".process");
+    os::check_mount_label(cfg.linux);
     if (!cfg.hostname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
         throw Error(".hostname: setting the hostname needs a uts namespace");
     if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))

@@ -13,6 +13,7 @@
 #include "runtime/container/process.hpp"
 #include "runtime/linux/devices.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/lsm.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/linux/terminal.hpp"
 #include "runtime/util/error.hpp"
@@ -160,6 +161,8 @@ std::string finish_process_setup(const spec::Process& process, const spec::Confi
     // parents; retried after the identity switch for root-squashed mounts.
     bool in_cwd = ::chdir(process.cwd.c_str()) == 0;
     std::string executable;
+    // Takes effect at execve; before no_new_privs, which would limit the transition.
+    os::apply_apparmor_profile(process.apparmor_profile);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // before the capabilities are dropped. With it, load it as late as
     // possible so the profile constrains as little of our own setup as it can.
