@@ -55,11 +55,10 @@ void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev
 
 namespace {
 
-// Returns the fifo's write end, to be held until execve closes it (O_CLOEXEC):
-// `start` waits for that EOF before its poststart hooks, so they run after
-// the startContainer hooks and after the user's process was executed.
-// Above the fds passed to the container (as create's own channel is): it must never be
-// one of the numbers prepare_inherited_fds() hands to the process.
+// init's /proc/self/fd, opened before it enters the rootfs, for a rootfs without a /proc
+// (no mount namespace of its own, or none mounted): the exec fifo is reopened through it.
+// Above the fds passed to the container (as create's own channel is), so it is never one
+// of the numbers prepare_inherited_fds() hands to the process.
 UniqueFd open_proc_fds(int passed) {
     UniqueFd dir(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir) throw_errno("open /proc/self/fd");
@@ -68,10 +67,20 @@ UniqueFd open_proc_fds(int passed) {
     return high;
 }
 
-// proc_fds: init's /proc/self/fd, opened before it entered the rootfs, which may have
-// no /proc (no mount namespace of its own, or none mounted).
-UniqueFd wait_for_start(int proc_fds, int fifo_fd) {
-    UniqueFd fifo(::openat(proc_fds, std::to_string(fifo_fd).c_str(), O_WRONLY | O_CLOEXEC));
+// A host procfs fd must not stay open in a process the container can reach through its
+// own /proc (/proc/1/fd/N leads out to the host's /proc/sys): dropped as soon as the
+// container's /proc serves. Without one, no container process can reach init's fds.
+void drop_proc_fds_if_proc_serves(UniqueFd& proc_fds) {
+    if (::access("/proc/self/fd", F_OK) == 0) proc_fds.reset();
+}
+
+// Returns the fifo's write end, to be held until execve closes it (O_CLOEXEC):
+// `start` waits for that EOF before its poststart hooks, so they run after
+// the startContainer hooks and after the user's process was executed.
+UniqueFd wait_for_start(const UniqueFd& proc_fds, int fifo_fd) {
+    const std::string name = std::to_string(fifo_fd);
+    UniqueFd fifo(proc_fds ? ::openat(proc_fds.get(), name.c_str(), O_WRONLY | O_CLOEXEC)
+                           : ::open(("/proc/self/fd/" + name).c_str(), O_WRONLY | O_CLOEXEC));
     if (!fifo) throw_errno("open exec fifo");
     if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
     return fifo;
@@ -109,6 +118,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
         os::apply_sysctl(cfg.linux.sysctl);
         setup_console(process, sock, /*bind_dev_console=*/true);
         if (own_mount_ns) os::finish_rootfs(cfg);
+        drop_proc_fds_if_proc_serves(proc_fds);
         if (!ctx.no_new_keyring) join_session_keyring(ctx.container_id);
         os::apply_rlimits(process.rlimits);
         os::apply_oom_score_adj(process.oom_score_adj);
@@ -122,7 +132,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
     }
     // Parked until `start`; failures from here on can only be told on stderr.
     try {
-        UniqueFd started = wait_for_start(proc_fds.get(), ctx.fifo_fd);
+        UniqueFd started = wait_for_start(proc_fds, ctx.fifo_fd);
         proc_fds.reset();
         hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
                          "startContainer");
