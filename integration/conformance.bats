@@ -623,17 +623,22 @@ check_inherited() {
 
 # ---------------------------------------------------------------- 13. rootfsPropagation
 
-# root_mountinfo PROPAGATION: runs a container with that rootfsPropagation whose bundle
-# lies in a shared mount (so that each value shows), and sets FIELDS to the optional
-# fields of its "/" line in /proc/self/mountinfo (shared:N, master:N, unbindable), or
-# "none". Not for $(...): teardown must see the mount and the container.
+# root_mountinfo PROPAGATION [WHERE]: runs a container with that rootfsPropagation and
+# sets FIELDS to the optional fields of its "/" line in /proc/self/mountinfo (shared:N,
+# master:N, unbindable), or "none". The bundle lies in a shared mount (so that each value
+# shows), or with WHERE "on-root" directly in the test's directory, on the mount "/" of
+# the container's mount namespace. Not for $(...): teardown must see mount and container.
 root_mountinfo() {
-	mkdir -p "$BATS_TEST_TMPDIR/shared"
-	mount --bind "$BATS_TEST_TMPDIR/shared" "$BATS_TEST_TMPDIR/shared" || return
-	TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
-	mount --make-shared "$BATS_TEST_TMPDIR/shared" || return
+	local name=b
+	if [ "${2:-}" != on-root ]; then
+		mkdir -p "$BATS_TEST_TMPDIR/shared"
+		mount --bind "$BATS_TEST_TMPDIR/shared" "$BATS_TEST_TMPDIR/shared" || return
+		TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
+		mount --make-shared "$BATS_TEST_TMPDIR/shared" || return
+		name=shared/b
+	fi
 	new_id ID
-	make_bundle shared/b ".linux.rootfsPropagation = \"$1\"" \
+	make_bundle "$name" ".linux.rootfsPropagation = \"$1\"" \
 		"$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo')"
 	run_container "$ID" "$BUNDLE"
 	echo "run: $status: $output"
@@ -659,8 +664,15 @@ root_mountinfo() {
 	[ "$FIELDS" = none ]
 }
 
-@test "rootfsPropagation unbindable: / is unbindable (it used to fail: bind rootfs: Invalid argument)" {
+@test "rootfsPropagation unbindable: / is unbindable (bundle in a shared mount)" {
 	root_mountinfo unbindable
+	[ "$FIELDS" = unbindable ]
+}
+
+@test "rootfsPropagation unbindable with the rootfs on the mount / itself (it failed: bind rootfs: Invalid argument)" {
+	[ "$(findmnt -n -o TARGET -T "$BATS_TEST_TMPDIR")" = / ] ||
+		skip "the test directory is not on the mount / (the case is a rootfs on the root mount)"
+	root_mountinfo unbindable on-root
 	[ "$FIELDS" = unbindable ]
 }
 
