@@ -2,7 +2,9 @@
 # OCI conformance beyond the basics: user and time namespaces, --no-pivot, fd passing
 # (--preserve-fds, LISTEN_FDS), the runtime's own pty for a foreground `run`, the seccomp
 # listener protocol, special mounts and mount options, process/linux extras (oomScoreAdj,
-# personality, domainname, rootfsPropagation), `features`, cgroupsPath forms and logging.
+# personality, domainname, rootfsPropagation), `features`, cgroupsPath forms and logging;
+# namespaces absent from the config (inherited), the four rootfsPropagation values, the
+# fields create refuses rather than drops, and --version's commit.
 # runc's behaviour is the reference: `RUNTIME=$(which runc) bats integration/conformance.bats`.
 
 load helpers
