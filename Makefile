@@ -30,7 +30,24 @@ ASAN      = $(BUILD)/asan
 ASAN_LIB_OBJ  = $(call objs,$(ASAN),$(LIB_SRC))
 ASAN_TEST_OBJ = $(call objs,$(ASAN),$(TEST_SRC))
 
-.PHONY: all help deps check unit integration asan install demo bench clean rootfs
+.PHONY: all help deps check unit integration asan install demo bench clean rootfs FORCE
+
+# The commit `--version` names: `git describe --always --dirty` when this directory is
+# the top of a git checkout (never an enclosing repository's), "unknown" for a tarball.
+# The header is rewritten only when that text changes: a new commit (or a tree turning
+# dirty) recompiles runtime/cli/cli.cpp alone, an unchanged tree nothing.
+GIT_DESCRIBE := $(shell [ "$$(git -C . rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ] && \
+	git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION_DIR = $(BUILD)/gen
+VERSION_H = $(VERSION_DIR)/sandlock_version.h
+
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@line='#define SANDLOCK_COMMIT "$(GIT_DESCRIBE)"'; \
+	if [ ! -f $@ ] || [ "$$(cat $@)" != "$$line" ]; then echo "$$line" >$@; echo "$@: $(GIT_DESCRIBE)"; fi
+
+$(BUILD)/obj/runtime/cli/cli.o $(ASAN)/obj/runtime/cli/cli.o: $(VERSION_H)
+$(BUILD)/obj/runtime/cli/cli.o $(ASAN)/obj/runtime/cli/cli.o: override CXXFLAGS += -I$(VERSION_DIR)
 
 all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd $(HELPERS)
 

@@ -2,7 +2,9 @@
 # OCI conformance beyond the basics: user and time namespaces, --no-pivot, fd passing
 # (--preserve-fds, LISTEN_FDS), the runtime's own pty for a foreground `run`, the seccomp
 # listener protocol, special mounts and mount options, process/linux extras (oomScoreAdj,
-# personality, domainname, rootfsPropagation), `features`, cgroupsPath forms and logging.
+# personality, domainname, rootfsPropagation), `features`, cgroupsPath forms and logging;
+# namespaces absent from the config (inherited), the four rootfsPropagation values, the
+# fields create refuses rather than drops, and --version's commit.
 # runc's behaviour is the reference: `RUNTIME=$(which runc) bats integration/conformance.bats`.
 
 load helpers
@@ -496,4 +498,289 @@ mounts_outside() {
 	[ -n "$line" ]
 	grep -qiE 'not supported|unsupported' <<<"$line"
 	[ "$(jq -r .level <<<"$line" 2>/dev/null)" = debug ] || grep -qi debug <<<"$line"
+}
+
+# ---------------------------------------------------------------- 12. inherited namespaces
+
+ALL_NS=(mount network pid ipc uts cgroup user)
+
+# proc_ns TYPE: the /proc/PID/ns entry of a namespace type.
+proc_ns() {
+	case $1 in
+	mount) echo mnt ;;
+	network) echo net ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# inherit_bundle ABSENT [JQ_FILTER...]: bundle $BUNDLE with every namespace type of ALL_NS
+# but ABSENT (the user one with mappings to 100000), running sleep; without a mount
+# namespace, without the fields that need one.
+inherit_bundle() {
+	local absent=$1 t list=()
+	shift
+	for t in "${ALL_NS[@]}"; do
+		[ "$t" = "$absent" ] || list+=("{\"type\": \"$t\"}")
+	done
+	local filters=(".linux.namespaces = [$(IFS=,; echo "${list[*]}")]" "$(args sleep 1000)")
+	if [ "$absent" != user ]; then
+		filters+=('.linux.uidMappings = [{containerID: 0, hostID: 100000, size: 65536}]'
+			'.linux.gidMappings = [{containerID: 0, hostID: 100000, size: 65536}]')
+		# The kernel lets a user namespace mount proc, sysfs and mqueue only over a pid,
+		# network and ipc namespace it owns: not over the runtime's (runc's fails alike).
+		case $absent in
+		pid) filters+=('.mounts |= map(select(.type != "proc"))') ;;
+		network) filters+=('.mounts |= map(select(.type != "sysfs"))') ;;
+		ipc) filters+=('.mounts |= map(select(.type != "mqueue"))') ;;
+		esac
+	fi
+	[ "$absent" = mount ] && filters+=('.mounts = [] | .linux.maskedPaths = [] | .linux.readonlyPaths = []')
+	[ "$absent" = uts ] && filters+=('del(.hostname)')
+	make_bundle b "${filters[@]}" "$@" || return
+	if [ "$absent" != user ]; then
+		chown -R 100000:100000 "$BUNDLE/rootfs"
+		searchable_path "$BUNDLE"
+	fi
+}
+
+# check_inherited ABSENT: the container's ABSENT namespace is the runtime's own (this
+# test's shell ran it), every other type is a new one.
+check_inherited() {
+	local absent=$1 pid t mine theirs bad=""
+	new_id ID
+	inherit_bundle "$absent"
+	start_sleeper "$ID" "$BUNDLE"
+	pid=$(state_of "$ID" pid)
+	[ "$pid" -gt 0 ] || return
+	for t in "${ALL_NS[@]}"; do
+		mine=$(readlink "/proc/$$/ns/$(proc_ns "$t")")
+		theirs=$(readlink "/proc/$pid/ns/$(proc_ns "$t")")
+		echo "$t: runtime $mine, container $theirs"
+		if [ "$t" = "$absent" ]; then
+			[ "$theirs" = "$mine" ] || bad+="$t not inherited; "
+		else
+			[ -n "$theirs" ] && [ "$theirs" != "$mine" ] || bad+="$t not new; "
+		fi
+	done
+	[ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+
+@test "inherited namespaces: no mount namespace -> the runtime's, entered with chroot; exec too; nothing mounted" {
+	check_inherited mount
+	pid=$(state_of "$ID" pid)
+	# the container's root is the rootfs, by chroot alone
+	[ "$(readlink "/proc/$pid/root")" = "$BUNDLE/rootfs" ]
+	run rt exec "$ID" cat /.slit-bundle
+	echo "exec: $status: $output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$BUNDLE" ]
+	[ -z "$(findmnt -rn -o TARGET | grep -F "$BUNDLE")" ]
+	rt delete --force "$ID"
+	assert_no_leftovers "$ID" "$BUNDLE"
+}
+
+@test "inherited namespaces: no network namespace -> the runtime's" {
+	check_inherited network
+}
+
+@test "inherited namespaces: no pid namespace -> the runtime's" {
+	check_inherited pid
+}
+
+@test "inherited namespaces: no ipc namespace -> the runtime's" {
+	check_inherited ipc
+}
+
+@test "inherited namespaces: no uts namespace -> the runtime's" {
+	check_inherited uts
+}
+
+@test "inherited namespaces: no cgroup namespace -> the runtime's" {
+	check_inherited cgroup
+}
+
+@test "inherited namespaces: no user namespace -> the runtime's" {
+	check_inherited user
+}
+
+@test "no mount namespace: each field that needs a mount is refused by name, nothing left behind" {
+	local -A cases=(
+		['.mounts = [{destination: "/tmp", type: "tmpfs", source: "tmpfs"}]']='^\.mounts: requires a mount namespace'
+		['.root.readonly = true']='^\.root\.readonly: requires a mount namespace'
+		['.linux.rootfsPropagation = "private"']='^\.linux\.rootfsPropagation: requires a mount namespace'
+		['.linux.maskedPaths = ["/proc/kcore"]']='^\.linux\.maskedPaths: requires a mount namespace'
+		['.linux.devices = [{path: "/dev/slit", type: "c", major: 1, minor: 3}]']='^\.linux\.devices: requires a mount namespace'
+		['.annotations["io.sandlock.network.allow"] = "127.0.0.1:9"']='^io\.sandlock\.network\.\* annotations: an egress policy requires a mount namespace'
+	)
+	local f
+	for f in "${!cases[@]}"; do
+		new_id ID
+		inherit_bundle mount "$f"
+		run rtq create --bundle "$BUNDLE" "$ID"
+		assert_fails_cleanly "$ID" "$BUNDLE" "${cases[$f]}"
+		[ "${#lines[@]}" -eq 1 ]
+		rm -rf "$BUNDLE"
+	done
+}
+
+# ---------------------------------------------------------------- 13. rootfsPropagation
+
+# root_mountinfo PROPAGATION [WHERE]: runs a container with that rootfsPropagation and
+# sets FIELDS to the optional fields of its "/" line in /proc/self/mountinfo (shared:N,
+# master:N, unbindable), or "none". The bundle lies in a shared mount (so that each value
+# shows), or with WHERE "on-root" directly in the test's directory, on the mount "/" of
+# the container's mount namespace. Not for $(...): teardown must see mount and container.
+root_mountinfo() {
+	local name=b
+	if [ "${2:-}" != on-root ]; then
+		mkdir -p "$BATS_TEST_TMPDIR/shared"
+		mount --bind "$BATS_TEST_TMPDIR/shared" "$BATS_TEST_TMPDIR/shared" || return
+		TEST_MOUNTS+=("$BATS_TEST_TMPDIR/shared")
+		mount --make-shared "$BATS_TEST_TMPDIR/shared" || return
+		name=shared/b
+	fi
+	new_id ID
+	make_bundle "$name" ".linux.rootfsPropagation = \"$1\"" \
+		"$(args sh -c 'grep -E "^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / " /proc/self/mountinfo')"
+	run_container "$ID" "$BUNDLE"
+	echo "run: $status: $output"
+	[ "$status" -eq 0 ] && [ "${#lines[@]}" -eq 1 ] || return 1
+	FIELDS=$(awk '{ f = ""; for (i = 7; i <= NF && $i != "-"; i++) f = f " " $i; print (f == "" ? "none" : substr(f, 2)) }' <<<"$output")
+	echo "optional fields of /: $FIELDS"
+}
+
+@test "rootfsPropagation shared: / has peers (shared:N)" {
+	root_mountinfo shared
+	[[ " $FIELDS " == *" shared:"* ]]
+	[[ " $FIELDS " != *" unbindable "* ]]
+}
+
+@test "rootfsPropagation slave: / has a master and no peers" {
+	root_mountinfo slave
+	[[ " $FIELDS " == *" master:"* ]]
+	[[ " $FIELDS " != *" shared:"* ]]
+}
+
+@test "rootfsPropagation private: / has neither peers nor a master" {
+	root_mountinfo private
+	[ "$FIELDS" = none ]
+}
+
+@test "rootfsPropagation unbindable: / is unbindable (bundle in a shared mount)" {
+	root_mountinfo unbindable
+	[ "$FIELDS" = unbindable ]
+}
+
+@test "rootfsPropagation unbindable with the rootfs on the mount / itself (it failed: bind rootfs: Invalid argument)" {
+	[ "$(findmnt -n -o TARGET -T "$BATS_TEST_TMPDIR")" = / ] ||
+		skip "the test directory is not on the mount / (the case is a rootfs on the root mount)"
+	root_mountinfo unbindable on-root
+	[ "$FIELDS" = unbindable ]
+}
+
+# ---------------------------------------------------------------- 14. refused fields
+
+# refused FILTER PATTERN: create of a bundle edited by FILTER fails with one line matching
+# PATTERN, exit 1, and leaves nothing behind.
+refused() {
+	new_id ID
+	make_bundle "b-$ID" "$(args true)" "$1"
+	run rtq create --bundle "$BUNDLE" --pid-file "$BUNDLE/pid" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" "$2" || return
+	[ "${#lines[@]}" -eq 1 ] || { echo "expected one line"; return 1; }
+}
+
+@test "refused: process.apparmorProfile on a host without AppArmor" {
+	[ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ] || skip "this host runs AppArmor"
+	refused '.process.apparmorProfile = "slit-profile"' \
+		'\.process\.apparmorProfile: AppArmor is not enabled on this host'
+}
+
+@test "refused: exec --apparmor on a host without AppArmor, the container keeps running" {
+	[ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ] || skip "this host runs AppArmor"
+	new_id ID
+	make_bundle b "$(args sleep 1000)"
+	start_sleeper "$ID" "$BUNDLE"
+	run rt exec --apparmor slit-profile "$ID" true
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	grep -q 'apparmorProfile: AppArmor is not enabled on this host' <<<"$output"
+	[ "$(state_of "$ID" status)" = running ]
+}
+
+@test "refused: process.selinuxLabel, linux.mountLabel (SELinux)" {
+	refused '.process.selinuxLabel = "system_u:system_r:container_t:s0"' '\.process\.selinuxLabel: SELinux'
+	refused '.linux.mountLabel = "system_u:object_r:container_file_t:s0"' '\.linux\.mountLabel: SELinux'
+}
+
+@test "refused: linux.resources.network classID and priorities without net_cls / net_prio" {
+	[ ! -d /sys/fs/cgroup/net_cls ] || skip "this host has a net_cls hierarchy"
+	[ ! -d /sys/fs/cgroup/net_prio ] || skip "this host has a net_prio hierarchy"
+	refused '.linux.resources.network = {classID: 1048577}' 'linux\.resources\.network\.classID: .*(net_cls|cgroup v2)'
+	refused '.linux.resources.network = {priorities: [{name: "lo", priority: 5}]}' \
+		'linux\.resources\.network\.priorities: .*(net_prio|cgroup v2)'
+}
+
+@test "refused: linux.intelRdt, personality flags, process.ioPriority/scheduler/execCPUAffinity, memoryPolicy, netDevices" {
+	refused '.linux.intelRdt = {closID: "slit", l3CacheSchema: "L3:0=ff"}' '\.linux\.intelRdt: Intel RDT is not supported'
+	refused '.linux.personality = {domain: "LINUX", flags: ["SHORT_INODE"]}' '\.linux\.personality\.flags: '
+	refused '.linux.personality = {domain: "LINUX64"}' '\.linux\.personality\.domain: unknown domain'
+	refused '.process.ioPriority = {class: "IOPRIO_CLASS_IDLE", priority: 7}' '\.process\.ioPriority: not supported'
+	refused '.process.scheduler = {policy: "SCHED_IDLE"}' '\.process\.scheduler: not supported'
+	refused '.process.execCPUAffinity = {initial: "0"}' '\.process\.execCPUAffinity: not supported'
+	refused '.linux.memoryPolicy = {mode: "MPOL_BIND", nodes: "0"}' '\.linux\.memoryPolicy: not supported'
+	refused '.linux.netDevices = {"slit0": {}}' '\.linux\.netDevices: not supported'
+	refused '.linux.resources.unified = {"slit.bogus": "1"}' 'unified\["slit\.bogus"\]: unknown cgroup v2 resource'
+}
+
+@test "empty strings and empty objects are not requests: apparmorProfile, selinuxLabel, mountLabel, intelRdt" {
+	run_in '.process.apparmorProfile = "" | .process.selinuxLabel = "" | .linux.mountLabel = ""' \
+		'.linux.intelRdt = null | .linux.netDevices = {} | .linux.personality = {domain: "LINUX", flags: []}' -- echo ran
+	[ "$status" -eq 0 ]
+	[ "$output" = ran ]
+}
+
+# ---------------------------------------------------------------- 15. --version
+
+@test "--version names the commit it was built from" {
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-runc's own version"
+	git -C "$REPO_DIR" rev-parse --git-dir >/dev/null 2>&1 || skip "not built from a git checkout"
+	run rt --version
+	echo "$output"
+	[ "$status" -eq 0 ]
+	want=$(git -C "$REPO_DIR" describe --always --dirty)
+	grep -qx "commit: $want" <<<"$output"
+}
+
+# version_tree DIR: DIR with this Makefile and the folders its source lists search.
+version_tree() {
+	mkdir -p "$1/spec" "$1/runtime" "$1/hooks" && cp "$REPO_DIR/Makefile" "$1/"
+}
+
+@test "Makefile: the version header follows the commit, is rewritten only on change, unknown for a tarball" {
+	[ -f "$REPO_DIR/Makefile" ] || skip "needs the source tree"
+	src=$BATS_TEST_TMPDIR/src
+	version_tree "$src"
+	gitc() { git -C "$src" -c user.email=slit@test -c user.name=slit "$@"; }
+	gitc init -q
+	gitc add Makefile
+	gitc commit -q -m one
+	h=$src/build/gen/sandlock_version.h
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	cat "$h"
+	grep -qx "#define SANDLOCK_COMMIT \"$(gitc describe --always --dirty)\"" "$h"
+	first=$(cat "$h")
+	touch -d '2001-01-01' "$h"
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	# unchanged tree: the file is not rewritten (cli.cpp is not recompiled)
+	[ "$(stat -c %Y "$h")" = "$(date -d 2001-01-01 +%s)" ]
+	gitc commit -q --allow-empty -m two
+	make -s -C "$src" BUILD=build build/gen/sandlock_version.h
+	cat "$h"
+	[ "$(cat "$h")" != "$first" ]
+	grep -qx "#define SANDLOCK_COMMIT \"$(gitc describe --always --dirty)\"" "$h"
+	# a tarball: no git checkout at its top (even inside another repository)
+	version_tree "$src/unpacked"
+	make -s -C "$src/unpacked" BUILD=build build/gen/sandlock_version.h
+	grep -qx '#define SANDLOCK_COMMIT "unknown"' "$src/unpacked/build/gen/sandlock_version.h"
 }

@@ -57,10 +57,25 @@ hooks_bundle() {
 	for k in prestart createRuntime createContainer startContainer poststart; do
 		[ "$(jq -r .pid "$LOGDIR/$k.json")" = "$pid" ]
 	done
-	[ "$(jq -r .status "$LOGDIR/createRuntime.json")" = creating ]
-	[ "$(jq -r .status "$LOGDIR/startContainer.json")" = created ]
+	# "created" from prestart on, as crun says and the OCI validation suite expects
+	for k in prestart createRuntime createContainer startContainer; do
+		[ "$(jq -r .status "$LOGDIR/$k.json")" = created ] || { echo "$k: not created"; false; }
+	done
 	[ "$(jq -r .status "$LOGDIR/poststart.json")" = running ]
 	[ "$(jq -r .status "$LOGDIR/poststop.json")" = stopped ]
+}
+
+@test "the state on a prestart hook's stdin says created (createRuntime, createContainer too), as crun's" {
+	new_id ID
+	hooks_bundle
+	create_container "$ID" "$BUNDLE"
+	for k in prestart createRuntime createContainer; do
+		cat "$LOGDIR/$k.json"
+		[ "$(jq -r .status "$LOGDIR/$k.json")" = created ] || { echo "$k: not created"; false; }
+		[ "$(jq -r .pid "$LOGDIR/$k.json")" = "$(cat "$BUNDLE/pid")" ]
+	done
+	# and the container's own state agrees once create returned
+	[ "$(state_of "$ID" status)" = created ]
 }
 
 @test "poststart waits for slow startContainer hooks and runs after the process was executed" {

@@ -18,12 +18,20 @@ for cmd in $(commands); do
 	help=$("$bin" "$cmd" --help)
 	summary=$(head -n 1 <<<"$help")
 	usage=$(grep -m1 '^Usage:' <<<"$help" | sed 's/^Usage: //')
+	# The subcommand's footer (text after its last section), if it has one.
+	footer=$(awk '/^(Positionals|Options|Subcommands):$/ {sec = 1; next}
+		sec && /^$/ {sec = 0; after = 1; next}
+		!sec && after && NF {print}' <<<"$help")
 	{
 		echo ".TH SANDLOCK-RUNC-${cmd^^} 8 \"$(date +%B\ %Y)\" \"sandlock-runc\" \"System Administration\""
 		echo ".SH NAME"
 		echo "sandlock-runc-$cmd \\- $(roff_escape <<<"$summary")"
 		echo ".SH SYNOPSIS"
 		echo ".B $(roff_escape <<<"$usage")"
+		if [ -n "$footer" ]; then
+			echo ".SH DESCRIPTION"
+			roff_escape <<<"$footer" | sed '1!s/^/.PP\n/'
+		fi
 		echo ".SH OPTIONS"
 		echo ".nf"
 		sed -n '/^Options:/,/^$/p' <<<"$help" | sed 1d | roff_escape

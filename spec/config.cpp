@@ -573,6 +573,35 @@ void check_uts_fields(const Config& c) {
     if (!c.domainname.empty()) throw_at(".domainname", "requires a uts namespace");
 }
 
+// A member that asks for something: present, not null, and not an empty string, array
+// or object ("" means "not requested", as in every caller's default config).
+bool requested(const json& obj, const char* key) {
+    if (!obj.is_object()) return false;
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return false;
+    if (it->is_string() || it->is_array() || it->is_object()) return !it->empty();
+    return true;
+}
+
+// Fields of runtime-spec 1.2 that this runtime does not implement: refused by create
+// rather than dropped (README, "Refused and ignored fields").
+std::vector<std::pair<std::string, std::string>> find_unsupported(const json& j) {
+    std::vector<std::pair<std::string, std::string>> out;
+    static const json kNone = json::object();
+    const json& process = j.contains("process") && j["process"].is_object() ? j["process"] : kNone;
+    const json& linux_cfg = j.contains("linux") && j["linux"].is_object() ? j["linux"] : kNone;
+    const char* no = "not supported by sandlock-runc";
+    if (requested(process, "ioPriority")) out.emplace_back(".process.ioPriority", no);
+    if (requested(process, "scheduler")) out.emplace_back(".process.scheduler", no);
+    if (requested(process, "execCPUAffinity")) out.emplace_back(".process.execCPUAffinity", no);
+    if (requested(linux_cfg, "intelRdt")) out.emplace_back(".linux.intelRdt", "Intel RDT is " + std::string(no));
+    if (requested(linux_cfg, "memoryPolicy")) out.emplace_back(".linux.memoryPolicy", no);
+    if (requested(linux_cfg, "netDevices")) out.emplace_back(".linux.netDevices", no);
+    if (linux_cfg.contains("personality") && requested(linux_cfg["personality"], "flags"))
+        out.emplace_back(".linux.personality.flags", "the runtime-spec defines no personality flags");
+    return out;
+}
+
 json parse_json_file(const std::string& file) {
     std::string text = fs::read_file(file);
     try {
@@ -642,6 +671,7 @@ Config parse_config(const json& j) {
     c.annotations = get_string_map(j, "", "annotations");
     if (const json* l = get_object(j, "", "linux")) c.linux = parse_linux(*l, ".linux");
     check_uts_fields(c);
+    c.unsupported = find_unsupported(j);
     return c;
 }
 

@@ -173,6 +173,10 @@ struct Config {
     Hooks hooks;
     std::map<std::string, std::string> annotations;
     Linux linux;
+    // JSON paths of fields the config asks for and this runtime cannot honour
+    // (e.g. ".linux.intelRdt"), each with the reason; `create` refuses the first.
+    // Kept apart from parsing so that a saved config still loads for delete/state.
+    std::vector<std::pair<std::string, std::string>> unsupported;
 };
 
 // Parses and validates; throws sandlock::Error naming the JSON path.

@@ -313,6 +313,51 @@ BOOST_AUTO_TEST_CASE(fake_v1_apply_writes_each_controller) {
                }).find("below the current usage 5000000") != std::string::npos);
 }
 
+// What a host cannot honour is refused, never dropped with a warning (issue 16).
+BOOST_AUTO_TEST_CASE(fake_v1_refuses_what_the_host_lacks) {
+    TempDir tmp;
+    std::map<std::string, std::string> dirs{{"memory", tmp.path + "/memory"}, {"blkio", tmp.path + "/blkio"}};
+    touch_all(dirs["memory"], {"memory.limit_in_bytes"});
+    touch_all(dirs["blkio"], {"blkio.weight"});
+    BOOST_TEST(error_of([&] { apply_v1_resources(parse(R"({"network": {"classID": 1048577}})"), dirs); }) ==
+               "cgroups: cannot apply linux.resources.network.classID: the v1 \"net_cls\" controller is not mounted");
+    BOOST_TEST(error_of([&] {
+                   apply_v1_resources(parse(R"({"network": {"priorities": [{"name": "lo", "priority": 1}]}})"), dirs);
+               }) == "cgroups: cannot apply linux.resources.network.priorities: the v1 \"net_prio\" controller is not mounted");
+    BOOST_TEST(error_of([&] {
+                   apply_v1_resources(parse(R"({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]})"), dirs);
+               }).find("\"hugetlb\" controller is not mounted") != std::string::npos);
+    BOOST_TEST(error_of([&] { apply_v1_resources(parse(R"({"memory": {"kernel": 1048576}})"), dirs); }) ==
+               "cgroups: cannot apply linux.resources.memory.kernel: this kernel offers no memory.kmem.limit_in_bytes");
+    BOOST_TEST(error_of([&] { apply_v1_resources(parse(R"({"blockIO": {"leafWeight": 100}})"), dirs); })
+                   .find("blockIO.leafWeight: this kernel offers no blkio.leaf_weight") != std::string::npos);
+    // With the files there, they are written.
+    touch_all(dirs["memory"], {"memory.kmem.limit_in_bytes"});
+    apply_v1_resources(parse(R"({"memory": {"kernel": 1048576}})"), dirs);
+    BOOST_TEST(read(dirs["memory"] + "/memory.kmem.limit_in_bytes") == "1048576");
+}
+
+BOOST_AUTO_TEST_CASE(fake_v2_refuses_v1_only_settings_before_writing) {
+    TempDir tmp;
+    std::string dir = tmp.path + "/ctr";
+    touch_all(dir, {"memory.max", "io.weight"});
+    for (const char* text : {R"({"memory": {"limit": 1048576, "swappiness": 10}})",
+                             R"({"memory": {"limit": 1048576, "disableOOMKiller": true}})",
+                             R"({"memory": {"limit": 1048576, "kernel": 1}})",
+                             R"({"memory": {"limit": 1048576, "kernelTCP": 1}})",
+                             R"({"memory": {"limit": 1048576}, "blockIO": {"leafWeight": 10}})",
+                             R"({"memory": {"limit": 1048576}, "network": {"classID": 1}})",
+                             R"({"memory": {"limit": 1048576}, "network": {"priorities": [{"name": "lo", "priority": 1}]}})"}) {
+        std::string err = error_of([&] { apply_v2_resources(parse(text), dir); });
+        BOOST_TEST(err.find("cgroups: cannot apply linux.resources.") == 0u, text << ": " << err);
+        BOOST_TEST(err.find("cgroup v2 has no equivalent") != std::string::npos, err);
+        BOOST_TEST(read(dir + "/memory.max").empty(), "nothing written before the refusal");
+    }
+    // Not requested: disableOOMKiller false.
+    apply_v2_resources(parse(R"({"memory": {"limit": 1048576, "disableOOMKiller": false}})"), dir);
+    BOOST_TEST(read(dir + "/memory.max") == "1048576");
+}
+
 BOOST_AUTO_TEST_CASE(fake_v2_apply_translates) {
     TempDir tmp;
     std::string dir = tmp.path + "/ctr";

@@ -316,6 +316,35 @@ BOOST_AUTO_TEST_CASE(unknown_fields_and_nulls_are_ignored) {
     BOOST_TEST(c.hostname.empty());
     BOOST_TEST(!c.process->terminal);
     BOOST_TEST(c.linux.namespaces.size() == 2u);
+    // Parsing still succeeds (a saved config must load); create refuses what is listed.
+    using Entry = std::pair<std::string, std::string>;
+    BOOST_TEST(c.unsupported.size() == 2u);
+    BOOST_TEST((c.unsupported.at(0) == Entry{".process.ioPriority", "not supported by sandlock-runc"}));
+    BOOST_TEST((c.unsupported.at(1) == Entry{".linux.memoryPolicy", "not supported by sandlock-runc"}));
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_fields_are_listed_empty_ones_are_not_requests) {
+    BOOST_TEST(parse_config(minimal_config()).unsupported.empty());
+    json j = minimal_config();
+    j["linux"]["intelRdt"] = {{"closID", "x"}};
+    j["linux"]["personality"] = {{"domain", "LINUX"}, {"flags", {"SHORT_INODE"}}};
+    j["linux"]["netDevices"] = {{"eth1", json::object()}};
+    j["process"]["scheduler"] = {{"policy", "SCHED_IDLE"}};
+    j["process"]["execCPUAffinity"] = {{"initial", "0"}};
+    Config c = parse_config(j);
+    std::vector<std::string> paths;
+    for (const auto& [path, why] : c.unsupported) paths.push_back(path);
+    const std::vector<std::string> want{".process.scheduler", ".process.execCPUAffinity", ".linux.intelRdt",
+                                        ".linux.netDevices", ".linux.personality.flags"};
+    BOOST_TEST(paths == want, boost::test_tools::per_element());
+    // "" / [] / {} / null: not requested.
+    j = minimal_config();
+    j["linux"]["intelRdt"] = nullptr;
+    j["linux"]["netDevices"] = json::object();
+    j["linux"]["personality"] = {{"domain", "LINUX"}, {"flags", json::array()}};
+    j["process"]["scheduler"] = json::object();
+    j["process"]["apparmorProfile"] = "";
+    BOOST_TEST(parse_config(j).unsupported.empty());
 }
 
 BOOST_AUTO_TEST_CASE(type_errors_name_the_path) {

@@ -21,7 +21,8 @@ const std::string* find_dir(const Dirs& dirs, const std::string& controller) {
     return it == dirs.end() ? nullptr : &it->second;
 }
 
-// For the controllers every container needs: missing is an error.
+// A controller the config asks something of: missing is an error, never a warning
+// (hugetlb, net_cls, net_prio and rdma included; runc and crun refuse them too).
 const std::string& need_dir(const Dirs& dirs, const std::string& controller, const std::string& what) {
     const std::string* dir = find_dir(dirs, controller);
     if (!dir)
@@ -30,13 +31,13 @@ const std::string& need_dir(const Dirs& dirs, const std::string& controller, con
     return *dir;
 }
 
-// For optional controllers (hugetlb, net_cls, net_prio, rdma): like runc, a
-// host without them runs the container anyway, but we say so.
-const std::string* optional_dir(const Dirs& dirs, const std::string& controller, const std::string& what) {
-    const std::string* dir = find_dir(dirs, controller);
-    if (!dir)
-        log::warn("cgroups: the v1 \"" + controller + "\" controller is not mounted; ignoring linux.resources." + what);
-    return dir;
+// A file some kernels no longer offer (kmem limits, CFQ's leaf weight): a config that
+// asks for it is refused there rather than run without it.
+void write_if_offered(const std::string& dir, const std::string& file, const std::string& value,
+                      const std::string& what) {
+    if (!cgroupfs::has(dir, file))
+        throw Error("cgroups: cannot apply linux.resources." + what + ": this kernel offers no " + file);
+    cgroupfs::write(dir, file, value);
 }
 
 // The kernel keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at
@@ -83,13 +84,14 @@ void apply_memory(const MemoryResources& m, const std::string& dir) {
     check_usage_below(dir, m);
     set_memory_and_swap(dir, m.limit, m.swap);
     if (m.reservation) cgroupfs::write(dir, "memory.soft_limit_in_bytes", std::to_string(*m.reservation));
-    if (m.kernel) log::debug("cgroups: linux.resources.memory.kernel is deprecated and ignored");
-    if (m.kernel_tcp && cgroupfs::has(dir, "memory.kmem.tcp.limit_in_bytes"))
-        cgroupfs::write(dir, "memory.kmem.tcp.limit_in_bytes", std::to_string(*m.kernel_tcp));
+    if (m.kernel) write_if_offered(dir, "memory.kmem.limit_in_bytes", std::to_string(*m.kernel), "memory.kernel");
+    if (m.kernel_tcp)
+        write_if_offered(dir, "memory.kmem.tcp.limit_in_bytes", std::to_string(*m.kernel_tcp), "memory.kernelTCP");
     if (m.swappiness) cgroupfs::write(dir, "memory.swappiness", std::to_string(*m.swappiness));
     if (m.disable_oom_killer.value_or(false)) cgroupfs::write(dir, "memory.oom_control", "1");
-    if (m.use_hierarchy && cgroupfs::has(dir, "memory.use_hierarchy"))
-        cgroupfs::write(dir, "memory.use_hierarchy", *m.use_hierarchy ? "1" : "0");
+    // Kernels without the file are always hierarchical: only "false" would be dropped.
+    if (m.use_hierarchy && (cgroupfs::has(dir, "memory.use_hierarchy") || !*m.use_hierarchy))
+        write_if_offered(dir, "memory.use_hierarchy", *m.use_hierarchy ? "1" : "0", "memory.useHierarchy");
 }
 
 void apply_cpu(const CpuResources& c, const Dirs& dirs) {
@@ -125,12 +127,7 @@ std::string weight_file(const std::string& dir, const std::string& stem) {
 
 void apply_block_io(const BlockIoResources& b, const std::string& dir) {
     if (b.weight) cgroupfs::write(dir, weight_file(dir, "weight"), std::to_string(*b.weight));
-    if (b.leaf_weight) {
-        if (cgroupfs::has(dir, "blkio.leaf_weight"))
-            cgroupfs::write(dir, "blkio.leaf_weight", std::to_string(*b.leaf_weight));
-        else
-            log::debug("cgroups: blkio.leaf_weight is not offered by this kernel; ignored");
-    }
+    if (b.leaf_weight) write_if_offered(dir, "blkio.leaf_weight", std::to_string(*b.leaf_weight), "blockIO.leafWeight");
     for (const auto& w : b.weight_device) {
         if (w.weight) cgroupfs::write(dir, weight_file(dir, "weight_device"), dev(w.major, w.minor) + " " + std::to_string(*w.weight));
         if (w.leaf_weight && cgroupfs::has(dir, "blkio.leaf_weight_device"))
@@ -179,22 +176,23 @@ void apply_v1_resources(const Resources& r, const std::map<std::string, std::str
     if (r.pids_limit) cgroupfs::write(need_dir(dirs, "pids", "pids"), "pids.max", limit_text(*r.pids_limit));
     if (r.block_io && wants_block_io(*r.block_io)) apply_block_io(*r.block_io, need_dir(dirs, "blkio", "blockIO"));
     if (!r.hugepage_limits.empty()) {
-        if (const std::string* dir = optional_dir(dirs, "hugetlb", "hugepageLimits"))
-            for (const auto& h : r.hugepage_limits)
-                cgroupfs::write(*dir, "hugetlb." + h.page_size + ".limit_in_bytes", std::to_string(h.limit));
+        const std::string& dir = need_dir(dirs, "hugetlb", "hugepageLimits");
+        for (const auto& h : r.hugepage_limits)
+            cgroupfs::write(dir, "hugetlb." + h.page_size + ".limit_in_bytes", std::to_string(h.limit));
     }
     if (r.network) {
         if (r.network->class_id)
-            if (const std::string* dir = optional_dir(dirs, "net_cls", "network.classID"))
-                cgroupfs::write(*dir, "net_cls.classid", std::to_string(*r.network->class_id));
-        if (!r.network->priorities.empty())
-            if (const std::string* dir = optional_dir(dirs, "net_prio", "network.priorities"))
-                for (const auto& [name, prio] : r.network->priorities)
-                    cgroupfs::write(*dir, "net_prio.ifpriomap", name + " " + std::to_string(prio));
+            cgroupfs::write(need_dir(dirs, "net_cls", "network.classID"), "net_cls.classid",
+                            std::to_string(*r.network->class_id));
+        if (!r.network->priorities.empty()) {
+            const std::string& dir = need_dir(dirs, "net_prio", "network.priorities");
+            for (const auto& [name, prio] : r.network->priorities)
+                cgroupfs::write(dir, "net_prio.ifpriomap", name + " " + std::to_string(prio));
+        }
     }
     if (!r.rdma.empty()) {
-        if (const std::string* dir = optional_dir(dirs, "rdma", "rdma"))
-            for (const auto& [device, limit] : r.rdma) cgroupfs::write(*dir, "rdma.max", rdma_limit_text(device, limit));
+        const std::string& dir = need_dir(dirs, "rdma", "rdma");
+        for (const auto& [device, limit] : r.rdma) cgroupfs::write(dir, "rdma.max", rdma_limit_text(device, limit));
     }
     if (r.devices) apply_v1_devices(*r.devices, need_dir(dirs, "devices", "devices"));
 }

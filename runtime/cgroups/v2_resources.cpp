@@ -33,6 +33,25 @@ void write_v2(const std::string& dir, const std::string& file, const std::string
     if (err != 0) throw Error("set " + file + " to \"" + value + "\" in " + dir + ": " + std::strerror(err));
 }
 
+[[noreturn]] void refuse_on_v2(const char* what) {
+    throw Error(std::string("cgroups: cannot apply linux.resources.") + what +
+                ": cgroup v2 has no equivalent (this host's cgroups are v2)");
+}
+
+// v1 settings that v2 cannot express: refused before anything is written, so a refused
+// `update` changes nothing, and never dropped with a warning.
+void refuse_what_v2_lacks(const Resources& r) {
+    if (r.memory) {
+        if (r.memory->swappiness) refuse_on_v2("memory.swappiness");
+        if (r.memory->disable_oom_killer.value_or(false)) refuse_on_v2("memory.disableOOMKiller");
+        if (r.memory->kernel) refuse_on_v2("memory.kernel");
+        if (r.memory->kernel_tcp) refuse_on_v2("memory.kernelTCP");
+    }
+    if (r.block_io && r.block_io->leaf_weight) refuse_on_v2("blockIO.leafWeight");
+    if (r.network && r.network->class_id) refuse_on_v2("network.classID");
+    if (r.network && !r.network->priorities.empty()) refuse_on_v2("network.priorities");
+}
+
 void apply_memory(const MemoryResources& m, const std::string& dir) {
     if (m.check_before_update.value_or(false) && m.limit && *m.limit > 0) {
         auto usage = cgroupfs::read_u64(dir, "memory.current");
@@ -47,10 +66,6 @@ void apply_memory(const MemoryResources& m, const std::string& dir) {
     }
     if (m.limit) write_v2(dir, "memory.max", limit_text(*m.limit));
     if (m.reservation) write_v2(dir, "memory.low", limit_text(*m.reservation));
-    if (m.swappiness) log::debug("cgroups: memory.swappiness has no cgroup v2 equivalent; ignored");
-    if (m.disable_oom_killer.value_or(false))
-        log::debug("cgroups: memory.disableOOMKiller has no cgroup v2 equivalent; ignored");
-    if (m.kernel || m.kernel_tcp) log::debug("cgroups: kernel memory limits do not exist on cgroup v2; ignored");
 }
 
 // cpu.max holds quota and period together: keep the half the config leaves out.
@@ -86,7 +101,6 @@ void apply_block_io(const BlockIoResources& b, const std::string& dir) {
         if (bfq) write_v2(dir, "io.bfq.weight", std::to_string(*b.weight));
         else write_v2(dir, "io.weight", "default " + std::to_string(blkio_weight_to_io_weight(*b.weight)));
     }
-    if (b.leaf_weight) log::debug("cgroups: blockIO.leafWeight has no cgroup v2 equivalent; ignored");
     for (const auto& w : b.weight_device) {
         if (!w.weight) continue;
         if (bfq) write_v2(dir, "io.bfq.weight", dev(w.major, w.minor) + " " + std::to_string(*w.weight));
@@ -117,14 +131,13 @@ void apply_unified(const std::map<std::string, std::string>& unified, const std:
 }  // namespace
 
 void apply_v2_resources(const Resources& r, const std::string& dir) {
+    refuse_what_v2_lacks(r);
     if (r.memory) apply_memory(*r.memory, dir);
     if (r.cpu) apply_cpu(*r.cpu, dir);
     if (r.pids_limit) write_v2(dir, "pids.max", limit_text(*r.pids_limit));
     if (r.block_io) apply_block_io(*r.block_io, dir);
     for (const auto& h : r.hugepage_limits) write_v2(dir, "hugetlb." + h.page_size + ".max", std::to_string(h.limit));
     for (const auto& [device, limit] : r.rdma) write_v2(dir, "rdma.max", rdma_limit_text(device, limit));
-    if (r.network && (r.network->class_id || !r.network->priorities.empty()))
-        log::warn("cgroups: linux.resources.network (net_cls/net_prio) does not exist on cgroup v2; ignored");
     apply_unified(r.unified, dir);
     if (r.devices) attach_device_filter(dir, *r.devices);
 }

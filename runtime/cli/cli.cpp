@@ -9,6 +9,12 @@
 #include "runtime/util/log.hpp"
 #include "spec/config.hpp"
 
+// SANDLOCK_COMMIT: `git describe --always --dirty` of the tree this was built from,
+// written by the Makefile into $(BUILD)/gen (only this file includes it, so a new
+// commit recompiles this file alone). "unknown" outside a git checkout.
+#if __has_include("sandlock_version.h")
+#include "sandlock_version.h"
+#endif
 #ifndef SANDLOCK_COMMIT
 #define SANDLOCK_COMMIT "unknown"
 #endif

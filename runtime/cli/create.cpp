@@ -20,6 +20,19 @@ void register_create(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<container::CreateOptions>();
     auto* sub = app.add_subcommand("create", "create a container (init waits for start)");
     add_create_flags(sub, *opts);
+    // man/generate.sh turns this into the page's DESCRIPTION.
+    sub->footer(
+        "Hooks: prestart, createRuntime and createContainer get the state with \"status\": "
+        "\"created\" on stdin, as crun's (runc says \"creating\"); startContainer \"created\", "
+        "poststart \"running\", poststop \"stopped\".\n"
+        "A namespace type absent from linux.namespaces is the runtime's own. Without a mount "
+        "namespace the rootfs is entered with chroot and the fields that need a mount (mounts, "
+        "root.readonly, linux.rootfsPropagation, linux.maskedPaths, linux.readonlyPaths, "
+        "linux.devices, linux.sysctl, process.terminal, an egress policy) are refused.\n"
+        "A field the host or runtime cannot honour (process.apparmorProfile without AppArmor, "
+        "SELinux labels, linux.intelRdt, linux.resources.network without net_cls/net_prio, ...) "
+        "fails create with one line naming it, exit 1, nothing left behind; README.md lists "
+        "every such field.");
     ctx.handlers[sub] = [&ctx, opts] {
         opts->systemd_cgroup = ctx.global.systemd_cgroup;
         opts->supervisor_mode_allowed = ctx.global.supervisor_mode_allowed();

@@ -19,14 +19,15 @@ void register_exec(CLI::App& app, Context& ctx) {
     sub->add_flag("--no-new-privs", o->no_new_privs, "set no_new_privs for the process");
     sub->add_option("--preserve-fds", o->preserve_fds, "pass N extra fds")
         ->check(CLI::NonNegativeNumber);
-    auto ignored = std::make_shared<std::string>();  // kept alive by the handler below
-    sub->add_option("--apparmor", *ignored, "accepted; AppArmor is not supported");
-    sub->add_option("--process-label", *ignored, "accepted; SELinux is not supported");
-    sub->add_option("--cgroup", *ignored, "accepted; the container's cgroup is used");
+    sub->add_option("--apparmor", o->apparmor,
+                    "AppArmor profile for the process (refused where AppArmor is not enabled)");
+    sub->add_option("--process-label", o->process_label,
+                    "SELinux label for the process (refused: SELinux is not supported)");
+    sub->add_option("--cgroup", o->cgroup, "sub-cgroup to run in (refused: not supported)");
     auto ignore_paused = std::make_shared<bool>(false);
     sub->add_flag("--ignore-paused", *ignore_paused, "accepted");
     sub->add_option("id", o->id, "container id")->required();
-    ctx.handlers[sub] = [&ctx, o, ignored, ignore_paused] {
+    ctx.handlers[sub] = [&ctx, o, ignore_paused] {
         o->args = ctx.trailing_command;
         return container::exec_in_container(ctx.global.store(), *o);
     };

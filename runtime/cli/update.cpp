@@ -87,7 +87,7 @@ void register_update(CLI::App& app, Context& ctx) {
     sub->add_option("--memory", f->memory, "memory limit (e.g. 512m; -1 = unlimited)");
     sub->add_option("--memory-swap", f->memory_swap, "memory plus swap limit (-1 = unlimited)");
     sub->add_option("--memory-reservation", f->memory_reservation, "memory soft limit");
-    sub->add_option("--kernel-memory", f->kernel_memory, "kernel memory limit (deprecated, ignored)");
+    sub->add_option("--kernel-memory", f->kernel_memory, "kernel memory limit (v1; refused where the kernel offers none)");
     sub->add_option("--kernel-memory-tcp", f->kernel_memory_tcp, "kernel TCP buffer limit");
     sub->add_option("--cpu-period", f->cpu_period, "CFS period in microseconds");
     sub->add_option("--cpu-quota", f->cpu_quota, "CFS quota in microseconds (-1 = unlimited)");

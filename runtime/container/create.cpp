@@ -17,6 +17,7 @@
 #include "runtime/container/process.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
@@ -29,11 +30,46 @@
 
 namespace sandlock::container {
 
+namespace {
+
+constexpr const char* kNeedsMountNs =
+    " requires a mount namespace (.linux.namespaces has no \"mount\": the container shares "
+    "the runtime's, where nothing is mounted for it)";
+
+[[noreturn]] void needs_mount_ns(const std::string& field, const std::string& why = "") {
+    throw Error(field + ":" + kNeedsMountNs + why);
+}
+
+// Without a mount namespace of its own the container shares the runtime's (the spec:
+// an absent type is inherited) and is entered with chroot alone. Whatever would be a
+// mount there would be a mount on the host, so each field that asks for one is refused.
+void validate_shared_mount_ns(const spec::Config& cfg, const egress::Policy& policy) {
+    if (cfg.linux.has_namespace(spec::NamespaceType::Mount)) return;
+    const auto& l = cfg.linux;
+    if (!cfg.mounts.empty()) needs_mount_ns(".mounts");
+    if (cfg.root.readonly) needs_mount_ns(".root.readonly");
+    if (!l.rootfs_propagation.empty()) needs_mount_ns(".linux.rootfsPropagation");
+    if (!l.masked_paths.empty()) needs_mount_ns(".linux.maskedPaths");
+    if (!l.readonly_paths.empty()) needs_mount_ns(".linux.readonlyPaths");
+    if (!l.devices.empty()) needs_mount_ns(".linux.devices");
+    if (!l.sysctl.empty()) needs_mount_ns(".linux.sysctl", " (/proc/sys would be the host's)");
+    if (cfg.process->terminal) needs_mount_ns(".process.terminal", " (the pty is bound on /dev/console)");
+    // The resolved names reach the container as a copy of /etc/hosts bound over its own.
+    if (policy.active())
+        throw Error(std::string("io.sandlock.network.* annotations: an egress policy") + kNeedsMountNs +
+                    " (resolved names are bound over its /etc/hosts)");
+}
+
+}  // namespace
+
 void validate_for_create(const spec::Config& cfg, const egress::Policy& policy) {
     if (!cfg.process) throw Error(".process: missing (create needs a process to run)");
     if (cfg.process->args.empty()) throw Error(".process.args: must not be empty");
-    if (!cfg.linux.has_namespace(spec::NamespaceType::Mount))
-        throw Error(".linux.namespaces: a mount namespace is required");
+    validate_shared_mount_ns(cfg, policy);
+    if (!cfg.unsupported.empty())
+        throw Error(cfg.unsupported.front().first + ": " + cfg.unsupported.front().second);
+    os::check_process_labels(*cfg.process, ".process");
+    os::check_mount_label(cfg.linux);
     if (!cfg.hostname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
         throw Error(".hostname: setting the hostname needs a uts namespace");
     if (!cfg.domainname.empty() && !cfg.linux.has_namespace(spec::NamespaceType::Uts))
@@ -156,7 +192,10 @@ void handle_seccomp_listener(ParentSide& p, const SyncMessage& msg, pid_t pid) {
 // Runs after init reports RunHooks; until Ready, serves init's requests.
 void serve_init(ParentSide& p, SyncSocket& sock, pid_t init_pid) {
     sock.expect(SyncType::RunHooks);
-    std::string state_json = hook_state_json(p.st, Status::Creating);
+    // "created", as crun gives these hooks and the OCI validation suite expects: the
+    // container's namespaces and init exist (runc says "creating"). createContainer
+    // hooks get this same state from init.
+    std::string state_json = hook_state_json(p.st, Status::Created);
     hooks::run_hooks(p.cfg.hooks.prestart, state_json, "prestart");
     hooks::run_hooks(p.cfg.hooks.create_runtime, state_json, "createRuntime");
     sock.send(SyncType::HooksDone, state_json);

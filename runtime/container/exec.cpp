@@ -13,6 +13,7 @@
 #include "runtime/container/process.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/linux/terminal.hpp"
@@ -101,6 +102,8 @@ spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opt
         append_all(p.capabilities->ambient, opts.caps);
     }
     if (opts.no_new_privs) p.no_new_privileges = true;
+    if (!opts.apparmor.empty()) p.apparmor_profile = opts.apparmor;
+    if (!opts.process_label.empty()) p.selinux_label = opts.process_label;
     if (p.capabilities) os::validate_capabilities(*p.capabilities, ".process.capabilities");
     return p;
 }
@@ -112,7 +115,11 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
     if (status == Status::Paused) throw Error("cannot exec in a paused container");
     spec::Config cfg =
         spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(opts.id))));
+    if (!opts.cgroup.empty())
+        throw Error("exec --cgroup \"" + opts.cgroup + "\": sub-cgroups are not supported "
+                    "(the process joins the container's cgroup)");
     spec::Process process = build_exec_process(cfg, opts);
+    os::check_process_labels(process, opts.process_file.empty() ? ".process" : "");
     if (process.terminal && opts.detach && opts.console_socket.empty())
         throw Error("cannot allocate tty if runc will detach without setting console socket");
     if (!process.terminal && !opts.console_socket.empty())

@@ -24,6 +24,9 @@ struct ExecOptions {
     std::string pid_file;
     std::string console_socket;
     int preserve_fds = 0;
+    std::string apparmor;       // --apparmor: process.apparmorProfile
+    std::string process_label;  // --process-label: process.selinuxLabel
+    std::string cgroup;         // --cgroup: a sub-cgroup, which is refused
 };
 
 // The process to run: --process FILE, or the container's own process with

@@ -13,6 +13,7 @@
 #include "runtime/container/process.hpp"
 #include "runtime/linux/devices.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/lsm.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/linux/terminal.hpp"
 #include "runtime/util/error.hpp"
@@ -54,12 +55,32 @@ void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev
 
 namespace {
 
+// init's /proc/self/fd, opened before it enters the rootfs, for a rootfs without a /proc
+// (no mount namespace of its own, or none mounted): the exec fifo is reopened through it.
+// Above the fds passed to the container (as create's own channel is), so it is never one
+// of the numbers prepare_inherited_fds() hands to the process.
+UniqueFd open_proc_fds(int passed) {
+    UniqueFd dir(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) throw_errno("open /proc/self/fd");
+    UniqueFd high(::fcntl(dir.get(), F_DUPFD_CLOEXEC, 3 + passed));
+    if (!high) throw_errno("fcntl F_DUPFD_CLOEXEC");
+    return high;
+}
+
+// A host procfs fd must not stay open in a process the container can reach through its
+// own /proc (/proc/1/fd/N leads out to the host's /proc/sys): dropped as soon as the
+// container's /proc serves. Without one, no container process can reach init's fds.
+void drop_proc_fds_if_proc_serves(UniqueFd& proc_fds) {
+    if (::access("/proc/self/fd", F_OK) == 0) proc_fds.reset();
+}
+
 // Returns the fifo's write end, to be held until execve closes it (O_CLOEXEC):
 // `start` waits for that EOF before its poststart hooks, so they run after
 // the startContainer hooks and after the user's process was executed.
-UniqueFd wait_for_start(int fifo_fd) {
-    std::string path = "/proc/self/fd/" + std::to_string(fifo_fd);
-    UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+UniqueFd wait_for_start(const UniqueFd& proc_fds, int fifo_fd) {
+    const std::string name = std::to_string(fifo_fd);
+    UniqueFd fifo(proc_fds ? ::openat(proc_fds.get(), name.c_str(), O_WRONLY | O_CLOEXEC)
+                           : ::open(("/proc/self/fd/" + name).c_str(), O_WRONLY | O_CLOEXEC));
     if (!fifo) throw_errno("open exec fifo");
     if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
     return fifo;
@@ -76,19 +97,28 @@ std::string state_with_status(const std::string& state_json, const char* status)
     const spec::Process& process = *cfg.process;
     std::string state_json;
     std::string executable;
+    UniqueFd proc_fds;
     try {
         if (::setsid() < 0) throw_errno("setsid");
-        os::prepare_rootfs(cfg, ctx.rootfs, ctx.rootfs_options);
+        proc_fds = open_proc_fds(ctx.passed_fds);
+        // Absent from linux.namespaces, the mount namespace is the runtime's (inherited,
+        // as the spec says): nothing may be mounted there, so chroot is the only step.
+        const bool own_mount_ns = cfg.linux.has_namespace(spec::NamespaceType::Mount);
+        if (own_mount_ns) os::prepare_rootfs(cfg, ctx.rootfs, ctx.rootfs_options);
         sock.send(SyncType::RunHooks);
         state_json = sock.expect(SyncType::HooksDone).payload;
         hooks::run_hooks(cfg.hooks.create_container, state_json, "createContainer");
-        os::enter_rootfs(ctx.rootfs, ctx.no_pivot);
+        if (own_mount_ns)
+            os::enter_rootfs(ctx.rootfs, ctx.no_pivot);
+        else
+            os::chroot_into(cfg, ctx.rootfs);
         if (!cfg.hostname.empty()) os::set_hostname(cfg.hostname);
         if (!cfg.domainname.empty()) os::set_domainname(cfg.domainname);
         // sysctl and /dev/console need a writable /proc/sys and /dev: before finish_rootfs.
         os::apply_sysctl(cfg.linux.sysctl);
         setup_console(process, sock, /*bind_dev_console=*/true);
-        os::finish_rootfs(cfg);
+        if (own_mount_ns) os::finish_rootfs(cfg);
+        drop_proc_fds_if_proc_serves(proc_fds);
         if (!ctx.no_new_keyring) join_session_keyring(ctx.container_id);
         os::apply_rlimits(process.rlimits);
         os::apply_oom_score_adj(process.oom_score_adj);
@@ -102,7 +132,8 @@ std::string state_with_status(const std::string& state_json, const char* status)
     }
     // Parked until `start`; failures from here on can only be told on stderr.
     try {
-        UniqueFd started = wait_for_start(ctx.fifo_fd);
+        UniqueFd started = wait_for_start(proc_fds, ctx.fifo_fd);
+        proc_fds.reset();
         hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
                          "startContainer");
         exec_process(executable, process);
@@ -141,6 +172,8 @@ std::string finish_process_setup(const spec::Process& process, const spec::Confi
     // parents; retried after the identity switch for root-squashed mounts.
     bool in_cwd = ::chdir(process.cwd.c_str()) == 0;
     std::string executable;
+    // Takes effect at execve; before no_new_privs, which would limit the transition.
+    os::apply_apparmor_profile(process.apparmor_profile);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // before the capabilities are dropped. With it, load it as late as
     // possible so the profile constrains as little of our own setup as it can.

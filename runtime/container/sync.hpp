@@ -78,7 +78,10 @@
 // 1 and init see EOF on their next read and exit, so nothing is left parked.
 // Once Ready is sent the socket is closed; init's only link is exec.fifo,
 // whose O_PATH fd the parent opened and init inherited (init cannot reach the
-// state dir after pivot_root). `delete` of a created container kills init.
+// state dir after pivot_root); init reopens it for writing through /proc/self/fd,
+// the container's own, or, in a rootfs without /proc (no mount namespace of its
+// own), through its /proc/self/fd opened before it entered the rootfs.
+// `delete` of a created container kills init.
 //
 // `exec` uses the same channel and a shorter sequence: stage 1 joins the
 // container's namespaces and forks the process (InitPid); the process sets up

@@ -81,6 +81,11 @@ NamespacePlan plan_join_process(pid_t pid, const spec::Linux& linux_cfg) {
         plan.join.push_back({ns.type, open_namespace(path, ns.type)});
     }
     order_user_first(plan);
+    if (!linux_cfg.has_namespace(NamespaceType::Mount)) {
+        std::string root = "/proc/" + std::to_string(pid) + "/root";
+        plan.root = UniqueFd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!plan.root) throw_errno("open " + root);
+    }
     return plan;
 }
 
@@ -89,6 +94,12 @@ void join_namespaces(NamespacePlan& plan) {
         if (::setns(j.fd.get(), clone_flag(j.type)) != 0)
             throw_errno(std::string("setns ") + spec::namespace_type_name(j.type));
         j.fd.reset();
+    }
+    if (plan.root) {
+        if (::fchdir(plan.root.get()) != 0) throw_errno("chdir to the container's root");
+        if (::chroot(".") != 0) throw_errno("chroot to the container's root");
+        if (::chdir("/") != 0) throw_errno("chdir /");
+        plan.root.reset();
     }
 }
 

@@ -25,6 +25,9 @@ struct NamespacePlan {
     std::vector<NamespaceJoin> join;  // user namespace first
     int unshare_flags = 0;            // new namespaces other than user
     bool new_user = false;
+    // exec into a container that shares the runtime's mount namespace: its root
+    // (/proc/PID/root), entered with chroot once the namespaces are joined.
+    UniqueFd root;
 };
 
 NamespacePlan plan_namespaces(const spec::Linux& linux_cfg);

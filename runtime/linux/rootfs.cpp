@@ -55,9 +55,12 @@ bool path_is_under(const std::string& path, const std::string& dir) {
                            path[dir.size()] == '/');
 }
 
-// pivot_root and MS_MOVE refuse a rootfs whose parent mount is shared; with
-// rootfsPropagation "shared" that is what / may be, so the parent is made private.
-void make_rootfs_parent_private(const std::string& rootfs) {
+// pivot_root and MS_MOVE refuse a rootfs whose parent mount is shared; with a
+// non-recursive rootfsPropagation ("shared", "slave", ...) that is what it may still be.
+// The parent becomes a slave, not private: the rootfs bound from it then keeps the host
+// mount as its master, which is what "slave" asks for (the others change it in
+// finish_rootfs).
+void make_rootfs_parent_unshared(const std::string& rootfs) {
     std::istringstream in(fs::read_file("/proc/self/mountinfo"));
     std::string line, best;
     bool best_shared = false;
@@ -74,8 +77,8 @@ void make_rootfs_parent_private(const std::string& rootfs) {
             best_shared = shared;
         }
     }
-    if (best_shared && ::mount(nullptr, best.c_str(), nullptr, MS_PRIVATE, nullptr) != 0)
-        throw_errno("make " + best + " private");
+    if (best_shared && ::mount(nullptr, best.c_str(), nullptr, MS_SLAVE, nullptr) != 0)
+        throw_errno("make " + best + " a slave");
 }
 
 void set_root_propagation(unsigned long flags, const std::string& name) {
@@ -178,9 +181,12 @@ void validate_mounts(const spec::Config& cfg) {
 void prepare_rootfs(const spec::Config& cfg, const std::string& rootfs_abs, const RootfsOptions& opt) {
     const std::string& prop_name = cfg.linux.rootfs_propagation;
     unsigned long prop = parse_propagation(prop_name);
+    // An unbindable / could not be bound onto itself below: it becomes unbindable in
+    // finish_rootfs, once it is the container's root.
+    if (prop & MS_UNBINDABLE) prop = 0;
     set_root_propagation(prop ? prop : (MS_SLAVE | MS_REC), prop ? prop_name : "rslave");
 
-    make_rootfs_parent_private(rootfs_abs);
+    make_rootfs_parent_unshared(rootfs_abs);
     // pivot_root needs the rootfs to be a mount point.
     if (::mount(rootfs_abs.c_str(), rootfs_abs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
         throw_errno("bind rootfs " + rootfs_abs);
@@ -192,6 +198,17 @@ void prepare_rootfs(const spec::Config& cfg, const std::string& rootfs_abs, cons
     // runc creates the working directory (as root) when the image lacks it.
     if (cfg.process && !cfg.process->cwd.empty() && cfg.process->cwd.front() == '/')
         mkdir_all_in_root(root.get(), cfg.process->cwd);
+}
+
+void chroot_into(const spec::Config& cfg, const std::string& rootfs_abs) {
+    UniqueFd root(::open(rootfs_abs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open rootfs " + rootfs_abs);
+    // runc creates the working directory (as root) when the image lacks it.
+    if (cfg.process && !cfg.process->cwd.empty() && cfg.process->cwd.front() == '/')
+        mkdir_all_in_root(root.get(), cfg.process->cwd);
+    if (::fchdir(root.get()) != 0) throw_errno("chdir " + rootfs_abs);
+    if (::chroot(".") != 0) throw_errno("chroot " + rootfs_abs);
+    if (::chdir("/") != 0) throw_errno("chdir /");
 }
 
 void enter_rootfs(const std::string& rootfs_abs, bool no_pivot) {
