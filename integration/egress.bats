@@ -219,6 +219,7 @@ nothing_reached_denied() {
 		/probe --label n-ok6 connect tcp $EG_A6 $EG_P n-ok6
 		/probe --label n-other connect tcp egress-other.slit.test $EG_P n-other
 		/probe --label n-addr connect tcp $EG_D $EG_P n-addr
+		if echo '$EG_D $name' >>/etc/hosts; then echo hosts-writable; else echo hosts-read-only; fi
 		true
 	" "$(allow "$name:$EG_P")"
 	host_sum=$(cksum </etc/hosts)
@@ -234,6 +235,8 @@ nothing_reached_denied() {
 	grep -qE "^${EG_A6}[[:space:]]+${name//./\\.}\$" <<<"$output"
 	[ -z "$(grep -v '^n-' <<<"$output" | grep egress-other)" ]
 	has_line "resolve $name $EG_A"
+	# the container cannot rewrite what its names resolve to
+	has_line hosts-read-only
 	assert_ok n-ok
 	assert_ok n-ok6
 	expect_count 1 received tcp "$EG_A" "$EG_P" n-ok

@@ -176,7 +176,8 @@ BOOST_AUTO_TEST_CASE(deny_private_expands_to_the_documented_blocks) {
     std::vector<std::string> blocks;
     for (const auto& c : private_networks()) blocks.push_back(c.to_string());
     BOOST_TEST(blocks == (std::vector<std::string>{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-                                                   "100.64.0.0/10", "fc00::/7", "fe80::/10"}),
+                                                   "100.64.0.0/10", "fc00::/7", "fe80::/10", "255.255.255.255",
+                                                   "224.0.0.0/4", "ff00::/8", "64:ff9b::/96"}),
                boost::test_tools::per_element());
     const auto p = parse_policy({{"io.sandlock.network.deny", "private"}});
     BOOST_REQUIRE_EQUAL(p.deny.size(), private_networks().size());
@@ -425,13 +426,16 @@ BOOST_AUTO_TEST_CASE(ipv4_mapped_destinations_are_judged_as_ipv4) {
 BOOST_AUTO_TEST_CASE(deny_mode_private) {
     const auto r = resolved({{"io.sandlock.network.deny", "private"}});
     for (const char* a : {"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-                          "100.64.0.1", "100.127.255.255", "fc00::1", "fd12:3456::1", "fe80::1", "febf::1"}) {
+                          "100.64.0.1", "100.127.255.255", "fc00::1", "fd12:3456::1", "fe80::1", "febf::1",
+                          "255.255.255.255", "224.0.0.1", "239.255.255.250", "ff02::1", "ff05::1:3",
+                          "64:ff9b::a00:1", "64:ff9b::c0a8:101"}) {
         BOOST_TEST(r.check(TCP, ip(a), 443) == kDenyRule, a);
         BOOST_TEST(r.check(UDP, ip(a), 53) == kDenyRule, a);
         BOOST_TEST(r.check(ICMP, ip(a), 0) == kDenyRule, a);
     }
     for (const char* a : {"8.8.8.8", "9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0", "192.167.255.255",
-                          "169.253.255.255", "100.63.255.255", "100.128.0.0", "2001:db8::1", "fec0::1", "fbff::1"}) {
+                          "169.253.255.255", "100.63.255.255", "100.128.0.0", "2001:db8::1", "fec0::1", "fbff::1",
+                          "255.255.255.254", "223.255.255.255", "240.0.0.1", "feff::1", "64:ff9b:1::a00:1"}) {
         BOOST_TEST(r.check(TCP, ip(a), 443) == kNotDenied, a);
     }
 }

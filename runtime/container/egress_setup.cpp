@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "runtime/egress/filter.hpp"
 #include "runtime/egress/hosts.hpp"
 #include "runtime/linux/identity.hpp"
@@ -54,16 +56,20 @@ std::string current_hosts(spec::Config& cfg, const std::string& bundle, const st
     return fs::read_file(os::proc_fd_path(f.get()));
 }
 
+// Read-only inside: the names the policy resolved are the runtime's to keep (a live
+// change rewrites the file from outside).
 void bind_hosts_file(spec::Config& cfg, const std::string& path) {
     if (spec::Mount* m = find_hosts_mount(cfg)) {
         m->source = path;
+        std::erase(m->options, std::string("rw"));
+        if (std::find(m->options.begin(), m->options.end(), "ro") == m->options.end()) m->options.push_back("ro");
         return;
     }
     spec::Mount m;
     m.destination = "/etc/hosts";
     m.type = "bind";
     m.source = path;
-    m.options = {"rbind", "rprivate"};
+    m.options = {"rbind", "rprivate", "ro"};
     cfg.mounts.push_back(std::move(m));
 }
 

@@ -298,8 +298,12 @@ const char* to_string(Reason r) {
 const std::vector<Cidr>& private_networks() {
     static const std::vector<Cidr> nets = [] {
         std::vector<Cidr> v;
+        // RFC 1918, link-local, CGNAT, ULA; broadcast and multicast (a LAN's other hosts);
+        // NAT64's well-known prefix, which a NAT64 gateway turns into any IPv4 address,
+        // private ones included.
         for (const char* text : {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-                                 "100.64.0.0/10", "fc00::/7", "fe80::/10"})
+                                 "100.64.0.0/10", "fc00::/7", "fe80::/10", "255.255.255.255/32", "224.0.0.0/4",
+                                 "ff00::/8", "64:ff9b::/96"})
             v.push_back(*Cidr::parse(text));
         return v;
     }();

@@ -613,7 +613,9 @@ std::string try_attach(const std::map<std::string, std::string>& cgroup_dirs, co
         attach_sockaddr_programs(it->second, policy);
         return "";
     } catch (const Error& e) {
-        return e.what();
+        std::string why = e.what();
+        if (why.starts_with("egress: ")) why.erase(0, 8);  // attach_kernel_layer adds it
+        return why;
     }
 }
 
