@@ -798,6 +798,53 @@ nothing_reached_denied() {
 	[ "$(rt egress --format json "$ID" | jq -r .enforcement)" = kernel ]
 }
 
+# The audit log cannot make anything outside the container's cgroup grow without bound:
+# a flood of refused connects with audit=deny is rate-limited (what is dropped is counted
+# in a "suppressed" record) and the log rotates once at its size cap (16 MiB by default;
+# SANDLOCK_RUNC_AUDIT_MAX_SIZE in the runtime's environment), so audit.log + audit.log.1
+# stay under twice the cap. The container's allowed traffic still works afterwards.
+@test "audit: 200,000 refused connects leave audit.log + its rotation under 2x the cap, rate-limited and counted" {
+	require_enforcement
+	egress_setup_net
+	local id log dir bytes
+	for cap in default 65536; do
+		new_id id
+		egress_bundle "b-$id" "
+			/probe --label flood connect-many $EG_D $EG_P 200000
+			/probe --label after connect tcp $EG_A $EG_P audit-after-$cap
+		" "$(allow "$EG_A:$EG_P")" "$(annotation io.sandlock.audit deny)"
+		if [ "$cap" = default ]; then
+			run rtq run --keep --bundle "$BUNDLE" "$id"
+		else
+			run env SANDLOCK_RUNC_AUDIT_MAX_SIZE=$cap timeout 120 "$RUNTIME" --root "$TEST_ROOT" run --keep --bundle "$BUNDLE" "$id" </dev/null 3>&-
+		fi
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$(field flood ok)" = 0 ]
+		[ "$(field flood first_errno)" = ECONNREFUSED ]
+		assert_ok after
+		dir=$TEST_ROOT/$id
+		bytes=$(cat "$dir"/audit.log "$dir"/audit.log.1 2>/dev/null | wc -c)
+		echo "cap $cap: audit.log $(stat -c %s "$dir/audit.log") bytes, audit.log.1 $(stat -c %s "$dir/audit.log.1" 2>/dev/null || echo -) bytes, $(cat "$dir"/audit.log* | grep -c '"verdict"') decisions recorded, $(cat "$dir"/audit.log* | jq -s '[.[] | .suppressed // 0] | add') suppressed"
+		# every line is a JSON record; the flood was rate-limited and the drops counted
+		cat "$dir"/audit.log* | jq -e . >/dev/null
+		[ "$(cat "$dir"/audit.log* | jq -s '[.[] | .suppressed // 0] | add')" -gt 0 ]
+		if [ "$cap" = default ]; then
+			[ "$bytes" -lt $((32 << 20)) ]
+		else
+			# rotated, and each file within the cap
+			[ -e "$dir/audit.log.1" ]
+			[ "$(stat -c %s "$dir/audit.log")" -le "$cap" ]
+			[ "$(stat -c %s "$dir/audit.log.1")" -le "$cap" ]
+		fi
+		rt delete "$id"
+	done
+	settle
+	expect_count 1 received tcp "$EG_A" "$EG_P" audit-after-default
+	expect_count 1 received tcp "$EG_A" "$EG_P" audit-after-65536
+	expect_count 0 received_at tcp "$EG_D" "$EG_P"
+}
+
 # Fail closed: where the kernel programs cannot be attached (forced here by the
 # runtime's test-only environment switch), create refuses the policy unless supervisor
 # mode is allowed; allowed, the shim alone enforces it, and says so.

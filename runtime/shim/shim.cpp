@@ -34,6 +34,13 @@ namespace {
 
 constexpr const char* kReadyFdEnv = "SANDLOCK_SHIM_READY_FD";
 constexpr const char* kAuditEnv = "SANDLOCK_SHIM_AUDIT";
+// The audit log's size cap in bytes, from the runtime's environment (the operator's),
+// passed on to the shim; default kDefaultAuditMaxSize.
+constexpr const char* kAuditMaxSizeEnv = "SANDLOCK_RUNC_AUDIT_MAX_SIZE";
+constexpr off_t kDefaultAuditMaxSize = 16 << 20;
+// Decisions recorded per second at most (a burst of as many); the rest are counted
+// and the count written as one record when recording resumes.
+constexpr double kAuditLinesPerSecond = 1000;
 // Set when fd 3 is not a listener but the read end of a pipe `create` holds open until it
 // has registered the first listener (launch_shim).
 constexpr const char* kCreatorFdEnv = "SANDLOCK_SHIM_CREATOR_FD";
@@ -305,12 +312,19 @@ private:
     UniqueFd fd_;
 };
 
+// audit.log: one JSON line per decision the mode records, bounded whatever the container
+// does. Rate-limited (a token bucket of kAuditLinesPerSecond; what it drops is counted
+// and reported as {"time", "suppressed": N}), and size-capped: a line that would take
+// the file past max_size first moves it to audit.log.1 (replacing the older one), so
+// the two files hold at most 2 * max_size.
 class AuditLog {
 public:
-    AuditLog(const std::string& path, egress::Audit mode) : mode_(mode) {
+    AuditLog(std::string path, egress::Audit mode, off_t max_size)
+        : path_(std::move(path)), mode_(mode), max_size_(max_size) {
         if (mode_ == egress::Audit::Off) return;
-        fd_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!fd_) throw_errno("open " + path);
+        open_file();
+        struct stat st {};
+        if (::fstat(fd_.get(), &st) == 0) written_ = st.st_size;
     }
     AuditFn fn() {
         if (mode_ == egress::Audit::Off) return {};
@@ -318,18 +332,72 @@ public:
     }
 
 private:
-    void record(const Decision& d) {
-        if (!audit_records(mode_, d.allowed)) return;
-        const std::string line = audit_line(d, log::rfc3339_now());
-        // One write per line on an O_APPEND fd; the lock keeps lines whole anyway.
-        std::lock_guard lock(mu_);
-        write_all_raw(fd_.get(), line.data(), line.size());
+    void open_file() {
+        fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd_) throw_errno("open " + path_);
     }
 
+    void record(const Decision& d) {
+        if (!audit_records(mode_, d.allowed)) return;
+        std::lock_guard lock(mu_);
+        if (!take_token()) {
+            ++suppressed_;
+            return;
+        }
+        const std::string now = log::rfc3339_now();
+        if (suppressed_ > 0) {
+            nlohmann::ordered_json s;
+            s["time"] = now;
+            s["suppressed"] = suppressed_;
+            write_line(s.dump() + "\n");
+            suppressed_ = 0;
+        }
+        write_line(audit_line(d, now));
+    }
+
+    bool take_token() {
+        const auto now = std::chrono::steady_clock::now();
+        const double elapsed = std::chrono::duration<double>(now - refilled_).count();
+        refilled_ = now;
+        tokens_ = std::min(kAuditLinesPerSecond, tokens_ + elapsed * kAuditLinesPerSecond);
+        if (tokens_ < 1) return false;
+        tokens_ -= 1;
+        return true;
+    }
+
+    // One write per line on an O_APPEND fd, under the lock.
+    void write_line(const std::string& line) {
+        if (written_ + static_cast<off_t>(line.size()) > max_size_ && written_ > 0) rotate();
+        write_all_raw(fd_.get(), line.data(), line.size());
+        written_ += static_cast<off_t>(line.size());
+    }
+
+    void rotate() {
+        const std::string older = path_ + ".1";
+        if (::rename(path_.c_str(), older.c_str()) != 0) return;  // keep appending; the cap is best effort then
+        open_file();
+        written_ = 0;
+    }
+
+    std::string path_;
     egress::Audit mode_;
+    off_t max_size_;
+    off_t written_ = 0;
     UniqueFd fd_;
     std::mutex mu_;
+    double tokens_ = kAuditLinesPerSecond;
+    std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+    std::uint64_t suppressed_ = 0;
 };
+
+// The cap the runtime passed on, else the default; a malformed value is the default.
+off_t audit_max_size() {
+    const char* v = std::getenv(kAuditMaxSizeEnv);
+    if (!v || !*v) return kDefaultAuditMaxSize;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return (*end == '\0' && n >= 4096 && n <= (1ULL << 40)) ? static_cast<off_t>(n) : kDefaultAuditMaxSize;
+}
 
 // Written once serving; removed on exit only if it still names us.
 class PidFile {
@@ -603,6 +671,7 @@ Launched launch(const std::string& state_dir, int fd3, const std::string& audit_
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 std::string(kReadyFdEnv) + "=" + std::to_string(kReadyFd)};
     if (!audit_mode.empty()) plan.env.push_back(std::string(kAuditEnv) + "=" + audit_mode);
+    if (const char* cap = std::getenv(kAuditMaxSizeEnv)) plan.env.push_back(std::string(kAuditMaxSizeEnv) + "=" + cap);
     if (fd3_is_creator) plan.env.push_back(std::string(kCreatorFdEnv) + "=" + std::to_string(kListenerFd));
     plan.finish();
 
@@ -750,7 +819,7 @@ int run_shim_main(const std::string& state_dir_arg) {
         UniqueFd first = creator ? UniqueFd() : take_first_listener();
         const auto policy = egress::deserialize_policy(fs::read_file(policy_path(state_dir)));
         const egress::Audit audit = audit_mode_for(policy);
-        AuditLog audit_log(audit_log_path(state_dir), audit);
+        AuditLog audit_log(audit_log_path(state_dir), audit, audit_max_size());
         Supervisor supervisor(policy, audit_log.fn());
         if (first)
             supervisor.add_listener(std::move(first));
