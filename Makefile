@@ -2,6 +2,8 @@
 CXX      ?= g++
 CC       ?= gcc
 PREFIX   ?= /usr/local
+# check, demo and bench build on every core (CI and README call them without -j).
+NPROC    := $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
 CXXFLAGS ?= -O2 -g
 CFLAGS   ?= -O2 -g
@@ -137,18 +139,18 @@ asan: $(ASAN)/unit-tests
 
 # The one test command (README, .ci/run): ends with "N passed, N failed".
 check: deps
-	$(MAKE) all $(BUILD)/unit-tests
+	$(MAKE) -j$(NPROC) all $(BUILD)/unit-tests
 	BUILD=$(abspath $(BUILD)) tests/check.sh
 
 integration: all
 	BUILD=$(abspath $(BUILD)) tests/check.sh --integration-only
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) all
 	BUILD=$(abspath $(BUILD)) integration/demo.sh
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) all
 	BUILD=$(abspath $(BUILD)) bench/run.sh $(if $(QUICK),--quick)
 
 install: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd
