@@ -372,10 +372,14 @@ private:
         written_ += static_cast<off_t>(line.size());
     }
 
+    // Never throws (it runs on the supervisor's threads): if the new file cannot be made,
+    // the records go on to the renamed one.
     void rotate() {
         const std::string older = path_ + ".1";
-        if (::rename(path_.c_str(), older.c_str()) != 0) return;  // keep appending; the cap is best effort then
-        open_file();
+        if (::rename(path_.c_str(), older.c_str()) != 0) return;
+        UniqueFd fresh(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fresh) return;
+        fd_ = std::move(fresh);
         written_ = 0;
     }
 
