@@ -12,7 +12,7 @@ WARN      = -Wall -Wextra -Werror
 # the text): fewer pages for every runtime and shim process to map.
 override CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP -D_GNU_SOURCE -ffunction-sections -fdata-sections
 override CFLAGS   += -std=gnu11 $(WARN) -MMD -MP
-LDLIBS    = -lseccomp -lcap -lyaml-cpp -lpthread
+LDLIBS    = -lseccomp -lcap -lyaml-cpp -lbpf -lelf -lz -lpthread
 SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Every .cpp under these folders is part of the runtime library; main.cpp is the program.
@@ -50,6 +50,25 @@ $(VERSION_H): FORCE
 
 $(BUILD)/obj/runtime/cli/cli.o $(ASAN)/obj/runtime/cli/cli.o: $(VERSION_H)
 $(BUILD)/obj/runtime/cli/cli.o $(ASAN)/obj/runtime/cli/cli.o: override CXXFLAGS += -I$(VERSION_DIR)
+
+# The egress programs (runtime/egress/bpf/egress.bpf.c): restricted C compiled for the BPF
+# target, stripped of DWARF (libbpf needs only the BTF), and embedded in the runtime as a
+# libbpf skeleton header that runtime/egress/kernel_layer.cpp includes.
+BPF_CLANG ?= clang
+BPF_OBJ   = $(VERSION_DIR)/egress.bpf.o
+BPF_SKEL  = $(VERSION_DIR)/egress.skel.h
+MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+
+$(BPF_OBJ): runtime/egress/bpf/egress.bpf.c runtime/egress/bpf/egress_maps.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) -g -O2 -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH) -c $< -o $@
+	llvm-strip -g $@
+
+$(BPF_SKEL): $(BPF_OBJ)
+	bpftool gen skeleton $< name egress_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/runtime/egress/kernel_layer.o $(ASAN)/obj/runtime/egress/kernel_layer.o: $(BPF_SKEL)
+$(BUILD)/obj/runtime/egress/kernel_layer.o $(ASAN)/obj/runtime/egress/kernel_layer.o: override CXXFLAGS += -I$(VERSION_DIR)
 
 all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd $(HELPERS)
 
@@ -120,7 +139,8 @@ DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev 
 	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
 	podman netavark containerd conmon aardvark-dns catatonit \
-	runc crun hyperfine time bpftool
+	runc crun hyperfine time bpftool \
+	clang llvm libbpf-dev libelf-dev zlib1g-dev
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -24,20 +24,41 @@ std::string ports_of(const json& entry, bool icmp) {
     return entry.at("all_ports").get<bool>() ? "*" : join_ports(entry.at("ports"));
 }
 
+// How often the kernel's programs applied row i (the order of egress::rule_rows()), or
+// "-" without kernel counters.
+std::string hits(const json& kernel, std::size_t i) {
+    if (!kernel.is_object() || !kernel.contains("rules") || i >= kernel.at("rules").size()) return "-";
+    const json& r = kernel.at("rules").at(i);
+    return std::to_string(r.value("allowed", std::uint64_t{0}) + r.value("denied", std::uint64_t{0}));
+}
+
 // One row per destination entry of egress.json, in allow mode the allowed ones and in
-// deny mode the denied ones.
-void add_rule_rows(Table& t, const json& policy) {
+// deny mode the denied ones, in the order of egress::rule_rows() (the kernel's slots).
+void add_rule_rows(Table& t, const json& policy, const json& kernel) {
     const std::string action = policy.at("mode") == "deny" ? "deny" : "allow";
+    std::size_t row = 0;
+    const auto add = [&](const char* proto, const std::string& where, const std::string& ports) {
+        t.add({action, proto, where, ports, hits(kernel, row++)});
+    };
     for (const char* proto : {"tcp", "udp", "icmp"}) {
         const json& r = policy.at(proto);
         const bool icmp = std::string(proto) == "icmp";
-        if (r.at("any_ip_all_ports").get<bool>()) t.add({action, proto, "*", icmp ? "-" : "*"});
-        if (!r.at("any_ip_ports").empty()) t.add({action, proto, "*", join_ports(r.at("any_ip_ports"))});
-        for (const auto& e : r.at("per_ip"))
-            t.add({action, proto, e.at("address").get<std::string>(), ports_of(e, icmp)});
-        for (const auto& e : r.at("per_net"))
-            t.add({action, proto, e.at("network").get<std::string>(), ports_of(e, icmp)});
+        if (r.at("any_ip_all_ports").get<bool>()) add(proto, "*", icmp ? "-" : "*");
+        if (!r.at("any_ip_ports").empty()) add(proto, "*", join_ports(r.at("any_ip_ports")));
+        for (const auto& e : r.at("per_ip")) add(proto, e.at("address").get<std::string>(), ports_of(e, icmp));
+        for (const auto& e : r.at("per_net")) add(proto, e.at("network").get<std::string>(), ports_of(e, icmp));
     }
+}
+
+// The kernel's own tally: every datagram and connect its programs judged, also those
+// that never reached the shim.
+std::string kernel_text(const json& c) {
+    if (!c.is_object() || !c.contains("kernel")) return "-";
+    const json& k = c.at("kernel");
+    if (k.contains("error")) return "unreadable (" + k.at("error").get<std::string>() + ")";
+    const auto n = [&](const char* key) { return std::to_string(k.value(key, std::uint64_t{0})); };
+    return n("allowed") + " allowed, " + n("denied") + " denied (refused sockets " + n("refused_sockets") +
+           ", source-routed packets " + n("routed_packets") + ", lost audit events " + n("lost_events") + ")";
 }
 
 std::string bind_text(const json& bind) {
@@ -105,13 +126,14 @@ void print_table(const json& s) {
     const json& c = s.at("counters");
     for (const char* k : {"allowed", "denied", "continued", "errors"})
         head.add({std::string(k) + ":", c.is_object() && c.contains(k) ? std::to_string(c[k].get<uint64_t>()) : "-"});
+    head.add({"kernel:", kernel_text(c)});
     std::cout << head.render() << "\n";
 
     if (policy.at("mode") == "open") {
         std::cout << "no destination rules: egress is not filtered by destination\n";
     } else {
-        Table rules({"ACTION", "PROTOCOL", "DESTINATION", "PORTS"});
-        add_rule_rows(rules, policy);
+        Table rules({"ACTION", "PROTOCOL", "DESTINATION", "PORTS", "KERNEL HITS"});
+        add_rule_rows(rules, policy, c.is_object() ? c.value("kernel", json(nullptr)) : json(nullptr));
         std::cout << rules.render();
     }
     if (!policy.at("hosts").empty()) {

@@ -8,7 +8,7 @@
 
 #include "hooks/hooks.hpp"
 #include "runtime/egress/policy.hpp"
-#include "runtime/egress/sockaddr_bpf.hpp"
+#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/cgroups/resources.hpp"
 #include "runtime/cgroups/systemd.hpp"
@@ -352,12 +352,18 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->add_process_to_own_cgroup(stage1);
         parent_sock.send(SyncType::CgroupLeft);
     }
-    // The kernel's own egress check. Loading it (the verifier takes ~1 ms) overlaps the
-    // container's setup: nothing of the container is in the cgroup until init joins it
-    // below, parked before execve, and the hooks judge by the socket's cgroup at call time.
-    if (egress_plan)
-        st.egress_enforcement = egress::to_string(
-            egress::attach_kernel_layer(cgroup->dirs(), egress_plan->policy, opts.supervisor_mode_allowed));
+    // The kernel's own egress check, attached by the shim that keeps its maps. Nothing of
+    // the container is in the cgroup until init joins it below, parked before execve, and
+    // the hooks judge by the socket's cgroup at call time. Init learns the mode before it
+    // installs its filter (EgressMode; stage 1 reads nothing after CgroupLeft).
+    if (egress_plan) {
+        const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup->dirs());
+        const std::string why =
+            target.why_not.empty() ? shim::attach_kernel_layer(*pending_shim, target.dir) : target.why_not;
+        const egress::Enforcement mode = egress::choose_enforcement(why, opts.supervisor_mode_allowed);
+        st.egress_enforcement = egress::to_string(mode);
+        parent_sock.send(SyncType::EgressMode, st.egress_enforcement);
+    }
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
     wait_stage1(stage1);
     stage1_reaped = true;

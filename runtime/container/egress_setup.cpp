@@ -107,7 +107,7 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
     egress::SystemResolver resolver;
     // Loopback defaults to allowed only when it is the container's own.
     auto loopback = has_private_netns(cfg) ? egress::Loopback::Allow : egress::Loopback::Deny;
-    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}};
+    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}, egress::Enforcement::Supervisor};
     plan.landlock = landlock_rules(plan.policy, cfg);
     if (!plan.policy.hosts.empty()) {
         std::string hosts = fs::join(state_dir, "hosts");
@@ -119,10 +119,13 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
     return plan;
 }
 
-std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir) {
+std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir,
+                                            const std::string& enforcement) {
     std::string path = shim::policy_path(state_dir);
     if (!fs::exists(path)) return std::nullopt;
     EgressPlan plan{egress::deserialize_policy(fs::read_file(path)), {}};
+    // A record without it (an older build) gets the filter that notifies every call.
+    plan.enforcement = egress::enforcement_from_string(enforcement).value_or(egress::Enforcement::Supervisor);
     plan.landlock = landlock_rules(plan.policy, cfg);
     return plan;
 }
@@ -131,7 +134,7 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
     if (!os::apply_landlock(plan.landlock))
         log::warn("Landlock network rules are not supported by this kernel; "
                   "egress is enforced by the seccomp supervisor alone");
-    UniqueFd listener = egress::install_egress_filter();
+    UniqueFd listener = egress::install_egress_filter(plan.enforcement == egress::Enforcement::Kernel);
     sock.send(SyncType::EgressListener, std::to_string(listener.get()));
     sock.expect(SyncType::EgressDone);
 }

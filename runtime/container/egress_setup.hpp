@@ -8,6 +8,7 @@
 #include <string>
 
 #include "runtime/container/sync.hpp"
+#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/egress/policy.hpp"
 #include "runtime/linux/landlock.hpp"
 #include "runtime/util/fd.hpp"
@@ -18,6 +19,9 @@ namespace sandlock::container {
 struct EgressPlan {
     egress::ResolvedPolicy policy;
     os::LandlockNetRules landlock;
+    // Kernel: the cgroup programs judge sends, the notify filter takes connect only.
+    // Until create knows (its EgressMode message), the filter that notifies every call.
+    egress::Enforcement enforcement = egress::Enforcement::Supervisor;
 };
 
 // At create, in the runtime: nullopt when the bundle has no io.sandlock.network.*
@@ -39,8 +43,10 @@ void refuse_egress_bypassing_capabilities(const spec::Process& process, const st
 // The io.sandlock.network.* annotation(s) a policy comes from, for messages.
 std::string policy_source(const std::map<std::string, std::string>& annotations);
 
-// For exec: the running container's plan (from the shim's egress.json).
-std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir);
+// For exec: the running container's plan (from the shim's egress.json), enforced as the
+// state record's egress_enforcement says.
+std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::string& state_dir,
+                                            const std::string& enforcement);
 
 // In init or an exec'd process, single-threaded: Landlock, then the notify
 // filter, whose fd number goes to the parent (EgressListener).

@@ -127,7 +127,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
     add_listen_env(process.env);
 
     // Every process of a confined container is confined: without its shim, no exec.
-    std::optional<EgressPlan> egress = load_egress_plan(cfg, store.dir(opts.id));
+    std::optional<EgressPlan> egress = load_egress_plan(cfg, store.dir(opts.id), st.egress_enforcement);
     if (st.shim && !egress) throw Error("egress policy of container " + opts.id + " is missing");
     if (egress) refuse_egress_bypassing_capabilities(process, policy_source(cfg.annotations));
     os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);

@@ -16,6 +16,7 @@ const char* sync_type_name(SyncType t) {
         case SyncType::CgroupJoined: return "CgroupJoined";
         case SyncType::LeaveCgroup: return "LeaveCgroup";
         case SyncType::CgroupLeft: return "CgroupLeft";
+        case SyncType::EgressMode: return "EgressMode";
         case SyncType::InitPid: return "InitPid";
         case SyncType::RunHooks: return "RunHooks";
         case SyncType::HooksDone: return "HooksDone";

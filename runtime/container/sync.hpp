@@ -25,6 +25,12 @@
 //   CgroupLeft ────────────────>   unshare(the other new namespaces; NEWPID
 //                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
+//   [egress] the shim attaches
+//   the kernel layer to the
+//   cgroup; EgressMode("kernel"
+//   or "supervisor") ─────────────────────────────────────────>  (read first; stage 1
+//                                                                reads nothing after
+//                                                                CgroupLeft)
 //   record init pid        <────── InitPid(pid); stage 1 exits
 //                                  (init waits on a pipe until InitPid is
 //                                  sent: the parent reads InitPid first)
@@ -111,6 +117,7 @@ enum class SyncType : uint8_t {
     CgroupJoined,
     LeaveCgroup,
     CgroupLeft,
+    EgressMode,
     InitPid,
     RunHooks,
     HooksDone,

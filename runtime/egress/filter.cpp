@@ -55,8 +55,9 @@ void add_rule(scmp_filter_ctx ctx, uint32_t action, int nr, const std::string& w
           what);
 }
 
-void notify_destination_calls(scmp_filter_ctx ctx) {
+void notify_destination_calls(scmp_filter_ctx ctx, bool connect_only) {
     add_rule(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(connect), "notify connect");
+    if (connect_only) return;
     // sendto's destination pointer is arg 4; NULL means "the connected peer".
     add_rule(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(sendto), "notify sendto",
              {SCMP_A4_64(SCMP_CMP_NE, 0)});
@@ -170,7 +171,7 @@ void refuse_source_routing(scmp_filter_ctx ctx) {
 }
 
 // bpf(2): a privileged container could otherwise detach or replace the cgroup programs
-// that check its connects in the kernel (sockaddr_bpf.hpp).
+// that check its connects in the kernel (kernel_layer.hpp).
 void refuse_bpf(scmp_filter_ctx ctx) {
     add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(bpf), "refuse bpf");
 }
@@ -181,7 +182,7 @@ void refuse_io_uring(scmp_filter_ctx ctx) {
     add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_register), "refuse io_uring_register");
 }
 
-Ctx build_ctx() {
+Ctx build_ctx(bool connect_only) {
     Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
     if (!ctx) throw Error("egress seccomp filter: libseccomp cannot create a filter");
     // no_new_privs is the caller's business (the export ignores it anyway).
@@ -193,7 +194,7 @@ Ctx build_ctx() {
     check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_THREAD),
           "set the bad-architecture action");
 
-    notify_destination_calls(ctx.get());
+    notify_destination_calls(ctx.get(), connect_only);
     refuse_socket_families(ctx.get(), SCMP_SYS(socket), "socket");
     refuse_socket_families(ctx.get(), SCMP_SYS(socketpair), "socketpair");
     refuse_raw_sockets(ctx.get(), SCMP_SYS(socket), "socket");
@@ -214,13 +215,13 @@ unsigned listener_flags() {
 
 }  // namespace
 
-std::vector<sock_filter> egress_filter_bpf() {
-    Ctx ctx = build_ctx();
+std::vector<sock_filter> egress_filter_bpf(bool connect_only) {
+    Ctx ctx = build_ctx(connect_only);
     return os::export_bpf(ctx.get());
 }
 
-UniqueFd install_egress_filter() {
-    return os::install_bpf(egress_filter_bpf(), listener_flags());
+UniqueFd install_egress_filter(bool connect_only) {
+    return os::install_bpf(egress_filter_bpf(connect_only), listener_flags());
 }
 
 }  // namespace sandlock::egress

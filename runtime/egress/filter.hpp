@@ -3,9 +3,13 @@
 //
 // Notified (SECCOMP_RET_USER_NOTIF, answered by the shim):
 //   - connect (every family: the shim continues non-IP sockets);
+//   and only in supervisor mode (the kernel layer could not be attached):
 //   - sendto with a non-NULL destination pointer (arg 4 != 0);
 //   - sendmsg and sendmmsg (the destination is in process memory, which a filter
 //     cannot read; a NULL msg_name is notified too).
+// In kernel mode (connect_only) the cgroup programs judge every send with an address in
+// the caller's own thread (egress/kernel_layer.hpp): waking the shim would only cost
+// latency, and a send it never sees cannot race with its decision.
 // Not notified, by design: sendto with a NULL destination. That is send() on a
 // connected socket (x86_64 has no send syscall; libc's send() is sendto(..., NULL, 0)),
 // and write()/writev() likewise: the data path. The kernel uses no address when
@@ -29,7 +33,7 @@
 //   - io_uring_setup/io_uring_enter/io_uring_register: EPERM (io_uring's connect
 //     and send ops never pass through seccomp).
 //   - bpf: EPERM (a privileged container could detach the cgroup programs that
-//     check its IP calls in the kernel, egress/sockaddr_bpf.hpp).
+//     check its IP calls in the kernel, egress/kernel_layer.hpp).
 //   - setsockopt IP_OPTIONS (SOL_IP) and IPV6_RTHDR, IPV6_2292RTHDR,
 //     IPV6_2292PKTOPTIONS, IPV6_FLOWLABEL_MGR, IPV6_FLOWINFO_SEND (SOL_IPV6): EPERM
 //     (sticky source routes, or a type-2 routing header attached through a flow label,
@@ -52,13 +56,13 @@
 namespace sandlock::egress {
 
 // The filter's BPF program (libseccomp-generated, native architecture only).
-std::vector<sock_filter> egress_filter_bpf();
+std::vector<sock_filter> egress_filter_bpf(bool connect_only = false);
 
 // Installs the filter on the calling thread with SECCOMP_FILTER_FLAG_NEW_LISTENER
 // (+ WAIT_KILLABLE_RECV when the kernel has it: once the shim has received a
 // notification, only a fatal signal interrupts the call, so a signal cannot make
 // the process restart a connect/send the shim is performing on its behalf). Needs no_new_privs or
 // CAP_SYS_ADMIN. Returns the listener fd.
-UniqueFd install_egress_filter();
+UniqueFd install_egress_filter(bool connect_only = false);
 
 }  // namespace sandlock::egress

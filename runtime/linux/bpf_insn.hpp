@@ -1,7 +1,6 @@
-// Encoders for eBPF instructions (the kernel's struct bpf_insn, filled by hand), shared
-// by the programs the runtime writes itself: the cgroup v2 device filter
-// (cgroups/devices_bpf.cpp) and the egress checks (egress/sockaddr_bpf.cpp). No libbpf
-// and no compiler: the programs are generated from the config at create.
+// Encoders for eBPF instructions (the kernel's struct bpf_insn, filled by hand) for the
+// cgroup v2 device filter (cgroups/devices_bpf.cpp), a short program generated from the
+// config's device rules at create. (The egress programs are C: egress/bpf/egress.bpf.c.)
 #pragma once
 
 #include <linux/bpf.h>

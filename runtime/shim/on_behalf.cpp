@@ -373,7 +373,8 @@ struct Call {
     const egress::ResolvedPolicy& policy;
     const DecisionFn& decided;
     const char* syscall;
-    Reply tally;  // allowed/denied/internal_error accumulate here
+    bool kernel_layer;  // the cgroup programs judge the kernel's copy too
+    Reply tally;        // allowed/denied/internal_error accumulate here
 
     Reply finish(Reply r) const {
         r.allowed += tally.allowed;
@@ -392,7 +393,7 @@ int judge(Call& call, const Socket& s, const Destination& d) {
         ++call.tally.denied;  // a protocol the policy cannot judge
         return ECONNREFUSED;
     }
-    if (source_routed(s.fd.get(), s.kind.family)) {
+    if (!call.kernel_layer && source_routed(s.fd.get(), s.kind.family)) {
         ++call.tally.denied;
         return EPERM;
     }
@@ -460,6 +461,7 @@ Reply on_connect(Call& call) {
     if (auto r = copy_name(caller, caller.arg(1), caller.arg(2), name)) return *r;
     const Destination d = interpret_address(s.kind, AddressUse::Connect, &name.bytes, name.len);
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
+    if (call.kernel_layer) return call.finish(Reply::proceed());  // the connect hook judges again
     caller.ensure_fd_was_callers();
     if (::connect(s.fd.get(), name_of(d), name_len(d)) == 0) return call.finish(Reply::success(0));
     return call.finish(Reply::failure(errno));
@@ -596,7 +598,7 @@ Reply on_sendmmsg(Call& call) {
 }  // namespace
 
 Reply handle_notification(int listener, const seccomp_notif& notif, const egress::ResolvedPolicy& policy,
-                          const DecisionFn& decided) {
+                          const DecisionFn& decided, bool kernel_layer) {
     Caller caller(listener, notif);
     const char* name = nullptr;
     Reply (*handler)(Call&) = nullptr;
@@ -615,7 +617,7 @@ Reply handle_notification(int listener, const seccomp_notif& notif, const egress
         return r;
     }
     try {
-        Call call{caller, policy, decided, name, Reply{}};
+        Call call{caller, policy, decided, name, kernel_layer, Reply{}};
         return handler(call);
     } catch (const NotificationGone&) {
         return Reply::gone();

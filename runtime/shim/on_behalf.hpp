@@ -29,6 +29,7 @@ struct Decision {
     std::string destination;  // the IP, IPv4-mapped IPv6 shown as IPv4
     std::uint16_t port = 0;
     bool allowed = false;
+    bool kernel = false;      // recorded by the kernel's programs (their ring buffer)
 };
 using DecisionFn = std::function<void(const Decision&)>;
 
@@ -106,7 +107,13 @@ seccomp_notif_resp to_response(std::uint64_t id, const Reply& reply);
 // Handles one notification; blocks as long as the call does (a connect may take
 // minutes), so run it where nothing waits behind it. decided() is called once per
 // destination judged (a sendmmsg may judge several), from this thread.
+// kernel_layer: the cgroup programs (egress/kernel_layer.hpp) are attached to the
+// container's cgroup. An allowed IP connect is then answered CONTINUE: the kernel does it
+// in the caller's thread and its connect hook judges the kernel's own copy of the address,
+// on whatever socket the fd names by then, so neither a rewritten sockaddr nor a swapped
+// fd gains anything. (Sticky source routes are left to the packet program, which drops
+// packets that carry one.) Without it, every allowed call is performed on our duplicate.
 Reply handle_notification(int listener, const seccomp_notif& notif, const egress::ResolvedPolicy& policy,
-                          const DecisionFn& decided);
+                          const DecisionFn& decided, bool kernel_layer = false);
 
 }  // namespace sandlock::shim

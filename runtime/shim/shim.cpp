@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/shim/control.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -421,16 +422,68 @@ private:
     std::string path_;
 };
 
-// What the control socket does to the Supervisor.
+// The kernel layer's audit events: drained from its ring buffer into the audit log by a
+// thread of their own (the programs wake it when the buffer was empty; a full buffer drops
+// events, which the kernel counts as lost).
+class KernelEventPump {
+public:
+    KernelEventPump(egress::KernelLayer& layer, AuditFn audit) : layer_(layer), audit_(std::move(audit)) {
+        thread_ = std::thread([this] { pump(); });
+    }
+    ~KernelEventPump() {
+        done_ = true;
+        thread_.join();
+    }
+    KernelEventPump(const KernelEventPump&) = delete;
+    KernelEventPump& operator=(const KernelEventPump&) = delete;
+
+private:
+    void pump() {
+        const std::function<void(const egress::KernelEvent&)> record = [this](const egress::KernelEvent& e) {
+            Decision d;
+            d.pid = e.pid;
+            d.syscall = egress::to_string(e.hook);
+            d.protocol = e.protocol;
+            d.destination = e.destination.to_string();
+            d.port = e.port;
+            d.allowed = e.allowed;
+            d.kernel = true;
+            audit_(d);
+        };
+        while (!done_.load()) {
+            pollfd p{layer_.events_fd(), POLLIN, 0};
+            ::poll(&p, 1, 200);
+            try {
+                layer_.drain_events(record);
+            } catch (const std::exception& e) {
+                log::warn(std::string("egress shim: kernel events: ") + e.what());
+                return;
+            }
+        }
+    }
+
+    egress::KernelLayer& layer_;
+    AuditFn audit_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+// What the control socket does to the Supervisor and the kernel layer.
 class ShimService {
 public:
-    ShimService(Supervisor& sup, egress::Audit audit) : sup_(sup), audit_(audit) {}
+    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn)
+        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)) {}
+    ~ShimService() {
+        std::lock_guard lock(mu_);
+        pump_.reset();  // before the layer it reads
+    }
 
     json handle(const json& request, UniqueFd fd) {
         auto op = request.find("op");
         if (op == request.end() || !op->is_string()) return refuse("request without \"op\"");
         if (*op == "register") return add(std::move(fd));
         if (*op == "status") return status();
+        if (*op == "attach_kernel_layer") return attach(request);
         return refuse("unknown op " + op->dump());
     }
     // After this, registrations are refused: nobody would serve the listener.
@@ -448,16 +501,63 @@ public:
 
     json status() const {
         const Counters c = sup_.counters();
+        json counters = {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued}, {"errors", c.errors}};
+        std::lock_guard lock(mu_);
+        if (kernel_) {
+            try {
+                counters["kernel"] = kernel_counters(kernel_->counters());
+            } catch (const Error& e) {
+                counters["kernel"] = {{"error", e.what()}};
+            }
+        }
         return {{"ok", true},
                 {"pid", ::getpid()},
                 {"listeners", sup_.listener_count()},
                 {"audit", egress::to_string(audit_)},
-                {"counters",
-                 {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued}, {"errors", c.errors}}}};
+                {"enforcement", kernel_ ? "kernel" : "supervisor"},
+                {"counters", counters}};
     }
 
 private:
     static json refuse(const std::string& why) { return {{"ok", false}, {"error", why}}; }
+
+    static json pair(const egress::KernelCounters::Pair& p) { return {{"allowed", p.allowed}, {"denied", p.denied}}; }
+
+    static json kernel_counters(const egress::KernelCounters& k) {
+        json rules = json::array();
+        for (const auto& r : k.rules) rules.push_back(pair(r));
+        return {{"allowed", k.allowed()},
+                {"denied", k.denied()},
+                {"no_rule", pair(k.no_rule)},
+                {"loopback", pair(k.loopback)},
+                {"open", pair(k.open)},
+                {"no_address", k.no_address.allowed},
+                {"refused_sockets", k.refused_sockets},
+                {"routed_packets", k.routed_packets},
+                {"lost_events", k.lost_events},
+                {"rules", rules}};
+    }
+
+    // create's request, once the container's cgroup exists and before any listener: load
+    // the programs, fill their maps and attach them. The reply's error is the reason the
+    // kernel layer cannot enforce the policy (create then fails or uses supervisor mode).
+    json attach(const json& request) {
+        const auto dir = request.find("cgroup");
+        if (dir == request.end() || !dir->is_string()) return refuse("attach_kernel_layer: no \"cgroup\"");
+        std::lock_guard lock(mu_);
+        if (kernel_) return refuse("attach_kernel_layer: attached already");
+        if (sup_.listener_count() > 0) return refuse("attach_kernel_layer: a listener is served already");
+        try {
+            egress::KernelLayer layer(policy_);
+            layer.attach(dir->get<std::string>());
+            kernel_.emplace(std::move(layer));
+        } catch (const Error& e) {
+            return refuse(e.what());
+        }
+        sup_.set_kernel_layer();
+        if (audit_fn_) pump_.emplace(*kernel_, audit_fn_);
+        return {{"ok", true}, {"enforcement", "kernel"}};
+    }
 
     json add(UniqueFd fd) {
         if (!fd) return refuse("register: no listener fd attached");
@@ -469,9 +569,13 @@ private:
     }
 
     Supervisor& sup_;
+    const egress::ResolvedPolicy& policy_;
     egress::Audit audit_;
-    std::mutex mu_;
+    AuditFn audit_fn_;
+    mutable std::mutex mu_;
     bool closing_ = false;
+    std::optional<egress::KernelLayer> kernel_;
+    std::optional<KernelEventPump> pump_;
 };
 
 // SIGTERM/SIGINT/SIGHUP go to the control thread's signalfd, so they are blocked here,
@@ -651,6 +755,7 @@ std::string audit_line(const Decision& d, const std::string& time) {
     j["destination"] = d.destination;
     j["port"] = d.port;
     j["verdict"] = d.allowed ? "allow" : "deny";
+    if (d.kernel) j["layer"] = "kernel";
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -725,11 +830,32 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     return pending;
 }
 
-proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
-    if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
+namespace {
+
+// Once: until the shim said "ready", shim.sock may not be served yet.
+void await_pending_shim(PendingShim& pending) {
     if (!pending.pidfd) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
+    if (!pending.ready) return;
     ReadyPipe pipe(std::move(pending.ready));
     await_ready(pipe, pending.pidfd.get(), socket_path(pending.state_dir));
+}
+
+}  // namespace
+
+std::string attach_kernel_layer(PendingShim& pending, const std::string& cgroup_dir) {
+    await_pending_shim(pending);
+    json reply;
+    try {
+        reply = control_request(socket_path(pending.state_dir), {{"op", "attach_kernel_layer"}, {"cgroup", cgroup_dir}});
+    } catch (const ShimUnavailable&) {
+        throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
+    }
+    return reply_ok(reply) ? "" : reply_error(reply);
+}
+
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
+    if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
+    await_pending_shim(pending);
     // Read while it waits for this listener: after the registration it may end at once.
     const auto identity = proc::identify(pending.pidfd.get(), pending.pid);
     if (!identity) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
@@ -830,7 +956,7 @@ int run_shim_main(const std::string& state_dir_arg) {
         else
             supervisor.await_first_listener();
         CreatorWatch creator_watch(std::move(creator), supervisor);
-        ShimService service(supervisor, audit);
+        ShimService service(supervisor, policy, audit, audit_log.fn());
         ControlServer server(
             socket_path(state_dir),
             [&service](const json& request, UniqueFd fd) { return service.handle(request, std::move(fd)); },

@@ -63,6 +63,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
 
     const egress::ResolvedPolicy policy;
     DecisionFn decided;
+    std::atomic<bool> kernel_layer{false};  // see handle_notification
 
     std::mutex audit_mutex;
     AuditFn audit;  // cleared when the Supervisor goes away
@@ -111,7 +112,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     void count(const Reply& r) {
         allowed += r.allowed;
         denied += r.denied;
-        if (r.kind == Reply::Kind::Continue) ++continued;
+        // Kernel mode continues allowed IP connects too: those count as allowed only.
+        if (r.kind == Reply::Kind::Continue && r.allowed == 0) ++continued;
         if (r.internal_error) ++errors;
     }
 
@@ -121,7 +123,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         const int fd = job.listener->fd.get();
         Reply reply;
         try {
-            reply = handle_notification(fd, job.notif, policy, decided);
+            reply = handle_notification(fd, job.notif, policy, decided, kernel_layer.load());
         } catch (const std::exception& e) {
             log::warn(std::string("egress supervisor: ") + e.what());
             reply = Reply::failure(EIO);
@@ -304,6 +306,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
 
 Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit)
     : state_(std::make_shared<State>(std::move(policy), std::move(audit))) {}
+
+void Supervisor::set_kernel_layer() { state_->kernel_layer = true; }
 
 Supervisor::~Supervisor() {
     stop();

@@ -47,6 +47,9 @@ public:
     // Before run(): run() waits for the first add_listener() (or stop()) instead of
     // returning at once when there is no listener yet.
     void await_first_listener();
+    // The kernel layer is attached to the container's cgroup (before the first listener
+    // is added): allowed IP connects are answered CONTINUE (handle_notification).
+    void set_kernel_layer();
     void stop();  // thread-safe
     Counters counters() const;
     size_t listener_count() const;  // listeners being served or waiting to be

@@ -1,0 +1,335 @@
+/* The kernel layer of egress enforcement: cgroup programs on the container's cgroup2
+ * directory. They judge by the socket's cgroup (the cgroup of the task that created it),
+ * in the caller's own thread, on the kernel's copy of the address: what the caller changes
+ * in its memory after a check cannot change what these programs saw.
+ *
+ *   socket_create  (cgroup/sock_create)  only sockets the policy can judge: TCP and MPTCP
+ *                  streams, UDP and ping datagrams; anything else fails with EPERM
+ *   connect4/6     (cgroup/connect4, 6)  every IP connect, TCP Fast Open's implicit one
+ *   sendmsg4/6     (cgroup/sendmsg4, 6)  every UDP datagram sent with an address
+ *   egress_packet  (cgroup_skb/egress)   every packet of the cgroup's sockets: IPv4 options
+ *                  and IPv6 routing headers are dropped (a source route or a type-2
+ *                  routing header would send the packet elsewhere than the address judged
+ *                  above); a ping socket's packet is judged by its destination (the kernel
+ *                  runs no sendmsg hook for ping sockets)
+ *
+ * Verdicts follow ResolvedPolicy::check() (egress/policy.hpp), which the unit tests compare
+ * them with. 1 lets the call through, 0 fails it with EPERM (a packet: dropped, EPERM).
+ * The policy lives in the maps of egress_maps.h.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "egress_maps.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_MPTCP 262
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+#define ALLOW 1
+#define DENY 0
+
+char LICENSE[] SEC("license") = "Apache-2.0"; /* no GPL-only helper is called */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sl_config);
+} config SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, SL_MAX_PREFIXES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct sl_prefix_key);
+    __type(value, struct sl_prefix_value);
+} prefixes SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, SL_MAX_PORTS);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct sl_port_key);
+    __type(value, __u32);
+} ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, SL_SLOT_FIRST_RULE); /* the loader adds one slot per rule */
+    __type(key, __u32);
+    __type(value, struct sl_counter);
+} counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, SL_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* The destination being judged: an IPv4 address in addr[0], or an IPv6 address. */
+struct destination {
+    __u32 family; /* enum sl_family */
+    __u32 addr[4];
+    __u16 port;
+};
+
+static __always_inline void count(__u32 slot, int allowed)
+{
+    struct sl_counter *c = bpf_map_lookup_elem(&counters, &slot);
+    if (!c) return;
+    if (allowed)
+        __sync_fetch_and_add(&c->allowed, 1);
+    else
+        __sync_fetch_and_add(&c->denied, 1);
+}
+
+static __always_inline void record(const struct sl_config *cfg, __u8 hook, __u8 protocol,
+                                   const struct destination *d, __u32 slot, int allowed)
+{
+    if (cfg->audit == SL_AUDIT_OFF || (allowed && cfg->audit != SL_AUDIT_ALL)) return;
+    /* The shim records the connects it decides; one it allowed and the hook denies (its
+     * address changed after the decision) or one it never saw (TCP Fast Open) is ours. */
+    if (hook == SL_HOOK_CONNECT && allowed) return;
+    struct sl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(SL_SLOT_LOST, 0);
+        return;
+    }
+    e->time_ns = bpf_ktime_get_boot_ns();
+    e->pid = hook == SL_HOOK_PACKET ? 0 : (__u32)(bpf_get_current_pid_tgid() >> 32);
+    e->slot = slot;
+    e->hook = hook;
+    e->protocol = protocol;
+    e->family = (__u8)d->family;
+    e->allowed = (__u8)allowed;
+    e->port = d->port;
+    e->pad = 0;
+    e->addr[0] = d->addr[0];
+    e->addr[1] = d->addr[1];
+    e->addr[2] = d->addr[2];
+    e->addr[3] = d->addr[3];
+    bpf_ringbuf_submit(e, 0);
+}
+
+/* 127/8 and 0.0.0.0; ::1 and ::. Linux connects the unspecified address to the host. */
+static __always_inline int reaches_loopback(const struct destination *d)
+{
+    if (d->family == SL_V4) return (bpf_ntohl(d->addr[0]) >> 24) == 127 || d->addr[0] == 0;
+    if (d->addr[0] || d->addr[1] || d->addr[2]) return 0;
+    return d->addr[3] == 0 || d->addr[3] == bpf_htonl(1);
+}
+
+/* ::ffff:a.b.c.d is judged as a.b.c.d, as check() does after normalize(). */
+static __always_inline void unmap_ipv4(struct destination *d)
+{
+    if (d->family == SL_V6 && d->addr[0] == 0 && d->addr[1] == 0 && d->addr[2] == bpf_htonl(0xffff)) {
+        d->family = SL_V4;
+        d->addr[0] = d->addr[3];
+        d->addr[1] = d->addr[2] = d->addr[3] = 0;
+    }
+}
+
+/* The slot of the rule of `protocol` that matches d, or SL_NO_SLOT. */
+static __always_inline __u32 matching_rule(__u8 protocol, const struct destination *d)
+{
+    struct sl_prefix_key key = {
+        .prefixlen = SL_SCOPE_BITS + (d->family == SL_V4 ? 32 : 128),
+        .scope = ((__u32)protocol << 8) | d->family,
+        .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]},
+    };
+    struct sl_prefix_value *entry = bpf_map_lookup_elem(&prefixes, &key);
+    if (!entry) return SL_NO_SLOT;
+    if (entry->all_ports_slot != SL_NO_SLOT) return entry->all_ports_slot;
+    struct sl_port_key port = {.entry = entry->entry, .port = d->port};
+    __u32 *slot = bpf_map_lookup_elem(&ports, &port);
+    return slot ? *slot : SL_NO_SLOT;
+}
+
+/* check(protocol, d, port): 1 allow, 0 deny. */
+static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d)
+{
+    __u32 zero = 0;
+    const struct sl_config *cfg = bpf_map_lookup_elem(&config, &zero);
+    if (!cfg) return DENY; /* cannot happen (an array); fail closed */
+    unmap_ipv4(d);
+    if (protocol == SL_ICMP) d->port = 0;
+
+    __u32 slot;
+    int allowed;
+    if (reaches_loopback(d) && (cfg->loopback_allowed || cfg->mode != SL_MODE_ALLOW)) {
+        /* loopback=allow bypasses the rules; loopback=deny in a default-allow mode denies */
+        slot = SL_SLOT_LOOPBACK;
+        allowed = cfg->loopback_allowed != 0;
+    } else if (cfg->mode == SL_MODE_OPEN) {
+        slot = SL_SLOT_OPEN;
+        allowed = 1;
+    } else {
+        const __u32 rule = matching_rule(protocol, d);
+        slot = rule == SL_NO_SLOT ? SL_SLOT_NO_RULE : rule;
+        /* allow mode: a matching rule allows; deny mode: a matching entry denies */
+        allowed = (rule != SL_NO_SLOT) == (cfg->mode == SL_MODE_ALLOW);
+    }
+    count(slot, allowed);
+    record(cfg, hook, protocol, d, slot, allowed);
+    return allowed ? ALLOW : DENY;
+}
+
+/* The policy's protocol of a socket, or -1 for one it cannot judge. */
+static __always_inline int protocol_of(__u32 family, __u32 type, __u32 protocol)
+{
+    if (type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)) return SL_TCP;
+    if (type != SOCK_DGRAM) return -1;
+    if (protocol == IPPROTO_UDP) return SL_UDP;
+    if ((family == AF_INET && protocol == IPPROTO_ICMP) || (family == AF_INET6 && protocol == IPPROTO_ICMPV6))
+        return SL_ICMP;
+    return -1;
+}
+
+static __always_inline int judge_sockaddr(struct bpf_sock_addr *ctx, __u8 hook, int ipv6)
+{
+    const int protocol = protocol_of(ctx->family, ctx->type, ctx->protocol);
+    struct destination d = {.port = bpf_ntohs((__u16)ctx->user_port)};
+    if (ipv6) {
+        d.family = SL_V6;
+        d.addr[0] = ctx->user_ip6[0];
+        d.addr[1] = ctx->user_ip6[1];
+        d.addr[2] = ctx->user_ip6[2];
+        d.addr[3] = ctx->user_ip6[3];
+    } else {
+        d.family = SL_V4;
+        d.addr[0] = ctx->user_ip4;
+    }
+    if (protocol < 0) { /* socket_create lets none through; count it where it would be */
+        count(SL_SLOT_SOCKET, 0);
+        return DENY;
+    }
+    return judge(hook, (__u8)protocol, &d);
+}
+
+/* A UDP send without an address on a connected socket still runs the sendmsg hook when it
+ * carries IP control messages (IP_TOS, IP_PKTINFO, UDP_SEGMENT's neighbours): the kernel
+ * then passes the unspecified address and port 0. Port 0 is never a destination (the kernel
+ * refuses it after the hook), so this is the connected peer, which connect judged. */
+static __always_inline int no_address(struct bpf_sock_addr *ctx, int ipv6)
+{
+    if (ctx->user_port != 0) return 0;
+    if (!ipv6) return ctx->user_ip4 == 0;
+    return (ctx->user_ip6[0] | ctx->user_ip6[1] | ctx->user_ip6[2] | ctx->user_ip6[3]) == 0;
+}
+
+SEC("cgroup/sock_create")
+int socket_create(struct bpf_sock *sk)
+{
+    if (protocol_of(sk->family, sk->type, sk->protocol) >= 0) return ALLOW;
+    count(SL_SLOT_SOCKET, 0);
+    return DENY;
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx)
+{
+    return judge_sockaddr(ctx, SL_HOOK_CONNECT, 0);
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx)
+{
+    return judge_sockaddr(ctx, SL_HOOK_CONNECT, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+    if (no_address(ctx, 0)) {
+        count(SL_SLOT_NO_ADDRESS, 1);
+        return ALLOW;
+    }
+    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx)
+{
+    if (no_address(ctx, 1)) {
+        count(SL_SLOT_NO_ADDRESS, 1);
+        return ALLOW;
+    }
+    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, 1);
+}
+
+static __always_inline int is_ping_socket(struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    if (!sk) return 0;
+    sk = bpf_sk_fullsock(sk);
+    if (!sk) return 0;
+    return protocol_of(sk->family, sk->type, sk->protocol) == SL_ICMP;
+}
+
+static __always_inline int drop_routed(void)
+{
+    count(SL_SLOT_ROUTING, 0);
+    return DENY;
+}
+
+/* IPv4: options (a source route among them) are dropped; a ping is judged by daddr. */
+static __always_inline int ipv4_packet(struct __sk_buff *skb)
+{
+    __u8 header[20];
+    if (bpf_skb_load_bytes(skb, 0, header, sizeof(header))) return DENY;
+    if ((header[0] & 0x0f) != 5) return drop_routed();
+    if (!is_ping_socket(skb)) return ALLOW;
+    if (header[9] != IPPROTO_ICMP) return DENY;
+    struct destination d = {.family = SL_V4};
+    __builtin_memcpy(&d.addr[0], &header[16], 4);
+    return judge(SL_HOOK_PACKET, SL_ICMP, &d);
+}
+
+/* IPv6: the extension-header chain is walked (at most 8 headers; a longer chain is
+ * dropped) and a routing header anywhere drops the packet. A ping socket never sends
+ * extension headers: its packet must carry ICMPv6 right after the fixed header. */
+#define MAX_EXTENSION_HEADERS 8
+static __always_inline int ipv6_packet(struct __sk_buff *skb)
+{
+    __u8 header[40];
+    if (bpf_skb_load_bytes(skb, 0, header, sizeof(header))) return DENY;
+    const __u8 first = header[6];
+    __u8 next = first;
+    __u32 offset = sizeof(header);
+    int i;
+    for (i = 0; i < MAX_EXTENSION_HEADERS; i++) {
+        if (next == IPPROTO_ROUTING) return drop_routed();
+        /* a routing header belongs to the unfragmentable part, before any fragment header */
+        if (next != IPPROTO_HOPOPTS && next != IPPROTO_DSTOPTS) break;
+        __u8 ext[2];
+        if (bpf_skb_load_bytes(skb, offset, ext, sizeof(ext))) return DENY;
+        next = ext[0];
+        offset += ((__u32)ext[1] + 1) * 8; /* the length in 8-byte units past the first 8 */
+    }
+    if (i == MAX_EXTENSION_HEADERS) return drop_routed();
+    if (!is_ping_socket(skb)) return ALLOW;
+    if (first != IPPROTO_ICMPV6) return DENY;
+    struct destination d = {.family = SL_V6};
+    __builtin_memcpy(d.addr, &header[24], 16);
+    return judge(SL_HOOK_PACKET, SL_ICMP, &d);
+}
+
+SEC("cgroup_skb/egress")
+int egress_packet(struct __sk_buff *skb)
+{
+    if (skb->protocol == bpf_htons(ETH_P_IP)) return ipv4_packet(skb);
+    if (skb->protocol == bpf_htons(ETH_P_IPV6)) return ipv6_packet(skb);
+    return is_ping_socket(skb) ? DENY : ALLOW;
+}

@@ -1,0 +1,97 @@
+/* The layout of the egress programs' maps, shared by the programs (egress.bpf.c, compiled
+ * with clang -target bpf) and the loader that fills them (egress/kernel_layer.cpp).
+ *
+ * The policy is data, the programs are fixed code: a program's size and load time do not
+ * depend on the number of rules, and a policy change is a map update.
+ *
+ *   config    ARRAY[1]       mode, loopback, audit
+ *   prefixes  LPM_TRIE       (protocol, family, address prefix) -> the most specific
+ *                            policy entry covering a destination
+ *   ports     HASH           (entry, port) -> the rule that allows (denies) that port
+ *   counters  PERCPU_ARRAY   one slot per rule plus the fixed slots below: how often each
+ *                            verdict was reached
+ *   events    RINGBUF        one sl_event per audited decision, drained by the shim
+ *
+ * How a destination matches (what ProtocolRules::matches() says, in two lookups): every
+ * rule is an address prefix (a single address, a CIDR, or "any IP": the empty prefix) with
+ * a port set (or every port). The loader inserts one LPM entry per distinct prefix and gives
+ * it the union of the port sets of every rule whose prefix contains it. Prefixes nest or
+ * are disjoint, so the longest prefix that holds the destination also holds every rule
+ * that could match it: one LPM lookup, then one hash lookup for the port.
+ */
+#ifndef SANDLOCK_EGRESS_MAPS_H
+#define SANDLOCK_EGRESS_MAPS_H
+
+#include <linux/types.h>
+
+/* ResolvedPolicy's protocols and families, as the maps encode them. */
+enum sl_protocol { SL_TCP = 0, SL_UDP = 1, SL_ICMP = 2 };
+enum sl_family { SL_V4 = 4, SL_V6 = 6 };
+enum sl_mode { SL_MODE_OPEN = 0, SL_MODE_ALLOW = 1, SL_MODE_DENY = 2 };
+enum sl_audit { SL_AUDIT_OFF = 0, SL_AUDIT_DENY = 1, SL_AUDIT_ALL = 2 };
+
+struct sl_config {
+    __u32 mode;             /* enum sl_mode */
+    __u32 loopback_allowed; /* 1: loopback destinations bypass the rules */
+    __u32 audit;            /* enum sl_audit: which decisions become events */
+};
+
+/* An LPM key: prefixlen counts bits from `scope` on. The scope word (protocol and family)
+ * is always matched whole, so prefixlen = 32 + the address prefix; an IPv4 address uses
+ * addr[0] (network order), the other words stay zero. */
+#define SL_SCOPE_BITS 32
+struct sl_prefix_key {
+    __u32 prefixlen;
+    __u32 scope; /* (protocol << 8) | family */
+    __u32 addr[4];
+};
+
+#define SL_NO_SLOT 0xffffffffu
+struct sl_prefix_value {
+    __u32 entry;          /* the ports map's key for this prefix's port set */
+    __u32 all_ports_slot; /* the rule giving this prefix every port, or SL_NO_SLOT */
+};
+
+struct sl_port_key {
+    __u32 entry;
+    __u32 port; /* host order */
+};
+/* ports' value: __u32, the counter slot of the rule that holds the port */
+
+/* Counter slots. Rules follow, in the order `sandlock-runc egress ID` lists them. */
+enum sl_slot {
+    SL_SLOT_NO_RULE = 0,  /* no rule matched: allow mode's deny, deny mode's allow */
+    SL_SLOT_LOOPBACK = 1, /* a loopback destination (bypass, or loopback=deny) */
+    SL_SLOT_OPEN = 2,     /* open mode: nothing to check */
+    SL_SLOT_SOCKET = 3,   /* socket() of a protocol the policy cannot judge */
+    SL_SLOT_ROUTING = 4,  /* a packet with IPv4 options or an IPv6 routing header */
+    SL_SLOT_NO_ADDRESS = 5, /* a datagram without an address: the connected peer, judged at connect */
+    SL_SLOT_LOST = 6,     /* events the ring buffer had no room for (denied = lost) */
+    SL_SLOT_FIRST_RULE = 8,
+};
+
+struct sl_counter {
+    __u64 allowed;
+    __u64 denied;
+};
+
+enum sl_hook { SL_HOOK_CONNECT = 0, SL_HOOK_SENDMSG = 1, SL_HOOK_PACKET = 2 };
+
+struct sl_event {
+    __u64 time_ns; /* CLOCK_BOOTTIME */
+    __u32 pid;     /* thread group of the caller; 0 for packets */
+    __u32 slot;    /* the counter slot that decided */
+    __u8 hook;     /* enum sl_hook */
+    __u8 protocol; /* enum sl_protocol */
+    __u8 family;   /* enum sl_family */
+    __u8 allowed;
+    __u16 port; /* host order */
+    __u16 pad;
+    __u32 addr[4];
+};
+
+#define SL_MAX_PREFIXES 65536
+#define SL_MAX_PORTS 262144
+#define SL_EVENTS_BYTES (256 * 1024)
+
+#endif

@@ -1,0 +1,137 @@
+// The kernel layer of egress enforcement: the cgroup programs of egress/bpf/egress.bpf.c
+// on the container's cgroup2 directory, over maps that hold the resolved policy
+// (egress/bpf/egress_maps.h). The programs are fixed code, loaded with libbpf from the
+// object embedded in the binary (a `bpftool gen skeleton` header); only the maps depend on
+// the policy, so load time does not grow with the number of rules.
+//
+// Where it runs: the shim loads and attaches it at create's request, and keeps the map
+// fds for as long as the container lives (counters, audit events, live changes). The
+// programs themselves stay attached to the cgroup, which holds them (and through them the
+// maps) until `delete` removes the cgroup.
+//
+// The programs judge by the socket's cgroup, in the caller's thread, on the kernel's copy
+// of the address: a sockaddr rewritten or an fd swapped after the shim's decision gains
+// nothing. A denied call fails with EPERM. What each program does is in egress.bpf.c.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/egress/policy.hpp"
+#include "runtime/util/fd.hpp"
+
+namespace sandlock::egress {
+
+// One line of the policy as `egress ID` lists it: the unit the kernel counts.
+struct RuleRow {
+    Protocol protocol;
+    std::optional<Cidr> where;  // nullopt: any IP
+    bool all_ports = false;
+    std::vector<std::uint16_t> ports;
+};
+// The rows of a policy (in allow mode the allowed destinations, in deny mode the denied
+// ones), in the order of the kernel's counter slots: per protocol (TCP, UDP, ICMP) the
+// any-IP rules, the addresses, then the networks.
+std::vector<RuleRow> rule_rows(const ResolvedPolicy& policy);
+
+// How often the programs reached each verdict.
+struct KernelCounters {
+    struct Pair {
+        std::uint64_t allowed = 0;
+        std::uint64_t denied = 0;
+    };
+    Pair no_rule;     // no rule matched (allow mode: denied; deny mode: allowed)
+    Pair loopback;    // loopback destinations
+    Pair open;        // open mode
+    Pair no_address;  // datagrams on a connected socket, without an address (allowed)
+    std::uint64_t refused_sockets = 0;  // socket() of a protocol the policy cannot judge
+    std::uint64_t routed_packets = 0;   // packets dropped for IPv4 options / an IPv6 routing header
+    std::uint64_t lost_events = 0;      // audit events the ring buffer had no room for
+    std::vector<Pair> rules;            // one per rule_rows() entry
+
+    std::uint64_t allowed() const;  // every allowed verdict
+    std::uint64_t denied() const;   // every denied verdict, refused sockets and dropped packets
+};
+
+// One audited decision, from the ring buffer.
+struct KernelEvent {
+    enum class Hook : std::uint8_t { Connect, Sendmsg, Packet };
+    Hook hook;
+    pid_t pid;  // 0 for packets
+    Protocol protocol;
+    IpAddr destination;
+    std::uint16_t port;
+    bool allowed;
+    std::optional<std::size_t> rule;  // index into rule_rows(), when a rule decided
+    Reason reason;
+};
+const char* to_string(KernelEvent::Hook h);  // "connect", "sendmsg", "packet"
+
+class KernelLayer {
+public:
+    // Loads the programs, makes the maps and fills them with the policy. Throws
+    // sandlock::Error("egress: ...") with the verifier's last line when the kernel refuses
+    // a program, or when the policy has more entries than the maps hold.
+    explicit KernelLayer(const ResolvedPolicy& policy);
+    ~KernelLayer();
+    KernelLayer(KernelLayer&&) noexcept;
+    KernelLayer& operator=(KernelLayer&&) noexcept;
+
+    // Attaches the six programs to the cgroup2 directory with flags 0 (no program may be
+    // attached below it). All or nothing: on a failure the programs attached by this call
+    // are detached again and sandlock::Error is thrown. Afterwards the layer keeps the map
+    // fds only.
+    void attach(const std::string& cgroup_dir);
+
+    KernelCounters counters() const;  // throws sandlock::Error
+    // Calls fn for every event waiting in the ring buffer; returns how many there were.
+    std::size_t drain_events(const std::function<void(const KernelEvent&)>& fn);
+    int events_fd() const;  // readable (epoll) when events wait
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// The attach types of the programs, in the order attach() attaches them.
+const std::vector<bpf_attach_type>& kernel_layer_attach_types();
+// Ids of the programs attached directly to dir for one of those hooks. Throws.
+std::vector<std::uint32_t> attached_programs(const std::string& dir, bpf_attach_type type);
+// Detaches every program of those hooks from dir (tests; `delete` removes the cgroup,
+// which drops them). Throws sandlock::Error.
+void detach_kernel_layer(const std::string& dir);
+
+// Which layers enforce a container's policy.
+enum class Enforcement {
+    Kernel,      // the cgroup programs; the seccomp supervisor judges connect only
+    Supervisor,  // the seccomp supervisor alone (the kernel programs could not be attached)
+};
+const char* to_string(Enforcement e);  // "kernel", "supervisor"
+std::optional<Enforcement> enforcement_from_string(const std::string& s);
+
+// Set in the runtime's environment (never from a bundle), it makes create behave as if
+// the kernel refused the programs: how the tests reach supervisor mode on a host where
+// the programs attach.
+constexpr const char* kTestNoKernelLayerEnv = "SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER";
+
+// create's decision once the layer was tried: `why` is empty when it is attached (Kernel).
+// Otherwise fails closed with one line (why, and how to allow supervisor mode) unless
+// supervisor_allowed, then logs a warning and returns Supervisor.
+Enforcement choose_enforcement(const std::string& why, bool supervisor_allowed);
+
+// The cgroup2 directory of a container (key "" of cgroups::Manager::dirs()), or the reason
+// there is none for the kernel layer (also when kTestNoKernelLayerEnv is set).
+struct KernelLayerTarget {
+    std::string dir;
+    std::string why_not;
+};
+KernelLayerTarget kernel_layer_target(const std::map<std::string, std::string>& cgroup_dirs);
+
+}  // namespace sandlock::egress
