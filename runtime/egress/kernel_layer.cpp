@@ -328,6 +328,12 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
     if (const int ret = bpf_map__set_max_entries(s.maps.counters, SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rows.size()));
         ret != 0)
         throw_libbpf("size the counters map", ret);
+    // A hash map allocates its bucket array at creation, even without preallocated
+    // elements: sized to this policy (with room for live changes), not to the maximum.
+    const std::size_t port_room = std::max<std::size_t>(1024, 2 * contents.port_keys.size());
+    if (const int ret = bpf_map__set_max_entries(s.maps.ports, static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)));
+        ret != 0)
+        throw_libbpf("size the ports map", ret);
     if (const int ret = egress_bpf__load(&s); ret != 0) throw_libbpf("load the cgroup programs (bpf BPF_PROG_LOAD)", ret);
 
     const std::uint32_t zero = 0;

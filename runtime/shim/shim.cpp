@@ -16,6 +16,7 @@
 #include <optional>
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -468,11 +469,32 @@ private:
     std::thread thread_;
 };
 
+// The kernel layer, loaded (programs verified, maps filled) on a thread of its own from
+// the shim's start, while `create` sets the container up: its attach request then finds
+// it ready. The error is the reason it could not be loaded.
+struct PreloadedLayer {
+    std::optional<egress::KernelLayer> layer;
+    std::string error;
+};
+
+std::future<PreloadedLayer> preload_kernel_layer(const egress::ResolvedPolicy& policy) {
+    return std::async(std::launch::async, [&policy] {
+        PreloadedLayer out;
+        try {
+            out.layer.emplace(policy);
+        } catch (const std::exception& e) {
+            out.error = e.what();
+        }
+        return out;
+    });
+}
+
 // What the control socket does to the Supervisor and the kernel layer.
 class ShimService {
 public:
-    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn)
-        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)) {}
+    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn,
+                std::future<PreloadedLayer> preload)
+        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)), preload_(std::move(preload)) {}
     ~ShimService() {
         std::lock_guard lock(mu_);
         pump_.reset();  // before the layer it reads
@@ -547,10 +569,12 @@ private:
         std::lock_guard lock(mu_);
         if (kernel_) return refuse("attach_kernel_layer: attached already");
         if (sup_.listener_count() > 0) return refuse("attach_kernel_layer: a listener is served already");
+        if (!preload_.valid()) return refuse("attach_kernel_layer: asked twice");
+        PreloadedLayer loaded = preload_.get();
+        if (!loaded.layer) return refuse(loaded.error);
         try {
-            egress::KernelLayer layer(policy_);
-            layer.attach(dir->get<std::string>());
-            kernel_.emplace(std::move(layer));
+            loaded.layer->attach(dir->get<std::string>());
+            kernel_.emplace(std::move(*loaded.layer));
         } catch (const Error& e) {
             return refuse(e.what());
         }
@@ -564,6 +588,8 @@ private:
         if (!is_seccomp_listener(fd.get())) return refuse("register: the fd is not a seccomp listener");
         std::lock_guard lock(mu_);
         if (closing_) return refuse("the egress shim is stopping");
+        // Supervisor mode: the layer loaded for nothing goes (its maps and programs with it).
+        if (!kernel_ && preload_.valid()) preload_.get();
         sup_.add_listener(std::move(fd));
         return {{"ok", true}, {"listeners", sup_.listener_count()}};
     }
@@ -574,6 +600,7 @@ private:
     AuditFn audit_fn_;
     mutable std::mutex mu_;
     bool closing_ = false;
+    std::future<PreloadedLayer> preload_;  // until attach, or the first listener without it
     std::optional<egress::KernelLayer> kernel_;
     std::optional<KernelEventPump> pump_;
 };
@@ -956,7 +983,7 @@ int run_shim_main(const std::string& state_dir_arg) {
         else
             supervisor.await_first_listener();
         CreatorWatch creator_watch(std::move(creator), supervisor);
-        ShimService service(supervisor, policy, audit, audit_log.fn());
+        ShimService service(supervisor, policy, audit, audit_log.fn(), preload_kernel_layer(policy));
         ControlServer server(
             socket_path(state_dir),
             [&service](const json& request, UniqueFd fd) { return service.handle(request, std::move(fd)); },
