@@ -33,6 +33,8 @@
 //                                   msgs_per_s counts the segments (datagrams on the wire)
 //   connect IP PORT N               N connects one after the other: median_us, p99_us
 //   connect_tput IP PORT N THREADS  N connects over THREADS threads: ops_per_s
+//   probe_udp IP PORT 1             one 1-byte sendto(): sent=1 errno=0, or sent=0 errno=E
+//                                   (a check that the policy is enforced, not an error)
 // Connect sockets close with SO_LINGER 0 (RST): no TIME_WAIT piles up.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -331,6 +333,16 @@ static void connect_throughput(const struct sockaddr_in *to, int n, int threads,
 	snprintf(r->figures, sizeof r->figures, "ops_per_s=%.0f", done / ((now_us() - t0) / 1e6));
 }
 
+static void probe_udp(const struct sockaddr_in *to, struct result *r)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket");
+	int sent = sendto(fd, "p", 1, 0, (const struct sockaddr *)to, sizeof *to) == 1;
+	snprintf(r->figures, sizeof r->figures, "sent=%d errno=%d", sent, sent ? 0 : errno);
+	close(fd);
+}
+
 // serve: one request a line, one answer a line.
 static void serve(void)
 {
@@ -375,6 +387,8 @@ static void serve(void)
 			connect_latency(&to, a, &r);
 		else if (!strcmp(op, "connect_tput") && argc == 5)
 			connect_throughput(&to, a, b, &r);
+		else if (!strcmp(op, "probe_udp") && argc == 4)
+			probe_udp(&to, &r);
 		else {
 			printf("bad request %s\n", op);
 			continue;
