@@ -527,7 +527,7 @@ static int read_line(int k, char *line, size_t size, int timeout_ms)
 		s->len += (size_t)n;
 	}
 	if (!s->dead)
-		printf("err - %d setup stopped answering (exited, or no answer within %d s)\n", k, timeout_ms / 1000);
+		printf("err setup %d setup stopped answering (exited, or no answer within %d s)\n", k, timeout_ms / 1000);
 	s->dead = 1;
 	return -1;
 }
@@ -616,7 +616,7 @@ static int drive(int argc, char **argv)
 	for (int k = 0; k < nsetups; k++) {
 		char line[256];
 		if (read_line(k, line, sizeof line, 60000) == 0 && strcmp(line, "ready")) {
-			printf("err - %d did not start: %s\n", k, line);
+			printf("err setup %d did not start: %s\n", k, line);
 			setups[k].dead = 1;
 		}
 	}
@@ -636,12 +636,12 @@ static int drive(int argc, char **argv)
 		for (int t = 0; t < 300 && !(waited = waitpid(setups[k].pid, &status, WNOHANG)); t++)
 			usleep(100 * 1000);
 		if (!waited) {
-			printf("err - %d did not exit within 30 s of its stdin's end; killed\n", k);
+			printf("err setup %d did not exit within 30 s of its stdin's end; killed\n", k);
 			kill(setups[k].pid, SIGKILL);
 			waitpid(setups[k].pid, &status, 0);
 			rc = 1;
 		} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-			printf("err - %d exited with status %d\n", k, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			printf("err setup %d exited with status %d\n", k, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 		}
 	}
 	return rc;

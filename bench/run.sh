@@ -663,7 +663,13 @@ datapath() {
 		case $setup in 0) setup=none ;; 1) setup=policy ;; 2) setup=min ;; esac
 		DP_ERRORS+=("$test, $setup: $rest")
 	done < <(grep '^err ' "$WORK/datapath.out")
-	((${#DP_ERRORS[@]})) && log "datapath: ${#DP_ERRORS[@]} error line(s), e.g. ${DP_ERRORS[0]}"
+	if ((${#DP_ERRORS[@]})); then
+		# what the runtimes and containers said (min_supervisor's line about itself aside)
+		local said
+		said=$(grep -v '^min_supervisor: SYNC_WAKE_UP' "$WORK/datapath.err" | tail -n 3 | tr '\n' ' ' | head -c 400)
+		[ -n "$said" ] && DP_ERRORS+=("stderr of the runtimes and containers, last lines: $said")
+		log "datapath: ${#DP_ERRORS[@]} error line(s), e.g. ${DP_ERRORS[0]}"
+	fi
 	for setup in bench-dp-none bench-dp-policy bench-dp-min; do
 		$rt_none delete --force $setup >/dev/null 2>&1
 		$rt_pol delete --force $setup >/dev/null 2>&1
