@@ -80,7 +80,8 @@ help:
 	@echo "make asan       build and run the unit tests under ASan/UBSan"
 	@echo "make demo       deps, build, a busybox bundle, and run a container"
 	@echo "make install    install binary and man pages under PREFIX=$(PREFIX)"
-	@echo "make bench      benchmarks against runc and crun (bench/RESULTS.md)"
+	@echo "make bench      benchmarks against runc and crun (bench/RESULTS.md);"
+	@echo "                QUICK=1 a short run, BENCH_ONLY=lifecycle|shim|egress|datapath|scale one section"
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -171,7 +172,7 @@ demo: deps
 
 bench: deps
 	$(MAKE) -j$(NPROC) all
-	BUILD=$(abspath $(BUILD)) bench/run.sh $(if $(QUICK),--quick)
+	BUILD=$(abspath $(BUILD)) bench/run.sh $(if $(QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 install: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd
 	install -D -m 0755 $(BUILD)/sandlock-runc $(DESTDIR)$(PREFIX)/bin/sandlock-runc

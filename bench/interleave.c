@@ -2,19 +2,33 @@
 // that drift on a shared machine (other jobs, page cache, RCU state) falls on every
 // command alike; hyperfine runs one command's series after the other's.
 //
-//   interleave RUNS WARMUP PAUSE_MS -- CMD1 ARGS... \; CMD2 ARGS... \; ...
+//   interleave [-o RAW] RUNS WARMUP PAUSE_MS -- SPEC \; SPEC \; ...
+//   SPEC = [PREPARE ARGS... ::] CMD ARGS... [:: CONCLUDE ARGS...]
 //
 // Each round starts with the next command in turn (round r starts with command r mod n),
 // so no command always follows the same one. PAUSE_MS: sleep before each run (0 for
-// back-to-back). Prints one line per command: "median_ms mean_ms failures".
+// back-to-back). A command's PREPARE runs right before each of its runs and its CONCLUDE
+// right after (as hyperfine's --prepare and --conclude; untimed, their exit status
+// ignored): e.g. `delete` of a leftover, then `create`, before a timed `start`, and the
+// container's `delete` after it, so that no command's container outlives its turn.
+// A SPEC with one "::" has a PREPARE and no CONCLUDE.
+// Prints one line per command: "median_ms mean_ms failures" (over all counted runs).
+// -o RAW: every counted run also as a line "ROUND COMMAND MS FAILED" (COMMAND from 0) in
+// the file RAW, from which the ratio of two commands can be taken round by round.
 // Stdout/stderr of the commands go to /dev/null; their stdin is /dev/null.
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+// SIGTERM/SIGINT: the run under way (and its conclude) finishes, then interleave exits,
+// so that no runtime call is cut in the middle and the caller's clean-up finds all.
+static volatile sig_atomic_t stop;
+static void on_stop(int sig) { stop = sig; }
 
 static double now_ms(void) {
     struct timespec ts;
@@ -51,9 +65,47 @@ static double run_once(char** argv, int* failed) {
     return ms;
 }
 
+struct spec {
+    char** prepare;  // NULL when none
+    char** cmd;
+    char** conclude;  // NULL when none
+};
+
+// Splits one command's words (NULL-terminated in place) at "::".
+static struct spec split_spec(char** words) {
+    struct spec s = {NULL, words, NULL};
+    char** parts[3] = {words, NULL, NULL};
+    int n = 1;
+    for (char** w = words; *w; ++w) {
+        if (strcmp(*w, "::") == 0 && n < 3) {
+            *w = NULL;
+            parts[n++] = w + 1;
+        }
+    }
+    if (n == 2) {
+        s.prepare = parts[0];
+        s.cmd = parts[1];
+    } else if (n == 3) {
+        s.prepare = parts[0];
+        s.cmd = parts[1];
+        s.conclude = parts[2];
+    }
+    return s;
+}
+
 int main(int argc, char** argv) {
+    FILE* raw = NULL;
+    if (argc > 2 && strcmp(argv[1], "-o") == 0) {
+        raw = fopen(argv[2], "w");
+        if (!raw) {
+            perror(argv[2]);
+            return 2;
+        }
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 6 || strcmp(argv[4], "--") != 0) {
-        fprintf(stderr, "usage: interleave RUNS WARMUP PAUSE_MS -- CMD ARGS... \\; CMD ARGS...\n");
+        fprintf(stderr, "usage: interleave [-o RAW] RUNS WARMUP PAUSE_MS -- [PREP... ::] CMD ARGS... [:: CONCLUDE...] \\; ...\n");
         return 2;
     }
     int runs = atoi(argv[1]), warmup = atoi(argv[2]), pause_ms = atoi(argv[3]);
@@ -77,19 +129,40 @@ int main(int argc, char** argv) {
             }
         }
     }
+    struct spec specs[64];
+    for (int c = 0; c < n; ++c) {
+        specs[c] = split_spec(cmds[c]);
+        if (!specs[c].cmd[0] || (specs[c].prepare && !specs[c].prepare[0]) ||
+            (specs[c].conclude && !specs[c].conclude[0])) {
+            fprintf(stderr, "interleave: command %d: an empty part around \"::\"\n", c);
+            return 2;
+        }
+    }
     double* times = calloc((size_t)n * (size_t)runs, sizeof(double));
     int* failures = calloc((size_t)n, sizeof(int));
     if (!times || !failures) return 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     struct timespec pause = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
     for (int round = 0; round < warmup + runs; ++round) {
         for (int k = 0; k < n; ++k) {
             int c = (round + k) % n;
             if (pause_ms) nanosleep(&pause, NULL);
-            int failed = 0;
-            double ms = run_once(cmds[c], &failed);
+            int failed = 0, ignored = 0;
+            if (specs[c].prepare) run_once(specs[c].prepare, &ignored);
+            double ms = run_once(specs[c].cmd, &failed);
+            if (specs[c].conclude) run_once(specs[c].conclude, &ignored);
+            if (stop) {
+                fprintf(stderr, "interleave: stopped by signal %d\n", (int)stop);
+                return 128 + stop;
+            }
             if (round < warmup) continue;
             times[c * runs + (round - warmup)] = ms;
             failures[c] += failed;
+            if (raw) fprintf(raw, "%d %d %.3f %d\n", round - warmup, c, ms, failed);
         }
     }
     for (int c = 0; c < n; ++c) {
@@ -102,5 +175,9 @@ int main(int argc, char** argv) {
     }
     free(times);
     free(failures);
+    if (raw && fclose(raw) != 0) {
+        perror("interleave: raw output");
+        return 2;
+    }
     return 0;
 }

@@ -5,7 +5,11 @@
 // socket (pidfd_getfd), returning their result; anything else fails with ECONNREFUSED.
 // No policy lookup, no logging, one thread: the least a supervisor can do.
 //
-//   min_supervisor IP PORT CMD [ARGS...]
+//   min_supervisor [--continue] IP PORT CMD [ARGS...]
+//
+// --continue: the floor of the kernel-first mode (issue 10): only connect() is notified;
+// an allowed one is answered SECCOMP_USER_NOTIF_FLAG_CONTINUE (the kernel then connects in
+// the caller's own thread), a refused one ECONNREFUSED. Nothing is done on behalf.
 //
 // Uses SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP when the kernel has it (says so on stderr).
 // Linked statically: it runs inside the busybox rootfs. Exits with CMD's status.
@@ -38,6 +42,7 @@
 
 static struct sockaddr_in allowed;
 static int child_pidfd;
+static int continue_mode;
 
 static void die(const char *what)
 {
@@ -65,7 +70,21 @@ static int install_filter(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
 	};
+	// --continue: connect → notify; everything else → allow
+	struct sock_filter connect_only[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_connect, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+	};
 	struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+	if (continue_mode) {
+		prog.len = sizeof connect_only / sizeof connect_only[0];
+		prog.filter = connect_only;
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("PR_SET_NO_NEW_PRIVS");
 	int fd = (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
@@ -149,6 +168,10 @@ static void handle(int listener, const struct seccomp_notif *req, struct seccomp
 		resp->error = -ECONNREFUSED;
 		return;
 	}
+	if (continue_mode) {
+		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		return;
+	}
 	int fd = (int)syscall(SYS_pidfd_getfd, child_pidfd, (int)a[0], 0);
 	if (fd < 0) {
 		resp->error = -errno;
@@ -197,8 +220,13 @@ static void serve(int listener)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--continue")) {
+		continue_mode = 1;
+		argv++;
+		argc--;
+	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: min_supervisor IP PORT CMD [ARGS...]\n");
+		fprintf(stderr, "usage: min_supervisor [--continue] IP PORT CMD [ARGS...]\n");
 		return 125;
 	}
 	allowed.sin_family = AF_INET;

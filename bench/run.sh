@@ -4,7 +4,7 @@
 # this machine. Prints a table and writes it to bench/RESULTS.md (--quick: few
 # repetitions, written to $BUILD/bench/RESULTS-quick.md; never asserts on timings).
 #
-#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|scale]
+#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale]
 #
 # BUILD (default: the repo's build/) holds sandlock-runc and helpers/egress_{listener,probe}.
 # --only runs one section: its table is printed and written to
@@ -13,8 +13,15 @@
 #
 # Needs root. Creates, and removes on any exit: a network namespace and a veth pair
 # (10.213.251.0/24), an nftables table, listeners, containers under private --root
-# directories (and their shims and cgroups), and (for crun 1.8.1 on hybrid cgroups) a v1
-# hugetlb hierarchy mounted only while crun is measured.
+# directories (and their shims and cgroups), the data path's sink, and (for crun 1.8.1 on
+# hybrid cgroups) a v1 hugetlb hierarchy mounted only while the lifecycle rows are timed
+# and crun's memory is measured.
+#
+# Timed comparisons are taken in interleaved rounds (the setups take turns, A B, B A, ...)
+# and their ratios pair by pair: this machine drifts more between two series than the
+# differences measured. --only datapath: the data path from inside a container, policy vs
+# none (bench/datapath.c); the lifecycle section includes `run`/`create` with 1 and 1000
+# rules.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,14 +35,14 @@ while (($#)); do
 	--only)
 		ONLY=${2:-}
 		shift
-		case $ONLY in lifecycle | shim | egress | scale) ;; *)
-			echo "bench: --only lifecycle|shim|egress|scale" >&2
+		case $ONLY in lifecycle | shim | egress | datapath | scale) ;; *)
+			echo "bench: --only lifecycle|shim|egress|datapath|scale" >&2
 			exit 2
 			;;
 		esac
 		;;
 	*)
-		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|scale]" >&2
+		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale]" >&2
 		exit 2
 		;;
 	esac
@@ -47,10 +54,12 @@ BIN=$BUILD/bench
 if ((QUICK)); then
 	RUNS=3 RUNS_SPACED=2 WARMUP=1 NCONN=300 NUDP=2000 NTPUT=400 REPS=1 RSS_REPS=2
 	SCALE_N=10 SCALE_ROUNDS=1
+	DP_ROUNDS=5 DP_WARMUP=1 DP_MS=100 DP_NCONN=300 DP_NTPUT=400
 	RESULTS=$BIN/RESULTS-quick.md
 else
 	RUNS=30 RUNS_SPACED=30 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
 	SCALE_N=50 SCALE_ROUNDS=3
+	DP_ROUNDS=25 DP_WARMUP=2 DP_MS=300 DP_NCONN=2000 DP_NTPUT=4000
 	RESULTS=$HERE/RESULTS.md
 fi
 
@@ -63,6 +72,9 @@ PEER_IF=${TAG}c
 NFT_TABLE=slbench_$$
 POLICY1="$LISTEN_IP:$PORT"
 POLICY_EGRESS="$LISTEN_IP:$PORT;$DROP_IP:$PORT;udp://$LISTEN_IP:$PORT"
+# 1000 distinct rules of IP literals in 10.100.0.0/16 (never sent to; only the policy's
+# size matters) and the real destination last
+POLICY1000=$(for ((i = 0; i < 1000; i++)); do printf '10.100.%d.%d:443;' $((i / 250)) $((i % 250 + 1)); done)$POLICY1
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -77,7 +89,7 @@ die() {
 
 ensure_tools() {
 	local missing=() cmd pkg
-	for cmd in hyperfine:hyperfine runc:runc crun:crun /usr/bin/time:time jq:jq nft:nftables ip:iproute2 gcc:gcc; do
+	for cmd in runc:runc crun:crun /usr/bin/time:time jq:jq nft:nftables ip:iproute2 gcc:gcc; do
 		pkg=${cmd#*:}
 		cmd=${cmd%%:*}
 		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
@@ -93,7 +105,7 @@ ensure_tools() {
 build_programs() {
 	local p
 	mkdir -p "$BIN"
-	for p in connect_bench min_supervisor interleave; do
+	for p in connect_bench min_supervisor interleave datapath; do
 		if [ ! -x "$BIN/$p" ] || [ "$HERE/$p.c" -nt "$BIN/$p" ]; then
 			gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$BIN/$p" "$HERE/$p.c" -lpthread ||
 				die "cannot build $p"
@@ -184,9 +196,11 @@ net_down() {
 }
 
 cleanup() {
+	stop_bg
 	delete_all_containers
 	scale_cleanup
 	stop_listener
+	stop_sink
 	net_down
 	restore_hugetlb
 	[ -n "$WORK" ] && rm -rf --one-file-system "$WORK"
@@ -257,10 +271,12 @@ setup() {
 	# shellcheck source=../integration/rootfs.bash
 	source "$REPO/integration/rootfs.bash"
 	build_busybox_rootfs "$WORK/rootfs" || die "cannot build the busybox rootfs"
-	cp "$BIN/connect_bench" "$BIN/min_supervisor" "$WORK/rootfs/"
+	cp "$BIN/connect_bench" "$BIN/min_supervisor" "$BIN/datapath" "$WORK/rootfs/"
+	PAIRS=$WORK/pairs
+	: >"$PAIRS"
 	(cd "$WORK" && "$SL" spec && mv config.json base.json) || die "sandlock-runc spec"
 	local label
-	for label in sl slp slp100 runc crun; do
+	for label in sl slp slp100 slp1000 runc crun; do
 		ROOTS[$label]=$WORK/root-$label
 		mkdir -p "${ROOTS[$label]}"
 	done
@@ -271,6 +287,8 @@ setup() {
 	make_bundle sleep '["/bin/sleep","1000"]'
 	make_bundle sleep-p '["/bin/sleep","1000"]' "$POLICY1"
 	make_bundle sleep-p100 '["/bin/sleep","1000"]' "$many"
+	make_bundle true-p1000 '["/bin/true"]' "$POLICY1000"
+	make_bundle sleep-p1000 '["/bin/sleep","1000"]' "$POLICY1000"
 }
 
 # ---------------------------------------------------------------- measurement helpers
@@ -278,104 +296,177 @@ setup() {
 declare -A R=() # result key -> value
 FAILURES=()     # lines for the report
 
-# hf KEY PREPARE COMMAND: hyperfine median (ms) of COMMAND into R[KEY]. A run that fails
-# is counted (R[KEY.fails]) and the runtime's message logged; the median is then over all
-# runs, failed ones included.
-hf() {
-	local key=$1 prep=$2 cmd=$3 json=$WORK/hf-$1.json fails i
-	local args=(-N -i --runs "$RUNS" --warmup "$WARMUP" --style none --export-json "$json")
-	[ -n "$prep" ] && args+=(--prepare "$prep")
-	if ! hyperfine "${args[@]}" "$cmd" >"$WORK/hf-$key.log" 2>&1; then
-		R[$key]=fail
-		log "$key failed: $(tail -n 3 "$WORK/hf-$key.log")"
-		return
-	fi
-	R[$key]=$(jq '.results[0].median * 1000' "$json")
-	fails=$(jq '[.results[0].exit_codes[] | select(. != 0)] | length' "$json")
-	((fails)) || return 0
-	R[$key.fails]=$fails
-	FAILURES+=("$key: $fails of $RUNS runs failed ($cmd)")
-	# once more by hand, to log what the runtime said
-	for ((i = 0; i < 30; i++)); do
-		[ -n "$prep" ] && eval "$prep" >/dev/null 2>&1
-		eval "$cmd" >"$WORK/hf.out" 2>&1 </dev/null || {
-			FAILURES+=("  e.g.: $(head -c 400 "$WORK/hf.out" | tr '\n' ' ')")
-			break
-		}
-	done
-	log "${FAILURES[-2]:-} ${FAILURES[-1]}"
+# ---------------------------------------------------------------- pairs
+#
+# Every timed figure of the lifecycle and datapath sections comes from runs taken in
+# turn (A B, B A, A B ...: bench/interleave.c, bench/datapath.c drive), so that this
+# machine's drift, larger between two series than the differences measured, falls on
+# every setup alike. Each run is a line "KEY ROUND LABEL VALUE" in $PAIRS (VALUE nan for a
+# failed run); a ratio is taken round by round (A's run over B's run of the same round)
+# and its median quoted, a figure's own median over its successful runs.
+
+PAIRS="" # set by setup
+
+# pmed KEY LABEL: the median of LABEL's KEY over its successful runs ("fail" if none).
+pmed() { awk -v k="$1" -v l="$2" '$1 == k && $3 == l && $4 != "nan" { print $4 }' "$PAIRS" | median; }
+# pcount KEY LABEL: LABEL's runs of KEY; pfails KEY LABEL: those that failed.
+pcount() { awk -v k="$1" -v l="$2" '$1 == k && $3 == l { n++ } END { print n + 0 }' "$PAIRS"; }
+pfails() { awk -v k="$1" -v l="$2" '$1 == k && $3 == l && $4 == "nan" { n++ } END { print n + 0 }' "$PAIRS"; }
+# pround KEY A B OP: per round where both ran, A/B (OP ratio) or A-B (OP diff); one a line.
+pround() {
+	awk -v k="$1" -v a="$2" -v b="$3" -v op="$4" '
+		$1 == k && $4 != "nan" { if ($3 == a) va[$2] = $4; if ($3 == b) vb[$2] = $4 }
+		END { for (r in va) if (r in vb) { if (op == "diff") print va[r] - vb[r]; else if (vb[r] > 0) print va[r] / vb[r] } }' "$PAIRS"
+}
+# pratio KEY A B: the median of the round-by-round ratios A/B, as "1.23x" ("-" if none).
+pratio() {
+	local m
+	m=$(pround "$1" "$2" "$3" ratio | median)
+	awk -v m="$m" 'BEGIN { if (m ~ /^[0-9.e+-]+$/) printf "%.2fx", m; else print "-" }'
+}
+# pspread KEY A B: the lowest and highest of the round-by-round ratios A/B, "0.91-1.08".
+pspread() {
+	pround "$1" "$2" "$3" ratio | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.2f-%.2f", lo, hi; else print "-" }'
+}
+# pdiff KEY A B: the median of the round-by-round differences A-B, as "+1.2" ("-" if none).
+pdiff() {
+	local m
+	m=$(pround "$1" "$2" "$3" diff | median)
+	awk -v m="$m" 'BEGIN { if (m ~ /^[0-9.e+-]+$/) printf "%+.1f", m; else print "-" }'
+}
+# verdict VALUE LIMIT le|ge: met, MISSED, or ? when VALUE is no number ("1.05x" is one).
+verdict() {
+	awk -v v="${1%x}" -v lim="$2" -v dir="$3" 'BEGIN {
+		if (v !~ /^[+-]?[0-9.]+$/) print "?"; else if ((dir == "le" && v + 0 <= lim) || (dir == "ge" && v + 0 >= lim)) print "met"; else print "MISSED" }'
 }
 
-# The label's runtime, root and bundle suffix (sl = no policy, slp = with a policy).
+# ---------------------------------------------------------------- lifecycle
+
+# The label's runtime, root and bundle suffix (sl = no policy, slp = a 1-rule policy,
+# slp100/slp1000 = 100/1000 rules).
 rt_cmd() { echo "$(runtime_bin "$1") --root ${ROOTS[$1]}"; }
 bundle_of() {
 	case $1 in
 	slp) echo "$WORK/b-$2-p" ;;
 	slp100) echo "$WORK/b-$2-p100" ;;
+	slp1000) echo "$WORK/b-$2-p1000" ;;
 	*) echo "$WORK/b-$2" ;;
 	esac
 }
 
-# run_interleaved: the `run` rows. The four runtimes take turns run by run (interleave.c),
-# so that this shared machine's drift falls on all of them alike, all with the v1 hugetlb
-# hierarchy crun needs mounted (the others join it too). Back-to-back, and spaced out as
-# callers run containers: the first cgroup v1 migration after a quiet period waits for an
-# RCU grace period, back-to-back runs mostly do not.
-run_interleaved() {
-	local label args=() out key pause runs warm i line
-	mount_hugetlb
-	for label in sl slp runc crun; do
-		# shellcheck disable=SC2207 # rt_cmd's words are paths without spaces
-		args+=($(rt_cmd "$label") run --bundle "$(bundle_of "$label" true)" "bench-i-$label" ";")
-	done
-	log "lifecycle: run, interleaved"
-	for key in run run_spaced; do
-		if [ $key = run ]; then pause=0 runs=$((RUNS * 2)) warm=$WARMUP; else pause=300 runs=$RUNS_SPACED warm=1; fi
-		out=$("$BIN/interleave" "$runs" "$warm" "$pause" -- "${args[@]}") || die "interleave failed"
-		i=0
-		for label in sl slp runc crun; do
-			line=$(sed -n "$((i + 1))p" <<<"$out")
-			R[$label.$key]=$(awk '{ printf "%.3f", $1 }' <<<"$line")
-			if [ "$(awk '{ print $3 }' <<<"$line")" != 0 ]; then
-				FAILURES+=("$label.$key: $(awk '{ print $3 }' <<<"$line") of $runs runs failed")
-			fi
-			i=$((i + 1))
-		done
-	done
-	restore_hugetlb
+# op_spec OP LABEL: interleave.c's words for one runtime's turn at OP ([PREPARE ::] CMD
+# [:: CONCLUDE]); the preparation and the clean-up are untimed.
+op_spec() {
+	local op=$1 label=$2 rt id b bs
+	rt=$(rt_cmd "$label") id=bench-l-$label
+	b=$(bundle_of "$label" true) bs=$(bundle_of "$label" sleep)
+	local del="$rt delete --force $id >/dev/null 2>&1"
+	# shellcheck disable=SC2086 # $rt's words are paths without spaces
+	case $op in
+	run | run_spaced) echo $rt run --bundle "$b" "$id" ;;
+	csd) echo sh -c "'$del'" :: sh -c "'$rt create --bundle $b $id && $rt start $id && $rt delete --force $id'" ;;
+	create) echo sh -c "'$del'" :: $rt create --bundle "$bs" "$id" :: sh -c "'$del'" ;;
+	start) echo sh -c "'$del; $rt create --bundle $bs $id'" :: $rt start "$id" :: sh -c "'$del'" ;;
+	kill) echo sh -c "'$del; $rt create --bundle $bs $id && $rt start $id'" :: $rt kill "$id" 9 :: sh -c "'$del'" ;;
+	delete) echo sh -c "'$del; $rt create --bundle $bs $id && $rt start $id'" :: $rt delete --force "$id" ;;
+	state) echo $rt state "$id" ;;
+	esac
 }
 
+# BG_PID: a long measurement runs in the background, so that a signal to this script
+# runs its trap at once (bash defers traps while a foreground child runs); cleanup
+# stops it first.
+BG_PID=""
+run_bg() { # run_bg OUT ERR CMD...: CMD's status
+	local out=$1 err=$2 rc
+	shift 2
+	"$@" >"$out" 2>"$err" </dev/null &
+	BG_PID=$!
+	wait "$BG_PID"
+	rc=$?
+	BG_PID=""
+	return $rc
+}
+stop_bg() {
+	local i
+	[ -n "$BG_PID" ] || return 0
+	kill "$BG_PID" 2>/dev/null
+	# interleave.c finishes the runtime call under way before it exits
+	for ((i = 0; i < 100; i++)); do kill -0 "$BG_PID" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$BG_PID" 2>/dev/null
+	wait "$BG_PID" 2>/dev/null
+	BG_PID=""
+}
+
+# interleave_op OP RUNS WARMUP PAUSE_MS LABEL...: the LABELs' runtimes take turns at OP
+# (bench/interleave.c); every run goes into $PAIRS, the failures into FAILURES.
+interleave_op() {
+	local op=$1 runs=$2 warm=$3 pause=$4 label words=() spec n
+	shift 4
+	for label in "$@"; do
+		spec=$(op_spec "$op" "$label")
+		eval "words+=($spec ';')"
+	done
+	if ! run_bg "$WORK/il-$op.out" "$WORK/il-$op.err" "$BIN/interleave" -o "$WORK/il-$op.raw" "$runs" "$warm" "$pause" -- "${words[@]}"; then
+		FAILURES+=("$op: interleave failed: $(head -c 300 "$WORK/il-$op.err")")
+		return
+	fi
+	local -a labels=("$@")
+	awk -v op="$op" -v l="${labels[*]}" 'BEGIN { split(l, name, " ") }
+		{ print op, $1, name[$2 + 1], ($4 == 0 ? $3 : "nan") }' "$WORK/il-$op.raw" >>"$PAIRS"
+	for label in "$@"; do
+		n=$(pfails "$op" "$label")
+		((n)) || continue
+		FAILURES+=("$label $op: $n of $(pcount "$op" "$label") runs failed")
+		# once more by hand (prepare, command, conclude), to log what the runtime said
+		local -a part=()
+		mapfile -t part < <(op_spec "$op" "$label" | awk '{ n = split($0, p, / :: /); for (i = 1; i <= n; i++) print p[i] }')
+		((${#part[@]} > 1)) && eval "${part[0]}" >/dev/null 2>&1 </dev/null
+		eval "${part[${#part[@]} > 1 ? 1 : 0]}" >"$WORK/il.out" 2>&1 </dev/null ||
+			FAILURES+=("  e.g.: $(head -c 400 "$WORK/il.out" | tr '\n' ' ')")
+		((${#part[@]} > 2)) && eval "${part[2]}" >/dev/null 2>&1 </dev/null
+		log "${FAILURES[-1]}"
+	done
+}
+
+# The lifecycle rows: every row's runtimes take turns run by run, all with the v1 hugetlb
+# hierarchy crun needs mounted (the others join it too). `run` back-to-back, and spaced out
+# as callers run containers: the first cgroup v1 migration after a quiet period waits for
+# an RCU grace period, back-to-back runs mostly do not. `run` and `create` also with 100
+# and 1000 rules (issue 10: a 1000-rule policy must not cost the data path's setup).
 lifecycle() {
-	local label rt id b bs
-	run_interleaved
+	local label rt id op
+	mount_hugetlb
+	log "lifecycle: run, interleaved ($((RUNS * 2)) rounds)"
+	interleave_op run $((RUNS * 2)) "$WARMUP" 0 sl slp slp1000 runc crun
+	log "lifecycle: run, spaced ($RUNS_SPACED rounds)"
+	interleave_op run_spaced "$RUNS_SPACED" 1 300 sl slp runc crun
+	log "lifecycle: create ($RUNS rounds)"
+	interleave_op create "$RUNS" "$WARMUP" 0 sl slp slp100 slp1000 runc crun
+	for op in csd start kill delete; do
+		log "lifecycle: $op ($RUNS rounds)"
+		interleave_op $op "$RUNS" "$WARMUP" 0 sl slp runc crun
+	done
+	log "lifecycle: state ($RUNS rounds)"
+	for label in sl slp runc crun; do
+		rt=$(rt_cmd "$label") id=bench-l-$label
+		$rt delete --force "$id" >/dev/null 2>&1
+		$rt create --bundle "$(bundle_of "$label" sleep)" "$id" >/dev/null 2>&1 </dev/null && $rt start "$id" >/dev/null 2>&1
+	done
+	interleave_op state "$RUNS" "$WARMUP" 0 sl slp runc crun
+	for label in sl slp runc crun; do $(rt_cmd "$label") delete --force bench-l-$label >/dev/null 2>&1; done
+	restore_hugetlb
+	for op in run run_spaced create csd start kill delete state; do
+		for label in sl slp slp100 slp1000 runc crun; do R[$label.$op]=$(pmed "$op" "$label"); done
+	done
 	for label in sl slp runc crun; do
 		# crun alone needs it; mounted only meanwhile (other tests on this machine see it)
 		[ "$label" = crun ] && mount_hugetlb
 		rt=$(rt_cmd "$label")
-		id=bench-$label
-		b=$(bundle_of "$label" true)
-		bs=$(bundle_of "$label" sleep)
-		local del="sh -c '$rt delete --force $id >/dev/null 2>&1; true'"
-		log "lifecycle: $label"
-		hf "$label.csd" "$del" "sh -c '$rt create --bundle $b $id && $rt start $id && $rt delete --force $id'"
-		hf "$label.create" "$del" "$rt create --bundle $bs $id"
-		hf "$label.start" "sh -c '$rt delete --force $id >/dev/null 2>&1; $rt create --bundle $bs $id'" "$rt start $id"
-		hf "$label.kill" "sh -c '$rt delete --force $id >/dev/null 2>&1; $rt create --bundle $bs $id && $rt start $id'" "$rt kill $id 9"
-		hf "$label.delete" "sh -c '$rt delete --force $id >/dev/null 2>&1; $rt create --bundle $bs $id && $rt start $id'" "$rt delete --force $id"
-		$rt delete --force $id >/dev/null 2>&1
-		$rt create --bundle "$bs" $id >/dev/null 2>&1 && $rt start $id >/dev/null 2>&1
-		hf "$label.state" "" "$rt state $id"
-		$rt delete --force $id >/dev/null 2>&1
-		peak_rss "$label" "$rt" "$b" "$bs" $id
+		peak_rss "$label" "$rt" "$(bundle_of "$label" true)" "$(bundle_of "$label" sleep)" bench-$label
 		[ "$label" = crun ] && restore_hugetlb
 	done
-	# a policy of 100 rules: what create costs then
-	rt=$(rt_cmd slp100)
-	hf "slp100.create" "sh -c '$rt delete --force bench-p100 >/dev/null 2>&1; true'" \
-		"$rt create --bundle $WORK/b-sleep-p100 bench-p100"
-	$rt delete --force bench-p100 >/dev/null 2>&1
 }
-
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "fail" }'; }
 
 # peak_rss LABEL RT BUNDLE_TRUE BUNDLE_SLEEP ID: max RSS (KiB) of `run` and of `create`.
@@ -498,6 +589,147 @@ head_of_line() {
 		done | median >"$WORK/egress.val"
 		R[$setup.hol]=$(cat "$WORK/egress.val")
 	done
+}
+
+# ---------------------------------------------------------------- data path (issue 10)
+#
+# bench/datapath.c serves inside three containers at once, all started before the first
+# figure: no policy (none), a policy allowing the destinations used (policy), and no
+# policy under min_supervisor --continue (min: the least a supervisor that answers
+# CONTINUE to an allowed connect costs; connect figures only). `datapath drive` sends each
+# measurement to the setups in turn, A B, B A, ..., so the two runs of a pair are next to
+# each other in time; the ratios are taken pair by pair. Sends go to a sink on
+# $LISTEN_IP:$SINK_PORT (TCP read to EOF, UDP drained), connects to the connect_bench
+# listener on $LISTEN_IP:$PORT (accept and close).
+
+SINK_PORT=81
+SINK_PID=""
+POLICY_DATAPATH="$LISTEN_IP:$PORT;$LISTEN_IP:$SINK_PORT;udp://$LISTEN_IP:$SINK_PORT"
+DP_ERRORS=()
+
+start_sink() {
+	"$BIN/datapath" sink "$LISTEN_IP" "$SINK_PORT" 3600 >"$WORK/sink.out" 2>&1 &
+	SINK_PID=$!
+	for ((i = 0; i < 50; i++)); do
+		grep -qs ready "$WORK/sink.out" && return 0
+		sleep 0.1
+	done
+	die "the datapath sink did not start: $(cat "$WORK/sink.out")"
+}
+
+stop_sink() {
+	if [ -n "$SINK_PID" ] && tr '\0' ' ' <"/proc/$SINK_PID/cmdline" 2>/dev/null | grep -q 'datapath sink'; then
+		kill "$SINK_PID" 2>/dev/null
+		wait "$SINK_PID" 2>/dev/null
+	fi
+	SINK_PID=""
+}
+
+# The measurements: "NAME SETUPS METRICS REQUEST" (datapath.c); SETUPS 2 = none and
+# policy, 3 = also min.
+datapath_tests() {
+	local ip=$LISTEN_IP sink=$SINK_PORT ms=$DP_MS
+	cat <<-EOT
+		tcp_write 2 MBps tcp_write $ip $sink 65536 $ms
+		tcp_send 2 MBps tcp_send $ip $sink 65536 $ms
+		tcp_sendmsg 2 MBps tcp_sendmsg $ip $sink 4096 $ms
+		udp_sendto 2 msgs_per_s udp_sendto $ip $sink 64 $ms
+		udp_send 2 msgs_per_s udp_send $ip $sink 64 $ms
+		udp_sendmsg 2 msgs_per_s udp_sendmsg $ip $sink 64 $ms
+		udp_sendmsg_conn 2 msgs_per_s udp_sendmsg_conn $ip $sink 64 $ms
+		sendmmsg 2 msgs_per_s sendmmsg $ip $sink 64 16 $ms
+		gso 2 msgs_per_s gso $ip $sink 1200 16 $ms
+		connect 3 median_us,p99_us connect $ip $PORT $DP_NCONN
+		tput1 3 ops_per_s connect_tput $ip $PORT $DP_NTPUT 1
+		tput8 3 ops_per_s connect_tput $ip $PORT $DP_NTPUT 8
+		enforced 2 sent,errno probe_udp $ip $PORT 1
+	EOT
+}
+
+datapath() {
+	local rt_none rt_pol setup
+	log "datapath: $DP_ROUNDS pairs of each figure ($DP_MS ms a send figure, $DP_NCONN connects, $DP_NTPUT for throughput)"
+	start_sink
+	make_bundle dp-none '["/datapath","serve"]'
+	make_bundle dp-policy '["/datapath","serve"]' "$POLICY_DATAPATH"
+	make_bundle dp-min "$(jq -cn --arg ip "$LISTEN_IP" --arg port "$PORT" '["/min_supervisor","--continue",$ip,$port,"/datapath","serve"]')"
+	datapath_tests >"$WORK/datapath.tests"
+	rt_none=$(rt_cmd sl) rt_pol=$(rt_cmd slp)
+	# shellcheck disable=SC2086 # $rt_*'s words are paths without spaces
+	run_bg "$WORK/datapath.out" "$WORK/datapath.err" timeout --kill-after=10 1800 \
+		"$BIN/datapath" drive "$DP_ROUNDS" "$DP_WARMUP" "$WORK/datapath.tests" -- \
+		$rt_none run --bundle "$WORK/b-dp-none" bench-dp-none ';' \
+		$rt_pol run --bundle "$WORK/b-dp-policy" bench-dp-policy ';' \
+		$rt_none run --bundle "$WORK/b-dp-min" bench-dp-min ||
+		DP_ERRORS+=("datapath drive exited with status $?: $(tail -n 3 "$WORK/datapath.err" | tr '\n' ' ')")
+	awk '$1 == "raw" { split("none policy min", name, " "); print "dp." $2, $3, name[$4 + 1], $5 }' "$WORK/datapath.out" >>"$PAIRS"
+	while read -r _ test setup rest; do
+		case $setup in 0) setup=none ;; 1) setup=policy ;; 2) setup=min ;; esac
+		DP_ERRORS+=("$test, $setup: $rest")
+	done < <(grep '^err ' "$WORK/datapath.out")
+	if ((${#DP_ERRORS[@]})); then
+		# what the runtimes and containers said (min_supervisor's line about itself aside)
+		local said
+		said=$(grep -v '^min_supervisor: SYNC_WAKE_UP' "$WORK/datapath.err" | tail -n 3 | tr '\n' ' ' | head -c 400)
+		[ -n "$said" ] && DP_ERRORS+=("stderr of the runtimes and containers, last lines: $said")
+		log "datapath: ${#DP_ERRORS[@]} error line(s), e.g. ${DP_ERRORS[0]}"
+	fi
+	for setup in bench-dp-none bench-dp-policy bench-dp-min; do
+		$rt_none delete --force $setup >/dev/null 2>&1
+		$rt_pol delete --force $setup >/dev/null 2>&1
+	done
+	stop_sink
+}
+
+report_datapath() {
+	echo "## Data path from inside a container (issue 10): policy vs no policy, in pairs"
+	echo
+	echo "- bench/datapath.c in three busybox containers started together: no policy; io.sandlock.network.allow=\"$POLICY_DATAPATH\"; no policy under \`min_supervisor --continue\` (notifies connect only and answers CONTINUE: the floor of a connect decided by a supervisor). Over the bench veth to a sink (TCP read to EOF, UDP drained) on $LISTEN_IP:$SINK_PORT and the accept-and-close listener on $LISTEN_IP:$PORT."
+	echo "- $DP_ROUNDS pairs per figure after $DP_WARMUP warm-up, the setups taking turns (A B, B A, ...); each send figure is $DP_MS ms of sending, each connect latency $DP_NCONN connects, each throughput $DP_NTPUT connects. Figures: medians over the pairs; ratios: the median of the pair-by-pair ratios (not the ratio of the medians)."
+	echo
+	echo "| figure | no policy | policy | policy/no policy | pair ratios, lowest-highest | min_supervisor (CONTINUE) | policy/min | target | |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	local key name d
+	while IFS='|' read -r key name d; do
+		echo "| $name | $(num "$(pmed "dp.$key" none)" "$d") | $(num "$(pmed "dp.$key" policy)" "$d") | $(pratio "dp.$key" policy none) | $(pspread "dp.$key" policy none) | - | - | policy/no policy >= 0.95x | $(verdict "$(pratio "dp.$key" policy none)" 0.95 ge) |"
+	done <<-EOT
+		tcp_write.MBps|TCP write(), 64 KiB (MB/s)|0
+		tcp_send.MBps|TCP send(), 64 KiB (MB/s)|0
+		tcp_sendmsg.MBps|TCP sendmsg(), 4 KiB (MB/s)|0
+		udp_sendto.msgs_per_s|UDP sendto(), 64 B, unconnected (msgs/s)|0
+		udp_send.msgs_per_s|UDP send(), 64 B, connected (msgs/s)|0
+		udp_sendmsg.msgs_per_s|UDP sendmsg() with an address, 64 B (msgs/s)|0
+		udp_sendmsg_conn.msgs_per_s|UDP sendmsg() on a connected socket, no address, 64 B (msgs/s)|0
+		sendmmsg.msgs_per_s|UDP sendmmsg() x16 with addresses, 64 B (msgs/s)|0
+		gso.msgs_per_s|UDP_SEGMENT on a connected UDP socket, 16 x 1200 B a send (segments/s)|0
+	EOT
+	local k=dp.connect.median_us
+	echo "| TCP connect latency, median (µs) | $(num "$(pmed $k none)") | $(num "$(pmed $k policy)") | $(pratio $k policy none) | $(pspread $k policy none) | $(num "$(pmed $k min)") | $(pratio $k policy min) | policy/min <= 1.1x | $(verdict "$(pratio $k policy min)" 1.1 le) |"
+	k=dp.connect.p99_us
+	echo "| TCP connect latency, p99 (µs) | $(num "$(pmed $k none)") | $(num "$(pmed $k policy)") | $(pratio $k policy none) | $(pspread $k policy none) | $(num "$(pmed $k min)") | $(pratio $k policy min) | - | |"
+	for k in 1 8; do
+		local kk=dp.tput$k.ops_per_s
+		echo "| connect throughput, $k thread$( ((k > 1)) && echo s) (/s) | $(num "$(pmed $kk none)" 0) | $(num "$(pmed $kk policy)" 0) | $(pratio $kk policy none) | $(pspread $kk policy none) | $(num "$(pmed $kk min)" 0) | $(pratio $kk policy min) | policy/no policy >= 0.8x | $(verdict "$(pratio $kk policy none)" 0.8 ge) |"
+	done
+	echo
+	# the policy is enforced in the policy container (else its figures mean nothing): a
+	# datagram to $LISTEN_IP:$PORT, which its policy does not allow (udp:// only to
+	# $SINK_PORT), is refused there and sent from the container without a policy
+	local sent_none sent_pol errno_pol
+	sent_none=$(pmed dp.enforced.sent none) sent_pol=$(pmed dp.enforced.sent policy) errno_pol=$(pmed dp.enforced.errno policy)
+	case $errno_pol in 1) errno_pol="1 (EPERM)" ;; 13) errno_pol="13 (EACCES)" ;; 111) errno_pol="111 (ECONNREFUSED)" ;; esac
+	if [ "$sent_none" = 1 ] && [ "$sent_pol" = 0 ]; then
+		echo "Policy enforced: **yes** (a UDP datagram to $LISTEN_IP:$PORT, not allowed, was refused with errno $errno_pol under the policy and sent without one)."
+	else
+		echo "Policy enforced: **NO or unknown** (a UDP datagram to $LISTEN_IP:$PORT, not allowed: sent=$sent_pol under the policy, sent=$sent_none without one): the policy column does not measure a confined container."
+	fi
+	echo
+	if ((${#DP_ERRORS[@]})); then
+		echo "Errors (a figure counts successful calls only; a run whose setup failed is left out of the medians and pairs):"
+		echo
+		printf -- '- %s\n' "${DP_ERRORS[@]}"
+		echo
+	fi
 }
 
 # ---------------------------------------------------------------- scale (issue 5, item 5)
@@ -813,11 +1045,11 @@ mib() { awk -v a="$1" 'BEGIN { if (a ~ /^[0-9.]+$/) printf "%.1f MiB", a / 1024;
 machine() {
 	echo "## Machine"
 	echo
-	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $( ((QUICK)) && echo quick || echo full) ($RUNS hyperfine runs, $NCONN connects per run, $REPS runs per egress figure)"
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); mode: $( ((QUICK)) && echo quick || echo full) (lifecycle: $RUNS rounds of the runtimes in turn, $((RUNS * 2)) for \`run\`; egress: $NCONN connects per run, $REPS runs per figure; data path: $DP_ROUNDS pairs per figure)"
 	echo "- nproc: $(nproc); CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "- kernel: $(uname -r); memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "- runtimes: sandlock-runc $("$SL" --version 2>/dev/null | head -n1 | awk '{ print $NF }') (build of $SL_BUILT), $(runc --version | head -n1), $(crun --version | head -n1)"
-	echo "- cgroups: hybrid; crun 1.8.1 refuses hybrid mode and \`--cgroup-manager=disabled\` does not help, so a v1 hugetlb hierarchy was mounted while crun was measured (runc and sandlock-runc ran without it, i.e. with one v1 hierarchy fewer to join, except in the \`run\` rows, where the four runtimes take turns run by run with it mounted for all) and given back to cgroup2 afterwards."
+	echo "- cgroups: hybrid; crun 1.8.1 refuses hybrid mode and \`--cgroup-manager=disabled\` does not help, so a v1 hugetlb hierarchy was mounted while the lifecycle rows were timed (the runtimes take turns run by run, so all of them joined it; only crun's peak RSS was measured with it, the others' without it) and given back to cgroup2 afterwards."
 	echo "- every bundle: busybox rootfs (read-only), joins a pre-made network namespace; \"policy\" = annotation io.sandlock.network.allow=\"$POLICY1\" (the shim starts)."
 	echo
 }
@@ -833,18 +1065,18 @@ report() {
 	want lifecycle && report_lifecycle
 	want shim && report_shim
 	want egress && report_egress
+	want datapath && report_datapath
 	want scale && scale_report
 	if [ -z "$ONLY" ]; then report_targets; fi
 }
 
 report_lifecycle() {
-	local op
-	echo '## Lifecycle (medians, ms; ratio vs crun / vs runc, same run; the `run` rows by bench/interleave.c, the runtimes taking turns, the others by hyperfine)'
+	local op name
+	echo '## Lifecycle (medians, ms; ratios vs crun / vs runc taken round by round, the runtimes taking turns run by run: bench/interleave.c)'
 	echo
 	echo "| operation | sandlock-runc | with policy | runc | crun | sandlock/crun | policy/crun | sandlock/runc | policy/runc |"
 	echo "|---|---|---|---|---|---|---|---|---|"
 	for op in run run_spaced csd create start state kill delete; do
-		local name=$op
 		case $op in
 		run) name='`run` /bin/true' ;;
 		run_spaced) name='`run` /bin/true, runs 0.3 s apart' ;;
@@ -853,16 +1085,35 @@ report_lifecycle() {
 		start) name='start (alone)' ;;
 		kill) name='kill 9 (running)' ;;
 		delete) name='delete -f (running)' ;;
+		*) name=$op ;;
 		esac
-		echo "| $name | $(num "${R[sl.$op]}") | $(num "${R[slp.$op]}") | $(num "${R[runc.$op]}") | $(num "${R[crun.$op]}") | $(ratio "${R[sl.$op]}" "${R[crun.$op]}") | $(ratio "${R[slp.$op]}" "${R[crun.$op]}") | $(ratio "${R[sl.$op]}" "${R[runc.$op]}") | $(ratio "${R[slp.$op]}" "${R[runc.$op]}") |"
+		echo "| $name | $(num "${R[sl.$op]}") | $(num "${R[slp.$op]}") | $(num "${R[runc.$op]}") | $(num "${R[crun.$op]}") | $(pratio $op sl crun) | $(pratio $op slp crun) | $(pratio $op sl runc) | $(pratio $op slp runc) |"
 	done
 	for op in rss_run rss_create; do
 		echo "| peak RSS, \`${op#rss_}\` (/usr/bin/time %M) | $(mib "${R[sl.$op]}") | $(mib "${R[slp.$op]}") | $(mib "${R[runc.$op]}") | $(mib "${R[crun.$op]}") | $(ratio "${R[sl.$op]}" "${R[crun.$op]}") | $(ratio "${R[slp.$op]}" "${R[crun.$op]}") | $(ratio "${R[sl.$op]}" "${R[runc.$op]}") | $(ratio "${R[slp.$op]}" "${R[runc.$op]}") |"
 	done
 	echo
+	echo "Peak RSS: medians of $RSS_REPS runs each, one runtime after the other (memory does not drift as time does)."
+	echo
+	echo '### A policy'"'"'s cost (issue 10): `run` and `create` with 1, 100 and 1000 rules vs none, round by round'
+	echo
+	echo "- 1 rule: \"$POLICY1\"; 1000 rules: 1000 distinct IP literals 10.100.X.Y:443 and that rule (1001 in all); 100 rules: that rule and 99 more on $NET.101-199."
+	echo
+	echo "| | no policy (ms) | policy (ms) | policy/no policy | pair ratios, lowest-highest | policy - no policy (ms) | target | |"
+	echo "|---|---|---|---|---|---|---|---|"
+	local r
+	r=$(pratio run slp sl)
+	echo "| \`run\` /bin/true, 1 rule | $(num "${R[sl.run]}") | $(num "${R[slp.run]}") | $r | $(pspread run slp sl) | $(pdiff run slp sl) | <= 1.15x | $(verdict "$r" 1.15 le) |"
+	r=$(pratio run slp1000 sl)
+	echo "| \`run\` /bin/true, 1000 rules | $(num "${R[sl.run]}") | $(num "${R[slp1000.run]}") | $r | $(pspread run slp1000 sl) | $(pdiff run slp1000 sl) | <= 1.15x | $(verdict "$r" 1.15 le) |"
+	echo "| create, 1 rule | $(num "${R[sl.create]}") | $(num "${R[slp.create]}") | $(pratio create slp sl) | $(pspread create slp sl) | $(pdiff create slp sl) | | |"
+	echo "| create, 100 rules | $(num "${R[sl.create]}") | $(num "${R[slp100.create]}") | $(pratio create slp100 sl) | $(pspread create slp100 sl) | $(pdiff create slp100 sl) | | |"
+	echo "| create, 1000 rules | $(num "${R[sl.create]}") | $(num "${R[slp1000.create]}") | $(pratio create slp1000 sl) | $(pspread create slp1000 sl) | $(pdiff create slp1000 sl) | | |"
+	r=$(pdiff create slp1000 slp)
+	echo "| create, 1000 rules vs 1 rule | $(num "${R[slp.create]}") (1 rule) | $(num "${R[slp1000.create]}") | $(pratio create slp1000 slp) | $(pspread create slp1000 slp) | $r | <= +2 ms | $(verdict "$r" 2 le) |"
+	echo
 	if ((${#FAILURES[@]})); then
-		echo
-		echo "Failed runs (counted in the medians above):"
+		echo "Failed runs (left out of the medians and of the round-by-round ratios):"
 		echo
 		printf -- '- %s\n' "${FAILURES[@]}"
 	fi
@@ -878,7 +1129,7 @@ report_shim() {
 	echo "| steady PSS | $(mib "${R[slp.shim_pss]}") | $(mib "${R[slp100.shim_pss]}") | |"
 	echo "| threads | ${R[slp.shim_threads]:-?} | ${R[slp100.shim_threads]:-?} | |"
 	echo "| create (ms) | $(num "${R[slp.create]}") | $(num "${R[slp100.create]}") | |"
-	echo "| added to create vs no policy (ms) | $(awk -v a="${R[slp.create]}" -v b="${R[sl.create]}" 'BEGIN { printf "%+.1f", a - b }') | $(awk -v a="${R[slp100.create]}" -v b="${R[sl.create]}" 'BEGIN { printf "%+.1f", a - b }') | |"
+	echo "| added to create vs no policy (ms, round by round) | $(pdiff create slp sl) | $(pdiff create slp100 sl) | |"
 	echo
 }
 
@@ -910,15 +1161,34 @@ report_targets() {
 	target() { echo "| $1 | $2 | $3 | $(awk -v v="$2" -v lim="$4" -v dir="$5" 'BEGIN { v += 0; if (v == 0) print "?"; else if ((dir == "le" && v <= lim) || (dir == "ge" && v >= lim)) print "met"; else print "MISSED" }') |"; }
 	echo "| target | measured | limit | |"
 	echo "|---|---|---|---|"
-	target '`run` without policy vs crun' "$(ratio "${R[sl.run]}" "${R[crun.run]}")" '<= 1.0x' 1.0 le
-	target '`run` with policy vs crun' "$(ratio "${R[slp.run]}" "${R[crun.run]}")" '<= 1.3x' 1.3 le
-	target '`run` without policy vs crun, spaced' "$(ratio "${R[sl.run_spaced]}" "${R[crun.run_spaced]}")" '<= 1.0x' 1.0 le
-	target '`run` with policy vs crun, spaced' "$(ratio "${R[slp.run_spaced]}" "${R[crun.run_spaced]}")" '<= 1.3x' 1.3 le
+	target '`run` without policy vs crun' "$(pratio run sl crun)" '<= 1.0x' 1.0 le
+	target '`run` with policy vs crun' "$(pratio run slp crun)" '<= 1.3x' 1.3 le
+	target '`run` without policy vs crun, spaced' "$(pratio run_spaced sl crun)" '<= 1.0x' 1.0 le
+	target '`run` with policy vs crun, spaced' "$(pratio run_spaced slp crun)" '<= 1.3x' 1.3 le
 	target 'peak RSS (`run`) vs crun' "$(ratio "${R[sl.rss_run]}" "${R[crun.rss_run]}")" '<= 1.0x' 1.0 le
 	target 'shim RSS, 100 rules (MiB)' "$(awk -v a="${R[slp100.shim_rss]}" 'BEGIN { printf "%.2f", a / 1024 }')" '<= 2' 2 le
 	target 'connect latency shim/min' "$(ratio "${R[shim.connect_med]}" "${R[min.connect_med]}")" '<= 1.1x' 1.1 le
 	target '16-thread connect throughput shim/min' "$(ratio "${R[shim.tput16]}" "${R[min.tput16]}")" '>= 0.9x' 0.9 ge
 	target 'head-of-line: shim hol/alone' "$(ratio "${R[shim.hol]}" "${R[shim.connect_med]}")" '<= 1.2x' 1.2 le
+	echo
+	echo "## Targets (issue 10; ratios taken pair by pair)"
+	echo
+	echo "| target | measured | limit | |"
+	echo "|---|---|---|---|"
+	target '`run` with a 1-rule policy vs none' "$(pratio run slp sl)" '<= 1.15x' 1.15 le
+	target '`run` with a 1000-rule policy vs none' "$(pratio run slp1000 sl)" '<= 1.15x' 1.15 le
+	local d k worst="" worst_key=""
+	d=$(pdiff create slp1000 slp)
+	echo "| create, 1000 rules - 1 rule (ms) | $d | <= +2 | $(verdict "$d" 2 le) |"
+	for k in tcp_write.MBps tcp_send.MBps tcp_sendmsg.MBps udp_sendto.msgs_per_s udp_send.msgs_per_s udp_sendmsg.msgs_per_s udp_sendmsg_conn.msgs_per_s sendmmsg.msgs_per_s gso.msgs_per_s; do
+		d=$(pratio "dp.$k" policy none)
+		if [ "$d" = - ]; then worst="-" worst_key=$k; break; fi
+		if [ -z "$worst" ] || awk -v a="${d%x}" -v b="${worst%x}" 'BEGIN { exit !(a < b) }'; then worst=$d worst_key=$k; fi
+	done
+	target "every data-path figure, policy/no policy (lowest: ${worst_key%%.*})" "$worst" '>= 0.95x' 0.95 ge
+	target 'connect median, policy/min_supervisor CONTINUE' "$(pratio dp.connect.median_us policy min)" '<= 1.1x' 1.1 le
+	target 'connect throughput, 1 thread, policy/no policy' "$(pratio dp.tput1.ops_per_s policy none)" '>= 0.8x' 0.8 ge
+	target 'connect throughput, 8 threads, policy/no policy' "$(pratio dp.tput8.ops_per_s policy none)" '>= 0.8x' 0.8 ge
 	echo
 }
 
@@ -976,6 +1246,7 @@ if want shim; then
 fi
 
 want egress && egress
+want datapath && datapath
 want scale && scale
 
 report >"$WORK/report.md"
