@@ -20,13 +20,10 @@
 // walk, so the rules before it are never emitted.
 #include "runtime/cgroups/devices_bpf.hpp"
 
-#include <fcntl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cstring>
+#include <cstdint>
 
 #include "runtime/linux/bpf_insn.hpp"
+#include "runtime/linux/cgroup_bpf.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
 
@@ -70,49 +67,6 @@ std::vector<bpf_insn> rule_block(const DeviceRule& r) {
     return block;
 }
 
-long bpf(int cmd, bpf_attr& attr) { return ::syscall(SYS_bpf, cmd, &attr, sizeof attr); }
-
-UniqueFd load_program(const std::vector<bpf_insn>& prog) {
-    static const char license[] = "Apache-2.0";  // no GPL-only helpers are called
-    bpf_attr attr{};
-    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-    attr.insns = reinterpret_cast<uint64_t>(prog.data());
-    attr.insn_cnt = static_cast<uint32_t>(prog.size());
-    attr.license = reinterpret_cast<uint64_t>(license);
-    UniqueFd fd(static_cast<int>(bpf(BPF_PROG_LOAD, attr)));
-    if (!fd) throw_errno("cgroups: load the device filter (bpf BPF_PROG_LOAD)");
-    return fd;
-}
-
-// Ids of the device programs attached directly to the cgroup.
-std::vector<uint32_t> attached_programs(int cgroup_fd) {
-    std::vector<uint32_t> ids(64);
-    bpf_attr attr{};
-    attr.query.target_fd = static_cast<uint32_t>(cgroup_fd);
-    attr.query.attach_type = BPF_CGROUP_DEVICE;
-    attr.query.prog_ids = reinterpret_cast<uint64_t>(ids.data());
-    attr.query.prog_cnt = static_cast<uint32_t>(ids.size());
-    if (bpf(BPF_PROG_QUERY, attr) != 0) throw_errno("cgroups: list device filters (bpf BPF_PROG_QUERY)");
-    ids.resize(attr.query.prog_cnt);
-    return ids;
-}
-
-void detach_program(int cgroup_fd, uint32_t id) {
-    bpf_attr get{};
-    get.prog_id = id;
-    UniqueFd prog(static_cast<int>(bpf(BPF_PROG_GET_FD_BY_ID, get)));
-    if (!prog) {
-        if (errno == ENOENT) return;  // already gone
-        throw_errno("cgroups: open the old device filter (bpf BPF_PROG_GET_FD_BY_ID)");
-    }
-    bpf_attr detach{};
-    detach.target_fd = static_cast<uint32_t>(cgroup_fd);
-    detach.attach_bpf_fd = static_cast<uint32_t>(prog.get());
-    detach.attach_type = BPF_CGROUP_DEVICE;
-    if (bpf(BPF_PROG_DETACH, detach) != 0 && errno != ENOENT)
-        throw_errno("cgroups: detach the old device filter (bpf BPF_PROG_DETACH)");
-}
-
 }  // namespace
 
 std::vector<bpf_insn> build_device_program(const std::vector<DeviceRule>& rules) {
@@ -136,19 +90,17 @@ std::vector<bpf_insn> build_device_program(const std::vector<DeviceRule>& rules)
 }
 
 void attach_device_filter(const std::string& dir, const std::vector<DeviceRule>& rules) {
-    UniqueFd cgroup(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!cgroup) throw_errno("cgroups: open " + dir);
-    auto old = attached_programs(cgroup.get());
-    UniqueFd prog = load_program(build_device_program(rules));
-    bpf_attr attach{};
-    attach.target_fd = static_cast<uint32_t>(cgroup.get());
-    attach.attach_bpf_fd = static_cast<uint32_t>(prog.get());
-    attach.attach_type = BPF_CGROUP_DEVICE;
-    attach.attach_flags = BPF_F_ALLOW_MULTI;
-    if (bpf(BPF_PROG_ATTACH, attach) != 0) throw_errno("cgroups: attach the device filter to " + dir);
+    namespace cb = os::cgroup_bpf;
+    const UniqueFd cgroup = cb::open_dir(dir, "cgroups");
+    const auto old = cb::attached(cgroup.get(), BPF_CGROUP_DEVICE, "cgroups: list device filters");
+    const UniqueFd prog =
+        cb::load(BPF_PROG_TYPE_CGROUP_DEVICE, build_device_program(rules), "cgroups: load the device filter");
+    cb::attach(prog.get(), cgroup.get(), BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI,
+               "cgroups: attach the device filter to " + dir);
     // Every attached program must allow an access: drop the old ones only
     // now, so there is no moment without a filter.
-    for (uint32_t id : old) detach_program(cgroup.get(), id);
+    for (std::uint32_t id : old)
+        cb::detach(cgroup.get(), id, BPF_CGROUP_DEVICE, "cgroups: detach the old device filter");
 }
 
 }  // namespace sandlock::cgroups

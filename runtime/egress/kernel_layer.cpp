@@ -17,10 +17,13 @@
 
 #include "egress.skel.h"  // generated: the programs' object, embedded
 #include "runtime/egress/bpf/egress_maps.h"
+#include "runtime/linux/cgroup_bpf.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"
 
 namespace sandlock::egress {
+
+namespace cb = os::cgroup_bpf;
 
 namespace {
 
@@ -240,12 +243,6 @@ UniqueFd dup_fd(int fd) {
     return copy;
 }
 
-UniqueFd open_cgroup(const std::string& dir) {
-    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) throw_errno("egress: open the cgroup " + dir);
-    return fd;
-}
-
 const char* hook_name(bpf_attach_type type) {
     switch (type) {
         case BPF_CGROUP_INET4_CONNECT: return "connect4";
@@ -353,7 +350,7 @@ KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
 
 void KernelLayer::attach(const std::string& cgroup_dir) {
     if (!impl_->skeleton) throw Error("egress: the kernel layer is attached already (internal error)");
-    const UniqueFd cgroup = open_cgroup(cgroup_dir);
+    const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
     egress_bpf& s = *impl_->skeleton;
     const std::pair<bpf_program*, bpf_attach_type> programs[] = {
         {s.progs.socket_create, BPF_CGROUP_INET_SOCK_CREATE}, {s.progs.connect4, BPF_CGROUP_INET4_CONNECT},
@@ -364,13 +361,12 @@ void KernelLayer::attach(const std::string& cgroup_dir) {
     try {
         for (const auto& [prog, type] : programs) {
             // flags 0: no override, so nothing may be attached below the container's cgroup
-            if (const int ret = bpf_prog_attach(bpf_program__fd(prog), cgroup.get(), type, 0); ret != 0)
-                throw_errno(std::string("egress: attach the cgroup ") + hook_name(type) + " program to " + cgroup_dir,
-                            -ret);
+            cb::attach(bpf_program__fd(prog), cgroup.get(), type, 0,
+                       std::string("egress: attach the cgroup ") + hook_name(type) + " program to " + cgroup_dir);
             attached.emplace_back(bpf_program__fd(prog), type);
         }
     } catch (const Error&) {
-        for (const auto& [fd, type] : attached) bpf_prog_detach2(fd, cgroup.get(), type);
+        for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
         throw;
     }
     // The cgroup holds the programs now, and they the maps: our program fds can go.
@@ -463,28 +459,15 @@ const std::vector<bpf_attach_type>& kernel_layer_attach_types() {
 }
 
 std::vector<std::uint32_t> attached_programs(const std::string& dir, bpf_attach_type type) {
-    const UniqueFd cgroup = open_cgroup(dir);
-    std::vector<std::uint32_t> ids(64);
-    std::uint32_t count = static_cast<std::uint32_t>(ids.size());
-    if (const int ret = bpf_prog_query(cgroup.get(), type, 0, nullptr, ids.data(), &count); ret != 0)
-        throw_errno(std::string("egress: list the cgroup ") + hook_name(type) + " programs (bpf BPF_PROG_QUERY)", -ret);
-    ids.resize(std::min<std::size_t>(count, ids.size()));
-    return ids;
+    return cb::attached(cb::open_dir(dir, "egress").get(), type,
+                        std::string("egress: list the cgroup ") + hook_name(type) + " programs");
 }
 
 void detach_kernel_layer(const std::string& dir) {
-    const UniqueFd cgroup = open_cgroup(dir);
-    for (const auto type : kernel_layer_attach_types()) {
-        for (const std::uint32_t id : attached_programs(dir, type)) {
-            UniqueFd prog(bpf_prog_get_fd_by_id(id));
-            if (!prog) {
-                if (errno == ENOENT) continue;  // already gone
-                throw_errno("egress: open a cgroup program (bpf BPF_PROG_GET_FD_BY_ID)");
-            }
-            if (const int ret = bpf_prog_detach2(prog.get(), cgroup.get(), type); ret != 0 && ret != -ENOENT)
-                throw_errno(std::string("egress: detach the cgroup ") + hook_name(type) + " program from " + dir, -ret);
-        }
-    }
+    const UniqueFd cgroup = cb::open_dir(dir, "egress");
+    for (const auto type : kernel_layer_attach_types())
+        for (const std::uint32_t id : attached_programs(dir, type))
+            cb::detach(cgroup.get(), id, type, std::string("egress: detach the cgroup ") + hook_name(type) + " program from " + dir);
 }
 
 // ---- create's decision
