@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -855,6 +856,133 @@ BOOST_AUTO_TEST_CASE(many_threads_and_several_blocked_calls_are_all_served) {
     BOOST_CHECK_EQUAL(good.drain(), kThreads * kEach);
     BOOST_CHECK_EQUAL(o.counters.allowed, static_cast<std::uint64_t>(kThreads * kEach + kBlocked));
     BOOST_CHECK_EQUAL(o.counters.errors, 0u);
+}
+
+// The shim is bounded whatever the container blocks on: 40 connects hang on a dropped
+// destination at once, the supervisor serves at most 32 of them and answers the rest
+// EAGAIN straight away, and an allowed connect made meanwhile still gets through.
+BOOST_AUTO_TEST_CASE(the_in_flight_cap_answers_eagain_beyond_32_calls) {
+    TcpSink good;
+    TcpSink blackhole(0);
+    const auto fillers = fill_backlog(blackhole);
+    constexpr int kHanging = 40;
+    SharedResults r;
+    const std::string rules = "127.0.0.1:" + std::to_string(good.port) + "," + std::to_string(blackhole.port);
+    Outcome o = supervise(allow_policy(rules), [&] {
+        std::atomic<int> eagain{0}, blocked{0};
+        std::vector<std::thread> hanging;
+        for (int i = 0; i < kHanging; ++i)
+            hanging.emplace_back([&] {
+                UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+                timeval tv{1, 500000};
+                ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+                sockaddr_in to = loopback4(blackhole.port);
+                const int e = static_cast<int>(err_of(::connect(s.get(), sa(&to), sizeof to)));
+                if (e == EAGAIN) ++eagain;
+                if (e == EINPROGRESS) ++blocked;  // SO_SNDTIMEO ran out: it was served, and hung
+            });
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in to = loopback4(good.port);
+        r[2] = err_of(::connect(s.get(), sa(&to), sizeof to));  // the cap frees up only later
+        for (auto& t : hanging) t.join();
+        r[0] = eagain.load();
+        r[1] = blocked.load();
+        UniqueFd after(::socket(AF_INET, SOCK_STREAM, 0));
+        r[3] = err_of(::connect(after.get(), sa(&to), sizeof to));
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_TEST_MESSAGE("in-flight cap: " << r[1] << " served and hung, " << r[0] << " answered EAGAIN");
+    BOOST_CHECK_EQUAL(r[0] + r[1], kHanging);
+    BOOST_CHECK_LE(r[1], 32);
+    BOOST_CHECK_GE(r[0], kHanging - 32);
+    BOOST_CHECK_EQUAL(o.counters.busy, static_cast<std::uint64_t>(r[0] + (r[2] == EAGAIN ? 1 : 0)));
+    BOOST_CHECK_EQUAL(r[3], 0);  // once they are over, connects are served again
+    BOOST_CHECK_EQUAL(good.drain(), r[2] == 0 ? 2 : 1);
+}
+
+// A stream send copies at most 256 KiB (a short write), whatever the caller asks; the
+// receiver gets exactly what the call reported. MSG_ZEROCOPY is dropped on the way.
+BOOST_AUTO_TEST_CASE(stream_sends_copy_at_most_256_kib) {
+    TcpSink sink;
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:" + std::to_string(sink.port)), [&] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in to = loopback4(sink.port);
+        if (::connect(s.get(), sa(&to), sizeof to) != 0) _exit(96);
+        std::vector<char> big(4 << 20, 'x');
+        iovec iov{big.data(), big.size()};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        r[0] = ::sendmsg(s.get(), &m, 0);
+        int one = 1;
+        ::setsockopt(s.get(), SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one);
+        r[1] = ::sendmsg(s.get(), &m, MSG_ZEROCOPY);
+        r[2] = r[1] < 0 ? errno : 0;
+        // nothing should wait in the error queue: the copy was the shim's
+        char ctl[128];
+        msghdr e{};
+        e.msg_control = ctl;
+        e.msg_controllen = sizeof ctl;
+        r[3] = ::recvmsg(s.get(), &e, MSG_ERRQUEUE | MSG_DONTWAIT) < 0 ? errno : 0;
+        ::shutdown(s.get(), SHUT_WR);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_GT(r[0], 0);
+    BOOST_CHECK_LE(r[0], 256 * 1024);
+    BOOST_CHECK_GT(r[1], 0);
+    BOOST_CHECK_LE(r[1], 256 * 1024);
+    BOOST_CHECK_EQUAL(r[3], EAGAIN);
+    UniqueFd c(::accept4(sink.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    BOOST_REQUIRE(static_cast<bool>(c));
+    long long got = 0;
+    char buf[65536];
+    for (ssize_t n; (n = ::recv(c.get(), buf, sizeof buf, 0)) > 0;) got += n;
+    BOOST_CHECK_EQUAL(got, r[0] + r[1]);
+}
+
+// A blocking send to a peer that never reads cannot hold a shim thread: the caller is
+// killed while its send waits, and the supervisor lets the call go (the listener hangs
+// up and run() returns) instead of blocking in send() for good.
+BOOST_AUTO_TEST_CASE(a_blocked_send_is_abandoned_when_its_caller_dies) {
+    TcpSink sink;  // accepts nothing: the connection's buffers fill up
+    egress::ResolvedPolicy policy = allow_policy("127.0.0.1:" + std::to_string(sink.port));
+    const auto open_fds = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+        return n;
+    };
+    Supervisor sup(policy, {});
+    const std::size_t fds_before = open_fds();
+    Sandboxed box = start_sandboxed([&] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in to = loopback4(sink.port);
+        if (::connect(s.get(), sa(&to), sizeof to) != 0) _exit(96);
+        std::vector<char> chunk(256 * 1024, 'x');
+        iovec iov{chunk.data(), chunk.size()};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        for (;;) ::sendmsg(s.get(), &m, 0);  // blocks once the buffers are full
+    });
+    const pid_t pid = box.pid;
+    sup.add_listener(std::move(box.listener));
+    std::thread server([&] { sup.run(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the send is stuck by now
+    ::kill(pid, SIGKILL);
+    box.wait();
+    const auto t0 = Clock::now();
+    while (sup.listener_count() > 0 && Clock::now() - t0 < std::chrono::seconds(5))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    BOOST_CHECK_EQUAL(sup.listener_count(), 0u);
+    // The duplicate of the caller's socket is closed: no shim thread still sends on it.
+    for (int i = 0; i < 100 && open_fds() > fds_before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_TEST_MESSAGE("abandoned after " << micros_since(t0) << " us");
+    BOOST_CHECK_EQUAL(open_fds(), fds_before);
+    sup.stop();
+    server.join();
 }
 
 // With nobody holding the listener, intercepted calls fail with ENOSYS (fail closed).

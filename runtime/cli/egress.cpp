@@ -124,7 +124,7 @@ void print_table(const json& s) {
     head.add({"audit log:", s.at("audit_log").is_null() ? "-" : s.at("audit_log").get<std::string>()});
     head.add({"shim:", shim_text(s.at("shim"))});
     const json& c = s.at("counters");
-    for (const char* k : {"allowed", "denied", "continued", "errors"})
+    for (const char* k : {"allowed", "denied", "continued", "errors", "busy"})
         head.add({std::string(k) + ":", c.is_object() && c.contains(k) ? std::to_string(c[k].get<uint64_t>()) : "-"});
     head.add({"kernel:", kernel_text(c)});
     std::cout << head.render() << "\n";

@@ -1,18 +1,23 @@
 #include "runtime/shim/on_behalf.hpp"
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <climits>
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/shim/notify.hpp"
@@ -418,6 +423,45 @@ const sockaddr* name_of(const Destination& d) {
 }
 socklen_t name_len(const Destination& d) { return d.kind == Destination::Kind::NoAddress ? 0 : d.sockaddr_len; }
 
+// The shim's own send never blocks a thread for good: it sends with MSG_DONTWAIT and,
+// while the socket is full, polls in slices, giving up as soon as the caller's
+// notification is gone (it died, or a signal interrupted the call). A caller that asked
+// not to wait (MSG_DONTWAIT, O_NONBLOCK) gets EAGAIN as the kernel would give it; so does
+// one whose SO_SNDTIMEO passes. MSG_ZEROCOPY is dropped: the copy is ours, and its
+// completion notices would go to the caller's error queue for buffers it never lent.
+ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    const bool caller_waits = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
+    timeval timeout{};
+    socklen_t tlen = sizeof timeout;
+    ::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen);
+    const bool has_deadline = timeout.tv_sec != 0 || timeout.tv_usec != 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout.tv_sec) +
+                          std::chrono::microseconds(timeout.tv_usec);
+    // A Fast Open send is a connect first: without waiting it would return EINPROGRESS
+    // with nothing sent. It blocks as a connect does (bounded by the in-flight cap).
+    const int own = (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL | ((flags & MSG_FASTOPEN) ? 0 : MSG_DONTWAIT);
+    for (;;) {
+        const ssize_t rc = ::sendmsg(fd, &m, own);
+        if (rc >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || !caller_waits) return rc;
+        if (has_deadline && std::chrono::steady_clock::now() >= deadline) {
+            errno = EAGAIN;
+            return -1;
+        }
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, 100);
+        caller.ensure_valid();  // throws NotificationGone: nobody waits for this send any more
+    }
+}
+
+// How much of a send of len bytes is copied: a stream takes a prefix (a short write);
+// nullopt when a datagram is larger than any datagram can be.
+std::optional<std::size_t> copy_size(const SocketKind& kind, std::size_t len) {
+    if (kind.is_tcp()) return std::min(len, kMaxStreamCopy);
+    if (len > kMaxDatagramBytes) return std::nullopt;
+    return len;
+}
+
 Reply send_result(Call& call, ssize_t rc, int flags) {
     if (rc >= 0) return Reply::success(rc);
     const int err = errno;
@@ -477,9 +521,10 @@ Reply on_sendto(Call& call) {
     if (auto r = take_socket(caller, s)) return *r;
     const std::uint64_t addr = caller.arg(4);
     if (!s.kind.is_ip()) return continue_non_ip(caller, addr, caller.arg(5));
-    const std::size_t len = caller.arg(2);
     const int flags = static_cast<int>(caller.arg(3));
-    if (len > kMaxSendBytes) return Reply::failure(EMSGSIZE);
+    const std::optional<std::size_t> copied = copy_size(s.kind, caller.arg(2));
+    if (!copied) return Reply::failure(EMSGSIZE);
+    const std::size_t len = *copied;
 
     Destination d = no_address();
     if (addr != 0) {
@@ -494,7 +539,13 @@ Reply on_sendto(Call& call) {
     auto data = buffer(len);
     if (!caller.read(caller.arg(1), data.get(), len)) return call.finish(Reply::failure(EIO));
     caller.ensure_fd_was_callers();
-    const ssize_t rc = ::sendto(s.fd.get(), data.get(), len, flags | MSG_NOSIGNAL, name_of(d), name_len(d));
+    iovec iov{data.get(), len};
+    msghdr m{};
+    m.msg_name = const_cast<sockaddr*>(name_of(d));
+    m.msg_namelen = name_len(d);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    const ssize_t rc = send_bounded(caller, s.fd.get(), m, flags);
     return call.finish(send_result(call, rc, flags));
 }
 
@@ -518,12 +569,18 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     if (!iov.empty() &&
         !caller.read(reinterpret_cast<std::uintptr_t>(remote.msg_iov), iov.data(), iov.size() * sizeof(iovec)))
         return Reply::failure(EFAULT);
+    std::size_t length = 0;  // the message's, saturating
+    for (const iovec& v : iov) length = v.iov_len > SIZE_MAX - length ? SIZE_MAX : length + v.iov_len;
+    const std::optional<std::size_t> copied = copy_size(s.kind, length);
+    if (!copied) return Reply::failure(EMSGSIZE);
+    // The iovecs' prefix that holds the bytes copied.
     std::size_t total = 0;
     std::vector<iovec> nonempty;
     for (const iovec& v : iov) {
-        if (v.iov_len > kMaxSendBytes || total + v.iov_len > kMaxSendBytes) return Reply::failure(EMSGSIZE);
-        total += v.iov_len;
-        if (v.iov_len > 0) nonempty.push_back(v);
+        const std::size_t take = std::min(v.iov_len, *copied - total);
+        if (take > 0) nonempty.push_back(iovec{v.iov_base, take});
+        total += take;
+        if (total == *copied) break;
     }
 
     if (remote.msg_controllen > kMaxControlBytes) return Reply::failure(ENOBUFS);
@@ -557,7 +614,7 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     local.msg_controllen = control.size();
     local.msg_flags = remote.msg_flags;  // the kernel honours MSG_EOR from here
     caller.ensure_fd_was_callers();
-    const ssize_t rc = ::sendmsg(s.fd.get(), &local, flags | MSG_NOSIGNAL);
+    const ssize_t rc = send_bounded(caller, s.fd.get(), local, flags);
     return send_result(call, rc, flags);
 }
 

@@ -33,8 +33,11 @@ struct Decision {
 };
 using DecisionFn = std::function<void(const Decision&)>;
 
-// Caps on what is copied out of the caller (as sandlock's).
-inline constexpr std::size_t kMaxSendBytes = std::size_t{64} << 20;  // per call/message: EMSGSIZE
+// Caps on what is copied out of the caller. A stream send copies at most kMaxStreamCopy
+// (a short write, which a blocking socket may return too); a datagram larger than the
+// biggest UDP datagram fails EMSGSIZE before anything is copied, as the kernel would fail it.
+inline constexpr std::size_t kMaxStreamCopy = std::size_t{256} << 10;
+inline constexpr std::size_t kMaxDatagramBytes = 65535;
 inline constexpr std::size_t kMaxIovecs = 1024;                      // EMSGSIZE (UIO_MAXIOV)
 inline constexpr std::size_t kMaxControlBytes = 4096;                // ENOBUFS
 inline constexpr unsigned kMaxSendmmsgEntries = 256;                 // larger vlen is cut

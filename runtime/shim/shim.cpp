@@ -523,7 +523,8 @@ public:
 
     json status() const {
         const Counters c = sup_.counters();
-        json counters = {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued}, {"errors", c.errors}};
+        json counters = {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued},
+                         {"errors", c.errors},   {"busy", c.busy}};
         std::lock_guard lock(mu_);
         if (kernel_) {
             try {

@@ -25,6 +25,10 @@ namespace {
 // Threads kept when idle; more are started whenever every thread is busy and retire
 // after kIdleRetire without work.
 constexpr std::size_t kMinThreads = 2;
+// Calls served at once, per container. Beyond it a notification is answered EAGAIN at
+// once: a container cannot make the shim (outside its cgroup) hold more threads, sockets
+// and copies than this, whatever it blocks on.
+constexpr std::size_t kMaxInFlight = 32;
 constexpr auto kIdleRetire = std::chrono::seconds(10);
 // A call the leader has been handling this long (a connect to a dropped destination,
 // a full socket buffer) loses it the leader role: a watching thread takes over.
@@ -68,7 +72,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     std::mutex audit_mutex;
     AuditFn audit;  // cleared when the Supervisor goes away
 
-    std::atomic<std::uint64_t> allowed{0}, denied{0}, continued{0}, errors{0};
+    std::atomic<std::uint64_t> allowed{0}, denied{0}, continued{0}, errors{0}, busy{0};
 
     UniqueFd wake;  // eventfd: stop() or add_listener()
 
@@ -84,6 +88,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     bool leader_taken = false;
     std::uint64_t term = 0;         // changes whenever another thread becomes the leader
     bool leader_in_call = false;    // the leader is handling a call
+    std::size_t in_flight = 0;      // calls being served, by every thread
     std::uint64_t calls = 0;        // calls the leaders started
     std::chrono::steady_clock::time_point last_call{};
     bool watching = false;          // an idle thread watches the leader
@@ -133,6 +138,17 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         if (reply.kind == Reply::Kind::Gone) return;
         try {
             notif_respond(fd, to_response(job.notif.id, reply));
+        } catch (const std::exception& e) {
+            ++errors;
+            log::warn(std::string("egress supervisor: ") + e.what());
+        }
+    }
+
+    // Over the in-flight cap: EAGAIN, answered by the leader without a thread of its own.
+    void refuse_busy(const Job& job) {
+        ++busy;
+        try {
+            notif_respond(job.listener->fd.get(), to_response(job.notif.id, Reply::failure(EAGAIN)));
         } catch (const std::exception& e) {
             ++errors;
             log::warn(std::string("egress supervisor: ") + e.what());
@@ -288,12 +304,21 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
                 std::optional<Job> job = st.receive_one();
                 lock.lock();
                 if (!job) break;  // finished
+                if (st.in_flight >= kMaxInFlight) {
+                    lock.unlock();
+                    st.refuse_busy(*job);
+                    job->listener.reset();
+                    lock.lock();
+                    continue;
+                }
                 // (No takeover while polling: only a leader in a call is taken over.)
+                ++st.in_flight;
                 st.watch_me();
                 lock.unlock();
                 st.serve(*job);
                 job->listener.reset();  // outside the lock: may close the listener
                 lock.lock();
+                --st.in_flight;
                 if (st.term != my_term) break;  // taken over meanwhile: now an idle thread
                 st.leader_in_call = false;
             }
@@ -344,6 +369,7 @@ Counters Supervisor::counters() const {
     c.denied = state_->denied.load();
     c.continued = state_->continued.load();
     c.errors = state_->errors.load();
+    c.busy = state_->busy.load();
     return c;
 }
 

@@ -3,6 +3,10 @@
 // on_behalf.hpp) itself, with no hand-off; an idle thread watches a leader whose call
 // takes more than a millisecond and takes over receiving, so a connect that blocks for
 // minutes never delays another notification (supervisor.cpp has the details).
+// Bounded whatever the container does: at most 32 calls are served at once (more are
+// answered EAGAIN at once, counted as busy), a stream send copies at most 256 KiB, a
+// datagram at most 64 KiB, and the shim's own sends never wait past the caller's
+// notification (on_behalf.cpp).
 #pragma once
 
 #include <cstddef>
@@ -24,6 +28,7 @@ struct Counters {
     std::uint64_t denied = 0;     // destinations refused (ECONNREFUSED), unknown protocols, source routes
     std::uint64_t continued = 0;  // non-IP sockets answered with CONTINUE
     std::uint64_t errors = 0;     // notifications the supervisor could not act on
+    std::uint64_t busy = 0;       // answered EAGAIN: the in-flight cap was reached
 };
 
 class Supervisor {
