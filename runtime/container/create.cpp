@@ -362,6 +362,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
             target.why_not.empty() ? shim::attach_kernel_layer(*pending_shim, target.dir) : target.why_not;
         const egress::Enforcement mode = egress::choose_enforcement(why, opts.supervisor_mode_allowed);
         st.egress_enforcement = egress::to_string(mode);
+        if (mode == egress::Enforcement::Kernel)
+            refuse_inherited_ip_sockets(passed, !cfg.process->terminal, policy_source(cfg.annotations));
         parent_sock.send(SyncType::EgressMode, st.egress_enforcement);
     }
     init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);

@@ -1,6 +1,7 @@
 #include "runtime/container/egress_setup.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,6 +99,21 @@ void refuse_egress_bypassing_capabilities(const spec::Process& process, const st
         if (granted->name == name)
             throw Error(".process.capabilities." + granted->set + ": " + name + " cannot be granted under " +
                         source + ": " + why);
+}
+
+void refuse_inherited_ip_sockets(int passed_fds, bool stdio, const std::string& source) {
+    const auto check = [&](int fd) {
+        int family = 0;
+        socklen_t len = sizeof family;
+        if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0) return;  // not a socket, or closed
+        if (family != AF_INET && family != AF_INET6) return;
+        throw Error("fd " + std::to_string(fd) + " is an " + (family == AF_INET ? "AF_INET" : "AF_INET6") +
+                    " socket made outside the container: the kernel programs of " + source +
+                    " judge only the container's own sockets (pass a unix socket, or allow supervisor mode)");
+    };
+    if (stdio)
+        for (int fd = 0; fd < 3; ++fd) check(fd);
+    for (int fd = 3; fd < 3 + passed_fds; ++fd) check(fd);
 }
 
 std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,

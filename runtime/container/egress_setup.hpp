@@ -40,6 +40,12 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
 // (the annotation), e.g. `.process.capabilities.bounding: CAP_NET_ADMIN cannot be
 // granted under io.sandlock.network.allow: it can re-route or NAT around the egress policy`.
 void refuse_egress_bypassing_capabilities(const spec::Process& process, const std::string& source);
+// Kernel mode: the cgroup programs judge sockets by the cgroup that made them, so an IP
+// socket handed to the container's process (stdio when `stdio`, preserved and LISTEN_FDS
+// fds) could connect or send unjudged once the shim let a call through. Throws one line
+// naming the fd and `source`. (Supervisor mode performs every call on the shim's own
+// duplicate: such sockets are judged there.)
+void refuse_inherited_ip_sockets(int passed_fds, bool stdio, const std::string& source);
 // The io.sandlock.network.* annotation(s) a policy comes from, for messages.
 std::string policy_source(const std::map<std::string, std::string>& annotations);
 

@@ -130,6 +130,8 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
     std::optional<EgressPlan> egress = load_egress_plan(cfg, store.dir(opts.id), st.egress_enforcement);
     if (st.shim && !egress) throw Error("egress policy of container " + opts.id + " is missing");
     if (egress) refuse_egress_bypassing_capabilities(process, policy_source(cfg.annotations));
+    if (egress && egress->enforcement == egress::Enforcement::Kernel)
+        refuse_inherited_ip_sockets(passed_fd_count(opts.preserve_fds), !process.terminal, policy_source(cfg.annotations));
     os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);
     auto cgroup = st.cgroup.is_null() ? nullptr : cgroups::open_manager(st.cgroup);
     const int passed = passed_fd_count(opts.preserve_fds);
