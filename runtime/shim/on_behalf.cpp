@@ -423,6 +423,16 @@ const sockaddr* name_of(const Destination& d) {
 }
 socklen_t name_len(const Destination& d) { return d.kind == Destination::Kind::NoAddress ? 0 : d.sockaddr_len; }
 
+// A message of one buffer to d (no name when d has none).
+msghdr message_to(const Destination& d, iovec& data) {
+    msghdr m{};
+    m.msg_name = const_cast<sockaddr*>(name_of(d));
+    m.msg_namelen = name_len(d);
+    m.msg_iov = &data;
+    m.msg_iovlen = 1;
+    return m;
+}
+
 // The shim's own send never blocks a thread for good: it sends with MSG_DONTWAIT and,
 // while the socket is full, polls in slices, giving up as soon as the caller's
 // notification is gone (it died, or a signal interrupted the call). A caller that asked
@@ -540,12 +550,7 @@ Reply on_sendto(Call& call) {
     if (!caller.read(caller.arg(1), data.get(), len)) return call.finish(Reply::failure(EIO));
     caller.ensure_fd_was_callers();
     iovec iov{data.get(), len};
-    msghdr m{};
-    m.msg_name = const_cast<sockaddr*>(name_of(d));
-    m.msg_namelen = name_len(d);
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    const ssize_t rc = send_bounded(caller, s.fd.get(), m, flags);
+    const ssize_t rc = send_bounded(caller, s.fd.get(), message_to(d, iov), flags);
     return call.finish(send_result(call, rc, flags));
 }
 
@@ -605,11 +610,7 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     auto data = buffer(total);
     if (!caller.gather(nonempty, data.get(), total)) return Reply::failure(EIO);
     iovec local_iov{data.get(), total};
-    msghdr local{};
-    local.msg_name = const_cast<sockaddr*>(name_of(d));
-    local.msg_namelen = name_len(d);
-    local.msg_iov = &local_iov;
-    local.msg_iovlen = 1;
+    msghdr local = message_to(d, local_iov);
     local.msg_control = control.empty() ? nullptr : control.data();
     local.msg_controllen = control.size();
     local.msg_flags = remote.msg_flags;  // the kernel honours MSG_EOR from here

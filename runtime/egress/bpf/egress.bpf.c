@@ -249,24 +249,25 @@ int connect6(struct bpf_sock_addr *ctx)
     return judge_sockaddr(ctx, SL_HOOK_CONNECT, 1);
 }
 
-SEC("cgroup/sendmsg4")
-int sendmsg4(struct bpf_sock_addr *ctx)
+static __always_inline int judge_datagram(struct bpf_sock_addr *ctx, int ipv6)
 {
-    if (no_address(ctx, 0)) {
+    if (no_address(ctx, ipv6)) {
         count(SL_SLOT_NO_ADDRESS, 1);
         return ALLOW;
     }
-    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, 0);
+    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, ipv6);
+}
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+    return judge_datagram(ctx, 0);
 }
 
 SEC("cgroup/sendmsg6")
 int sendmsg6(struct bpf_sock_addr *ctx)
 {
-    if (no_address(ctx, 1)) {
-        count(SL_SLOT_NO_ADDRESS, 1);
-        return ALLOW;
-    }
-    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, 1);
+    return judge_datagram(ctx, 1);
 }
 
 static __always_inline int is_ping_socket(struct __sk_buff *skb)
