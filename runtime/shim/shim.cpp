@@ -1,6 +1,7 @@
 #include "runtime/shim/shim.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -581,6 +582,7 @@ private:
         }
         sup_.set_kernel_layer();
         if (audit_fn_) pump_.emplace(*kernel_, audit_fn_);
+        ::malloc_trim(0);  // the object, BTF and relocations libbpf parsed are freed: give them back
         return {{"ok", true}, {"enforcement", "kernel"}};
     }
 
@@ -590,7 +592,10 @@ private:
         std::lock_guard lock(mu_);
         if (closing_) return refuse("the egress shim is stopping");
         // Supervisor mode: the layer loaded for nothing goes (its maps and programs with it).
-        if (!kernel_ && preload_.valid()) preload_.get();
+        if (!kernel_ && preload_.valid()) {
+            preload_.get();
+            ::malloc_trim(0);
+        }
         sup_.add_listener(std::move(fd));
         return {{"ok", true}, {"listeners", sup_.listener_count()}};
     }
