@@ -1192,6 +1192,205 @@ bad_annotation() {
 	nothing_reached_denied
 }
 
+# Kernel mode takes the shim off the data path: the datagrams sent here never reach it (its
+# counters do not move), the kernel counts them per rule row and its audit records carry
+# "layer":"kernel". Supervisor mode: the shim judges, counts and records every one.
+@test "datagrams: kernel mode judges and counts them in the kernel and never wakes the shim; supervisor mode in the shim" {
+	require_enforcement
+	egress_setup_net
+	new_id ID
+	egress_bundle b "
+		until [ -e /tmp/go ]; do sleep 0.05; done
+		{
+			/probe --label dg-ok sendto-many $EG_A $EG_P 20
+			/probe --label dg-denied sendto-many $EG_D $EG_P 7
+			/probe --label dg-mmsg sendmmsg udp $EG_A6 $EG_P2 $EG_A6 $EG_P2 $EG_A6 $EG_P2
+		} >/tmp/r.tmp 2>&1
+		mv /tmp/r.tmp /tmp/r
+		exec sleep 1000
+	" "$(allow "$EG_A:$EG_P;udp://$EG_A:$EG_P;udp://[$EG_A6]:$EG_P2")" "$(annotation io.sandlock.audit deny)"
+	start_container "$ID" "$BUNDLE"
+	local before after
+	before=$(rt egress --format json "$ID")
+	echo "before: $(jq -c .counters <<<"$before")"
+	touch "$BUNDLE/rootfs/tmp/go"
+	wait_file "$BUNDLE/rootfs/tmp/r" 20
+	output=$(cat "$BUNDLE/rootfs/tmp/r")
+	echo "$output"
+	after=$(rt egress --format json "$ID")
+	echo "after: $(jq -c .counters <<<"$after")"
+	# delta KEY: how much the counter at jq path KEY grew
+	delta() { echo $(($(jq "$1 // 0" <<<"$after") - $(jq "$1 // 0" <<<"$before"))); }
+	[ "$(result dg-ok)" = "ok ok=20 n=20" ]
+	[ "$(result dg-denied)" = "errno ok=0 n=7 first_errno=$EG_DGRAM_REFUSED" ]
+	[ "$(result dg-mmsg)" = "ok ret=3" ]
+	settle
+	show_listeners
+	expect_count 20 received_at udp "$EG_A" "$EG_P" dg-ok-
+	expect_count 3 received_at udp "$EG_A6" "$EG_P2" dg-mmsg-
+	expect_count 0 received_anywhere dg-denied-0
+	nothing_reached_denied
+	local log=$TEST_ROOT/$ID/audit.log
+	if [ "$EG_MODE" = kernel ]; then
+		# the shim saw none of the 30 datagrams
+		expect_count 0 delta .counters.allowed
+		expect_count 0 delta .counters.denied
+		expect_count 0 delta .counters.continued
+		# the kernel judged each: 23 allowed by two rule rows (20 and 3; the TCP row none),
+		# 7 denied by no rule
+		expect_count 23 delta .counters.kernel.allowed
+		expect_count 7 delta .counters.kernel.no_rule.denied
+		expect_count 7 delta .counters.kernel.denied
+		[ "$(jq -c '[.counters.kernel.rules as $a | $b.counters.kernel.rules | to_entries[] | .value.allowed - ($a[.key].allowed // 0)] | sort' \
+			--argjson b "$after" <<<"$before")" = "[0,3,20]" ]
+		# the refused ones are audited from the kernel's ring buffer
+		kernel_denials() {
+			jq -c --arg d "$EG_D" 'select(.layer == "kernel" and .destination == $d and .verdict == "deny")' "$log" 2>/dev/null | wc -l
+		}
+		positive() { [ "$("$@")" -gt 0 ]; }
+		eventually 10 positive kernel_denials
+	else
+		# the shim judged every datagram (a sendmmsg entry each) and performed the allowed ones
+		expect_count 23 delta .counters.allowed
+		expect_count 7 delta .counters.denied
+		[ "$(jq -c .counters.kernel <<<"$after")" = null ]
+		[ "$(jq -c --arg d "$EG_D" 'select(.syscall == "sendto" and .destination == $d and .verdict == "deny" and .layer == null)' "$log" | wc -l)" -gt 0 ]
+	fi
+}
+
+# IPv4 options and IPv6 routing headers send a packet elsewhere than the address every hook
+# judged: a loose source route's first hop, a routing header's next segment becomes the
+# packet's own destination. Here the allowed address is the one judged and the denied one
+# the hop. Per message (control messages IP_RETOPTS, IPV6_RTHDR type 2: only on kernels
+# with CONFIG_IPV6_MIP6, elsewhere the kernel refuses it, EINVAL) and sticky (IP_OPTIONS,
+# IPV6_RTHDR with a segment routing header), from UDP, ping and TCP sockets. Judged on the
+# wire: the host's prerouting counters see every packet with options or a routing header
+# from the veth, and every packet to the denied addresses, before the host drops them.
+@test "control: without a policy, source-routed packets (IPv4 options, IPv6 routing headers) leave for the hop" {
+	only_in kernel
+	egress_setup_net
+	egress_run "
+		/probe --label c-rt-udp route-sendmsg $EG_A $EG_P $EG_D c-rt-udp
+		/probe --label c-rt-udp-sticky route-sendmsg $EG_A $EG_P $EG_D c-rt-udp-sticky sticky
+		/probe --label c-rt-ping route-ping $EG_A $EG_D
+		/probe --label c-rt-tcp route-connect $EG_A $EG_P $EG_D c-rt-tcp
+		/probe --label c-rt-udp6 route-sendmsg $EG_A6 $EG_P $EG_D6 c-rt-udp6
+		/probe --label c-rt-udp6-sticky route-sendmsg $EG_A6 $EG_P $EG_D6 c-rt-udp6-sticky sticky
+		/probe --label c-rt-ping6 route-ping $EG_A6 $EG_D6
+		/probe --label c-rt-tcp6 route-connect $EG_A6 $EG_P $EG_D6 c-rt-tcp6
+		echo all-done
+	"
+	has_line all-done
+	settle
+	show_listeners
+	for l in c-rt-udp c-rt-udp-sticky c-rt-ping c-rt-udp6-sticky; do
+		assert_ok "$l"
+	done
+	[ "$(result c-rt-tcp)" = "ok connected=0" ]
+	[ "$(result c-rt-tcp6)" = "ok connected=0" ]
+	# IPv4: the UDP datagrams, the echo request and the SYN went to the hop with options
+	[ "$(counter routed)" -ge 4 ]
+	[ "$(counter wire_denied)" -ge 4 ]
+	# IPv6: the sticky segment routing header took the datagram and the SYN to the hop
+	local n6=2
+	if [ "$(result c-rt-udp6)" = "errno EINVAL at=sendmsg" ]; then
+		echo "this kernel refuses type-2 routing headers (no CONFIG_IPV6_MIP6)"
+	else
+		assert_ok c-rt-udp6
+		n6=3
+	fi
+	[ "$(counter routed6)" -ge "$n6" ]
+	[ "$(counter wire_denied6)" -ge "$n6" ]
+}
+
+# Kernel mode: a control message's options pass the sendmsg hook (it judges the address)
+# and the packet program drops the packet (EPERM); supervisor mode: the shim refuses the
+# control message (EPERM). Sticky options: the seccomp filter refuses setsockopt
+# IP_OPTIONS and IPV6_RTHDR (EPERM) in both modes.
+@test "attack: source-routed packets (IPv4 options, IPv6 routing headers) never leave, from UDP, ping and TCP sockets" {
+	require_enforcement
+	egress_setup_net
+	egress_run "
+		/probe --label r-rt-udp route-sendmsg $EG_A $EG_P $EG_D r-rt-udp
+		/probe --label r-rt-udp-self route-sendmsg $EG_A $EG_P $EG_A r-rt-udp-self
+		/probe --label r-rt-udp-sticky route-sendmsg $EG_A $EG_P $EG_D r-rt-udp-sticky sticky
+		/probe --label r-rt-ping route-ping $EG_A $EG_D
+		/probe --label r-rt-tcp route-connect $EG_A $EG_P $EG_D r-rt-tcp
+		/probe --label r-rt-udp6 route-sendmsg $EG_A6 $EG_P $EG_D6 r-rt-udp6
+		/probe --label r-rt-udp6-sticky route-sendmsg $EG_A6 $EG_P $EG_D6 r-rt-udp6-sticky sticky
+		/probe --label r-rt-ping6 route-ping $EG_A6 $EG_D6
+		/probe --label r-rt-tcp6 route-connect $EG_A6 $EG_P $EG_D6 r-rt-tcp6
+		/probe --label r-plain sendto udp $EG_A $EG_P r-plain
+		/probe --label r-plain6 sendto udp $EG_A6 $EG_P r-plain6
+		echo all-done
+	" "$(allow "$EG_A:$EG_P;[$EG_A6]:$EG_P;udp://$EG_A:$EG_P;udp://[$EG_A6]:$EG_P;icmp://$EG_A;icmp://[$EG_A6]")"
+	has_line all-done
+	settle
+	show_listeners
+	# per message (the second through the allowed address itself: options alone)
+	assert_refused r-rt-udp EPERM
+	assert_refused r-rt-udp-self EPERM
+	assert_refused r-rt-ping EPERM
+	# a type-2 routing header: refused by a kernel without CONFIG_IPV6_MIP6 (EINVAL),
+	# else by the packet program or the shim (EPERM); a ping socket ignores it (its echo
+	# request then goes to the allowed address, without the header)
+	[[ "$(result r-rt-udp6)" =~ ^errno\ (EPERM|EINVAL) ]]
+	[[ "$(result r-rt-ping6)" =~ ^(errno\ (EPERM|EINVAL)|ok) ]]
+	# sticky options: refused at setsockopt
+	for l in r-rt-udp-sticky r-rt-tcp r-rt-udp6-sticky r-rt-tcp6; do
+		assert_refused "$l" EPERM
+		[ "$(field "$l" at)" = setsockopt ]
+	done
+	# on the wire: no packet with options or a routing header, nothing to the hops
+	expect_count 0 counter routed
+	expect_count 0 counter routed6
+	for l in r-rt-udp r-rt-udp-self r-rt-udp-sticky r-rt-tcp r-rt-udp6 r-rt-udp6-sticky r-rt-tcp6; do
+		expect_count 0 received_anywhere "$l"
+	done
+	expect_count 0 counter icmp_denied
+	expect_count 0 counter icmp6_denied
+	nothing_reached_denied
+	# the same destinations without the options are delivered
+	expect_count 1 received udp "$EG_A" "$EG_P" r-plain
+	expect_count 1 received udp "$EG_A6" "$EG_P" r-plain6
+}
+
+# QUIC sends on a connected UDP socket with control messages: UDP_SEGMENT (GSO: one call,
+# three datagrams here) and IP_TOS / IPV6_TCLASS. In kernel mode the kernel runs the
+# sendmsg hook for them without an address (it must not take that for 0.0.0.0, a loopback
+# destination, under loopback=deny); in supervisor mode the shim sends them with their
+# control messages. Both must deliver every datagram; the connect to a refused destination
+# stays refused.
+@test "QUIC-like sender: connected UDP with UDP_SEGMENT and IP_TOS control messages works under loopback=allow and loopback=deny" {
+	require_enforcement
+	egress_setup_net
+	local lo
+	for lo in allow deny; do
+		egress_run "
+			/probe --label q4-$lo quic $EG_A $EG_P 5 1000
+			/probe --label q6-$lo quic $EG_A6 $EG_P 5 1000
+			/probe --label t4-$lo quic $EG_A $EG_P 5
+			/probe --label qd-$lo quic $EG_D $EG_P 1 1000
+			echo all-done
+		" "$(allow "udp://$EG_A:$EG_P;udp://[$EG_A6]:$EG_P")" "$(annotation io.sandlock.network.loopback $lo)"
+		has_line all-done
+		[ "$(result "q4-$lo")" = "ok ok=5 n=5 datagrams=15" ]
+		[ "$(result "q6-$lo")" = "ok ok=5 n=5 datagrams=15" ]
+		[ "$(result "t4-$lo")" = "ok ok=5 n=5 datagrams=5" ]
+		assert_refused "qd-$lo"
+		[ "$(field "qd-$lo" at)" = connect ]
+	done
+	settle
+	show_listeners
+	for lo in allow deny; do
+		expect_count 15 received_at udp "$EG_A" "$EG_P" "q4-$lo-"
+		expect_count 15 received_at udp "$EG_A6" "$EG_P" "q6-$lo-"
+		expect_count 5 received_at udp "$EG_A" "$EG_P" "t4-$lo-"
+		expect_count 0 received_anywhere "qd-$lo-0-0"
+	done
+	nothing_reached_denied
+}
+
 # Kernel mode: one program per hook; supervisor mode: none.
 @test "the kernel layer: a container with a policy has the cgroup programs in kernel mode, none in supervisor mode; delete leaves no cgroup" {
 	require_enforcement
