@@ -982,8 +982,8 @@ bad_annotation() {
 	assert_no_shim "$id"
 }
 
-# (This test and the next two are about create's parsing and checks, done before a layer
-# is chosen: the same in both modes, and slow; they run in egress.bats only.)
+# (This test and the next are about create's parsing of the annotations, done before a
+# layer is chosen: the same in both modes; they run in egress.bats only.)
 @test "bad annotations: every allow-rule grammar error fails create, names the rule and the reason" {
 	only_in kernel
 	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotations"
@@ -1031,7 +1031,6 @@ bad_annotation() {
 # programs hang on; CAP_SYS_MODULE and CAP_BPF load code no check sees. Under a policy
 # they are refused in every set, at create and at exec, with one line.
 @test "capabilities: a policy refuses NET_ADMIN, SYS_ADMIN, SYS_MODULE and BPF in every set, at create and exec" {
-	only_in kernel
 	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "sandlock-specific annotations"
 	local k=io.sandlock.network.allow cap set id
 	for cap in CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_MODULE CAP_BPF; do
