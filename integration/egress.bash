@@ -13,7 +13,11 @@
 #
 # N is chosen under a lock so that no two tests (or runs) use the same /24. Listeners
 # (helpers/egress_listener.c) bind every host-side address; an nftables table of our own
-# counts what arrives from the veth (and drops what the head-of-line test asks to drop).
+# counts what arrives from the veth (and drops what the head-of-line test asks to drop):
+# in its input chain what the host accepts for delivery, in its prerouting chain what came
+# off the wire at all (routed: IPv4 packets with options, routed6: IPv6 packets with a
+# routing header, wire_denied/wire_denied6: packets to the denied addresses), before the
+# host drops a source-routed packet (accept_source_route=0) that no listener would see.
 # egress_teardown removes the listeners (by pid), the table, the veth and the netns.
 # Nothing ever leaves this machine: every address is on the veth we create.
 
@@ -25,6 +29,57 @@ EG_P2=27102
 EG_PORTS=("$EG_P" "$EG_P2")
 EG_LOCK=/run/lock/slit-egress.lock
 
+# ---------------------------------------------------------------- the mode
+
+# The suite runs twice: integration/egress.bats in kernel mode (the runtime attaches its
+# cgroup programs: the shim judges connect only, the kernel every datagram), and
+# integration/egress_supervisor.bats, a symlink to it, in supervisor mode (the runtime's
+# test-only switch SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1, allowed by
+# SANDLOCK_RUNC_SUPERVISOR_MODE=allow: no programs, the shim judges and performs every
+# connect and send). The mode comes from the file's name; what differs is named here:
+#   EG_DGRAM_REFUSED  the errno of a refused datagram (sendto, sendmsg, sendmmsg, a ping
+#                     to a refused IPv4 address) and of a refused TCP Fast Open:
+#                     the kernel's programs say EPERM, the shim ECONNREFUSED
+# A refused connect is ECONNREFUSED in both modes (the shim decides it).
+case "$(basename "${BATS_TEST_FILENAME:-egress.bats}")" in
+egress_supervisor.bats) EG_MODE=supervisor EG_DGRAM_REFUSED=ECONNREFUSED ;;
+*) EG_MODE=kernel EG_DGRAM_REFUSED=EPERM ;;
+esac
+# the TAP lines of the supervisor copy say so (the test names are the same)
+[ "$EG_MODE" = supervisor ] && BATS_TEST_NAME_PREFIX="[supervisor mode] "
+
+# egress_mode_setup: for setup_file, before egress_detect_enforcement. Every runtime
+# command of the file then runs in the file's mode.
+egress_mode_setup() {
+	if [ "$EG_MODE" = supervisor ]; then
+		export SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow
+	else
+		unset SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER SANDLOCK_RUNC_SUPERVISOR_MODE
+	fi
+}
+
+# only_in MODE: skips the test in the other mode's file (first line of a test that only
+# makes sense in one mode; the reason follows as a comment at the test).
+only_in() {
+	[ "$EG_MODE" = "$1" ] ||
+		skip "$1 mode only (this file runs the suite in $EG_MODE mode)"
+}
+
+# assert_ping6_refused LABEL: a ping to a refused IPv6 address sent nothing. The shim
+# refuses the call (ECONNREFUSED); the kernel's packet program drops the echo request
+# without an error (the ping socket's sendto returns success) and no reply comes back.
+# Either way the host's counters must show nothing (the caller checks them).
+assert_ping6_refused() {
+	if [ "$EG_MODE" = kernel ]; then
+		[ "$(result "$1")" = "ok reply=0" ] || {
+			echo "$1: expected 'ok reply=0' (dropped by the kernel), got '$(result "$1")'" >&2
+			return 1
+		}
+	else
+		assert_refused "$1"
+	fi
+}
+
 # ---------------------------------------------------------------- enforcement detection
 
 # egress_detect_enforcement: for setup_file. Sets and exports EGRESS_SKIP to the reason
@@ -33,7 +88,7 @@ EG_LOCK=/run/lock/slit-egress.lock
 # refuses the annotations with "not enforced by this build". Any other create failure
 # leaves EGRESS_SKIP empty: the tests then run and show the failure.
 egress_detect_enforcement() {
-	export EGRESS_SKIP=""
+	export EGRESS_SKIP="" EGRESS_ENFORCEMENT=""
 	if [[ "$(basename "$RUNTIME")" != sandlock-runc* ]]; then
 		EGRESS_SKIP="the io.sandlock.network annotations are sandlock-specific (RUNTIME=$RUNTIME)"
 		return 0
@@ -54,15 +109,27 @@ egress_detect_enforcement() {
 	out=$(head -c 500 "$dir/out")
 	if [ "$rc" -ne 0 ] && grep -q 'not enforced by this build' <<<"$out"; then
 		EGRESS_SKIP="egress enforcement is not wired into this build yet (create: $(grep -m1 'not enforced' <<<"$out"))"
+	elif [ "$rc" -eq 0 ]; then
+		# which layer enforces (require_enforcement compares it with the file's mode)
+		EGRESS_ENFORCEMENT=$(timeout 30 "$RUNTIME" --root "$dir/root" egress --format json "$id" 2>/dev/null \
+			</dev/null 3>&- | jq -r '.enforcement // "unknown"')
+	else
+		EGRESS_ENFORCEMENT="none (create failed: $(head -n 1 <<<"$out"))"
 	fi
 	timeout 30 "$RUNTIME" --root "$dir/root" delete --force "$id" >/dev/null 2>&1 </dev/null 3>&- || true
 	rm -rf --one-file-system "$dir"
 	return 0
 }
 
-# require_enforcement: first line of every test that needs a policy enforced.
+# require_enforcement: first line of every test that needs a policy enforced. Fails when
+# the runtime enforces in another mode than the file's (e.g. a host where the kernel
+# programs cannot be attached, running egress.bats).
 require_enforcement() {
 	[ -z "${EGRESS_SKIP:-}" ] || skip "$EGRESS_SKIP"
+	[ -z "${EGRESS_ENFORCEMENT:-}" ] || [ "$EGRESS_ENFORCEMENT" = "$EG_MODE" ] || {
+		echo "this file runs the suite in $EG_MODE mode, but the runtime enforced a policy in mode: $EGRESS_ENFORCEMENT" >&2
+		return 1
+	}
 }
 
 # ---------------------------------------------------------------- binaries
@@ -151,6 +218,17 @@ egress_net_up() {
 			counter to_denied {}
 			counter to_denied6 {}
 			counter dropped {}
+			counter routed {}
+			counter routed6 {}
+			counter wire_denied {}
+			counter wire_denied6 {}
+			chain prerouting {
+				type filter hook prerouting priority -300; policy accept;
+				iifname "$EG_IF" ip hdrlength != 5 counter name routed
+				iifname "$EG_IF" exthdr rt exists counter name routed6
+				iifname "$EG_IF" ip daddr $EG_D counter name wire_denied
+				iifname "$EG_IF" ip6 daddr $EG_D6 counter name wire_denied6
+			}
 			chain input {
 				type filter hook input priority -150; policy accept;
 				iifname "$EG_IF" ip daddr $EG_A icmp type echo-request counter name icmp_allowed
@@ -414,11 +492,11 @@ rtq_private_resolver() {
 
 # shim_pids_of ID: processes whose command line names ID's state dir (the shim runs as
 # `sandlock-runc shim <state dir>`).
+# (One grep over every command line, a process each took seconds on a busy machine; the
+# pattern comes from a file so that grep's own command line does not hold it.)
 shim_pids_of() {
-	local p
-	for p in /proc/[0-9]*; do
-		tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$TEST_ROOT/$1" && echo "${p#/proc/}"
-	done
+	grep -lsaFf <(printf '%s\n' "$TEST_ROOT/$1") /proc/[0-9]*/cmdline |
+		sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p'
 	return 0
 }
 

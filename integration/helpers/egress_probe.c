@@ -61,6 +61,27 @@
 //                                        cgroup2 directory DIR per egress hook: sock_create=
 //                                        connect4= connect6= sendmsg4= sendmsg6=
 //                                        inet_egress=
+//   sendto-many ADDR PORT N              N UDP sendto on one socket (payload "LABEL-I");
+//                                        prints ok=N' n=N and the first errno
+//   route-sendmsg DEST PORT HOP PAYLOAD [sticky]
+//                                        a UDP datagram to DEST:PORT that carries a source
+//                                        route through HOP: IPv4 an LSRR option (IP_RETOPTS
+//                                        control message, or with sticky IP_OPTIONS), IPv6 a
+//                                        routing header (IPV6_RTHDR: a type-2 one as control
+//                                        message, a segment routing one as sticky option); the
+//                                        packet's own destination is HOP.
+//                                        at=setsockopt when the option was refused
+//   route-ping DEST HOP                  an ICMP echo request to DEST with the same control
+//                                        message (ping socket)
+//   route-connect DEST PORT HOP PAYLOAD  TCP with the sticky option (IP_OPTIONS LSRR or
+//                                        IPV6_RTHDR segment routing), then a connect that waits 1 s at most:
+//                                        ok connected=0|1 once the SYN was sent
+//   quic DEST PORT N [SEGMENT]           QUIC's way of sending: a connected UDP socket, then
+//                                        N sendmsg without an address, each with an IP_TOS
+//                                        (IPv6: IPV6_TCLASS) control message, and with
+//                                        SEGMENT a UDP_SEGMENT one (GSO: 3 datagrams of
+//                                        SEGMENT bytes per call); payloads "LABEL-I-J...".
+//                                        prints ok=calls n= datagrams=
 //   fork-connect ADDR PORT PAYLOAD       connect from a forked child
 //   thread-connect ADDR PORT PAYLOAD     connect from a second thread
 //   exec-connect ADDR PORT PAYLOAD       connect from a grandchild that re-exec'd this program
@@ -84,6 +105,7 @@
 #include <netinet/ip_icmp.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <netinet/ip6.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -102,6 +124,12 @@
 
 #ifndef MSG_FASTOPEN
 #define MSG_FASTOPEN 0x20000000
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
 #endif
 
 static const char *label;
@@ -897,6 +925,230 @@ static int do_cgroup_progs(const char *dir)
 	return 0;
 }
 
+// ---------------------------------------------------------------- sources routes and QUIC
+
+static int do_sendto_many(const char *host, unsigned port, int n)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	int ok = 0, first_errno = 0;
+	for (int i = 0; i < n; i++) {
+		char payload[64];
+		snprintf(payload, sizeof(payload), "%.40s-%d", label, i);
+		if (sendto(fd, payload, strlen(payload), 0, (struct sockaddr *)&d.ss, d.len) >= 0)
+			ok++;
+		else if (!first_errno)
+			first_errno = errno;
+	}
+	close(fd);
+	say("%s %s ok=%d n=%d%s%s", label, ok == n ? "ok" : "errno", ok, n, first_errno ? " first_errno=" : "",
+	    first_errno ? ename(first_errno) : "");
+	return ok == n ? 0 : 1;
+}
+
+// The routing option that sends a packet for DEST through HOP: IPv4 a loose source route
+// (NOP, LSRR length 7 pointer 4, HOP: the kernel routes to the first address and puts
+// DEST last). IPv6: as a control message a type-2 routing header (Mobile IPv6, only on
+// kernels with CONFIG_IPV6_MIP6; elsewhere EINVAL): HOP becomes the packet's destination,
+// DEST goes in the header; as the sticky option (sticky != 0) a segment routing header
+// (type 4, which every kernel accepts there) with the segments HOP then DEST. Returns its
+// length; level and names for the control message and the sticky socket option.
+static size_t route_option(const struct dest *d, const struct dest *hop, int sticky, unsigned char *opt,
+			   int *level, int *cmsg_type, int *sockopt)
+{
+	if (hop->family == AF_INET) {
+		opt[0] = IPOPT_NOP;
+		opt[1] = IPOPT_LSRR;
+		opt[2] = 7;
+		opt[3] = 4;
+		memcpy(opt + 4, &((struct sockaddr_in *)&hop->ss)->sin_addr, 4);
+		*level = IPPROTO_IP;
+		*cmsg_type = IP_RETOPTS;
+		*sockopt = IP_OPTIONS;
+		return 8;
+	}
+	*level = IPPROTO_IPV6;
+	*cmsg_type = IPV6_RTHDR;
+	*sockopt = IPV6_RTHDR;
+	const struct in6_addr *h = &((struct sockaddr_in6 *)&hop->ss)->sin6_addr;
+	if (!sticky) {
+		memset(opt, 0, 24);
+		opt[1] = 2; // length: 2 units of 8 bytes past the first 8
+		opt[2] = 2; // type 2
+		opt[3] = 1; // segments left
+		memcpy(opt + 8, h, 16);
+		return 24;
+	}
+	// SRH: next header, length 4 (two segments), type 4, segments left 1, last entry 1,
+	// flags, tag; segments[0] is the last one (DEST), segments[1] the first (HOP)
+	memset(opt, 0, 40);
+	opt[1] = 4;
+	opt[2] = 4;
+	opt[3] = 1;
+	opt[4] = 1;
+	memcpy(opt + 8, &((struct sockaddr_in6 *)&d->ss)->sin6_addr, 16);
+	memcpy(opt + 24, h, 16);
+	return 40;
+}
+
+// sendmsg of DATA to D with one control message (level, type, opt) or none (len 0).
+static ssize_t send_with_cmsg(int fd, const struct dest *d, const void *data, size_t dlen, int level, int type,
+			      const void *opt, size_t len)
+{
+	union {
+		struct cmsghdr align;
+		unsigned char buf[CMSG_SPACE(64)];
+	} control;
+	memset(&control, 0, sizeof(control));
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = dlen};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (d) {
+		m.msg_name = (void *)&d->ss;
+		m.msg_namelen = d->len;
+	}
+	if (len) {
+		m.msg_control = control.buf;
+		m.msg_controllen = CMSG_SPACE(len);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = level;
+		c->cmsg_type = type;
+		c->cmsg_len = CMSG_LEN(len);
+		memcpy(CMSG_DATA(c), opt, len);
+	}
+	return sendmsg(fd, &m, 0);
+}
+
+static int do_route_sendmsg(const char *host, unsigned port, const char *hop_host, const char *payload, int sticky,
+			    int ping)
+{
+	struct dest d, hop;
+	make_dest(host, port, &d);
+	make_dest(hop_host, 0, &hop);
+	if (hop.family != d.family)
+		usage();
+	unsigned char opt[40];
+	int level, type, sockopt;
+	size_t len = route_option(&d, &hop, sticky, opt, &level, &type, &sockopt);
+	int v6 = d.family == AF_INET6;
+	int fd = ping ? socket(d.family, SOCK_DGRAM | SOCK_CLOEXEC, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP)
+		      : udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	if (sticky) {
+		if (setsockopt(fd, level, sockopt, opt, (socklen_t)len) != 0)
+			return fail("at=setsockopt");
+		len = 0;
+	}
+	unsigned char pkt[64];
+	size_t plen;
+	if (ping) {
+		memset(pkt, 0, 8);
+		pkt[0] = v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
+		plen = 8 + (size_t)snprintf((char *)pkt + 8, sizeof(pkt) - 8, "%.40s", payload);
+	} else {
+		plen = (size_t)snprintf((char *)pkt, sizeof(pkt), "%.60s", payload);
+	}
+	ssize_t n = send_with_cmsg(fd, &d, pkt, plen, level, type, opt, len);
+	if (n < 0)
+		return fail("at=sendmsg");
+	close(fd);
+	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+static int do_route_connect(const char *host, unsigned port, const char *hop_host, const char *payload)
+{
+	struct dest d, hop;
+	make_dest(host, port, &d);
+	make_dest(hop_host, 0, &hop);
+	if (hop.family != d.family)
+		usage();
+	unsigned char opt[40];
+	int level, type, sockopt;
+	size_t len = route_option(&d, &hop, 1, opt, &level, &type, &sockopt);
+	int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return fail("at=socket");
+	if (setsockopt(fd, level, sockopt, opt, (socklen_t)len) != 0)
+		return fail("at=setsockopt");
+	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0 && errno != EINPROGRESS)
+		return fail("at=connect");
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int connected = 0, err = 0;
+	socklen_t elen = sizeof(err);
+	if (poll(&p, 1, 1000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0) {
+		connected = 1;
+		write_all(fd, payload, strlen(payload));
+	}
+	close(fd);
+	say("%s ok connected=%d", label, connected);
+	return 0;
+}
+
+// QUIC's sender: connect, then sendmsg without an address with IP_TOS/IPV6_TCLASS and,
+// with GSO, UDP_SEGMENT (one control message each: both in one buffer).
+static int do_quic(const char *host, unsigned port, int n, unsigned segment)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int v6 = d.family == AF_INET6;
+	int fd = udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0)
+		return fail("at=connect");
+	int ok = 0, datagrams = 0, first_errno = 0;
+	for (int i = 0; i < n; i++) {
+		char data[3 * 1400];
+		size_t dlen = 0;
+		int segs = segment ? 3 : 1;
+		size_t seglen = segment ? segment : 64;
+		if (seglen * 3 > sizeof(data))
+			usage();
+		for (int j = 0; j < segs; j++) {
+			memset(data + dlen, '.', seglen);
+			int w = snprintf(data + dlen, seglen, "%.20s-%d-%d", label, i, j);
+			data[dlen + (size_t)w] = '.';
+			dlen += seglen;
+		}
+		union {
+			struct cmsghdr align;
+			unsigned char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint16_t))];
+		} control;
+		memset(&control, 0, sizeof(control));
+		struct iovec iov = {.iov_base = data, .iov_len = dlen};
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf};
+		m.msg_controllen = CMSG_SPACE(sizeof(int)) + (segment ? CMSG_SPACE(sizeof(uint16_t)) : 0);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		int tos = 0x10;
+		c->cmsg_level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+		c->cmsg_type = v6 ? IPV6_TCLASS : IP_TOS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &tos, sizeof(tos));
+		if (segment) {
+			uint16_t gso = (uint16_t)segment;
+			c = CMSG_NXTHDR(&m, c);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(gso));
+			memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+		}
+		if (sendmsg(fd, &m, 0) >= 0) {
+			ok++;
+			datagrams += segs;
+		} else if (!first_errno) {
+			first_errno = errno;
+		}
+	}
+	close(fd);
+	say("%s %s ok=%d n=%d datagrams=%d%s%s", label, ok == n ? "ok" : "errno", ok, n, datagrams,
+	    first_errno ? " first_errno=" : "", first_errno ? ename(first_errno) : "");
+	return ok == n ? 0 : 1;
+}
+
 // ---------------------------------------------------------------- other processes
 
 struct thread_args {
@@ -998,6 +1250,16 @@ int main(int argc, char **argv)
 		return do_fdswap(SWAP_SENDTO, a[0], parse_port(a[1]), atoi(a[2]), n == 4 ? a[3] : NULL);
 	if (!strcmp(cmd, "fdswap-ping") && (n == 2 || n == 3))
 		return do_fdswap(SWAP_PING, a[0], 0, atoi(a[1]), n == 3 ? a[2] : NULL);
+	if (!strcmp(cmd, "sendto-many") && n == 3)
+		return do_sendto_many(a[0], parse_port(a[1]), atoi(a[2]));
+	if (!strcmp(cmd, "route-sendmsg") && (n == 4 || (n == 5 && !strcmp(a[4], "sticky"))))
+		return do_route_sendmsg(a[0], parse_port(a[1]), a[2], a[3], n == 5, 0);
+	if (!strcmp(cmd, "route-ping") && n == 2)
+		return do_route_sendmsg(a[0], 0, a[1], "slit-route-ping", 0, 1);
+	if (!strcmp(cmd, "route-connect") && n == 4)
+		return do_route_connect(a[0], parse_port(a[1]), a[2], a[3]);
+	if (!strcmp(cmd, "quic") && (n == 3 || n == 4))
+		return do_quic(a[0], parse_port(a[1]), atoi(a[2]), n == 4 ? (unsigned)atoi(a[3]) : 0);
 	if (!strcmp(cmd, "cgroup-progs") && n == 1)
 		return do_cgroup_progs(a[0]);
 	if (!strcmp(cmd, "fork-connect") && n == 3) {
