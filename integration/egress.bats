@@ -1427,3 +1427,27 @@ bad_annotation() {
 	assert_no_leftovers "$ID2" "$BUNDLE"
 	assert_no_shim "$ID"
 }
+
+# Kernel mode judges sockets by the cgroup that made them: an IP socket made outside the
+# container (a UDP socket as stdout, or handed over with --preserve-fds) would connect and
+# send unjudged, so create refuses it with one line; a pipe in the same places is fine.
+@test "kernel mode: an IP socket handed in from outside (stdout, --preserve-fds) fails create cleanly; a pipe does not" {
+	require_enforcement
+	only_in kernel # supervisor mode performs every call on the shim's own duplicate
+	new_id ID
+	make_bundle b "$(allow "10.213.0.1:80")" "$(args true)"
+	# nothing is sent on these sockets: 127.0.0.1:9 only names them
+	run bash -c '"$@" 2>&1 >/dev/udp/127.0.0.1/9 </dev/null 3>&-' _ "$RUNTIME" --root "$TEST_ROOT" run --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" '^fd 1 is an AF_INET socket made outside the container: .*io\.sandlock\.network\.allow'
+	[ "$(grep -c . <<<"$output")" -eq 1 ]
+	assert_no_shim "$ID"
+	run bash -c '"$@" 3>/dev/udp/127.0.0.1/9 </dev/null 2>&1' _ "$RUNTIME" --root "$TEST_ROOT" run --preserve-fds 1 --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" '^fd 3 is an AF_INET socket made outside the container'
+	assert_no_shim "$ID"
+	# control: a pipe as fd 3 and as stdout
+	run bash -c 'set -o pipefail; "$@" 3</dev/null </dev/null 2>&1 | cat' _ "$RUNTIME" --root "$TEST_ROOT" run --preserve-fds 1 --bundle "$BUNDLE" "$ID"
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	rt delete -f "$ID" 2>/dev/null || true
+	assert_no_shim "$ID"
+}
