@@ -5,7 +5,9 @@ PREFIX   ?= /usr/local
 # check, demo and bench build on every core (CI and README call them without -j).
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
-CXXFLAGS ?= -O2 -g
+# -g1 (line tables: backtraces name function, file and line) rather than -g: a fifth to a
+# third less CPU for the json-heavy files. `make CXXFLAGS='-O2 -g'` for a debugger's locals.
+CXXFLAGS ?= -O2 -g1
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror
 # Function and data sections let the static link drop what no caller uses (a fifth of
@@ -26,6 +28,7 @@ $(patsubst %.cpp,$(1)/obj/%.o,$(2))
 endef
 
 LIB_OBJ   = $(call objs,$(BUILD),$(LIB_SRC))
+PROG_OBJ  = $(call objs,$(BUILD),runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp)
 TEST_OBJ  = $(call objs,$(BUILD),$(TEST_SRC))
 HELPERS   = $(patsubst integration/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
 ASAN      = $(BUILD)/asan
@@ -83,13 +86,62 @@ help:
 	@echo "make bench      benchmarks against runc and crun (bench/RESULTS.md);"
 	@echo "                QUICK=1 a short run, BENCH_ONLY=lifecycle|shim|egress|datapath|scale one section"
 
+# Precompiled headers (`make PCH=` builds without): runtime/precompiled.hpp (the
+# standard library, nlohmann/json) for the runtime's files, tests/precompiled.hpp (that
+# and Boost.Test) for the tests', parsed once per build instead of once per file: 2 to 4
+# CPU-seconds a file. Each is compiled with its objects' flags; GCC refuses one built
+# with others (-Winvalid-pch says why) and the compile fails rather than slows down.
+PCH ?= 1
+# Compiled without it: tests/main.cpp, whose BOOST_TEST_MODULE must come before
+# Boost.Test's header; sockaddr_bpf.cpp (kernel_layer.cpp once renamed), where GCC 12.2
+# inlines differently with a PCH and then warns falsely (-Warray-bounds, std::string's
+# operator+ on an rvalue, a known GCC 12 false positive). Add a file here if that
+# happens to it too.
+PCH_EXCLUDE = tests/main.cpp runtime/egress/sockaddr_bpf.cpp runtime/egress/kernel_layer.cpp
+# -include of $(1)/pch/$(2) for the object $@ (of source $<).
+pch_flags = $(if $(PCH),$(if $(filter $(PCH_EXCLUDE),$<),,-Winvalid-pch -include $(1)/pch/$(2)))
+# The tests are compiled with less optimisation (and line tables only, whatever
+# CXXFLAGS says): a fifth less CPU than -O2. The runtime keeps CXXFLAGS.
+TEST_CXXFLAGS ?= -O1 -g1
+
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(call pch_flags,$(BUILD),runtime/precompiled.hpp) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(TEST_CXXFLAGS) $(call pch_flags,$(BUILD),tests/precompiled.hpp) -c $< -o $@
 
 $(ASAN)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(SANITIZE) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(SANITIZE) $(call pch_flags,$(ASAN),runtime/precompiled.hpp) -c $< -o $@
+
+$(ASAN)/obj/tests/%.o: tests/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SANITIZE) $(TEST_CXXFLAGS) $(call pch_flags,$(ASAN),tests/precompiled.hpp) -c $< -o $@
+
+$(BUILD)/pch/%.hpp.gch: %.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -x c++-header -c $< -o $@
+
+$(BUILD)/pch/tests/%.hpp.gch: tests/%.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(TEST_CXXFLAGS) -x c++-header -c $< -o $@
+
+$(ASAN)/pch/%.hpp.gch: %.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SANITIZE) -x c++-header -c $< -o $@
+
+$(ASAN)/pch/tests/%.hpp.gch: tests/%.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SANITIZE) $(TEST_CXXFLAGS) -x c++-header -c $< -o $@
+
+ifneq ($(PCH),)
+$(LIB_OBJ) $(PROG_OBJ): $(BUILD)/pch/runtime/precompiled.hpp.gch
+$(TEST_OBJ): $(BUILD)/pch/tests/precompiled.hpp.gch
+$(ASAN_LIB_OBJ): $(ASAN)/pch/runtime/precompiled.hpp.gch
+$(ASAN_TEST_OBJ): $(ASAN)/pch/tests/precompiled.hpp.gch
+endif
 
 $(BUILD)/libsandlock.a: $(LIB_OBJ)
 	@rm -f $@

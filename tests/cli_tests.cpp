@@ -1,6 +1,7 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 
 #include "runtime/cli/cli.hpp"

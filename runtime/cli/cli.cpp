@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <deque>
 #include <iostream>
 
 #include "runtime/util/error.hpp"
@@ -20,6 +22,82 @@
 #endif
 
 namespace sandlock::cli {
+
+// The handles given out while the command line is declared; they live as long as run_cli.
+struct Arena {
+    std::deque<Command> commands;
+    std::deque<Option> options;
+};
+
+Option* Option::required() {
+    option_->required();
+    return this;
+}
+Option* Option::check(const IsMember& allowed) {
+    option_->check(CLI::IsMember(allowed.values));
+    return this;
+}
+Option* Option::check(NonNegative) {
+    option_->check(CLI::NonNegativeNumber);
+    return this;
+}
+Option* Option::envname(const std::string& name) {
+    option_->envname(name);
+    return this;
+}
+
+Command* Command::add_subcommand(const std::string& name, const std::string& description) {
+    return &arena_->commands.emplace_back(app_->add_subcommand(name, description), arena_);
+}
+
+template <typename T>
+static Option* add(Arena* arena, CLI::App* app, const std::string& name, T& value,
+                   const std::string& description) {
+    return &arena->options.emplace_back(app->add_option(name, value, description));
+}
+Option* Command::add_option(const std::string& name, std::string& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, std::vector<std::string>& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, std::vector<uint32_t>& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, int& value, const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, std::optional<uint16_t>& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, std::optional<int64_t>& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+Option* Command::add_option(const std::string& name, std::optional<uint64_t>& value,
+                            const std::string& description) {
+    return add(arena_, app_, name, value, description);
+}
+
+Option* Command::add_flag(const std::string& name, bool& value, const std::string& description) {
+    return &arena_->options.emplace_back(app_->add_flag(name, value, description));
+}
+Command* Command::alias(const std::string& name) {
+    app_->alias(name);
+    return this;
+}
+Command* Command::group(const std::string& name) {
+    app_->group(name);
+    return this;
+}
+Command* Command::footer(const std::string& text) {
+    app_->footer(text);
+    return this;
+}
 
 container::StateStore GlobalOptions::store() const {
     return container::StateStore(root.empty() ? container::default_root() : root);
@@ -99,6 +177,8 @@ int run_cli(int argc, char** argv) {
     Context ctx;
     CLI::App app{"sandlock-runc: an OCI runtime with per-container egress allowlists",
                  "sandlock-runc"};
+    Arena arena;
+    Command root(&app, &arena);
     app.set_help_all_flag("--help-all", "Show help for every subcommand");
     bool version = false;
     app.add_flag("-v,--version", version, "print the version");
@@ -120,23 +200,23 @@ int run_cli(int argc, char** argv) {
         ->envname("SANDLOCK_RUNC_SUPERVISOR_MODE")
         ->check(CLI::IsMember({"allow", "deny"}));
 
-    register_create(app, ctx);
-    register_start(app, ctx);
-    register_run(app, ctx);
-    register_state(app, ctx);
-    register_kill(app, ctx);
-    register_delete(app, ctx);
-    register_exec(app, ctx);
-    register_list(app, ctx);
-    register_ps(app, ctx);
-    register_spec(app, ctx);
-    register_features(app, ctx);
-    register_pause(app, ctx);
-    register_resume(app, ctx);
-    register_update(app, ctx);
-    register_events(app, ctx);
-    register_egress(app, ctx);
-    register_shim(app, ctx);
+    register_create(root, ctx);
+    register_start(root, ctx);
+    register_run(root, ctx);
+    register_state(root, ctx);
+    register_kill(root, ctx);
+    register_delete(root, ctx);
+    register_exec(root, ctx);
+    register_list(root, ctx);
+    register_ps(root, ctx);
+    register_spec(root, ctx);
+    register_features(root, ctx);
+    register_pause(root, ctx);
+    register_resume(root, ctx);
+    register_update(root, ctx);
+    register_events(root, ctx);
+    register_egress(root, ctx);
+    register_shim(root, ctx);
     auto* help = app.add_subcommand("help", "Show a list of commands or one command's help");
     std::vector<std::string> help_topic;
     help->add_option("command", help_topic);
@@ -162,8 +242,8 @@ int run_cli(int argc, char** argv) {
             return 0;
         }
         for (const auto* sub : app.get_subcommands()) {
-            auto it = ctx.handlers.find(sub);
-            if (it != ctx.handlers.end()) return it->second();
+            for (const auto& [command, handler] : ctx.handlers)
+                if (command->app() == sub) return handler();
         }
         return 0;
     } catch (const CLI::CallForHelp& e) {

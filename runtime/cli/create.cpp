@@ -4,7 +4,7 @@
 namespace sandlock::cli {
 
 // Flags shared by create and run.
-void add_create_flags(CLI::App* sub, container::CreateOptions& o) {
+void add_create_flags(Command* sub, container::CreateOptions& o) {
     sub->add_option("-b,--bundle", o.bundle, "path to the bundle (default: current directory)");
     sub->add_option("--console-socket", o.console_socket,
                     "unix socket that receives the pty master (runc protocol)");
@@ -12,11 +12,11 @@ void add_create_flags(CLI::App* sub, container::CreateOptions& o) {
     sub->add_flag("--no-pivot", o.no_pivot, "use MS_MOVE + chroot instead of pivot_root");
     sub->add_flag("--no-new-keyring", o.no_new_keyring, "keep the caller's session keyring");
     sub->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1) to init")
-        ->check(CLI::NonNegativeNumber);
+        ->check(NonNegativeNumber);
     sub->add_option("id", o.id, "container id")->required();
 }
 
-void register_create(CLI::App& app, Context& ctx) {
+void register_create(Command& app, Context& ctx) {
     auto opts = std::make_shared<container::CreateOptions>();
     auto* sub = app.add_subcommand("create", "create a container (init waits for start)");
     add_create_flags(sub, *opts);

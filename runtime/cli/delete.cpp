@@ -3,7 +3,7 @@
 
 namespace sandlock::cli {
 
-void register_delete(CLI::App& app, Context& ctx) {
+void register_delete(Command& app, Context& ctx) {
     struct DeleteFlags {
         std::string id;
         bool force = false;

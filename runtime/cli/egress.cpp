@@ -150,14 +150,14 @@ void print_table(const json& s) {
 
 }  // namespace
 
-void register_egress(CLI::App& app, Context& ctx) {
+void register_egress(Command& app, Context& ctx) {
     struct EgressFlags {
         std::string id;
         std::string format = "table";
     };
     auto f = std::make_shared<EgressFlags>();
     auto* sub = app.add_subcommand("egress", "show a container's egress rules, counters and audit log");
-    sub->add_option("-f,--format", f->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+    sub->add_option("-f,--format", f->format, "table or json")->check(IsMember({"table", "json"}));
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
         auto store = ctx.global.store();

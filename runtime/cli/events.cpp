@@ -55,7 +55,7 @@ void print_event(const char* type, const std::string& id, const nlohmann::json* 
 
 }  // namespace
 
-void register_events(CLI::App& app, Context& ctx) {
+void register_events(Command& app, Context& ctx) {
     struct EventsFlags {
         std::string id;
         bool stats = false;

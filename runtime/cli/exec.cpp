@@ -3,7 +3,7 @@
 
 namespace sandlock::cli {
 
-void register_exec(CLI::App& app, Context& ctx) {
+void register_exec(Command& app, Context& ctx) {
     auto o = std::make_shared<container::ExecOptions>();
     auto* sub = app.add_subcommand("exec", "run a process in a running container");
     sub->add_option("--console-socket", o->console_socket, "socket that receives the pty master");
@@ -18,7 +18,7 @@ void register_exec(CLI::App& app, Context& ctx) {
     sub->add_option("-c,--cap", o->caps, "add a capability (repeatable)");
     sub->add_flag("--no-new-privs", o->no_new_privs, "set no_new_privs for the process");
     sub->add_option("--preserve-fds", o->preserve_fds, "pass N extra fds")
-        ->check(CLI::NonNegativeNumber);
+        ->check(NonNegativeNumber);
     sub->add_option("--apparmor", o->apparmor,
                     "AppArmor profile for the process (refused where AppArmor is not enabled)");
     sub->add_option("--process-label", o->process_label,

@@ -61,7 +61,7 @@ nlohmann::ordered_json features_json() {
 
 }  // namespace
 
-void register_features(CLI::App& app, Context& ctx) {
+void register_features(Command& app, Context& ctx) {
     auto* sub = app.add_subcommand("features", "print the features this runtime supports (JSON)");
     ctx.handlers[sub] = [] {
         std::cout << features_json().dump(4) << "\n";

@@ -5,7 +5,7 @@
 
 namespace sandlock::cli {
 
-void register_kill(CLI::App& app, Context& ctx) {
+void register_kill(Command& app, Context& ctx) {
     struct KillFlags {
         std::string id;
         std::string signal = "SIGTERM";

@@ -6,7 +6,7 @@
 
 namespace sandlock::cli {
 
-void register_list(CLI::App& app, Context& ctx) {
+void register_list(Command& app, Context& ctx) {
     struct ListFlags {
         std::string format = "table";
         bool quiet = false;
@@ -15,7 +15,7 @@ void register_list(CLI::App& app, Context& ctx) {
     auto* sub = app.add_subcommand("list", "list containers");
     sub->alias("ls");
     sub->add_option("-f,--format", f->format, "table or json")
-        ->check(CLI::IsMember({"table", "json"}));
+        ->check(IsMember({"table", "json"}));
     sub->add_flag("-q,--quiet", f->quiet, "print only ids");
     ctx.handlers[sub] = [&ctx, f] {
         auto store = ctx.global.store();

@@ -4,7 +4,7 @@
 
 namespace sandlock::cli {
 
-void register_pause(CLI::App& app, Context& ctx) {
+void register_pause(Command& app, Context& ctx) {
     auto id = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("pause", "suspend all processes of a container (cgroup freezer)");
     sub->add_option("id", *id, "container id")->required();

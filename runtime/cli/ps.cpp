@@ -60,7 +60,7 @@ std::string filter_ps(const std::string& text, const std::set<pid_t>& pids) {
 
 }  // namespace
 
-void register_ps(CLI::App& app, Context& ctx) {
+void register_ps(Command& app, Context& ctx) {
     struct PsFlags {
         std::string id;
         std::string format = "table";
@@ -68,7 +68,7 @@ void register_ps(CLI::App& app, Context& ctx) {
     auto f = std::make_shared<PsFlags>();
     auto* sub = app.add_subcommand("ps", "list the processes of a container");
     sub->add_option("-f,--format", f->format, "table or json")
-        ->check(CLI::IsMember({"table", "json"}));
+        ->check(IsMember({"table", "json"}));
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
         auto pids = container::container_pids(ctx.global.store(), f->id);

@@ -4,7 +4,7 @@
 
 namespace sandlock::cli {
 
-void register_resume(CLI::App& app, Context& ctx) {
+void register_resume(Command& app, Context& ctx) {
     auto id = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("resume", "resume all processes of a paused container");
     sub->add_option("id", *id, "container id")->required();

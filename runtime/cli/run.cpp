@@ -3,9 +3,9 @@
 
 namespace sandlock::cli {
 
-void add_create_flags(CLI::App* sub, container::CreateOptions& o);
+void add_create_flags(Command* sub, container::CreateOptions& o);
 
-void register_run(CLI::App& app, Context& ctx) {
+void register_run(Command& app, Context& ctx) {
     struct RunFlags {
         container::CreateOptions create;
         bool detach = false;

@@ -5,7 +5,7 @@
 
 namespace sandlock::cli {
 
-void register_shim(CLI::App& app, Context& ctx) {
+void register_shim(Command& app, Context& ctx) {
     auto state_dir = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("shim", "internal: the egress supervisor of one container");
     sub->group("");  // hidden

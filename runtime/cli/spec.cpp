@@ -9,7 +9,7 @@
 
 namespace sandlock::cli {
 
-void register_spec(CLI::App& app, Context& ctx) {
+void register_spec(Command& app, Context& ctx) {
     struct SpecFlags {
         std::string bundle;
         bool rootless = false;

@@ -3,7 +3,7 @@
 
 namespace sandlock::cli {
 
-void register_start(CLI::App& app, Context& ctx) {
+void register_start(Command& app, Context& ctx) {
     auto id = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("start", "start a created container");
     sub->add_option("id", *id, "container id")->required();

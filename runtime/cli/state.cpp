@@ -5,7 +5,7 @@
 
 namespace sandlock::cli {
 
-void register_state(CLI::App& app, Context& ctx) {
+void register_state(Command& app, Context& ctx) {
     auto id = std::make_shared<std::string>();
     auto* sub = app.add_subcommand("state", "print a container's OCI state as JSON");
     sub->add_option("id", *id, "container id")->required();

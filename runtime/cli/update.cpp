@@ -80,7 +80,7 @@ nlohmann::ordered_json updated_config(const std::string& config_path, const nloh
 
 }  // namespace
 
-void register_update(CLI::App& app, Context& ctx) {
+void register_update(Command& app, Context& ctx) {
     auto f = std::make_shared<UpdateFlags>();
     auto* sub = app.add_subcommand("update", "update a container's resource limits");
     sub->add_option("-r,--resources", f->resources, "linux.resources JSON file, or - for stdin");
