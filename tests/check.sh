@@ -116,7 +116,9 @@ leak_check() {
 	[ -n "$states" ] && leaks+=("state dirs: $(echo $states)")
 
 	# (systemd.bats runs its systemd in a subtree named sandlock-systemd-TOKEN)
-	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d \( -name "*slit-$token-*" -o -name "sandlock-systemd-$token" \) \
+	# (the unit tests' kernel-layer cgroups are sandlock-test-PID-N)
+	cgroups=$(find /sys/fs/cgroup -maxdepth 6 -type d \( -name "*slit-$token-*" -o -name "sandlock-systemd-$token" \
+		-o -name "sandlock-test-*" \) \
 		2>/dev/null | sort -r)
 	[ -n "$cgroups" ] && leaks+=("cgroups: $(echo $cgroups)")
 

@@ -32,6 +32,7 @@
 #include <boost/test/unit_test.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <linux/magic.h>
@@ -108,7 +109,10 @@ public:
     TestCgroup(const TestCgroup&) = delete;
     TestCgroup& operator=(const TestCgroup&) = delete;
     ~TestCgroup() {
-        for (int i = 0; i < 200 && ::rmdir(path.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(10000);
+        // A child that has exited may take a while to leave the cgroup on a loaded machine
+        // (an ASan build here once needed more than 2 s): up to 20 s, then said aloud.
+        for (int i = 0; i < 2000 && ::rmdir(path.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(10000);
+        if (::access(path.c_str(), F_OK) == 0) std::fprintf(stderr, "test cgroup %s left behind\n", path.c_str());
     }
     std::string path;
 };
