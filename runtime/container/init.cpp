@@ -98,12 +98,10 @@ std::string state_with_status(const std::string& state_json, const char* status)
     std::string state_json;
     std::string executable;
     UniqueFd proc_fds;
-    std::optional<EgressPlan> egress;
     try {
         if (ctx.egress) {
-            egress = *ctx.egress;
             const std::string mode = sock.expect(SyncType::EgressMode).payload;
-            egress->enforcement = egress::enforcement_from_string(mode).value_or(egress::Enforcement::Supervisor);
+            ctx.egress->enforcement = egress::enforcement_from_string(mode).value_or(egress::Enforcement::Supervisor);
         }
         if (::setsid() < 0) throw_errno("setsid");
         proc_fds = open_proc_fds(ctx.passed_fds);
@@ -130,7 +128,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
         os::apply_oom_score_adj(process.oom_score_adj);
         os::apply_personality(cfg.linux.personality);
         prepare_inherited_fds(ctx.passed_fds);
-        executable = finish_process_setup(process, cfg, sock, egress ? &*egress : nullptr);
+        executable = finish_process_setup(process, cfg, sock, ctx.egress);
         sock.send(SyncType::Ready);
         sock.close();
     } catch (const std::exception& e) {

@@ -21,7 +21,9 @@ struct InitContext {
     bool no_new_keyring = false;
     std::string container_id;
     os::RootfsOptions rootfs_options;
-    const EgressPlan* egress = nullptr;  // set when an egress policy applies
+    // Set when an egress policy applies. Not const: init, in its own copy of create's
+    // memory after the fork, records there the mode create sends (EgressMode).
+    EgressPlan* egress = nullptr;
 };
 
 // Reports a failure to the parent and ends the process: nothing in a forked
