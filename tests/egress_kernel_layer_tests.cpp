@@ -83,8 +83,13 @@ IpAddr addr_of(const char* text) {
     return *a;
 }
 
-// Loads the layer for policy and attaches it; the cgroup keeps the programs and maps.
-void attach_layer(const std::string& cgroup, const ResolvedPolicy& policy) { KernelLayer(policy).attach(cgroup); }
+// Loads the layer for policy and attaches it. The policy holds while the returned layer
+// lives (as while the shim does); afterwards every verdict is a denial.
+KernelLayer attach_layer(const std::string& cgroup, const ResolvedPolicy& policy) {
+    KernelLayer layer(policy);
+    layer.attach(cgroup);
+    return layer;
+}
 
 // ---- the cgroup
 
@@ -564,7 +569,7 @@ struct Tally {
 Tally compare_with_check(const ResolvedPolicy& policy, std::size_t max_per_family = SIZE_MAX) {
     const auto probes = probes_for(policy, max_per_family);
     TestCgroup cg;
-    attach_layer(cg.path, policy);
+    const KernelLayer layer = attach_layer(cg.path, policy);
     const auto results = run_in_cgroup(cg.path, probes);
     Tally tally;
     int mismatches = 0;
@@ -798,18 +803,53 @@ BOOST_AUTO_TEST_CASE(socket_create_refuses_protocols_the_policy_cannot_judge,
     const std::vector<int> control = sockets_in_cgroup(plain.path);
     BOOST_TEST(control == std::vector<int>(control.size(), 0), boost::test_tools::per_element());
     TestCgroup cg;
-    attach_layer(cg.path, allow_policy("*:*; udp://*:*; icmp://*"));
+    const KernelLayer layer = attach_layer(cg.path, allow_policy("*:*; udp://*:*; icmp://*"));
     const std::vector<int> got = sockets_in_cgroup(cg.path);
     // TCP, MPTCP, UDP, ping: made; UDP-Lite and raw: EPERM; AF_UNIX: not an IP socket.
     const std::vector<int> want = {0, 0, 0, 0, 0, 0, 0, EPERM, EPERM, EPERM, EPERM, 0};
     BOOST_TEST(got == want, boost::test_tools::per_element());
 }
 
+// 1 where the kernel let the call through, 0 where the programs refused it.
+std::vector<int> verdicts_in(const std::string& cgroup, const std::vector<Probe>& probes) {
+    std::vector<int> out;
+    for (const int r : run_in_cgroup(cgroup, probes)) out.push_back(r != EPERM && r != kDropped ? 1 : 0);
+    return out;
+}
+
+BOOST_AUTO_TEST_CASE(containers_share_the_programs_but_not_their_policies,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::Tcp4, addr_of("10.1.2.4"), 80},
+                                       {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}, {Kind::UdpSendto4, addr_of("10.1.2.4"), 53}};
+    TestCgroup a, b;
+    const KernelLayer layer_a = attach_layer(a.path, allow_policy("10.1.2.3:80; udp://10.1.2.3:53", "deny"));
+    const KernelLayer layer_b = attach_layer(b.path, allow_policy("10.1.2.4:80; udp://10.1.2.4:53", "deny"));
+    // The same programs on both cgroups (loaded once, pinned), each finding its own maps.
+    for (const auto type : kernel_layer_attach_types()) BOOST_TEST(attached_programs(a.path, type) == attached_programs(b.path, type));
+    BOOST_TEST(verdicts_in(a.path, probes) == std::vector<int>({1, 0, 1, 0}), boost::test_tools::per_element());
+    BOOST_TEST(verdicts_in(b.path, probes) == std::vector<int>({0, 1, 0, 1}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}};
+    const auto policy = allow_policy("10.1.2.3:80; udp://10.1.2.3:53", "deny");
+    TestCgroup gone;
+    { const KernelLayer layer = attach_layer(gone.path, policy); }  // the shim stopped: its maps left the tables
+    BOOST_TEST(verdicts_in(gone.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
+    // delete's cleanup for a shim that died: the same, while the layer still exists
+    TestCgroup dead;
+    const KernelLayer layer = attach_layer(dead.path, policy);
+    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
+    forget_kernel_policy(dead.path);
+    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(attach_detach_and_refuse_a_second_attach,
                      *boost::unit_test::precondition([](auto) { return can_run(); })) {
     TestCgroup cg;
     const auto policy = allow_policy("10.1.2.3:80");
-    attach_layer(cg.path, policy);
+    const KernelLayer layer = attach_layer(cg.path, policy);
     for (const auto type : kernel_layer_attach_types())
         BOOST_TEST(attached_programs(cg.path, type).size() == 1u);
     // flags 0: a child cgroup cannot attach its own program of these types
@@ -841,7 +881,7 @@ BOOST_AUTO_TEST_CASE(pings_judged_at_the_wire_and_echo_replies_come_back,
     // which the kernel sends to 127.0.0.1). IPv4 refusals are EPERM; IPv6 ones are
     // silent, the packet dropped.
     TestCgroup cg;
-    attach_layer(cg.path, allow_policy("icmp://10.250.0.1; icmp://[fd00:250::1]; icmp://10.1.2.4;"
+    const KernelLayer layer = attach_layer(cg.path, allow_policy("icmp://10.250.0.1; icmp://[fd00:250::1]; icmp://10.1.2.4;"
                                                    "icmp://[fd00::9]; 10.1.2.3:*; [fd00::1]:*",
                                                    "deny"));
     const std::vector<int> want = {0, 1, 0, 0, 1, 0, EPERM, 0, 0, 0, 0, 0, 0, 0, 1,
@@ -849,7 +889,7 @@ BOOST_AUTO_TEST_CASE(pings_judged_at_the_wire_and_echo_replies_come_back,
     BOOST_TEST(run_in_child(cg.path, ping_all) == want, boost::test_tools::per_element());
     // Open mode, loopback allowed: everything goes.
     TestCgroup open;
-    attach_layer(open.path, policy_of({{std::string(kAllowBindKey), "8000"}}));
+    const KernelLayer open_layer = attach_layer(open.path, policy_of({{std::string(kAllowBindKey), "8000"}}));
     BOOST_TEST(run_in_child(open.path, ping_all) == all_delivered, boost::test_tools::per_element());
 }
 
@@ -858,7 +898,7 @@ BOOST_AUTO_TEST_CASE(icmp_errors_for_the_containers_sockets_still_arrive,
     // ICMP to 10.250.0.1 is denied, UDP to its port 9 allowed: the port-unreachable error
     // the kernel sends back to 10.250.0.1 leaves through the kernel's own socket.
     TestCgroup cg;
-    attach_layer(cg.path, allow_policy("udp://10.250.0.1:9; udp://[fd00:250::1]:9", "deny"));
+    const KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.1:9; udp://[fd00:250::1]:9", "deny"));
     const auto results = run_in_child(cg.path, [](Tun& tun) {
         std::vector<int> out;
         out.push_back(ping_once(tun, addr_of(Tun::kAddr4)).sendto_errno);
@@ -987,7 +1027,7 @@ BOOST_AUTO_TEST_CASE(packets_with_ip_options_or_a_routing_header_never_leave,
     const bool mip6 = control[8] == 0;
     if (!mip6) BOOST_TEST_MESSAGE("this kernel refuses type-2 routing headers (no CONFIG_IPV6_MIP6): not probed");
     TestCgroup cg;
-    attach_layer(cg.path, allow_policy("udp://10.250.0.2:9; udp://[fd00:250::2]:9"));
+    const KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.2:9; udp://[fd00:250::2]:9"));
     const std::vector<int> got = run_in_child(cg.path, probe);
     BOOST_TEST_REQUIRE(got.size() == 10u);
     for (std::size_t i = 0; i < 8; i += 2) {
@@ -1003,7 +1043,7 @@ BOOST_AUTO_TEST_CASE(packets_with_ip_options_or_a_routing_header_never_leave,
 BOOST_AUTO_TEST_CASE(connected_udp_with_control_messages_is_sent_under_a_policy,
                      *boost::unit_test::precondition([](auto) { return can_run(); })) {
     TestCgroup cg;
-    attach_layer(cg.path, allow_policy("udp://10.250.0.2:9; udp://[fd00:250::2]:9", "deny"));
+    const KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.2:9; udp://[fd00:250::2]:9", "deny"));
     const auto got = run_in_child(cg.path, [](Tun& tun) {
         std::vector<int> out;
         const std::uint16_t gso = 1000;

@@ -622,22 +622,36 @@ BOOST_AUTO_TEST_CASE(json_shape) {
     const auto r = resolved({{"io.sandlock.network.allow", "db.internal:5432,5433;udp://:53"},
                              {"io.sandlock.network.allow_bind", "80"}});
     const auto j = nlohmann::json::parse(serialize(r));
-    BOOST_TEST(j.at("version") == 1);
+    BOOST_TEST(j.at("version") == 2);
     BOOST_TEST(j.at("mode") == "allow");
     BOOST_TEST(j.at("loopback") == "allow");
     BOOST_TEST(j.at("audit") == "off");
-    BOOST_TEST(j.at("tcp").at("per_ip").at(0).at("address") == "10.1.2.3");
-    BOOST_TEST(j.at("tcp").at("per_ip").at(0).at("ports") == nlohmann::json({5432, 5433}));
+    BOOST_TEST(j.at("tcp").at("per_ip").at(0) == "10.1.2.3 5432,5433");
     BOOST_TEST(j.at("udp").at("any_ip_ports") == nlohmann::json({53}));
     BOOST_TEST(j.at("bind") == nlohmann::json::parse("[[80,80]]"));
     BOOST_TEST(j.at("hosts").at(0).at("name") == "db.internal");
+}
+
+// A record written by an older build (version 1: destinations as objects) is still read:
+// `exec` and `egress` read the record of a running container.
+BOOST_AUTO_TEST_CASE(json_version_1_is_still_read) {
+    const auto text = R"({"version":1,"mode":"allow","loopback":"allow","audit":"off",
+        "tcp":{"any_ip_all_ports":false,"any_ip_ports":[],"per_ip":[{"address":"10.1.2.3","all_ports":false,"ports":[80,443]}],
+               "per_net":[{"network":"10.9.0.0/16","all_ports":true,"ports":[]}]},
+        "udp":{"any_ip_all_ports":false,"any_ip_ports":[53],"per_ip":[],"per_net":[]},
+        "icmp":{"any_ip_all_ports":false,"any_ip_ports":[],"per_ip":[],"per_net":[]},"bind":null,"hosts":[]})";
+    const auto p = deserialize_policy(text);
+    BOOST_TEST(p.check(TCP, ip("10.1.2.3"), 443) == kAllowRule);
+    BOOST_TEST(p.check(TCP, ip("10.1.2.3"), 22) == kNoAllowRule);
+    BOOST_TEST(p.check(TCP, ip("10.9.8.7"), 1) == kAllowRule);
+    BOOST_TEST((p == resolved({{"io.sandlock.network.allow", "10.1.2.3:80,443;10.9.0.0/16:*;udp://:53"}})));
 }
 
 BOOST_AUTO_TEST_CASE(json_input_is_validated_and_normalized) {
     auto j = nlohmann::json::parse(serialize(resolved({{"io.sandlock.network.allow", "1.1.1.1:443;2.2.2.2:80"}})));
     // Unsorted, duplicated input is put back in order: matching relies on it.
     std::swap(j["tcp"]["per_ip"][0], j["tcp"]["per_ip"][1]);
-    j["tcp"]["per_ip"].push_back({{"address", "2.2.2.2"}, {"all_ports", false}, {"ports", {81}}});
+    j["tcp"]["per_ip"].push_back("2.2.2.2 81");
     const auto fixed = deserialize_policy(j.dump());
     BOOST_REQUIRE_EQUAL(fixed.tcp.per_ip.size(), 2u);
     BOOST_TEST(fixed.tcp.per_ip[0].address == ip("1.1.1.1"));
@@ -649,15 +663,16 @@ BOOST_AUTO_TEST_CASE(json_input_is_validated_and_normalized) {
         edit(copy);
         return error_of([&] { deserialize_policy(copy.dump()); });
     };
-    BOOST_TEST(broken([](auto& c) { c["version"] = 2; }) == "egress policy: unsupported version 2");
+    BOOST_TEST(broken([](auto& c) { c["version"] = 3; }) == "egress policy: unsupported version 3");
     BOOST_TEST(broken([](auto& c) { c["mode"] = "maybe"; }) == "egress policy: invalid mode \"maybe\"");
     BOOST_TEST(broken([](auto& c) { c["audit"] = "loud"; }) == "egress policy: invalid audit \"loud\"");
     BOOST_TEST(broken([](auto& c) { c["tcp"]["any_ip_ports"] = {70000}; }) == "egress policy: invalid port 70000");
     BOOST_TEST(broken([](auto& c) { c["tcp"]["any_ip_ports"] = {0}; }) == "egress policy: invalid port 0");
     BOOST_TEST(broken([](auto& c) { c["tcp"]["any_ip_ports"] = {"80"}; }) == "egress policy: invalid port \"80\"");
-    BOOST_TEST(broken([](auto& c) { c["tcp"]["per_ip"][0]["address"] = "x"; }) == "egress policy: invalid address \"x\"");
-    BOOST_TEST(broken([](auto& c) { c["tcp"]["per_net"] = {{{"network", "1.2.3.4"}, {"all_ports", true}, {"ports", nlohmann::json::array()}}}; }) ==
-               "egress policy: invalid network \"1.2.3.4\"");
+    BOOST_TEST(broken([](auto& c) { c["tcp"]["per_ip"][0] = "x 80"; }) == "egress policy: invalid address \"x\"");
+    for (const char* bad : {"1.1.1.1", "1.1.1.1 ", "1.1.1.1 0", "1.1.1.1 65536", "1.1.1.1 80,", "1.1.1.1 8x", "1.1.1.1 ,80"})
+        BOOST_TEST(broken([&](auto& c) { c["tcp"]["per_ip"][0] = bad; }) == "egress policy: invalid destination \"" + std::string(bad) + "\"");
+    BOOST_TEST(broken([](auto& c) { c["tcp"]["per_net"] = {"1.2.3.4 *"}; }) == "egress policy: invalid network \"1.2.3.4\"");
     BOOST_TEST(broken([](auto& c) { c["bind"] = {{90, 80}}; }) == "egress policy: invalid bind range [90,80]");
     BOOST_TEST(broken([](auto& c) { c.erase("udp"); }).starts_with("egress policy: [json.exception."));
     BOOST_TEST(error_of([] { deserialize_policy("{"); }).starts_with("egress policy: [json.exception.parse_error"));

@@ -30,6 +30,7 @@
 #include "runtime/egress/policy.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/shim/control.hpp"
+#include "runtime/util/unix_socket.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -272,9 +273,9 @@ BOOST_AUTO_TEST_CASE(control_server_long_path_and_errors) {
     const std::string sock = dir + "/shim.sock";
     auto server = std::make_unique<shim::ControlServer>(
         sock,
-        [](const json& req, UniqueFd fd) -> json {
+        [](const json& req, std::vector<UniqueFd> fds) -> json {
             if (req.at("op") == "boom") throw Error("boom failed");
-            return {{"ok", true}, {"echo", req.at("op")}, {"fd", fd.valid()}};
+            return {{"ok", true}, {"echo", req.at("op")}, {"fd", !fds.empty() && fds[0].valid()}, {"fds", fds.size()}};
         },
         nullptr);
     std::thread t([&] { server->serve(); });
@@ -283,12 +284,16 @@ BOOST_AUTO_TEST_CASE(control_server_long_path_and_errors) {
     BOOST_CHECK(S_ISSOCK(st.st_mode));
     BOOST_CHECK_EQUAL(st.st_mode & 07777, 0600u);
     json r = shim::control_request(sock, {{"op", "hello"}});
-    BOOST_CHECK_EQUAL(r.dump(), R"({"echo":"hello","fd":false,"ok":true})");
+    BOOST_CHECK_EQUAL(r.dump(), R"({"echo":"hello","fd":false,"fds":0,"ok":true})");
     int p[2];
     BOOST_REQUIRE_EQUAL(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd a(p[0]), b(p[1]);
     r = shim::control_request(sock, {{"op", "x"}}, a.get());
     BOOST_CHECK_EQUAL(r.at("fd"), true);
+    r = shim::control_request(sock, {{"op", "x"}}, std::vector<int>{a.get(), b.get(), a.get()});
+    BOOST_CHECK_EQUAL(r.at("fds"), 3);
+    // More than a message may carry: refused by the client, nothing sent.
+    BOOST_CHECK_THROW(shim::control_request(sock, {{"op", "x"}}, std::vector<int>(unix_socket::kMaxFds + 1, a.get())), Error);
     r = shim::control_request(sock, {{"op", "boom"}});
     BOOST_CHECK_EQUAL(r.dump(), R"({"error":"boom failed","ok":false})");
     server->shutdown();

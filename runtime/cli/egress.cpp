@@ -4,6 +4,7 @@
 
 #include "runtime/cli/cli.hpp"
 #include "runtime/cli/table.hpp"
+#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -13,15 +14,10 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string join_ports(const json& ports) {
+std::string join_ports(const std::vector<std::uint16_t>& ports) {
     std::string out;
-    for (const auto& p : ports) out += (out.empty() ? "" : ",") + std::to_string(p.get<int>());
+    for (const auto p : ports) out += (out.empty() ? "" : ",") + std::to_string(p);
     return out;
-}
-
-std::string ports_of(const json& entry, bool icmp) {
-    if (icmp) return "-";
-    return entry.at("all_ports").get<bool>() ? "*" : join_ports(entry.at("ports"));
 }
 
 // How often the kernel's programs applied row i (the order of egress::rule_rows()), or
@@ -32,21 +28,16 @@ std::string hits(const json& kernel, std::size_t i) {
     return std::to_string(r.value("allowed", std::uint64_t{0}) + r.value("denied", std::uint64_t{0}));
 }
 
-// One row per destination entry of egress.json, in allow mode the allowed ones and in
-// deny mode the denied ones, in the order of egress::rule_rows() (the kernel's slots).
-void add_rule_rows(Table& t, const json& policy, const json& kernel) {
-    const std::string action = policy.at("mode") == "deny" ? "deny" : "allow";
-    std::size_t row = 0;
-    const auto add = [&](const char* proto, const std::string& where, const std::string& ports) {
-        t.add({action, proto, where, ports, hits(kernel, row++)});
-    };
-    for (const char* proto : {"tcp", "udp", "icmp"}) {
-        const json& r = policy.at(proto);
-        const bool icmp = std::string(proto) == "icmp";
-        if (r.at("any_ip_all_ports").get<bool>()) add(proto, "*", icmp ? "-" : "*");
-        if (!r.at("any_ip_ports").empty()) add(proto, "*", join_ports(r.at("any_ip_ports")));
-        for (const auto& e : r.at("per_ip")) add(proto, e.at("address").get<std::string>(), ports_of(e, icmp));
-        for (const auto& e : r.at("per_net")) add(proto, e.at("network").get<std::string>(), ports_of(e, icmp));
+// One row per destination entry, in allow mode the allowed ones and in deny mode the
+// denied ones: egress::rule_rows(), the kernel's counter slots.
+void add_rule_rows(Table& t, const egress::ResolvedPolicy& policy, const json& kernel) {
+    const std::string action = policy.mode == egress::Mode::Deny ? "deny" : "allow";
+    const auto rows = egress::rule_rows(policy);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const egress::RuleRow& r = rows[i];
+        const bool icmp = r.protocol == egress::Protocol::Icmp;
+        t.add({action, egress::to_string(r.protocol), r.where ? r.where->to_string() : "*",
+               icmp ? "-" : r.all_ports ? "*" : join_ports(r.ports), hits(kernel, i)});
     }
 }
 
@@ -133,7 +124,7 @@ void print_table(const json& s) {
         std::cout << "no destination rules: egress is not filtered by destination\n";
     } else {
         Table rules({"ACTION", "PROTOCOL", "DESTINATION", "PORTS", "KERNEL HITS"});
-        add_rule_rows(rules, policy, c.is_object() ? c.value("kernel", json(nullptr)) : json(nullptr));
+        add_rule_rows(rules, policy.get<egress::ResolvedPolicy>(), c.is_object() ? c.value("kernel", json(nullptr)) : json(nullptr));
         std::cout << rules.render();
     }
     if (!policy.at("hosts").empty()) {

@@ -1,3 +1,4 @@
+#include <future>
 #include "runtime/container/create.hpp"
 
 #include <fcntl.h>
@@ -251,6 +252,38 @@ int wait_stage1(pid_t pid) {
     return status;
 }
 
+// The container's kernel-layer maps, made and filled (egress/kernel_layer.hpp), or why not.
+struct PreparedKernelLayer {
+    std::optional<egress::KernelLayer> layer;
+    std::string error;
+};
+
+std::future<PreparedKernelLayer> prepare_kernel_layer(const egress::ResolvedPolicy& policy) {
+    return std::async(std::launch::async, [&policy] {
+        PreparedKernelLayer out;
+        try {
+            out.layer.emplace(policy);
+        } catch (const std::exception& e) {
+            out.error = e.what();
+        }
+        return out;
+    });
+}
+
+// Attaches the prepared layer to the container's cgroup2 directory; "" when it is in place
+// (then in `attached`), else the reason it is not.
+std::string attach_kernel_layer(PreparedKernelLayer prepared, const std::string& dir,
+                                std::optional<egress::KernelLayer>& attached) {
+    if (!prepared.layer) return prepared.error;
+    try {
+        prepared.layer->attach(dir);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    attached = std::move(prepared.layer);
+    return "";
+}
+
 }  // namespace
 
 CreateResult create_container(const StateStore& store, const CreateOptions& opts) {
@@ -273,6 +306,10 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
     const std::string state_dir = store.dir(opts.id);
     std::optional<EgressPlan> egress_plan = prepare_egress(cfg, policy, bundle, rootfs, state_dir);
+    // The kernel layer's maps are made and filled on a thread while the container is set
+    // up; attached once its cgroup exists, handed to the shim with init's listener.
+    std::future<PreparedKernelLayer> kernel_layer_maps;
+    if (egress_plan) kernel_layer_maps = prepare_kernel_layer(egress_plan->policy);
     // The shim starts now, while the container is set up; it gets init's listener at the end.
     std::optional<shim::PendingShim> pending_shim;
     if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy);
@@ -352,14 +389,16 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->add_process_to_own_cgroup(stage1);
         parent_sock.send(SyncType::CgroupLeft);
     }
-    // The kernel's own egress check, attached by the shim that keeps its maps. Nothing of
-    // the container is in the cgroup until init joins it below, parked before execve, and
-    // the hooks judge by the socket's cgroup at call time. Init learns the mode before it
-    // installs its filter (EgressMode; stage 1 reads nothing after CgroupLeft).
+    // The kernel's own egress check, attached here and handed to the shim that keeps its
+    // maps. Nothing of the container is in the cgroup until init joins it below, parked
+    // before execve, and the hooks judge by the socket's cgroup at call time. Init learns
+    // the mode before it installs its filter (EgressMode; stage 1 reads nothing after
+    // CgroupLeft).
+    std::optional<egress::KernelLayer> kernel_layer;
     if (egress_plan) {
         const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup->dirs());
-        const std::string why =
-            target.why_not.empty() ? shim::attach_kernel_layer(*pending_shim, target.dir) : target.why_not;
+        const std::string why = target.why_not.empty() ? attach_kernel_layer(kernel_layer_maps.get(), target.dir, kernel_layer)
+                                                       : target.why_not;
         const egress::Enforcement mode = egress::choose_enforcement(why, opts.supervisor_mode_allowed);
         st.egress_enforcement = egress::to_string(mode);
         if (mode == egress::Enforcement::Kernel)
@@ -381,7 +420,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->add_process(init_pid);
         if (egress_plan) {
             if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
-            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener));
+            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener),
+                                                       kernel_layer ? &*kernel_layer : nullptr);
             st.shim = true;
         }
     } catch (const Error&) {

@@ -13,6 +13,7 @@
 
 #include "hooks/hooks.hpp"
 #include "runtime/cgroups/manager.hpp"
+#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/container/create.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
@@ -121,6 +122,9 @@ void destroy_container(const StateStore& store, const ContainerState& st) {
     auto cg = open_cgroup(st);
     if (cg) {
         signal_all(st, SIGKILL);
+        // The shim removes its kernel-layer maps when it stops; this is for a shim that died.
+        if (st.shim)
+            if (const auto dirs = cg->dirs(); dirs.count("")) egress::forget_kernel_policy(dirs.at(""));
         cg->destroy();
     }
     spec::Config cfg;

@@ -25,9 +25,10 @@
 //   CgroupLeft ────────────────>   unshare(the other new namespaces; NEWPID
 //                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
-//   [egress] the shim attaches
-//   the kernel layer to the
-//   cgroup; EgressMode("kernel"
+//   [egress] attach the kernel
+//   layer to the cgroup (its maps
+//   go to the shim with init's
+//   listener); EgressMode("kernel"
 //   or "supervisor") ─────────────────────────────────────────>  (read first; stage 1
 //                                                                reads nothing after
 //                                                                CgroupLeft)

@@ -5,14 +5,20 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "egress.skel.h"  // generated: the programs' object, embedded
@@ -116,8 +122,11 @@ int specificity(const RuleRow& rule) { return rule.where ? rule.where->prefix : 
 // The maps' contents for a policy.
 struct MapContents {
     sl_config config{};
-    std::vector<sl_prefix_key> prefix_keys;
+    std::vector<sl_address_key> address_keys;  // single addresses
+    std::vector<sl_prefix_value> address_values;
+    std::vector<sl_prefix_key> prefix_keys;  // networks and any-IP
     std::vector<sl_prefix_value> prefix_values;
+    std::uint32_t entries = 0;  // policy entries (addresses and prefixes): the ports map's entry ids
     std::vector<sl_port_key> port_keys;
     std::vector<std::uint32_t> port_values;
 };
@@ -180,14 +189,22 @@ void add_protocol(MapContents& out, Protocol protocol, const std::vector<Indexed
         for (const auto& r : wide)
             if (covers(*r.row, prefix)) covering.push_back(r);
 
-        sl_prefix_value value{static_cast<std::uint32_t>(out.prefix_keys.size()), SL_NO_SLOT};
+        sl_prefix_value value{out.entries++, SL_NO_SLOT};
         for (const auto& r : covering)
             if (r.row->all_ports) {
                 value.all_ports_slot = r.slot;
                 break;
             }
-        out.prefix_keys.push_back(key_of(protocol, prefix));
-        out.prefix_values.push_back(value);
+        if (prefix.is_single()) {
+            sl_address_key key{};
+            key.scope = scope_of(protocol, prefix.base.family);
+            std::memcpy(key.addr, prefix.base.bytes.data(), sizeof key.addr);
+            out.address_keys.push_back(key);
+            out.address_values.push_back(value);
+        } else {
+            out.prefix_keys.push_back(key_of(protocol, prefix));
+            out.prefix_values.push_back(value);
+        }
         if (value.all_ports_slot != SL_NO_SLOT) continue;
         std::map<std::uint16_t, std::uint32_t> ports;  // port -> slot, the first (most specific) wins
         for (const auto& r : covering)
@@ -211,8 +228,9 @@ MapContents map_contents(const ResolvedPolicy& policy, const std::vector<RuleRow
                 rules.push_back({&rows[i], static_cast<std::uint32_t>(SL_SLOT_FIRST_RULE + i)});
         add_protocol(out, protocol, rules);
     }
-    if (out.prefix_keys.size() > SL_MAX_PREFIXES || out.port_keys.size() > SL_MAX_PORTS)
-        throw Error("egress: the policy is too large for the kernel's maps (" + std::to_string(out.prefix_keys.size()) +
+    if (out.address_keys.size() > SL_MAX_PREFIXES || out.prefix_keys.size() > SL_MAX_PREFIXES ||
+        out.port_keys.size() > SL_MAX_PORTS)
+        throw Error("egress: the policy is too large for the kernel's maps (" + std::to_string(out.entries) +
                     " prefixes, " + std::to_string(out.port_keys.size()) + " address and port pairs; at most " +
                     std::to_string(SL_MAX_PREFIXES) + " and " + std::to_string(SL_MAX_PORTS) + ")");
     return out;
@@ -223,9 +241,11 @@ void update(int map_fd, const void* key, const void* value, const char* map) {
         throw_errno(std::string("egress: fill the ") + map + " map (bpf BPF_MAP_UPDATE_ELEM)", -ret);
 }
 
-// Many entries in one call where the kernel has batch updates for the map type.
+// Many entries in one call where the kernel has batch updates for the map type. A per-CPU
+// map's value is one V per possible CPU (per_key of them).
 template <typename K, typename V>
-void update_all(int map_fd, const std::vector<K>& keys, const std::vector<V>& values, const char* map) {
+void update_all(int map_fd, const std::vector<K>& keys, const std::vector<V>& values, const char* map,
+                std::size_t per_key = 1) {
     if (keys.empty()) return;
     std::uint32_t count = static_cast<std::uint32_t>(keys.size());
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
@@ -234,7 +254,7 @@ void update_all(int map_fd, const std::vector<K>& keys, const std::vector<V>& va
     constexpr int kEnotsupp = 524;  // the kernel's ENOTSUPP: no batch operation for this map type
     if (ret != 0 && ret != -EINVAL && ret != -kEnotsupp && ret != -EOPNOTSUPP)
         throw_errno(std::string("egress: fill the ") + map + " map (bpf BPF_MAP_UPDATE_BATCH)", -ret);
-    for (std::size_t i = ret == 0 ? count : 0; i < keys.size(); ++i) update(map_fd, &keys[i], &values[i], map);
+    for (std::size_t i = ret == 0 ? count : 0; i < keys.size(); ++i) update(map_fd, &keys[i], &values[i * per_key], map);
 }
 
 UniqueFd dup_fd(int fd) {
@@ -258,6 +278,199 @@ const char* hook_name(bpf_attach_type type) {
 struct SkeletonDeleter {
     void operator()(egress_bpf* s) const { egress_bpf__destroy(s); }
 };
+
+// ---- the programs and outer maps every container shares
+
+// Where they are pinned: one directory per build of the programs (a new build's programs
+// never meet an older build's maps), under the machine's bpffs.
+constexpr const char* kBpffs = "/sys/fs/bpf";
+constexpr const char* kPinRoot = "/sys/fs/bpf/sandlock-runc";
+constexpr unsigned long kBpffsMagic = 0xcafe4a11;  // BPF_FS_MAGIC
+
+struct SharedLayer {
+    std::array<UniqueFd, 6> programs;  // in kernel_layer_attach_types() order
+    UniqueFd policy_ref, addresses, prefixes, ports, counters, events;  // the outer maps
+};
+
+constexpr const char* kProgramPins[6] = {"socket_create", "connect4", "connect6", "sendmsg4", "sendmsg6", "egress_packet"};
+constexpr std::size_t kMaps = 6;
+constexpr const char* kMapPins[kMaps] = {"policy_ref",    "policy_addresses", "policy_prefixes",
+                                         "policy_ports", "policy_counters",  "policy_events"};
+
+std::array<UniqueFd*, kMaps> map_slots(SharedLayer& l) {
+    return {&l.policy_ref, &l.addresses, &l.prefixes, &l.ports, &l.counters, &l.events};
+}
+
+std::string build_pin_dir() {
+    std::size_t size = 0;
+    const void* elf = egress_bpf__elf_bytes(&size);
+    const std::size_t h = std::hash<std::string_view>{}(std::string_view(static_cast<const char*>(elf), size));
+    char name[32];
+    std::snprintf(name, sizeof name, "%016zx", h);
+    return std::string(kPinRoot) + "/" + name;
+}
+
+bool bpffs_mounted() {
+    struct statfs st{};
+    return ::statfs(kBpffs, &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpffsMagic;
+}
+
+SharedLayer load_programs() {
+    std::unique_ptr<egress_bpf, SkeletonDeleter> skeleton(egress_bpf__open());
+    if (!skeleton) throw_libbpf("open the programs' object (libbpf)", -errno);
+    egress_bpf& s = *skeleton;
+    if (const int ret = egress_bpf__load(&s); ret != 0) throw_libbpf("load the cgroup programs (bpf BPF_PROG_LOAD)", ret);
+    SharedLayer l;
+    const bpf_program* programs[6] = {s.progs.socket_create, s.progs.connect4, s.progs.connect6,
+                                      s.progs.sendmsg4,      s.progs.sendmsg6, s.progs.egress_packet};
+    for (std::size_t i = 0; i < 6; ++i) l.programs[i] = dup_fd(bpf_program__fd(programs[i]));
+    const bpf_map* maps[kMaps] = {s.maps.policy_ref,   s.maps.policy_addresses, s.maps.policy_prefixes,
+                                  s.maps.policy_ports, s.maps.policy_counters,  s.maps.policy_events};
+    const auto slots = map_slots(l);
+    for (std::size_t i = 0; i < kMaps; ++i) *slots[i] = dup_fd(bpf_map__fd(maps[i]));
+    return l;
+}
+
+// The pinned set of this build, or nullopt when one is missing.
+std::optional<SharedLayer> get_pinned(const std::string& dir) {
+    SharedLayer l;
+    for (std::size_t i = 0; i < 6; ++i) {
+        l.programs[i].reset(bpf_obj_get((dir + "/" + kProgramPins[i]).c_str()));
+        if (!l.programs[i]) return std::nullopt;
+    }
+    const auto slots = map_slots(l);
+    for (std::size_t i = 0; i < kMaps; ++i) {
+        slots[i]->reset(bpf_obj_get((dir + "/" + kMapPins[i]).c_str()));
+        if (!*slots[i]) return std::nullopt;
+    }
+    return l;
+}
+
+void pin_all(SharedLayer& l, const std::string& dir) {
+    auto pin = [&](int fd, const char* name) {
+        const std::string path = dir + "/" + name;
+        ::unlink(path.c_str());  // a set left half pinned
+        if (const int ret = bpf_obj_pin(fd, path.c_str()); ret != 0) throw_errno("egress: pin " + path + " (bpf BPF_OBJ_PIN)", -ret);
+    };
+    for (std::size_t i = 0; i < 6; ++i) pin(l.programs[i].get(), kProgramPins[i]);
+    const auto slots = map_slots(l);
+    for (std::size_t i = 0; i < kMaps; ++i) pin(slots[i]->get(), kMapPins[i]);
+}
+
+// Loading and verifying six programs costs milliseconds of CPU; the first container of a
+// build pays it and pins them, the others open the pins. Serialized by a lock on the pin
+// directory, so that two creates never pin two sets. Without bpffs every process loads
+// its own (the container's maps are then reachable only through its shim).
+SharedLayer open_or_load_programs() {
+    if (!bpffs_mounted()) return load_programs();
+    const std::string dir = build_pin_dir();
+    for (const std::string& d : {std::string(kPinRoot), dir})
+        if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("egress: make " + d);
+    UniqueFd lock(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!lock) throw_errno("egress: open " + dir);
+    if (std::optional<SharedLayer> pinned = get_pinned(dir)) return std::move(*pinned);  // the common case
+    while (::flock(lock.get(), LOCK_EX) != 0)
+        if (errno != EINTR) throw_errno("egress: lock " + dir);
+    if (std::optional<SharedLayer> pinned = get_pinned(dir)) return std::move(*pinned);
+    SharedLayer l = load_programs();
+    pin_all(l, dir);
+    return l;
+}
+
+// Once per process (create makes one layer; tests make many).
+const SharedLayer& shared_layer() {
+    static std::mutex m;
+    static std::optional<SharedLayer> layer;
+    std::lock_guard lock(m);
+    if (!layer) layer = open_or_load_programs();
+    return *layer;
+}
+
+// The pinned set of this build without loading anything (the shim's view), or nullptr:
+// without bpffs each container's programs and tables are its own, and go with its cgroup.
+const SharedLayer* pinned_layer() {
+    static std::mutex m;
+    static std::optional<std::optional<SharedLayer>> layer;
+    std::lock_guard lock(m);
+    if (!layer) layer = bpffs_mounted() ? get_pinned(build_pin_dir()) : std::nullopt;
+    return *layer ? &**layer : nullptr;
+}
+
+// The type of a map fd (0 when it is none).
+std::uint32_t map_type_of(int fd) {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return 0;
+    return info.type;
+}
+
+UniqueFd make_inner_map(bpf_map_type type, const char* name, std::uint32_t key_size, std::uint32_t value_size,
+                        std::uint32_t max_entries, std::uint32_t flags) {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+    UniqueFd fd(bpf_map_create(type, name, key_size, value_size, max_entries, &opts));
+    if (!fd) throw_errno(std::string("egress: make the ") + name + " map (bpf BPF_MAP_CREATE)");
+    return fd;
+}
+
+// The id of a cgroup2 directory: the kernel's cgroup id, as its file handle carries it.
+std::uint64_t cgroup_id_of(const std::string& dir) {
+    struct {
+        file_handle handle;
+        std::uint64_t id;
+    } h{};
+    h.handle.handle_bytes = sizeof h.id;
+    int mount_id = 0;
+    if (::name_to_handle_at(AT_FDCWD, dir.c_str(), &h.handle, &mount_id, 0) != 0)
+        throw_errno("egress: the cgroup id of " + dir + " (name_to_handle_at)");
+    std::uint64_t id = 0;
+    std::memcpy(&id, h.handle.f_handle, sizeof id);
+    if (id == 0) throw Error("egress: the cgroup " + dir + " has id 0");
+    return id;
+}
+
+// The kernel switches each cgroup hook on (a static key: code patched on every CPU, a few
+// milliseconds here) when the first program of its type is attached anywhere, and off
+// when the last goes. So that containers coming and going one at a time do not pay that
+// twice each, the programs stay attached to an empty cgroup of their own at the root of
+// the cgroup2 hierarchy; no process ever runs there, so they never run for it. Best
+// effort: a failure here costs time, never enforcement.
+constexpr const char* kWarmHooksCgroup = "sandlock-runc.hooks";
+constexpr long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+
+std::string cgroup2_root_of(const std::string& dir) {
+    std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+    while (p.has_parent_path() && p.parent_path() != p) {
+        struct statfs st{};
+        if (::statfs(p.parent_path().c_str(), &st) != 0 || st.f_type != kCgroup2Magic) break;
+        p = p.parent_path();
+    }
+    return p.string();
+}
+
+void keep_hooks_switched_on(const SharedLayer& shared, const std::string& container_dir) noexcept {
+    try {
+        const std::string dir = cgroup2_root_of(container_dir) + "/" + kWarmHooksCgroup;
+        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return;
+        const UniqueFd cgroup = cb::open_dir(dir, "egress");
+        const auto& types = kernel_layer_attach_types();
+        for (std::size_t i = 0; i < types.size(); ++i)
+            if (cb::attached(cgroup.get(), types[i], "egress").empty())
+                cb::attach(shared.programs[i].get(), cgroup.get(), types[i], 0, "egress");
+    } catch (const Error&) {
+    }
+}
+
+// Removes a container's entries from one set of outer maps (kMapPins[1..]); true if any
+// was there.
+bool forget_in(const std::array<int, kMaps - 1>& outer, std::uint64_t id) noexcept {
+    bool any = false;
+    for (const int fd : outer) any |= bpf_map_delete_elem(fd, &id) == 0;
+    return any;
+}
+
+std::array<int, kMaps - 1> outer_maps(const SharedLayer& l) {
+    return {l.addresses.get(), l.prefixes.get(), l.ports.get(), l.counters.get(), l.events.get()};
+}
 
 }  // namespace
 
@@ -301,13 +514,18 @@ const char* to_string(KernelEvent::Hook h) {
 struct KernelLayer::Impl {
     Mode mode;
     std::size_t rule_count;
-    std::unique_ptr<egress_bpf, SkeletonDeleter> skeleton;  // until attach()
-    UniqueFd config, prefixes, ports, counters, events;
+    sl_config config{};
+    const SharedLayer* shared = nullptr;
+    UniqueFd addresses, prefixes, ports, counters, events;  // this container's inner maps
+    std::uint64_t id = 0;                        // after attach: the key in the outer maps
     ring_buffer* ring = nullptr;
     const std::function<void(const KernelEvent&)>* sink = nullptr;
 
     ~Impl() {
         if (ring) ring_buffer__free(ring);
+        // The container is going (its shim stops at delete): its entries go too. The
+        // programs then deny whatever is left in the cgroup.
+        if (id != 0 && shared) forget_in(outer_maps(*shared), id);
     }
 };
 
@@ -318,30 +536,65 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
     const MapContents contents = map_contents(policy, rows);
     impl_->mode = policy.mode;
     impl_->rule_count = rows.size();
+    impl_->config = contents.config;
+    impl_->shared = &shared_layer();
 
-    impl_->skeleton.reset(egress_bpf__open());
-    if (!impl_->skeleton) throw_libbpf("open the programs' object (libbpf)", -errno);
-    egress_bpf& s = *impl_->skeleton;
-    if (const int ret = bpf_map__set_max_entries(s.maps.counters, SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rows.size()));
-        ret != 0)
-        throw_libbpf("size the counters map", ret);
-    // A hash map allocates its bucket array at creation, even without preallocated
-    // elements: sized to this policy (with room for live changes), not to the maximum.
+    // Sizes as the templates in egress.bpf.c; a hash map allocates its bucket array at
+    // creation, so the ports map is sized to this policy (with room for live changes).
     const std::size_t port_room = std::max<std::size_t>(1024, 2 * contents.port_keys.size());
-    if (const int ret = bpf_map__set_max_entries(s.maps.ports, static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)));
-        ret != 0)
-        throw_libbpf("size the ports map", ret);
-    if (const int ret = egress_bpf__load(&s); ret != 0) throw_libbpf("load the cgroup programs (bpf BPF_PROG_LOAD)", ret);
+    const std::size_t address_room = std::max<std::size_t>(64, 2 * contents.address_keys.size());
+    impl_->addresses = make_inner_map(BPF_MAP_TYPE_HASH, "addresses", sizeof(sl_address_key), sizeof(sl_prefix_value),
+                                      static_cast<std::uint32_t>(std::min<std::size_t>(address_room, SL_MAX_PREFIXES)),
+                                      BPF_F_NO_PREALLOC);
+    impl_->prefixes = make_inner_map(BPF_MAP_TYPE_LPM_TRIE, "prefixes", sizeof(sl_prefix_key), sizeof(sl_prefix_value),
+                                     SL_MAX_PREFIXES, BPF_F_NO_PREALLOC);
+    impl_->ports = make_inner_map(BPF_MAP_TYPE_HASH, "ports", sizeof(sl_port_key), sizeof(std::uint32_t),
+                                  static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)), BPF_F_NO_PREALLOC);
+    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rows.size());
+    impl_->counters = make_inner_map(BPF_MAP_TYPE_PERCPU_HASH, "counters", sizeof(std::uint32_t), sizeof(sl_counter), slots, 0);
+    impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
+    update_all(impl_->addresses.get(), contents.address_keys, contents.address_values, "addresses");
+    update_all(impl_->prefixes.get(), contents.prefix_keys, contents.prefix_values, "prefixes");
+    update_all(impl_->ports.get(), contents.port_keys, contents.port_values, "ports");
+    // Every counter slot exists from the start (zero on every CPU): the programs only add.
+    const int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) throw_errno("egress: count the possible CPUs", -ncpu);
+    std::vector<std::uint32_t> slot_keys(slots);
+    for (std::uint32_t i = 0; i < slots; ++i) slot_keys[i] = i;
+    update_all(impl_->counters.get(), slot_keys, std::vector<sl_counter>(static_cast<std::size_t>(slots) * ncpu), "counters",
+               static_cast<std::size_t>(ncpu));
+}
 
-    const std::uint32_t zero = 0;
-    update(bpf_map__fd(s.maps.config), &zero, &contents.config, "config");
-    update_all(bpf_map__fd(s.maps.prefixes), contents.prefix_keys, contents.prefix_values, "prefixes");
-    update_all(bpf_map__fd(s.maps.ports), contents.port_keys, contents.port_values, "ports");
-    impl_->config = dup_fd(bpf_map__fd(s.maps.config));
-    impl_->prefixes = dup_fd(bpf_map__fd(s.maps.prefixes));
-    impl_->ports = dup_fd(bpf_map__fd(s.maps.ports));
-    impl_->counters = dup_fd(bpf_map__fd(s.maps.counters));
-    impl_->events = dup_fd(bpf_map__fd(s.maps.events));
+KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
+
+KernelLayer::Handover KernelLayer::handover() const {
+    if (impl_->id == 0) throw Error("egress: the kernel layer is not attached (internal error)");
+    return {impl_->id,
+            {impl_->addresses.get(), impl_->prefixes.get(), impl_->ports.get(), impl_->counters.get(), impl_->events.get()}};
+}
+
+void KernelLayer::handed_over() { impl_->id = 0; }
+
+KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
+    constexpr bpf_map_type kTypes[] = {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_HASH,
+                                       BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_RINGBUF};
+    if (id == 0 || maps.size() != std::size(kTypes))
+        throw Error("egress: the kernel layer's handover needs an id and " + std::to_string(std::size(kTypes)) + " maps");
+    for (std::size_t i = 0; i < maps.size(); ++i)
+        if (map_type_of(maps[i].get()) != static_cast<std::uint32_t>(kTypes[i]))
+            throw Error("egress: the kernel layer's handover: fd " + std::to_string(i + 1) + " is not the expected map");
+    KernelLayer layer;
+    Impl& impl = *layer.impl_;
+    impl.mode = policy.mode;
+    impl.rule_count = rule_rows(policy).size();
+    impl.shared = pinned_layer();
+    impl.addresses = std::move(maps[0]);
+    impl.prefixes = std::move(maps[1]);
+    impl.ports = std::move(maps[2]);
+    impl.counters = std::move(maps[3]);
+    impl.events = std::move(maps[4]);
+    impl.id = id;
+    return layer;
 }
 
 KernelLayer::~KernelLayer() = default;
@@ -349,54 +602,88 @@ KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
 KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
 
 void KernelLayer::attach(const std::string& cgroup_dir) {
-    if (!impl_->skeleton) throw Error("egress: the kernel layer is attached already (internal error)");
+    if (impl_->id != 0) throw Error("egress: the kernel layer is attached already (internal error)");
     const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
-    egress_bpf& s = *impl_->skeleton;
-    const std::pair<bpf_program*, bpf_attach_type> programs[] = {
-        {s.progs.socket_create, BPF_CGROUP_INET_SOCK_CREATE}, {s.progs.connect4, BPF_CGROUP_INET4_CONNECT},
-        {s.progs.connect6, BPF_CGROUP_INET6_CONNECT},         {s.progs.sendmsg4, BPF_CGROUP_UDP4_SENDMSG},
-        {s.progs.sendmsg6, BPF_CGROUP_UDP6_SENDMSG},          {s.progs.egress_packet, BPF_CGROUP_INET_EGRESS},
-    };
+    const std::uint64_t id = cgroup_id_of(cgroup_dir);
+    const SharedLayer& shared = *impl_->shared;
+    keep_hooks_switched_on(shared, cgroup_dir);
+    auto forget = [&] { forget_in(outer_maps(shared), id); };
     std::vector<std::pair<int, bpf_attach_type>> attached;
     try {
-        for (const auto& [prog, type] : programs) {
-            // flags 0: no override, so nothing may be attached below the container's cgroup
-            cb::attach(bpf_program__fd(prog), cgroup.get(), type, 0,
-                       std::string("egress: attach the cgroup ") + hook_name(type) + " program to " + cgroup_dir);
-            attached.emplace_back(bpf_program__fd(prog), type);
+        // 1. the container's maps under its id; 2. the programs (their storage starts at
+        // id 0: deny); 3. the id and config into the storage: from here the policy holds.
+        const std::pair<int, int> entries[] = {{shared.addresses.get(), impl_->addresses.get()},
+                                               {shared.prefixes.get(), impl_->prefixes.get()},
+                                               {shared.ports.get(), impl_->ports.get()},
+                                               {shared.counters.get(), impl_->counters.get()},
+                                               {shared.events.get(), impl_->events.get()}};
+        for (const auto& [outer, inner] : entries) {
+            const std::uint32_t fd = static_cast<std::uint32_t>(inner);
+            if (const int ret = bpf_map_update_elem(outer, &id, &fd, BPF_ANY); ret != 0)
+                throw_errno("egress: register the container's maps (bpf BPF_MAP_UPDATE_ELEM)", -ret);
         }
+        const auto& types = kernel_layer_attach_types();
+        for (std::size_t i = 0; i < types.size(); ++i) {
+            // flags 0: no override, so nothing may be attached below the container's cgroup
+            cb::attach(shared.programs[i].get(), cgroup.get(), types[i], 0,
+                       std::string("egress: attach the cgroup ") + hook_name(types[i]) + " program to " + cgroup_dir);
+            attached.emplace_back(shared.programs[i].get(), types[i]);
+        }
+        const sl_policy_ref ref{id, impl_->config};
+        if (const int ret = bpf_map_update_elem(shared.policy_ref.get(), &id, &ref, BPF_ANY); ret != 0)
+            throw_errno("egress: set the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
     } catch (const Error&) {
         for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
+        forget();
         throw;
     }
-    // The cgroup holds the programs now, and they the maps: our program fds can go.
-    impl_->skeleton.reset();
+    impl_->id = id;
 }
 
 KernelCounters KernelLayer::counters() const {
     const int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) throw_errno("egress: count the possible CPUs", -ncpu);
-    std::vector<sl_counter> per_cpu(static_cast<std::size_t>(ncpu));
-    auto read = [&](std::uint32_t slot) {
-        if (const int ret = bpf_map_lookup_elem(impl_->counters.get(), &slot, per_cpu.data()); ret != 0)
-            throw_errno("egress: read the kernel's counters (bpf BPF_MAP_LOOKUP_ELEM)", -ret);
-        KernelCounters::Pair sum;
-        for (const auto& c : per_cpu) {
-            sum.allowed += c.allowed;
-            sum.denied += c.denied;
+    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(impl_->rule_count);
+    // Every slot's per-CPU values in one call (BPF_MAP_LOOKUP_BATCH), slot by slot if the
+    // kernel has no batch for the map.
+    std::vector<std::uint32_t> keys(slots);
+    std::vector<sl_counter> values(static_cast<std::size_t>(slots) * static_cast<std::size_t>(ncpu));
+    std::uint32_t got = 0, batch = 0;
+    bool first = true;
+    int ret = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (got < slots) {
+        std::uint32_t count = slots - got;
+        ret = bpf_map_lookup_batch(impl_->counters.get(), first ? nullptr : &batch, &batch, &keys[got],
+                                   &values[static_cast<std::size_t>(got) * ncpu], &count, &opts);
+        first = false;
+        got += count;
+        if (ret != 0) break;  // -ENOENT: the end
+    }
+    if ((ret != 0 && ret != -ENOENT) || got != slots) {
+        for (std::uint32_t slot = 0; slot < slots; ++slot)
+            if (const int r = bpf_map_lookup_elem(impl_->counters.get(), &slot, &values[static_cast<std::size_t>(slot) * ncpu]); r != 0)
+                throw_errno("egress: read the kernel's counters (bpf BPF_MAP_LOOKUP_ELEM)", -r);
+        for (std::uint32_t slot = 0; slot < slots; ++slot) keys[slot] = slot;
+    }
+    std::vector<KernelCounters::Pair> sums(slots);
+    for (std::uint32_t i = 0; i < slots; ++i) {
+        if (keys[i] >= slots) continue;
+        for (int cpu = 0; cpu < ncpu; ++cpu) {
+            const sl_counter& c = values[static_cast<std::size_t>(i) * ncpu + cpu];
+            sums[keys[i]].allowed += c.allowed;
+            sums[keys[i]].denied += c.denied;
         }
-        return sum;
-    };
+    }
     KernelCounters out;
-    out.no_rule = read(SL_SLOT_NO_RULE);
-    out.loopback = read(SL_SLOT_LOOPBACK);
-    out.open = read(SL_SLOT_OPEN);
-    out.no_address = read(SL_SLOT_NO_ADDRESS);
-    out.refused_sockets = read(SL_SLOT_SOCKET).denied;
-    out.routed_packets = read(SL_SLOT_ROUTING).denied;
-    out.lost_events = read(SL_SLOT_LOST).denied;
-    for (std::size_t i = 0; i < impl_->rule_count; ++i)
-        out.rules.push_back(read(static_cast<std::uint32_t>(SL_SLOT_FIRST_RULE + i)));
+    out.no_rule = sums[SL_SLOT_NO_RULE];
+    out.loopback = sums[SL_SLOT_LOOPBACK];
+    out.open = sums[SL_SLOT_OPEN];
+    out.no_address = sums[SL_SLOT_NO_ADDRESS];
+    out.refused_sockets = sums[SL_SLOT_SOCKET].denied;
+    out.routed_packets = sums[SL_SLOT_ROUTING].denied;
+    out.lost_events = sums[SL_SLOT_LOST].denied;
+    out.rules.assign(sums.begin() + SL_SLOT_FIRST_RULE, sums.end());
     return out;
 }
 
@@ -468,6 +755,27 @@ void detach_kernel_layer(const std::string& dir) {
     for (const auto type : kernel_layer_attach_types())
         for (const std::uint32_t id : attached_programs(dir, type))
             cb::detach(cgroup.get(), id, type, std::string("egress: detach the cgroup ") + hook_name(type) + " program from " + dir);
+}
+
+void forget_kernel_policy(const std::string& cgroup_dir) noexcept {
+    std::uint64_t id = 0;
+    try {
+        id = cgroup_id_of(cgroup_dir);
+    } catch (const Error&) {
+        return;  // no cgroup: nothing was registered under it
+    }
+    // Every build's pinned set: the container may have been made by an older binary.
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(kPinRoot, ec)) {
+        const std::string dir = entry.path().string();
+        std::array<UniqueFd, kMaps - 1> maps;
+        std::array<int, kMaps - 1> fds{};
+        for (std::size_t i = 0; i < maps.size(); ++i) {
+            maps[i].reset(bpf_obj_get((dir + "/" + kMapPins[i + 1]).c_str()));
+            fds[i] = maps[i].get();
+        }
+        forget_in(fds, id);  // a map not there: -1, nothing deleted
+    }
 }
 
 // ---- create's decision

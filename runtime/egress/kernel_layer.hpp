@@ -4,10 +4,14 @@
 // object embedded in the binary (a `bpftool gen skeleton` header); only the maps depend on
 // the policy, so load time does not grow with the number of rules.
 //
-// Where it runs: the shim loads and attaches it at create's request, and keeps the map
-// fds for as long as the container lives (counters, audit events, live changes). The
-// programs themselves stay attached to the cgroup, which holds them (and through them the
-// maps) until `delete` removes the cgroup.
+// Where it runs: the programs are loaded once per machine (per build) and pinned under
+// /sys/fs/bpf/sandlock-runc/<build>/ with their outer maps; the first create of a build
+// loads them, the others open the pins. A container's policy is its own inner maps (LPM
+// trie, ports, counters, ring buffer), made and filled by its shim, registered in the
+// outer maps under the container cgroup's id; the programs find that id in a cgroup
+// storage of the cgroup they are attached to. The shim keeps the inner maps' fds for as
+// long as the container lives (counters, audit events, live changes) and removes its
+// entries when it stops; `delete` removes them too (forget_kernel_policy) in case it died.
 //
 // The programs judge by the socket's cgroup, in the caller's thread, on the kernel's copy
 // of the address: a sockaddr rewritten or an fd swapped after the shim's decision gains
@@ -90,12 +94,27 @@ public:
     // fds only.
     void attach(const std::string& cgroup_dir);
 
+    // What create hands the shim with the container's first listener (after attach): the
+    // container's id in the programs' tables and its five maps, in this order: addresses,
+    // prefixes, ports, counters, events. Once the shim has them, create calls handed_over()
+    // so that its copy no longer removes the container's entries when it goes.
+    struct Handover {
+        std::uint64_t id = 0;
+        std::vector<int> fds;
+    };
+    Handover handover() const;
+    void handed_over();
+    // The shim's side: a layer over maps create made and attached (checked to be maps of
+    // the expected types). It removes the container's entries when it goes.
+    static KernelLayer adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps);
+
     KernelCounters counters() const;  // throws sandlock::Error
     // Calls fn for every event waiting in the ring buffer; returns how many there were.
     std::size_t drain_events(const std::function<void(const KernelEvent&)>& fn);
     int events_fd() const;  // readable (epoll) when events wait
 
 private:
+    KernelLayer();
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
@@ -107,6 +126,10 @@ std::vector<std::uint32_t> attached_programs(const std::string& dir, bpf_attach_
 // Detaches every program of those hooks from dir (tests; `delete` removes the cgroup,
 // which drops them). Throws sandlock::Error.
 void detach_kernel_layer(const std::string& dir);
+
+// Removes the container's maps from the programs' shared tables (every build's pinned
+// set), for `delete` when the shim that registered them did not (it died). Never throws.
+void forget_kernel_policy(const std::string& cgroup_dir) noexcept;
 
 // Which layers enforce a container's policy.
 enum class Enforcement {

@@ -1,6 +1,7 @@
 #include "runtime/egress/policy.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -217,20 +218,70 @@ std::vector<std::uint16_t> ports_from(const json& j) {
     return ports;
 }
 
-IpAddr address_from(const json& j) {
-    const auto s = j.get<std::string>();
+IpAddr address_from(const std::string& s) {
     const auto ip = IpAddr::parse(s);
     if (!ip) fail_json("invalid address " + in_quotes(s));
     return *ip;
 }
 
-json rules_to_json(const ProtocolRules& r) {
+// One destination as one string, "ADDRESS PORTS" with PORTS "*" or "443,8443": a policy of
+// a thousand addresses is a thousand strings, not a thousand objects (create writes it and
+// the shim reads it on create's path).
+std::string destination_to_string(const std::string& where, bool all_ports, const std::vector<std::uint16_t>& ports) {
+    std::string out = where;
+    out += ' ';
+    if (all_ports) return out + '*';
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+        if (i) out += ',';
+        out += std::to_string(ports[i]);
+    }
+    return out;
+}
+
+struct Destination {
+    std::string where;
+    bool all_ports = false;
+    std::vector<std::uint16_t> ports;
+};
+
+Destination destination_from(const json& j) {
+    if (j.is_object())  // version 1: {"address"|"network": ..., "all_ports": ..., "ports": [...]}
+        return {j.contains("address") ? j.at("address").get<std::string>() : j.at("network").get<std::string>(),
+                j.at("all_ports").get<bool>(), ports_from(j.at("ports"))};
+    const std::string s = j.get<std::string>();
+    const auto space = s.find(' ');
+    if (space == std::string::npos) fail_json("invalid destination " + in_quotes(s));
+    Destination d{s.substr(0, space), false, {}};
+    const std::string_view ports = std::string_view(s).substr(space + 1);
+    if (ports == "*") {
+        d.all_ports = true;
+        return d;
+    }
+    std::size_t from = 0;
+    while (from <= ports.size()) {
+        const std::size_t comma = std::min(ports.find(',', from), ports.size());
+        const std::string_view p = ports.substr(from, comma - from);
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+        if (p.empty() || ec != std::errc() || end != p.data() + p.size() || value == 0 || value > 65535)
+            fail_json("invalid destination " + in_quotes(s));
+        d.ports.push_back(static_cast<std::uint16_t>(value));
+        from = comma + 1;
+    }
+    return d;
+}
+
+// compact: destinations as "ADDRESS PORTS" strings (the shim's file); otherwise as objects
+// {"address"|"network", "all_ports", "ports"} (what `egress --format json` shows).
+json rules_to_json(const ProtocolRules& r, bool compact) {
     json per_ip = json::array();
     for (const auto& e : r.per_ip)
-        per_ip.push_back({{"address", e.address.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
+        per_ip.push_back(compact ? json(destination_to_string(e.address.to_string(), e.all_ports, e.ports))
+                                 : json{{"address", e.address.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
     json per_net = json::array();
     for (const auto& e : r.per_net)
-        per_net.push_back({{"network", e.network.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
+        per_net.push_back(compact ? json(destination_to_string(e.network.to_string(), e.all_ports, e.ports))
+                                  : json{{"network", e.network.to_string()}, {"all_ports", e.all_ports}, {"ports", e.ports}});
     return {{"any_ip_all_ports", r.any_ip_all_ports},
             {"any_ip_ports", r.any_ip_ports},
             {"per_ip", per_ip},
@@ -241,13 +292,15 @@ ProtocolRules rules_from_json(const json& j) {
     ProtocolRules r;
     r.any_ip_all_ports = j.at("any_ip_all_ports").get<bool>();
     r.any_ip_ports = ports_from(j.at("any_ip_ports"));
-    for (const auto& e : j.at("per_ip"))
-        r.per_ip.push_back({address_from(e.at("address")), e.at("all_ports").get<bool>(), ports_from(e.at("ports"))});
+    for (const auto& e : j.at("per_ip")) {
+        Destination d = destination_from(e);
+        r.per_ip.push_back({address_from(d.where), d.all_ports, std::move(d.ports)});
+    }
     for (const auto& e : j.at("per_net")) {
-        const auto s = e.at("network").get<std::string>();
-        const auto net = Cidr::parse(s);
-        if (!net || net->is_single()) fail_json("invalid network " + in_quotes(s));
-        r.per_net.push_back({*net, e.at("all_ports").get<bool>(), ports_from(e.at("ports"))});
+        Destination d = destination_from(e);
+        const auto net = Cidr::parse(d.where);
+        if (!net || net->is_single()) fail_json("invalid network " + in_quotes(d.where));
+        r.per_net.push_back({*net, d.all_ports, std::move(d.ports)});
     }
     r.finalize();
     return r;
@@ -257,7 +310,9 @@ constexpr std::pair<const char*, Mode> kModes[] = {{"open", Mode::Open}, {"allow
 constexpr std::pair<const char*, Loopback> kLoopbacks[] = {{"allow", Loopback::Allow}, {"deny", Loopback::Deny}};
 constexpr std::pair<const char*, Audit> kAudits[] = {{"off", Audit::Off}, {"deny", Audit::Deny}, {"all", Audit::All}};
 
-constexpr int kJsonVersion = 1;
+// 2: serialize() writes destinations as "ADDRESS PORTS" strings, to_json() as objects;
+// both are read, and so is 1 (objects).
+constexpr int kJsonVersion = 2;
 
 }  // namespace
 
@@ -529,7 +584,9 @@ ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback defaul
     return out;
 }
 
-void to_json(json& j, const ResolvedPolicy& p) {
+namespace {
+
+json policy_to_json(const ResolvedPolicy& p, bool compact) {
     json hosts = json::array();
     for (const auto& h : p.hosts) {
         json addrs = json::array();
@@ -541,22 +598,26 @@ void to_json(json& j, const ResolvedPolicy& p) {
         bind = json::array();
         for (const auto& r : *p.bind) bind.push_back({r.first, r.last});
     }
-    j = {{"version", kJsonVersion},
-         {"mode", to_string(p.mode)},
-         {"loopback", to_string(p.loopback)},
-         {"audit", to_string(p.audit)},
-         {"tcp", rules_to_json(p.tcp)},
-         {"udp", rules_to_json(p.udp)},
-         {"icmp", rules_to_json(p.icmp)},
-         {"bind", bind},
-         {"hosts", hosts}};
+    return {{"version", kJsonVersion},
+            {"mode", to_string(p.mode)},
+            {"loopback", to_string(p.loopback)},
+            {"audit", to_string(p.audit)},
+            {"tcp", rules_to_json(p.tcp, compact)},
+            {"udp", rules_to_json(p.udp, compact)},
+            {"icmp", rules_to_json(p.icmp, compact)},
+            {"bind", bind},
+            {"hosts", hosts}};
 }
+
+}  // namespace
+
+void to_json(json& j, const ResolvedPolicy& p) { j = policy_to_json(p, false); }
 
 namespace {
 
 ResolvedPolicy policy_from_json(const json& j) {
     if (!j.is_object()) fail_json("not a JSON object");
-    if (j.at("version") != kJsonVersion) fail_json("unsupported version " + j.at("version").dump());
+    if (j.at("version") != kJsonVersion && j.at("version") != 1) fail_json("unsupported version " + j.at("version").dump());
     ResolvedPolicy out;
     out.mode = enum_from(j, "mode", kModes);
     out.loopback = enum_from(j, "loopback", kLoopbacks);
@@ -576,7 +637,7 @@ ResolvedPolicy policy_from_json(const json& j) {
     }
     for (const auto& h : j.at("hosts")) {
         HostEntry entry{h.at("name").get<std::string>(), {}};
-        for (const auto& a : h.at("addresses")) entry.addresses.push_back(normalize(address_from(a)));
+        for (const auto& a : h.at("addresses")) entry.addresses.push_back(normalize(address_from(a.get<std::string>())));
         out.hosts.push_back(std::move(entry));
     }
     return out;
@@ -594,7 +655,7 @@ void from_json(const json& j, ResolvedPolicy& p) {
     }
 }
 
-std::string serialize(const ResolvedPolicy& p) { return json(p).dump(); }
+std::string serialize(const ResolvedPolicy& p) { return policy_to_json(p, true).dump(); }
 
 ResolvedPolicy deserialize_policy(std::string_view text) {
     try {

@@ -205,8 +205,10 @@ struct ResolvedPolicy {
 // private network namespace; the runtime chooses for a shared one).
 ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback default_loopback = Loopback::Allow);
 
-// JSON, to hand the policy to the shim. from_json validates everything and throws
-// sandlock::Error("egress policy: ...") on malformed input.
+// JSON. serialize() is the compact form that create hands the shim (egress.json: one
+// string per destination); to_json() the readable one (one object per destination) that
+// `egress --format json` shows. from_json and deserialize_policy read either, validate
+// everything and throw sandlock::Error("egress policy: ...") on malformed input.
 void to_json(nlohmann::json& j, const ResolvedPolicy& p);
 void from_json(const nlohmann::json& j, ResolvedPolicy& p);
 std::string serialize(const ResolvedPolicy& p);

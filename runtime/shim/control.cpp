@@ -83,6 +83,10 @@ void set_timeout(int sock, int option, int timeout_ms) {
 }  // namespace
 
 json control_request(const std::string& socket_path, const json& request, int fd, int timeout_ms) {
+    return control_request(socket_path, request, fd >= 0 ? std::vector<int>{fd} : std::vector<int>{}, timeout_ms);
+}
+
+json control_request(const std::string& socket_path, const json& request, const std::vector<int>& fds, int timeout_ms) {
     Address a = address_for(socket_path);
     UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!sock) throw_errno("socket");
@@ -95,7 +99,7 @@ json control_request(const std::string& socket_path, const json& request, int fd
         throw_errno("connect " + socket_path, err);
     }
     try {
-        unix_socket::send_with_fd(sock.get(), request.dump(), fd);
+        unix_socket::send_with_fds(sock.get(), request.dump(), fds);
     } catch (const SystemError& e) {
         if (means_nobody_listens(e.code())) throw ShimUnavailable(e.what());
         throw;
@@ -199,9 +203,9 @@ void ControlServer::serve_connection(int conn) {
             reply = {{"ok", false}, {"error", "permission denied"}};
         } else {
             if (!wait_readable(conn, kServerReceiveTimeoutMs)) return;
-            auto msg = unix_socket::recv_with_fd(conn, kMaxMessage);
+            auto msg = unix_socket::recv_with_fds(conn, kMaxMessage);
             if (msg.payload.empty()) return;  // the client hung up
-            reply = handler_(parse_object(msg.payload, "request"), std::move(msg.fd));
+            reply = handler_(parse_object(msg.payload, "request"), std::move(msg.fds));
         }
     } catch (const std::exception& e) {
         reply = {{"ok", false}, {"error", e.what()}};

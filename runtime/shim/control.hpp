@@ -1,6 +1,9 @@
 // The shim's control socket, <state dir>/shim.sock: a SOCK_SEQPACKET unix socket
 // carrying one JSON object per packet. Requests:
 //   {"op":"register"} + one seccomp listener fd (SCM_RIGHTS)  -> {"ok":true,"listeners":N}
+//   {"op":"register","kernel_layer":{"id":ID}} + the listener and the container's five
+//       kernel-layer maps (egress/kernel_layer.hpp, KernelLayer::handover): the first
+//       listener of a container whose policy create attached; the shim owns the maps
 //   {"op":"status"}                                           -> {"ok":true,"counters":{...},
 //                                                                 "listeners":N,"pid":P,...}
 // A refusal is {"ok":false,"error":"..."}. One request per connection.
@@ -10,6 +13,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +34,9 @@ public:
 // or a malformed reply.
 nlohmann::json control_request(const std::string& socket_path, const nlohmann::json& request,
                                int fd = -1, int timeout_ms = 5000);
+// The same with several fds attached (at most unix_socket::kMaxFds), in order.
+nlohmann::json control_request(const std::string& socket_path, const nlohmann::json& request,
+                               const std::vector<int>& fds, int timeout_ms = 5000);
 
 // Whether the peer of a connected unix socket may talk to the shim: root, or our euid.
 bool peer_allowed(int conn);
@@ -40,9 +47,9 @@ bool peer_allowed(int conn);
 // and reported through on_signal; serving continues until shutdown().
 class ControlServer {
 public:
-    // Returns the reply for a request; the fd is the one attached (may be invalid).
+    // Returns the reply for a request, given the fds attached to it, in order (maybe none).
     // Exceptions become {"ok":false,"error":what()}.
-    using Handler = std::function<nlohmann::json(const nlohmann::json& request, UniqueFd fd)>;
+    using Handler = std::function<nlohmann::json(const nlohmann::json& request, std::vector<UniqueFd> fds)>;
 
     ControlServer(std::string socket_path, Handler handler, std::function<void(int)> on_signal);
     ~ControlServer();  // unlinks the socket if it is still the one we bound

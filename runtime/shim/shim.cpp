@@ -470,43 +470,21 @@ private:
     std::thread thread_;
 };
 
-// The kernel layer, loaded (programs verified, maps filled) on a thread of its own from
-// the shim's start, while `create` sets the container up: its attach request then finds
-// it ready. The error is the reason it could not be loaded.
-struct PreloadedLayer {
-    std::optional<egress::KernelLayer> layer;
-    std::string error;
-};
-
-std::future<PreloadedLayer> preload_kernel_layer(const egress::ResolvedPolicy& policy) {
-    return std::async(std::launch::async, [&policy] {
-        PreloadedLayer out;
-        try {
-            out.layer.emplace(policy);
-        } catch (const std::exception& e) {
-            out.error = e.what();
-        }
-        return out;
-    });
-}
-
 // What the control socket does to the Supervisor and the kernel layer.
 class ShimService {
 public:
-    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn,
-                std::future<PreloadedLayer> preload)
-        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)), preload_(std::move(preload)) {}
+    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn)
+        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)) {}
     ~ShimService() {
         std::lock_guard lock(mu_);
         pump_.reset();  // before the layer it reads
     }
 
-    json handle(const json& request, UniqueFd fd) {
+    json handle(const json& request, std::vector<UniqueFd> fds) {
         auto op = request.find("op");
         if (op == request.end() || !op->is_string()) return refuse("request without \"op\"");
-        if (*op == "register") return add(std::move(fd));
+        if (*op == "register") return add(request, std::move(fds));
         if (*op == "status") return status();
-        if (*op == "attach_kernel_layer") return attach(request);
         return refuse("unknown op " + op->dump());
     }
     // After this, registrations are refused: nobody would serve the listener.
@@ -562,39 +540,28 @@ private:
                 {"rules", rules}};
     }
 
-    // create's request, once the container's cgroup exists and before any listener: load
-    // the programs, fill their maps and attach them. The reply's error is the reason the
-    // kernel layer cannot enforce the policy (create then fails or uses supervisor mode).
-    json attach(const json& request) {
-        const auto dir = request.find("cgroup");
-        if (dir == request.end() || !dir->is_string()) return refuse("attach_kernel_layer: no \"cgroup\"");
-        std::lock_guard lock(mu_);
-        if (kernel_) return refuse("attach_kernel_layer: attached already");
-        if (sup_.listener_count() > 0) return refuse("attach_kernel_layer: a listener is served already");
-        if (!preload_.valid()) return refuse("attach_kernel_layer: asked twice");
-        PreloadedLayer loaded = preload_.get();
-        if (!loaded.layer) return refuse(loaded.error);
-        try {
-            loaded.layer->attach(dir->get<std::string>());
-            kernel_.emplace(std::move(*loaded.layer));
-        } catch (const Error& e) {
-            return refuse(e.what());
-        }
-        sup_.set_kernel_layer();
-        if (audit_fn_) pump_.emplace(*kernel_, audit_fn_);
-        ::malloc_trim(0);  // the object, BTF and relocations libbpf parsed are freed: give them back
-        return {{"ok", true}, {"enforcement", "kernel"}};
-    }
-
-    json add(UniqueFd fd) {
-        if (!fd) return refuse("register: no listener fd attached");
+    // A listener to serve. The first one of a container whose kernel layer create attached
+    // comes with that layer's maps ("kernel_layer": its id; the listener's fd first, then
+    // the maps): from then on the shim owns them, and answers allowed connects CONTINUE.
+    json add(const json& request, std::vector<UniqueFd> fds) {
+        if (fds.empty() || !fds[0]) return refuse("register: no listener fd attached");
+        UniqueFd fd = std::move(fds[0]);
         if (!is_seccomp_listener(fd.get())) return refuse("register: the fd is not a seccomp listener");
         std::lock_guard lock(mu_);
         if (closing_) return refuse("the egress shim is stopping");
-        // Supervisor mode: the layer loaded for nothing goes (its maps and programs with it).
-        if (!kernel_ && preload_.valid()) {
-            preload_.get();
-            ::malloc_trim(0);
+        if (const auto k = request.find("kernel_layer"); k != request.end()) {
+            if (kernel_) return refuse("register: the kernel layer is handed over already");
+            if (sup_.listener_count() > 0) return refuse("register: the kernel layer must come with the first listener");
+            if (!k->is_object() || !k->contains("id") || !k->at("id").is_number_unsigned())
+                return refuse("register: \"kernel_layer\" needs an \"id\"");
+            std::vector<UniqueFd> maps(std::make_move_iterator(fds.begin() + 1), std::make_move_iterator(fds.end()));
+            try {
+                kernel_.emplace(egress::KernelLayer::adopt(policy_, k->at("id").get<std::uint64_t>(), std::move(maps)));
+            } catch (const Error& e) {
+                return refuse(e.what());
+            }
+            sup_.set_kernel_layer();
+            if (audit_fn_) pump_.emplace(*kernel_, audit_fn_);
         }
         sup_.add_listener(std::move(fd));
         return {{"ok", true}, {"listeners", sup_.listener_count()}};
@@ -606,7 +573,6 @@ private:
     AuditFn audit_fn_;
     mutable std::mutex mu_;
     bool closing_ = false;
-    std::future<PreloadedLayer> preload_;  // until attach, or the first listener without it
     std::optional<egress::KernelLayer> kernel_;
     std::optional<KernelEventPump> pump_;
 };
@@ -875,24 +841,27 @@ void await_pending_shim(PendingShim& pending) {
 
 }  // namespace
 
-std::string attach_kernel_layer(PendingShim& pending, const std::string& cgroup_dir) {
-    await_pending_shim(pending);
-    json reply;
-    try {
-        reply = control_request(socket_path(pending.state_dir), {{"op", "attach_kernel_layer"}, {"cgroup", cgroup_dir}});
-    } catch (const ShimUnavailable&) {
-        throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
-    }
-    return reply_ok(reply) ? "" : reply_error(reply);
-}
-
-proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener) {
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener, egress::KernelLayer* kernel_layer) {
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
     await_pending_shim(pending);
     // Read while it waits for this listener: after the registration it may end at once.
     const auto identity = proc::identify(pending.pidfd.get(), pending.pid);
     if (!identity) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
-    register_listener(pending.state_dir, first_listener.get());
+    json request = {{"op", "register"}};
+    std::vector<int> fds = {first_listener.get()};
+    if (kernel_layer) {
+        const egress::KernelLayer::Handover h = kernel_layer->handover();
+        request["kernel_layer"] = {{"id", h.id}};
+        fds.insert(fds.end(), h.fds.begin(), h.fds.end());
+    }
+    json reply;
+    try {
+        reply = control_request(socket_path(pending.state_dir), request, fds);
+    } catch (const ShimUnavailable&) {
+        throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
+    }
+    if (!reply_ok(reply)) throw Error("egress shim refused the listener: " + reply_error(reply));
+    if (kernel_layer) kernel_layer->handed_over();  // the shim removes the container's entries now
     pending.creator.reset();  // the shim stops watching for our end
     return *identity;
 }
@@ -928,7 +897,8 @@ std::string final_counters_path(const std::string& state_dir) {
 json shim_status(const std::string& state_dir) {
     json out;
     const std::string policy_file = policy_path(state_dir);
-    out["policy"] = fs::exists(policy_file) ? json::parse(fs::read_file(policy_file)) : json(nullptr);
+    // The readable form (destinations as objects), whatever form the file has.
+    out["policy"] = fs::exists(policy_file) ? json(egress::deserialize_policy(fs::read_file(policy_file))) : json(nullptr);
     out["audit"] = out["policy"].is_object() ? out["policy"].value("audit", "off") : "off";
     const std::string log_file = audit_log_path(state_dir);
     out["audit_log"] = fs::exists(log_file) ? json(log_file) : json(nullptr);
@@ -989,10 +959,10 @@ int run_shim_main(const std::string& state_dir_arg) {
         else
             supervisor.await_first_listener();
         CreatorWatch creator_watch(std::move(creator), supervisor);
-        ShimService service(supervisor, policy, audit, audit_log.fn(), preload_kernel_layer(policy));
+        ShimService service(supervisor, policy, audit, audit_log.fn());
         ControlServer server(
             socket_path(state_dir),
-            [&service](const json& request, UniqueFd fd) { return service.handle(request, std::move(fd)); },
+            [&service](const json& request, std::vector<UniqueFd> fds) { return service.handle(request, std::move(fds)); },
             [&service](int) { service.terminate(); });
         PidFile pid_file(pid_path(state_dir));
         std::thread control([&server] {

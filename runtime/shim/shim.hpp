@@ -19,6 +19,10 @@
 #include "runtime/util/fd.hpp"
 #include "runtime/util/process.hpp"
 
+namespace sandlock::egress {
+class KernelLayer;
+}
+
 namespace sandlock::shim {
 
 std::string policy_path(const std::string& state_dir);     // egress.json
@@ -58,13 +62,11 @@ struct PendingShim {
     UniqueFd pidfd;    // empty when the shim is already gone
 };
 PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy);
-proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener);
-// Before finish_shim_launch: asks the shim to load the kernel layer (egress/kernel_layer.hpp)
-// and attach it to the container's cgroup2 directory; the shim keeps its maps (counters,
-// audit events) and answers allowed connects with CONTINUE from then on. Returns "" once
-// attached, else the reason it could not be (the layer is then not in place). Throws
-// sandlock::Error when the shim is gone.
-std::string attach_kernel_layer(PendingShim& pending, const std::string& cgroup_dir);
+// Registers the container's first listener. With kernel_layer (attached by create), the
+// shim takes over its maps: it keeps them for counters and audit events, removes the
+// container's entries when it stops, and answers allowed connects CONTINUE.
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener,
+                                  egress::KernelLayer* kernel_layer = nullptr);
 // For a create that fails: kills the pending shim through its pidfd, waits until it is
 // gone, removes shim.sock and shim.pid. Throws if it does not die.
 void stop_pending_shim(PendingShim& pending);

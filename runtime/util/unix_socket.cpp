@@ -22,21 +22,22 @@ UniqueFd connect_stream(const std::string& path) {
     return sock;
 }
 
-void send_with_fd(int sock, const std::string& payload, int fd) {
+void send_with_fds(int sock, const std::string& payload, const std::vector<int>& fds) {
+    if (fds.size() > kMaxFds) throw Error("sendmsg: too many fds");
     std::string data = payload.empty() ? std::string(1, '\0') : payload;
     iovec iov{const_cast<char*>(data.data()), data.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (fd >= 0) {
+    if (!fds.empty()) {
         msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
         cmsghdr* c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
     }
     ssize_t n;
     do {
@@ -46,10 +47,14 @@ void send_with_fd(int sock, const std::string& payload, int fd) {
     if (static_cast<size_t>(n) != data.size()) throw Error("sendmsg: short write");
 }
 
-Received recv_with_fd(int sock, size_t max) {
+void send_with_fd(int sock, const std::string& payload, int fd) {
+    send_with_fds(sock, payload, fd >= 0 ? std::vector<int>{fd} : std::vector<int>{});
+}
+
+ReceivedFds recv_with_fds(int sock, size_t max) {
     std::vector<char> buf(max);
     iovec iov{buf.data(), buf.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -60,7 +65,7 @@ Received recv_with_fd(int sock, size_t max) {
         n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n < 0) throw_errno("recvmsg");
-    Received r;
+    ReceivedFds r;
     r.payload.assign(buf.data(), static_cast<size_t>(n));
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -68,10 +73,19 @@ Received recv_with_fd(int sock, size_t max) {
         for (size_t i = 0; i < count; ++i) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (!r.fd) r.fd.reset(fd);
-            else ::close(fd);  // we take one fd per message; never leak extras
+            r.fds.emplace_back(fd);
         }
     }
+    // More than the control buffer holds: the kernel closed the rest and says so.
+    if (msg.msg_flags & MSG_CTRUNC) throw Error("recvmsg: more fds than expected");
+    return r;
+}
+
+Received recv_with_fd(int sock, size_t max) {
+    ReceivedFds all = recv_with_fds(sock, max);
+    Received r;
+    r.payload = std::move(all.payload);
+    if (!all.fds.empty()) r.fd = std::move(all.fds.front());  // one fd per message; the rest are closed
     return r;
 }
 

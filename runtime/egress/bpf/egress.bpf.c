@@ -43,40 +43,95 @@
 
 char LICENSE[] SEC("license") = "Apache-2.0"; /* no GPL-only helper is called */
 
+/* The programs are loaded once per machine and shared by every container (pinned under
+ * /sys/fs/bpf); each container's policy is its own set of inner maps, found through the
+ * container's entry in the outer maps below. Which entry: the id in policy_ref, a cgroup
+ * storage of the cgroup the programs are attached to (the container's, also for sockets
+ * made in a cgroup below it). The loader writes it after attaching; until then it is 0,
+ * which names no entry: every verdict is a denial (fail closed). */
 struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct sl_config);
-} config SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
+    __type(key, __u64); /* the cgroup's id alone: one storage for all six hooks */
+    __type(value, struct sl_policy_ref);
+} policy_ref SEC(".maps");
 
-struct {
+/* The inner maps' templates (sizes, not types: clang gives these types no BTF here). */
+struct prefixes_map {
     __uint(type, BPF_MAP_TYPE_LPM_TRIE);
     __uint(max_entries, SL_MAX_PREFIXES);
     __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct sl_prefix_key);
-    __type(value, struct sl_prefix_value);
-} prefixes SEC(".maps");
+    __uint(key_size, sizeof(struct sl_prefix_key));
+    __uint(value_size, sizeof(struct sl_prefix_value));
+};
 
-struct {
+struct addresses_map {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, SL_MAX_PREFIXES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(key_size, sizeof(struct sl_address_key));
+    __uint(value_size, sizeof(struct sl_prefix_value));
+};
+
+struct ports_map {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, SL_MAX_PORTS);
     __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct sl_port_key);
-    __type(value, __u32);
-} ports SEC(".maps");
+    __uint(key_size, sizeof(struct sl_port_key));
+    __uint(value_size, sizeof(__u32));
+};
 
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, SL_SLOT_FIRST_RULE); /* the loader adds one slot per rule */
-    __type(key, __u32);
-    __type(value, struct sl_counter);
-} counters SEC(".maps");
+/* A hash (an array inner map must have the template's size; a per-CPU one cannot be told
+ * otherwise), its slots made by the loader: one per fixed slot and one per rule. */
+struct counters_map {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, SL_SLOT_FIRST_RULE);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(struct sl_counter));
+};
 
-struct {
+struct events_map {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, SL_EVENTS_BYTES);
-} events SEC(".maps");
+};
+
+#define OUTER_MAP(name, inner)                       \
+    struct {                                         \
+        __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);     \
+        __uint(max_entries, SL_MAX_POLICIES);        \
+        __uint(map_flags, BPF_F_NO_PREALLOC);        \
+        __type(key, __u64);                          \
+        __array(values, struct inner);               \
+    } name SEC(".maps")
+
+OUTER_MAP(policy_addresses, addresses_map);
+OUTER_MAP(policy_prefixes, prefixes_map);
+OUTER_MAP(policy_ports, ports_map);
+OUTER_MAP(policy_counters, counters_map);
+OUTER_MAP(policy_events, events_map);
+
+/* A container's policy: its settings and its inner maps. */
+struct policy {
+    const struct sl_config *config;
+    void *addresses;
+    void *prefixes;
+    void *ports;
+    void *counters;
+    void *events;
+};
+
+/* 0 when the container has no complete entry (not yet, or no longer): deny. */
+static __always_inline int find_policy(struct policy *p)
+{
+    struct sl_policy_ref *ref = bpf_get_local_storage(&policy_ref, 0);
+    __u64 id = ref->id;
+    p->config = &ref->config;
+    p->addresses = bpf_map_lookup_elem(&policy_addresses, &id);
+    p->prefixes = bpf_map_lookup_elem(&policy_prefixes, &id);
+    p->ports = bpf_map_lookup_elem(&policy_ports, &id);
+    p->counters = bpf_map_lookup_elem(&policy_counters, &id);
+    p->events = bpf_map_lookup_elem(&policy_events, &id);
+    return id != 0 && p->addresses && p->prefixes && p->ports && p->counters && p->events;
+}
 
 /* The destination being judged: an IPv4 address in addr[0], or an IPv6 address. */
 struct destination {
@@ -85,9 +140,9 @@ struct destination {
     __u16 port;
 };
 
-static __always_inline void count(__u32 slot, int allowed)
+static __always_inline void count(const struct policy *p, __u32 slot, int allowed)
 {
-    struct sl_counter *c = bpf_map_lookup_elem(&counters, &slot);
+    struct sl_counter *c = bpf_map_lookup_elem(p->counters, &slot);
     if (!c) return;
     if (allowed)
         __sync_fetch_and_add(&c->allowed, 1);
@@ -95,16 +150,26 @@ static __always_inline void count(__u32 slot, int allowed)
         __sync_fetch_and_add(&c->denied, 1);
 }
 
-static __always_inline void record(const struct sl_config *cfg, __u8 hook, __u8 protocol,
+/* A verdict reached before the policy was needed (no policy: nothing to count). */
+static __always_inline void count_fixed(__u32 slot, int allowed)
+{
+    struct sl_policy_ref *ref = bpf_get_local_storage(&policy_ref, 0);
+    __u64 id = ref->id;
+    struct policy p = {.counters = bpf_map_lookup_elem(&policy_counters, &id)};
+    if (p.counters) count(&p, slot, allowed);
+}
+
+static __always_inline void record(const struct policy *p, __u8 hook, __u8 protocol,
                                    const struct destination *d, __u32 slot, int allowed)
 {
+    const struct sl_config *cfg = p->config;
     if (cfg->audit == SL_AUDIT_OFF || (allowed && cfg->audit != SL_AUDIT_ALL)) return;
     /* The shim records the connects it decides; one it allowed and the hook denies (its
      * address changed after the decision) or one it never saw (TCP Fast Open) is ours. */
     if (hook == SL_HOOK_CONNECT && allowed) return;
-    struct sl_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    struct sl_event *e = bpf_ringbuf_reserve(p->events, sizeof(*e), 0);
     if (!e) {
-        count(SL_SLOT_LOST, 0);
+        count(p, SL_SLOT_LOST, 0);
         return;
     }
     e->time_ns = bpf_ktime_get_boot_ns();
@@ -142,27 +207,33 @@ static __always_inline void unmap_ipv4(struct destination *d)
 }
 
 /* The slot of the rule of `protocol` that matches d, or SL_NO_SLOT. */
-static __always_inline __u32 matching_rule(__u8 protocol, const struct destination *d)
+static __always_inline __u32 matching_rule(const struct policy *p, __u8 protocol, const struct destination *d)
 {
-    struct sl_prefix_key key = {
-        .prefixlen = SL_SCOPE_BITS + (d->family == SL_V4 ? 32 : 128),
-        .scope = ((__u32)protocol << 8) | d->family,
-        .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]},
-    };
-    struct sl_prefix_value *entry = bpf_map_lookup_elem(&prefixes, &key);
+    const __u32 scope = ((__u32)protocol << 8) | d->family;
+    struct sl_address_key address = {.scope = scope, .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]}};
+    struct sl_prefix_value *entry = bpf_map_lookup_elem(p->addresses, &address);
+    if (!entry) {
+        struct sl_prefix_key key = {
+            .prefixlen = SL_SCOPE_BITS + (d->family == SL_V4 ? 32 : 128),
+            .scope = scope,
+            .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]},
+        };
+        entry = bpf_map_lookup_elem(p->prefixes, &key);
+    }
     if (!entry) return SL_NO_SLOT;
     if (entry->all_ports_slot != SL_NO_SLOT) return entry->all_ports_slot;
     struct sl_port_key port = {.entry = entry->entry, .port = d->port};
-    __u32 *slot = bpf_map_lookup_elem(&ports, &port);
+    __u32 *slot = bpf_map_lookup_elem(p->ports, &port);
     return slot ? *slot : SL_NO_SLOT;
 }
 
 /* check(protocol, d, port): 1 allow, 0 deny. */
 static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d)
 {
-    __u32 zero = 0;
-    const struct sl_config *cfg = bpf_map_lookup_elem(&config, &zero);
-    if (!cfg) return DENY; /* cannot happen (an array); fail closed */
+    struct policy policy;
+    if (!find_policy(&policy)) return DENY;
+    const struct policy *p = &policy;
+    const struct sl_config *cfg = p->config;
     unmap_ipv4(d);
     if (protocol == SL_ICMP) d->port = 0;
 
@@ -176,13 +247,13 @@ static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d
         slot = SL_SLOT_OPEN;
         allowed = 1;
     } else {
-        const __u32 rule = matching_rule(protocol, d);
+        const __u32 rule = matching_rule(p, protocol, d);
         slot = rule == SL_NO_SLOT ? SL_SLOT_NO_RULE : rule;
         /* allow mode: a matching rule allows; deny mode: a matching entry denies */
         allowed = (rule != SL_NO_SLOT) == (cfg->mode == SL_MODE_ALLOW);
     }
-    count(slot, allowed);
-    record(cfg, hook, protocol, d, slot, allowed);
+    count(p, slot, allowed);
+    record(p, hook, protocol, d, slot, allowed);
     return allowed ? ALLOW : DENY;
 }
 
@@ -212,7 +283,7 @@ static __always_inline int judge_sockaddr(struct bpf_sock_addr *ctx, __u8 hook, 
         d.addr[0] = ctx->user_ip4;
     }
     if (protocol < 0) { /* socket_create lets none through; count it where it would be */
-        count(SL_SLOT_SOCKET, 0);
+        count_fixed(SL_SLOT_SOCKET, 0);
         return DENY;
     }
     return judge(hook, (__u8)protocol, &d);
@@ -233,7 +304,7 @@ SEC("cgroup/sock_create")
 int socket_create(struct bpf_sock *sk)
 {
     if (protocol_of(sk->family, sk->type, sk->protocol) >= 0) return ALLOW;
-    count(SL_SLOT_SOCKET, 0);
+    count_fixed(SL_SLOT_SOCKET, 0);
     return DENY;
 }
 
@@ -252,7 +323,7 @@ int connect6(struct bpf_sock_addr *ctx)
 static __always_inline int judge_datagram(struct bpf_sock_addr *ctx, int ipv6)
 {
     if (no_address(ctx, ipv6)) {
-        count(SL_SLOT_NO_ADDRESS, 1);
+        count_fixed(SL_SLOT_NO_ADDRESS, 1);
         return ALLOW;
     }
     return judge_sockaddr(ctx, SL_HOOK_SENDMSG, ipv6);
@@ -281,7 +352,7 @@ static __always_inline int is_ping_socket(struct __sk_buff *skb)
 
 static __always_inline int drop_routed(void)
 {
-    count(SL_SLOT_ROUTING, 0);
+    count_fixed(SL_SLOT_ROUTING, 0);
     return DENY;
 }
 

@@ -2,9 +2,16 @@
  * with clang -target bpf) and the loader that fills them (egress/kernel_layer.cpp).
  *
  * The policy is data, the programs are fixed code: a program's size and load time do not
- * depend on the number of rules, and a policy change is a map update.
+ * depend on the number of rules, and a policy change is a map update. The programs and the
+ * outer maps are loaded once per machine and shared; a container has
  *
- *   config    ARRAY[1]       mode, loopback, audit
+ *   policy_ref  CGROUP_STORAGE  (of the cgroup the programs are attached to) the id of
+ *                               the container's entry in the outer maps, and its config:
+ *                               mode, loopback, audit
+ * and, under that id in the outer maps policy_prefixes, policy_ports, policy_counters and
+ * policy_events (HASH_OF_MAPS), its own inner maps:
+ *   addresses HASH           (protocol, family, address) -> the policy entry of a single
+ *                            address, looked up first
  *   prefixes  LPM_TRIE       (protocol, family, address prefix) -> the most specific
  *                            policy entry covering a destination
  *   ports     HASH           (entry, port) -> the rule that allows (denies) that port
@@ -34,6 +41,14 @@ struct sl_config {
     __u32 mode;             /* enum sl_mode */
     __u32 loopback_allowed; /* 1: loopback destinations bypass the rules */
     __u32 audit;            /* enum sl_audit: which decisions become events */
+    __u32 pad;
+};
+
+/* policy_ref's value. id: the container cgroup's id (unique until reboot), the key of the
+ * container's inner maps; 0 until the loader has written it (names nothing: deny). */
+struct sl_policy_ref {
+    __u64 id;
+    struct sl_config config;
 };
 
 /* An LPM key: prefixlen counts bits from `scope` on. The scope word (protocol and family)
@@ -50,6 +65,14 @@ struct sl_prefix_key {
 struct sl_prefix_value {
     __u32 entry;          /* the ports map's key for this prefix's port set */
     __u32 all_ports_slot; /* the rule giving this prefix every port, or SL_NO_SLOT */
+};
+
+/* The addresses map's key: a single address (a /32 or /128 prefix), the most specific a
+ * destination can match, found with one hash lookup (filled in one batch, unlike the
+ * trie). Its value is the same as the trie's. */
+struct sl_address_key {
+    __u32 scope;
+    __u32 addr[4];
 };
 
 struct sl_port_key {
@@ -93,5 +116,6 @@ struct sl_event {
 #define SL_MAX_PREFIXES 65536
 #define SL_MAX_PORTS 262144
 #define SL_EVENTS_BYTES (256 * 1024)
+#define SL_MAX_POLICIES 65536 /* containers with a kernel layer on one machine */
 
 #endif
