@@ -843,6 +843,14 @@ BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
     BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
     forget_kernel_policy(dead.path);
     BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
+    // Also where "no entry matches" means allowed: deny mode, and loopback allowed.
+    const std::vector<Probe> open_probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::Tcp4, addr_of("127.0.0.1"), 80}};
+    TestCgroup deny;
+    {
+        const KernelLayer layer = attach_layer(deny.path, deny_policy("10.9.9.9:80"));
+        BOOST_TEST(verdicts_in(deny.path, open_probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
+    }
+    BOOST_TEST(verdicts_in(deny.path, open_probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(attach_detach_and_refuse_a_second_attach,

@@ -109,28 +109,23 @@ OUTER_MAP(policy_ports, ports_map);
 OUTER_MAP(policy_counters, counters_map);
 OUTER_MAP(policy_events, events_map);
 
-/* A container's policy: its settings and its inner maps. */
+/* A container's policy: its settings, its id, and its counters (the one inner map every
+ * verdict uses); the other inner maps are looked up when a verdict needs them. */
 struct policy {
     const struct sl_config *config;
-    void *addresses;
-    void *prefixes;
-    void *ports;
+    __u64 id;
     void *counters;
-    void *events;
 };
 
-/* 0 when the container has no complete entry (not yet, or no longer): deny. */
+/* 0 when the container has no entry (not yet, or no longer): deny. Any inner map missing
+ * later also denies, so a half-removed entry never allows. */
 static __always_inline int find_policy(struct policy *p)
 {
     struct sl_policy_ref *ref = bpf_get_local_storage(&policy_ref, 0);
-    __u64 id = ref->id;
+    p->id = ref->id;
     p->config = &ref->config;
-    p->addresses = bpf_map_lookup_elem(&policy_addresses, &id);
-    p->prefixes = bpf_map_lookup_elem(&policy_prefixes, &id);
-    p->ports = bpf_map_lookup_elem(&policy_ports, &id);
-    p->counters = bpf_map_lookup_elem(&policy_counters, &id);
-    p->events = bpf_map_lookup_elem(&policy_events, &id);
-    return id != 0 && p->addresses && p->prefixes && p->ports && p->counters && p->events;
+    p->counters = bpf_map_lookup_elem(&policy_counters, &p->id);
+    return p->id != 0 && p->counters;
 }
 
 /* The destination being judged: an IPv4 address in addr[0], or an IPv6 address. */
@@ -153,10 +148,8 @@ static __always_inline void count(const struct policy *p, __u32 slot, int allowe
 /* A verdict reached before the policy was needed (no policy: nothing to count). */
 static __always_inline void count_fixed(__u32 slot, int allowed)
 {
-    struct sl_policy_ref *ref = bpf_get_local_storage(&policy_ref, 0);
-    __u64 id = ref->id;
-    struct policy p = {.counters = bpf_map_lookup_elem(&policy_counters, &id)};
-    if (p.counters) count(&p, slot, allowed);
+    struct policy p;
+    if (find_policy(&p)) count(&p, slot, allowed);
 }
 
 static __always_inline void record(const struct policy *p, __u8 hook, __u8 protocol,
@@ -167,7 +160,9 @@ static __always_inline void record(const struct policy *p, __u8 hook, __u8 proto
     /* The shim records the connects it decides; one it allowed and the hook denies (its
      * address changed after the decision) or one it never saw (TCP Fast Open) is ours. */
     if (hook == SL_HOOK_CONNECT && allowed) return;
-    struct sl_event *e = bpf_ringbuf_reserve(p->events, sizeof(*e), 0);
+    void *events = bpf_map_lookup_elem(&policy_events, (void *)&p->id);
+    if (!events) return;
+    struct sl_event *e = bpf_ringbuf_reserve(events, sizeof(*e), 0);
     if (!e) {
         count(p, SL_SLOT_LOST, 0);
         return;
@@ -206,24 +201,33 @@ static __always_inline void unmap_ipv4(struct destination *d)
     }
 }
 
-/* The slot of the rule of `protocol` that matches d, or SL_NO_SLOT. */
+/* A map of the container's that is not there: the verdict is a denial. */
+#define SL_MAP_MISSING 0xfffffffeu
+
+/* The slot of the rule of `protocol` that matches d, SL_NO_SLOT, or SL_MAP_MISSING. */
 static __always_inline __u32 matching_rule(const struct policy *p, __u8 protocol, const struct destination *d)
 {
     const __u32 scope = ((__u32)protocol << 8) | d->family;
+    void *addresses = bpf_map_lookup_elem(&policy_addresses, (void *)&p->id);
+    if (!addresses) return SL_MAP_MISSING;
     struct sl_address_key address = {.scope = scope, .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]}};
-    struct sl_prefix_value *entry = bpf_map_lookup_elem(p->addresses, &address);
+    struct sl_prefix_value *entry = bpf_map_lookup_elem(addresses, &address);
     if (!entry) {
+        void *prefixes = bpf_map_lookup_elem(&policy_prefixes, (void *)&p->id);
+        if (!prefixes) return SL_MAP_MISSING;
         struct sl_prefix_key key = {
             .prefixlen = SL_SCOPE_BITS + (d->family == SL_V4 ? 32 : 128),
             .scope = scope,
             .addr = {d->addr[0], d->addr[1], d->addr[2], d->addr[3]},
         };
-        entry = bpf_map_lookup_elem(p->prefixes, &key);
+        entry = bpf_map_lookup_elem(prefixes, &key);
     }
     if (!entry) return SL_NO_SLOT;
     if (entry->all_ports_slot != SL_NO_SLOT) return entry->all_ports_slot;
+    void *ports = bpf_map_lookup_elem(&policy_ports, (void *)&p->id);
+    if (!ports) return SL_MAP_MISSING;
     struct sl_port_key port = {.entry = entry->entry, .port = d->port};
-    __u32 *slot = bpf_map_lookup_elem(p->ports, &port);
+    __u32 *slot = bpf_map_lookup_elem(ports, &port);
     return slot ? *slot : SL_NO_SLOT;
 }
 
@@ -248,6 +252,7 @@ static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d
         allowed = 1;
     } else {
         const __u32 rule = matching_rule(p, protocol, d);
+        if (rule == SL_MAP_MISSING) return DENY;
         slot = rule == SL_NO_SLOT ? SL_SLOT_NO_RULE : rule;
         /* allow mode: a matching rule allows; deny mode: a matching entry denies */
         allowed = (rule != SL_NO_SLOT) == (cfg->mode == SL_MODE_ALLOW);
