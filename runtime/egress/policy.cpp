@@ -1,8 +1,8 @@
 #include "runtime/egress/policy.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <memory>
 #include <netdb.h>
