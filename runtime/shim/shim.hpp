@@ -50,14 +50,20 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
 // shim ends by itself.
 // The shim is known by a pidfd from its launch on (proved to be it: see
 // pin_launched_shim), and finish_shim_launch returns its identity for the state record.
+// held: the shim waits before its execve until release_shim(), so that `create` can first
+// put it (pid) in its own cgroup: everything it does is then charged there. Closing `held`
+// instead (stop_pending_shim) makes it end before it started.
 struct PendingShim {
     std::string state_dir;
     UniqueFd ready;    // the shim's ready pipe
     UniqueFd creator;  // our end of the creator pipe
     pid_t pid = 0;
     UniqueFd pidfd;    // empty when the shim is already gone
+    UniqueFd held;     // until release_shim: the shim waits before execve
 };
-PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy);
+PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
+                        bool held = false);
+void release_shim(PendingShim& pending);
 proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener);
 // Before finish_shim_launch: asks the shim to load the kernel layer (egress/kernel_layer.hpp)
 // and attach it to the container's cgroup2 directory; the shim keeps its maps (counters,
