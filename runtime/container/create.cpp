@@ -314,7 +314,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     // The shim's cgroup is made after the container's, so that the parents they share
     // are the container's to remove (delete removes the shim's first).
     if (pending_shim) {
-        shim_cgroup = make_cgroup_manager(cfg, opts, resources, &shim_limits);
+        auto made = make_cgroup_manager(cfg, opts, resources, &shim_limits);
+        refuse_existing_shim_cgroup(*made);
+        shim_cgroup = std::move(made);
         place_shim(*shim_cgroup, pending_shim->pid, shim_limits);
         st.shim_cgroup = shim_cgroup->to_state();
         shim::release_shim(*pending_shim);

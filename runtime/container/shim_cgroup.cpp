@@ -111,9 +111,12 @@ std::unique_ptr<cgroups::Manager> make_shim_cgroup(const cgroups::Hierarchy& hos
                                          cgroups::systemd_resource_properties(r, h.mode == cgroups::Mode::Unified));
 }
 
+void refuse_existing_shim_cgroup(const cgroups::Manager& cgroup) {
+    for (const auto& [controller, dir] : cgroup.dirs())
+        if (fs::exists(dir)) throw Error("egress shim: its cgroup " + dir + " exists already (another container's?)");
+}
+
 void place_shim(cgroups::Manager& cgroup, pid_t pid, const ShimLimits& limits) {
-    if (cgroup.exists())
-        throw Error("egress shim: its cgroup " + cgroup.path() + " exists already (another container's?)");
     cgroup.create();
     cgroup.add_process(pid);
     const auto dirs = cgroup.dirs();

@@ -67,9 +67,12 @@ std::unique_ptr<cgroups::Manager> make_shim_cgroup(const cgroups::Hierarchy& hos
                                                    const std::optional<cgroups::SystemdUnit>& container_unit,
                                                    const ShimLimits& limits);
 
-// Makes the cgroup (refusing one that exists already), moves pid into it and writes the
-// limits the hierarchies offer (a controller that is missing is warned about). Throws
-// sandlock::Error; the caller destroys the cgroup on failure.
+// Throws sandlock::Error when one of the cgroup's directories exists already (it is not
+// ours: nothing of it may be removed).
+void refuse_existing_shim_cgroup(const cgroups::Manager& cgroup);
+// Makes the cgroup, moves pid into it and writes the limits the hierarchies offer (a
+// controller that is missing is warned about). Throws sandlock::Error; the caller
+// destroys the cgroup on failure.
 void place_shim(cgroups::Manager& cgroup, pid_t pid, const ShimLimits& limits);
 
 }  // namespace sandlock::container
