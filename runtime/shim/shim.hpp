@@ -6,6 +6,17 @@
 //
 // Files in the state dir: egress.json (the ResolvedPolicy, written before the shim
 // starts), shim.sock, shim.pid, audit.log (only with io.sandlock.audit deny|all).
+//
+// Bounded on the host whatever the container does: the Supervisor caps calls in flight,
+// bytes copied per call, and gives up a send or connect whose caller is gone
+// (supervisor.hpp, on_behalf.cpp); audit.log is rate-limited and size-capped with one
+// rotation (AuditLog below); and the shim itself lives in a cgroup of its own, a sibling
+// of the container's with memory and pids limits (64 MiB, 64 tasks by default,
+// SANDLOCK_RUNC_SHIM_MEMORY_MAX / SANDLOCK_RUNC_SHIM_PIDS_MAX in the runtime's
+// environment), so that what it holds is charged and capped: `create` launches it held
+// before its execve (launch_shim(held)), puts it in that cgroup, then releases it
+// (release_shim); `delete` removes the cgroup once the shim is gone. See
+// runtime/container/shim_cgroup.hpp.
 #pragma once
 
 #include <sys/types.h>
