@@ -99,6 +99,13 @@ status_field() {
 	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }
 
+# shim_alive PID: the process runs (it is not gone, nor a zombie its parent has not reaped).
+shim_alive() {
+	local state
+	state=$(status_field "$1" State 2>/dev/null)
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # watch_shim PID DONE_FILE SECONDS: samples the shim's threads and RSS every 20 ms until
 # DONE_FILE exists; sets MAX_THREADS and MAX_RSS_KB. Fails if the shim dies meanwhile or
 # DONE_FILE does not come in time.
@@ -106,7 +113,7 @@ watch_shim() {
 	local pid=$1 done_file=$2 deadline=$((SECONDS + $3)) t r
 	MAX_THREADS=0 MAX_RSS_KB=0
 	until [ -e "$done_file" ]; do
-		[ -d "/proc/$pid" ] || { echo "the shim ($pid) died during the attack" >&2; return 1; }
+		shim_alive "$pid" || { echo "the shim ($pid) died during the attack" >&2; return 1; }
 		t=$(status_field "$pid" Threads) r=$(status_field "$pid" VmRSS)
 		[ "${t:-0}" -gt "$MAX_THREADS" ] && MAX_THREADS=$t
 		[ "${r:-0}" -gt "$MAX_RSS_KB" ] && MAX_RSS_KB=$r
@@ -226,7 +233,7 @@ show_files() {
 	[ "$hwm" -lt "$MAX_SHIM_RSS_KB" ]
 	[ "$failcnt" = 0 ]
 	# the same shim, alive
-	[ "$(shim_pid "$ID")" = "$pid" ] && [ -d "/proc/$pid" ]
+	[ "$(shim_pid "$ID")" = "$pid" ] && shim_alive "$pid"
 	assert_ok during
 	assert_ok after
 	assert_ok after-udp
@@ -272,7 +279,7 @@ show_files() {
 	[ "$(counter dropped)" -gt 0 ]
 	[ "$MAX_THREADS" -lt "$MAX_SHIM_THREADS" ]
 	[ "${events:-0}" = 0 ]
-	[ "$(shim_pid "$ID")" = "$pid" ] && [ -d "/proc/$pid" ]
+	[ "$(shim_pid "$ID")" = "$pid" ] && shim_alive "$pid"
 	assert_ok during
 	assert_ok after
 	assert_ok after-udp
@@ -318,7 +325,7 @@ show_files() {
 	[ "$(field refused-sends ECONNREFUSED)" = 200000 ]
 	[ "$bytes" -lt "$MAX_AUDIT_BYTES" ]
 	[ "$suppressed" -gt 0 ]
-	[ "$(shim_pid "$ID")" = "$pid" ] && [ -d "/proc/$pid" ]
+	[ "$(shim_pid "$ID")" = "$pid" ] && shim_alive "$pid"
 	assert_ok during
 	assert_ok after
 	assert_ok after-udp
