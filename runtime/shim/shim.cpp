@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -185,10 +186,10 @@ void report_number(int fd, const char* word, long value) {
 
 // In the child: a new session, then the shim as our child, then exit so that the shim
 // is orphaned: it is never a child of create (nor holds create's caller's terminal).
-// The shim waits before execve until `create` writes a byte to the proceed pipe, which it
+// The shim waits before execve until `create` writes a byte to the proceed channel, which it
 // does once it has read the pid (so "pid" is always the ready pipe's first line) and put
 // the shim in its cgroup (release_shim): everything the shim does is charged there. If
-// the pipe closes without that byte (create failed), the shim ends before it started.
+// the channel closes without that byte (create failed), the shim ends before it started.
 [[noreturn]] void detach_and_launch(const LaunchPlan& plan, int listener, int ready, int proceed,
                                     int proceed_writer) {
     ::close(proceed_writer);  // create's end: its close must reach the shim as EOF
@@ -805,12 +806,13 @@ struct Launched {
     UniqueFd proceed;  // the shim waits before execve until a byte comes (release)
 };
 
-// Lets a launched shim go on to execve; it ends instead if the pipe closes without it.
+// Lets a launched shim go on to execve; it ends instead if the channel closes without
+// the byte. (A socket pair, so that a shim already gone is EPIPE here, not SIGPIPE.)
 void release(UniqueFd& proceed) {
     if (!proceed) return;
     const char go = 'g';
     ssize_t n;
-    while ((n = ::write(proceed.get(), &go, 1)) < 0 && errno == EINTR) {
+    while ((n = ::send(proceed.get(), &go, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
     }
     const int err = errno;
     proceed.reset();
@@ -837,7 +839,7 @@ Launched launch(const std::string& state_dir, int fd3, const std::string& audit_
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("egress shim: pipe");
     UniqueFd ready_read(p[0]), ready_write(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("egress shim: pipe");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) throw_errno("egress shim: socketpair");
     UniqueFd proceed_read(p[0]), proceed_write(p[1]);
     const pid_t middle = ::fork();
     if (middle < 0) throw_errno("egress shim: fork");
