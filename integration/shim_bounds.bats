@@ -186,6 +186,11 @@ show_files() {
 	[ "${#lines[@]}" -eq 1 ]
 	SANDLOCK_RUNC_SHIM_MEMORY_MAX=1M run rtq create --bundle "$BUNDLE" "$ID"
 	assert_fails_cleanly "$ID" "$BUNDLE" 'SANDLOCK_RUNC_SHIM_MEMORY_MAX=1M: below the 16 MiB'
+	# a create that fails once the shim runs in its cgroup (the kernel layer is off and
+	# supervisor mode not allowed): the shim and its cgroup go too
+	SANDLOCK_RUNC_SUPERVISOR_MODE=deny run rtq create --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" 'SANDLOCK_RUNC_SUPERVISOR_MODE=allow'
+	assert_no_shim "$ID"
 	# a cgroup of the shim's name that exists already (not ours): refused, and kept
 	mkdir "/sys/fs/cgroup/pids/$ID:shim"
 	run rtq create --bundle "$BUNDLE" "$ID"
