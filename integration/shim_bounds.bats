@@ -226,8 +226,8 @@ show_files() {
 	watch_shim "$pid" "$BUNDLE/rootfs/tmp/done" 120
 	hwm=$(status_field "$pid" VmHWM)
 	output=$(cat "$BUNDLE/rootfs/tmp/attack" "$BUNDLE/rootfs/tmp/during" "$BUNDLE/rootfs/tmp/after")
-	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	echo "$output"
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	peak=$(cat "$(shim_cgroup_file "$ID" memory.max_usage_in_bytes memory.peak)")
 	failcnt=$(cat "$(shim_cgroup_file "$ID" memory.failcnt)" 2>/dev/null || echo 0)
 	echo "# shim RSS after 300 rounds: $(mib $((MAX_RSS_KB << 10))) MiB sampled, $(mib $((hwm << 10))) MiB peak (VmHWM); its cgroup's peak $(mib "$peak") MiB, limit hit $failcnt times" >&3
@@ -275,8 +275,8 @@ show_files() {
 	touch "$BUNDLE/rootfs/tmp/go"
 	watch_shim "$pid" "$BUNDLE/rootfs/tmp/done" 120
 	output=$(cat "$BUNDLE/rootfs/tmp/attack" "$BUNDLE/rootfs/tmp/during" "$BUNDLE/rootfs/tmp/after")
-	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	echo "$output"
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	events=$(awk '$1 == "max" { print $2 }' "$(shim_cgroup_file "$ID" pids.events)")
 	echo "# shim threads during 300 black-hole connects: at most $MAX_THREADS (now $(status_field "$pid" Threads)); its cgroup refused a task $events times; SYNs dropped: $(counter dropped)" >&3
 	assert_ok blackhole-connect
@@ -320,8 +320,8 @@ show_files() {
 	touch "$BUNDLE/rootfs/tmp/go"
 	watch_shim "$pid" "$BUNDLE/rootfs/tmp/done" 150
 	output=$(cat "$BUNDLE/rootfs/tmp/attack" "$BUNDLE/rootfs/tmp/during" "$BUNDLE/rootfs/tmp/after")
-	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	echo "$output"
+	cat "$BUNDLE/init.out" "$BUNDLE/init.err"
 	bytes=$(cat "$log" "$log.1" 2>/dev/null | wc -c)
 	lines=$(cat "$log" "$log.1" 2>/dev/null | grep -c '"verdict":"deny"')
 	suppressed=$(cat "$log" "$log.1" 2>/dev/null | jq -s 'map(.suppressed // 0) | add')
