@@ -282,6 +282,16 @@ public:
         const int pidfd = this->pidfd();
         if (pidfd >= 0) pidfd_signal(pidfd, sig);
     }
+    // A pidfd of the calling thread (readable once it exited: poll it to learn at once
+    // that a call's caller is gone), or -1. It may name an earlier thread of the same tid:
+    // readable then says nothing, ensure_valid() decides.
+    int exit_fd() {
+        try {
+            return pidfd();
+        } catch (const NotificationGone&) {
+            return -1;
+        }
+    }
 
 private:
     // A cached pidfd where the kernel allows it (saves an open and a close per call),
@@ -539,18 +549,20 @@ private:
 };
 
 // How long a blocking connect runs before the shim stops blocking in it and watches the
-// caller instead.
-constexpr auto kConnectSlice = std::chrono::milliseconds(100);
+// caller instead (a connect across the world takes longer: it then completes in the
+// watched wait, at the cost of one signal).
+constexpr auto kConnectSlice = std::chrono::milliseconds(20);
 
 // The shim's own connect, bounded like its sends: a blocking connect that has not ended
 // within kConnectSlice is interrupted (a thread-directed timer signal; the handshake
-// goes on in the kernel), then waited for in slices (poll for POLLOUT, then SO_ERROR,
-// the kernel's own result) while the caller's notification is still pending: when the
-// caller is gone (killed), the wait ends at once (NotificationGone) instead of holding a
+// goes on in the kernel), then waited for (poll for POLLOUT, then SO_ERROR, the kernel's
+// own result) while the caller's notification is still pending: when the caller is gone
+// (killed: its thread's pidfd turns readable, or the check every 100 ms finds the
+// notification gone), the wait ends at once (NotificationGone) instead of holding a
 // thread and an in-flight slot through minutes of SYN retries. The caller's SO_SNDTIMEO
 // still applies (EINPROGRESS, as the kernel returns it); a non-blocking socket connects
 // as it would. Returns 0 or an errno.
-int connect_bounded(const Caller& caller, int fd, const sockaddr* addr, socklen_t len) {
+int connect_bounded(Caller& caller, int fd, const sockaddr* addr, socklen_t len) {
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK)) return ::connect(fd, addr, len) == 0 ? 0 : errno;
     timeval timeout{};
@@ -566,14 +578,23 @@ int connect_bounded(const Caller& caller, int fd, const sockaddr* addr, socklen_
         if (rc == 0) return 0;
         if (errno != EINTR || !alarm.armed()) return errno;
     }
+    pollfd p[2] = {{fd, POLLOUT, 0}, {caller.exit_fd(), POLLIN, 0}};
     for (;;) {
         caller.ensure_valid();  // throws NotificationGone: nobody waits for this connect any more
-        pollfd p{fd, POLLOUT, 0};
-        if (::poll(&p, 1, 100) > 0) {
-            int err = 0;
-            socklen_t elen = sizeof err;
-            if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
-            return err;
+        p[0].revents = p[1].revents = 0;
+        if (::poll(p, p[1].fd >= 0 ? 2 : 1, 100) > 0) {
+            if (p[0].revents != 0) {
+                int err = 0;
+                socklen_t elen = sizeof err;
+                if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
+                return err;
+            }
+            // The pidfd is readable: the thread exited (ensure_valid above says so next), or
+            // it named an earlier thread of that tid; then it is of no further use.
+            if (p[1].revents != 0) {
+                caller.ensure_valid();
+                p[1].fd = -1;
+            }
         }
         if (has_deadline && std::chrono::steady_clock::now() >= deadline) return EINPROGRESS;
     }
