@@ -241,9 +241,13 @@ sd_run_detached() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1 inet_egress=1" ]
-	# the shim supervises the container and goes with it
+	# the shim supervises the container from a scope of its own next to it, with its limits
 	sd_rt egress "$id" | tee /dev/stderr | grep -q '10.213.0.1'
+	[ "$(sd_show "sandlock-$id:shim.scope" ActiveState)" = active ]
+	[ "$(sd_show "sandlock-$id:shim.scope" TasksMax)" = 64 ]
+	[ "$(sd_show "sandlock-$id:shim.scope" ControlGroup)" = "/system.slice/sandlock-$id:shim.scope" ]
 	sd_rt delete --force "$id"
 	[ "$(sd_show "$unit" LoadState)" = not-found ]
+	[ "$(sd_show "sandlock-$id:shim.scope" LoadState)" = not-found ]
 	[ -z "$(sd_in pgrep -f "sandlock-shim.*$id")" ]
 }

@@ -986,6 +986,42 @@ BOOST_AUTO_TEST_CASE(a_blocked_send_is_abandoned_when_its_caller_dies) {
     server.join();
 }
 
+// The same for a blocking connect to a destination that never answers (a full backlog:
+// SYNs are dropped): once its caller is killed, the shim stops waiting for the handshake
+// (its thread and in-flight slot are free again) instead of riding out minutes of SYN
+// retries on its duplicate of the socket.
+BOOST_AUTO_TEST_CASE(a_blocked_connect_is_abandoned_when_its_caller_dies) {
+    TcpSink blackhole(0);
+    const auto fillers = fill_backlog(blackhole);
+    egress::ResolvedPolicy policy = allow_policy("127.0.0.1:" + std::to_string(blackhole.port));
+    const auto open_fds = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+        return n;
+    };
+    Supervisor sup(policy, {});
+    const std::size_t fds_before = open_fds();
+    Sandboxed box = start_sandboxed([&] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in to = loopback4(blackhole.port);
+        ::connect(s.get(), sa(&to), sizeof to);  // blocks: no SO_SNDTIMEO
+        _exit(97);
+    });
+    const pid_t pid = box.pid;
+    sup.add_listener(std::move(box.listener));
+    std::thread server([&] { sup.run(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the connect hangs by now
+    BOOST_CHECK_GT(open_fds(), fds_before);                       // the shim's duplicate
+    ::kill(pid, SIGKILL);
+    box.wait();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 100 && open_fds() > fds_before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_TEST_MESSAGE("connect abandoned after " << micros_since(t0) << " us");
+    BOOST_CHECK_LE(open_fds(), fds_before);
+    sup.stop();
+    server.join();
+}
+
 // With nobody holding the listener, intercepted calls fail with ENOSYS (fail closed).
 BOOST_AUTO_TEST_CASE(a_dead_supervisor_fails_closed) {
     TcpSink allowed;

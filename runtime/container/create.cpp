@@ -16,6 +16,7 @@
 #include "runtime/container/egress_setup.hpp"
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
+#include "runtime/container/shim_cgroup.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/lsm.hpp"
@@ -128,20 +129,21 @@ UniqueFd make_exec_fifo(const std::string& path) {
 
 // The cgroupfs manager for the container's cgroupsPath; with --systemd-cgroup on a host
 // that runs systemd, wrapped in the systemd driver (a transient unit owns the cgroup).
+// With shim_limits: the egress shim's cgroup next to it instead (shim_cgroup.hpp).
 std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
                                                       const CreateOptions& opts,
-                                                      const cgroups::Resources& resources) {
+                                                      const cgroups::Resources& resources,
+                                                      const ShimLimits* shim_limits = nullptr) {
     const cgroups::Hierarchy host = cgroups::probe_host();
     auto unit = cgroups::systemd_unit(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
-    auto fs = cgroups::make_manager(
-        host, unit ? unit->cgroup_path()
-                   : cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, false));
-    if (!unit) return fs;
-    if (!cgroups::systemd_running()) {
-        log::debug("--systemd-cgroup: systemd is not running here; " + unit->unit +
-                   " is a plain cgroupfs path");
-        return fs;
-    }
+    const std::string path =
+        unit ? unit->cgroup_path() : cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, false);
+    const bool systemd = unit && cgroups::systemd_running();
+    if (unit && !systemd)
+        log::debug("--systemd-cgroup: systemd is not running here; " + unit->unit + " is a plain cgroupfs path");
+    if (shim_limits) return make_shim_cgroup(host, path, systemd ? unit : std::nullopt, *shim_limits);
+    auto fs = cgroups::make_manager(host, path);
+    if (!systemd) return fs;
     auto properties = cgroups::systemd_resource_properties(resources, host.mode == cgroups::Mode::Unified);
     return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties),
                                          cgroups::systemd_annotation_properties(cfg.annotations));
@@ -306,16 +308,24 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
     const std::string state_dir = store.dir(opts.id);
     std::optional<EgressPlan> egress_plan = prepare_egress(cfg, policy, bundle, rootfs, state_dir);
+    const ShimLimits shim_limits = egress_plan ? shim_limits_from_env() : ShimLimits{};
     // The kernel layer's maps are made and filled on a thread while the container is set
     // up; attached once its cgroup exists, handed to the shim with init's listener.
     std::future<PreparedKernelLayer> kernel_layer_maps;
     if (egress_plan) kernel_layer_maps = prepare_kernel_layer(egress_plan->policy);
     // The shim starts now, while the container is set up; it gets init's listener at the end.
+    // It waits before its execve until it is in its own cgroup (below).
     std::optional<shim::PendingShim> pending_shim;
-    if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy);
-    ScopeExit stop_egress_shim([&] {
+    if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy, true);
+    std::unique_ptr<cgroups::Manager> shim_cgroup;
+    // On failure: the shim, then its cgroup, then (remove_cgroup) the container's.
+    auto stop_shim_and_cgroup = [&] {
         if (pending_shim) shim::stop_pending_shim(*pending_shim);
-    });
+        pending_shim.reset();
+        if (shim_cgroup) shim_cgroup->destroy();
+        shim_cgroup.reset();
+    };
+    ScopeExit stop_egress_shim(stop_shim_and_cgroup);
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 
@@ -329,8 +339,25 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
 
     auto cgroup = make_cgroup_manager(cfg, opts, resources);
     cgroup->create();
-    ScopeExit remove_cgroup([&] { cgroup->destroy(); });
+    ScopeExit remove_cgroup([&] {
+        try {
+            stop_shim_and_cgroup();
+        } catch (const std::exception& e) {
+            log::warn(std::string("egress shim: ") + e.what());
+        }
+        cgroup->destroy();
+    });
     st.cgroup = cgroup->to_state();
+    // The shim's cgroup is made after the container's, so that the parents they share
+    // are the container's to remove (delete removes the shim's first).
+    if (pending_shim) {
+        auto made = make_cgroup_manager(cfg, opts, resources, &shim_limits);
+        refuse_existing_shim_cgroup(*made);
+        shim_cgroup = std::move(made);
+        place_shim(*shim_cgroup, pending_shim->pid, shim_limits);
+        st.shim_cgroup = shim_cgroup->to_state();
+        shim::release_shim(*pending_shim);
+    }
 
     const int passed = passed_fd_count(opts.preserve_fds);
     UniqueFd fifo = move_above(make_exec_fifo(store.fifo_path(opts.id)), passed);

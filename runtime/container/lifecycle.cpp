@@ -119,6 +119,8 @@ void kill_everything(const ContainerState& st) {
 
 void destroy_container(const StateStore& store, const ContainerState& st) {
     if (st.shim) shim::stop_shim(store.dir(st.id), st.shim_process);
+    // The shim's cgroup before the container's: the parents they share are the container's.
+    if (!st.shim_cgroup.is_null()) cgroups::open_manager(st.shim_cgroup)->destroy();
     auto cg = open_cgroup(st);
     if (cg) {
         signal_all(st, SIGKILL);

@@ -75,6 +75,7 @@ void StateStore::save(const ContainerState& st) const {
     j["annotations"] = st.annotations;
     j["cgroup"] = st.cgroup;
     j["shim"] = st.shim;
+    if (!st.shim_cgroup.is_null()) j["shim_cgroup"] = st.shim_cgroup;
     if (!st.egress_enforcement.empty()) j["egress_enforcement"] = st.egress_enforcement;
     if (st.shim_process.known())
         j["shim_process"] = {{"pid", st.shim_process.pid}, {"start_time", st.shim_process.start_time}};
@@ -98,6 +99,7 @@ ContainerState StateStore::load(const std::string& id) const {
         st.annotations = j.value("annotations", std::map<std::string, std::string>{});
         st.cgroup = j.value("cgroup", nlohmann::json());
         st.shim = j.value("shim", false);
+        st.shim_cgroup = j.value("shim_cgroup", nlohmann::json());
         st.egress_enforcement = j.value("egress_enforcement", "");
         if (const auto it = j.find("shim_process"); it != j.end()) {
             st.shim_process.pid = it->at("pid").get<pid_t>();

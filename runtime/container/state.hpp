@@ -38,6 +38,7 @@ struct ContainerState {
     bool shim = false;
     // The egress shim, named so that `delete` never signals a process that reused its pid.
     proc::Identity shim_process;
+    nlohmann::json shim_cgroup;  // the shim's own cgroup (shim_cgroup.hpp), its manager's record
     std::string egress_enforcement;  // "kernel" or "supervisor" under a policy, else ""
 };
 

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,6 +19,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -279,6 +282,16 @@ public:
         const int pidfd = this->pidfd();
         if (pidfd >= 0) pidfd_signal(pidfd, sig);
     }
+    // A pidfd of the calling thread (readable once it exited: poll it to learn at once
+    // that a call's caller is gone), or -1. It may name an earlier thread of the same tid:
+    // readable then says nothing, ensure_valid() decides.
+    int exit_fd() {
+        try {
+            return pidfd();
+        } catch (const NotificationGone&) {
+            return -1;
+        }
+    }
 
 private:
     // A cached pidfd where the kernel allows it (saves an open and a close per call),
@@ -464,6 +477,129 @@ ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags) {
     }
 }
 
+// ---- connects that give up when their caller does ----
+
+// The signal that interrupts the shim's own blocking connect (a no-op handler, installed
+// without SA_RESTART); blocked in the thread except around that connect.
+int interrupt_signal() { return SIGRTMIN + 3; }
+
+void install_interrupt_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {};
+        ::sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;  // no SA_RESTART: the connect returns EINTR
+        ::sigaction(interrupt_signal(), &sa, nullptr);
+    });
+}
+
+// A one-shot timer that sends interrupt_signal() to the calling thread; disarmed, and a
+// signal it left pending discarded, when it goes.
+class ThreadAlarm {
+public:
+    explicit ThreadAlarm(std::chrono::milliseconds after) {
+        sigset_t only;
+        ::sigemptyset(&only);
+        ::sigaddset(&only, interrupt_signal());
+        ::pthread_sigmask(SIG_BLOCK, &only, &saved_);
+        sigevent ev{};
+        ev.sigev_notify = SIGEV_THREAD_ID;
+        ev.sigev_signo = interrupt_signal();
+        ev._sigev_un._tid = static_cast<pid_t>(::gettid());
+        if (::timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) return;
+        armed_ = true;
+        itimerspec when{};
+        when.it_value.tv_sec = after.count() / 1000;
+        when.it_value.tv_nsec = (after.count() % 1000) * 1000000;
+        ::timer_settime(timer_, 0, &when, nullptr);
+    }
+    ~ThreadAlarm() {
+        if (armed_) ::timer_delete(timer_);
+        sigset_t only;
+        ::sigemptyset(&only);
+        ::sigaddset(&only, interrupt_signal());
+        const timespec zero{};
+        while (::sigtimedwait(&only, nullptr, &zero) > 0) {
+        }
+        ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+    }
+    ThreadAlarm(const ThreadAlarm&) = delete;
+    ThreadAlarm& operator=(const ThreadAlarm&) = delete;
+
+    bool armed() const { return armed_; }
+    // The timer's signal may interrupt what runs inside.
+    template <typename F>
+    auto interruptible(F&& f) {
+        sigset_t only;
+        ::sigemptyset(&only);
+        ::sigaddset(&only, interrupt_signal());
+        ::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
+        auto result = f();
+        const int err = errno;
+        ::pthread_sigmask(SIG_BLOCK, &only, nullptr);
+        errno = err;
+        return result;
+    }
+
+private:
+    timer_t timer_{};
+    bool armed_ = false;
+    sigset_t saved_{};
+};
+
+// How long a blocking connect runs before the shim stops blocking in it and watches the
+// caller instead (a connect across the world takes longer: it then completes in the
+// watched wait, at the cost of one signal).
+constexpr auto kConnectSlice = std::chrono::milliseconds(20);
+
+// The shim's own connect, bounded like its sends: a blocking connect that has not ended
+// within kConnectSlice is interrupted (a thread-directed timer signal; the handshake
+// goes on in the kernel), then waited for (poll for POLLOUT, then SO_ERROR, the kernel's
+// own result) while the caller's notification is still pending: when the caller is gone
+// (killed: its thread's pidfd turns readable, or the check every 100 ms finds the
+// notification gone), the wait ends at once (NotificationGone) instead of holding a
+// thread and an in-flight slot through minutes of SYN retries. The caller's SO_SNDTIMEO
+// still applies (EINPROGRESS, as the kernel returns it); a non-blocking socket connects
+// as it would. Returns 0 or an errno.
+int connect_bounded(Caller& caller, int fd, const sockaddr* addr, socklen_t len) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) return ::connect(fd, addr, len) == 0 ? 0 : errno;
+    timeval timeout{};
+    socklen_t tlen = sizeof timeout;
+    ::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen);
+    const bool has_deadline = timeout.tv_sec != 0 || timeout.tv_usec != 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout.tv_sec) +
+                          std::chrono::microseconds(timeout.tv_usec);
+    install_interrupt_handler();
+    {
+        ThreadAlarm alarm(kConnectSlice);
+        const int rc = alarm.interruptible([&] { return ::connect(fd, addr, len); });
+        if (rc == 0) return 0;
+        if (errno != EINTR || !alarm.armed()) return errno;
+    }
+    pollfd p[2] = {{fd, POLLOUT, 0}, {caller.exit_fd(), POLLIN, 0}};
+    for (;;) {
+        caller.ensure_valid();  // throws NotificationGone: nobody waits for this connect any more
+        p[0].revents = p[1].revents = 0;
+        if (::poll(p, p[1].fd >= 0 ? 2 : 1, 100) > 0) {
+            if (p[0].revents != 0) {
+                int err = 0;
+                socklen_t elen = sizeof err;
+                if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
+                return err;
+            }
+            // The pidfd is readable: the thread exited (ensure_valid above says so next), or
+            // it named an earlier thread of that tid; then it is of no further use.
+            if (p[1].revents != 0) {
+                caller.ensure_valid();
+                p[1].fd = -1;
+            }
+        }
+        if (has_deadline && std::chrono::steady_clock::now() >= deadline) return EINPROGRESS;
+    }
+}
+
 // How much of a send of len bytes is copied: a stream takes a prefix (a short write);
 // nullopt when a datagram is larger than any datagram can be.
 std::optional<std::size_t> copy_size(const SocketKind& kind, std::size_t len) {
@@ -517,8 +653,8 @@ Reply on_connect(Call& call) {
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
     if (call.kernel_layer) return call.finish(Reply::proceed());  // the connect hook judges again
     caller.ensure_fd_was_callers();
-    if (::connect(s.fd.get(), name_of(d), name_len(d)) == 0) return call.finish(Reply::success(0));
-    return call.finish(Reply::failure(errno));
+    if (const int err = connect_bounded(caller, s.fd.get(), name_of(d), name_len(d))) return call.finish(Reply::failure(err));
+    return call.finish(Reply::success(0));
 }
 
 std::unique_ptr<unsigned char[]> buffer(std::size_t len) {

@@ -108,7 +108,8 @@ struct Reply {
 seccomp_notif_resp to_response(std::uint64_t id, const Reply& reply);
 
 // Handles one notification; blocks as long as the call does (a connect may take
-// minutes), so run it where nothing waits behind it. decided() is called once per
+// minutes, but no longer than its caller waits for it), so run it where nothing waits
+// behind it. decided() is called once per
 // destination judged (a sendmmsg may judge several), from this thread.
 // kernel_layer: the cgroup programs (egress/kernel_layer.hpp) are attached to the
 // container's cgroup. An allowed IP connect is then answered CONTINUE: the kernel does it

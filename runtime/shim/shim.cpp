@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -185,19 +186,23 @@ void report_number(int fd, const char* word, long value) {
 
 // In the child: a new session, then the shim as our child, then exit so that the shim
 // is orphaned: it is never a child of create (nor holds create's caller's terminal).
-// The shim waits (on the `go` pipe, which our exit closes) until its pid is reported, so
-// that "pid" is always the ready pipe's first line.
-[[noreturn]] void detach_and_launch(const LaunchPlan& plan, int listener, int ready) {
+// The shim waits before execve until `create` writes a byte to the proceed channel, which it
+// does once it has read the pid (so "pid" is always the ready pipe's first line) and put
+// the shim in its cgroup (release_shim): everything the shim does is charged there. If
+// the channel closes without that byte (create failed), the shim ends before it started.
+[[noreturn]] void detach_and_launch(const LaunchPlan& plan, int listener, int ready, int proceed,
+                                    int proceed_writer) {
+    ::close(proceed_writer);  // create's end: its close must reach the shim as EOF
     if (::setsid() < 0) fail_launch(ready, "fail-setsid");
-    int go[2];
-    if (::pipe2(go, O_CLOEXEC) != 0) fail_launch(ready, "fail-pipe");
     const pid_t shim = ::fork();
     if (shim < 0) fail_launch(ready, "fail-fork");
     if (shim == 0) {
-        ::close(go[1]);
         char byte;
-        while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        ssize_t n;
+        while ((n = ::read(proceed, &byte, 1)) < 0 && errno == EINTR) {
         }
+        if (n != 1) ::_exit(0);
+        ::close(proceed);
         exec_shim(plan, listener, ready);
     }
     report_number(ready, "pid", shim);
@@ -761,10 +766,24 @@ std::string audit_line(const Decision& d, const std::string& time) {
 namespace {
 
 struct Launched {
-    UniqueFd ready;  // the read end of its ready pipe, after the "pid" line
+    UniqueFd ready;    // the read end of its ready pipe, after the "pid" line
     pid_t pid = 0;
-    UniqueFd pidfd;  // empty when the shim is already gone
+    UniqueFd pidfd;    // empty when the shim is already gone
+    UniqueFd proceed;  // the shim waits before execve until a byte comes (release)
 };
+
+// Lets a launched shim go on to execve; it ends instead if the channel closes without
+// the byte. (A socket pair, so that a shim already gone is EPIPE here, not SIGPIPE.)
+void release(UniqueFd& proceed) {
+    if (!proceed) return;
+    const char go = 'g';
+    ssize_t n;
+    while ((n = ::send(proceed.get(), &go, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    const int err = errno;
+    proceed.reset();
+    if (n != 1) throw_errno("egress shim: release", err);
+}
 
 // Forks the detached shim with fd3 as its fd 3.
 Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
@@ -786,12 +805,16 @@ Launched launch(const std::string& state_dir, int fd3, const std::string& audit_
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("egress shim: pipe");
     UniqueFd ready_read(p[0]), ready_write(p[1]);
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) throw_errno("egress shim: socketpair");
+    UniqueFd proceed_read(p[0]), proceed_write(p[1]);
     const pid_t middle = ::fork();
     if (middle < 0) throw_errno("egress shim: fork");
-    if (middle == 0) detach_and_launch(plan, fd3, ready_write.get());
+    if (middle == 0) detach_and_launch(plan, fd3, ready_write.get(), proceed_read.get(), proceed_write.get());
     ready_write.reset();
+    proceed_read.reset();
     reap(middle);
     Launched shim;
+    shim.proceed = std::move(proceed_write);
     shim.pid = read_launched_pid(ready_read.get());
     shim.pidfd = pin_launched_shim(shim.pid, ready_read.get(), state_dir);
     shim.ready = std::move(ready_read);
@@ -810,10 +833,11 @@ pid_t start_shim(const std::string& state_dir_arg, UniqueFd first_listener, cons
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
     Launched shim = launch(state_dir, first_listener.get(), audit_mode, false);
     first_listener.reset();  // the shim owns it now
+    release(shim.proceed);
     return await_ready(shim, socket_path(state_dir));
 }
 
-PendingShim launch_shim(const std::string& state_dir_arg, const egress::ResolvedPolicy& policy) {
+PendingShim launch_shim(const std::string& state_dir_arg, const egress::ResolvedPolicy& policy, bool held) {
     const std::string state_dir = canonical_dir(state_dir_arg);
     write_policy(state_dir, policy);
     int p[2];
@@ -826,13 +850,18 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     pending.pid = shim.pid;
     pending.pidfd = std::move(shim.pidfd);
     pending.creator = std::move(creator_write);
+    pending.held = std::move(shim.proceed);
+    if (!held) release(pending.held);
     return pending;
 }
+
+void release_shim(PendingShim& pending) { release(pending.held); }
 
 namespace {
 
 // Once: until the shim said "ready", shim.sock may not be served yet.
 void await_pending_shim(PendingShim& pending) {
+    if (pending.held) throw Error("egress shim: still held before its start (release_shim)");
     if (!pending.pidfd) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
     if (!pending.ready) return;
     ReadyPipe pipe(std::move(pending.ready));
@@ -867,6 +896,7 @@ proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener,
 }
 
 void stop_pending_shim(PendingShim& pending) {
+    pending.held.reset();     // a held shim ends before execve
     pending.creator.reset();  // an abandoned shim ends by itself; the kill makes it now
     ScopeExit remove_files([&] {
         remove_if_exists(socket_path(pending.state_dir));

@@ -6,6 +6,17 @@
 //
 // Files in the state dir: egress.json (the ResolvedPolicy, written before the shim
 // starts), shim.sock, shim.pid, audit.log (only with io.sandlock.audit deny|all).
+//
+// Bounded on the host whatever the container does: the Supervisor caps calls in flight,
+// bytes copied per call, and gives up a send or connect whose caller is gone
+// (supervisor.hpp, on_behalf.cpp); audit.log is rate-limited and size-capped with one
+// rotation (AuditLog below); and the shim itself lives in a cgroup of its own, a sibling
+// of the container's with memory and pids limits (64 MiB, 64 tasks by default,
+// SANDLOCK_RUNC_SHIM_MEMORY_MAX / SANDLOCK_RUNC_SHIM_PIDS_MAX in the runtime's
+// environment), so that what it holds is charged and capped: `create` launches it held
+// before its execve (launch_shim(held)), puts it in that cgroup, then releases it
+// (release_shim); `delete` removes the cgroup once the shim is gone. See
+// runtime/container/shim_cgroup.hpp.
 #pragma once
 
 #include <sys/types.h>
@@ -54,14 +65,20 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
 // shim ends by itself.
 // The shim is known by a pidfd from its launch on (proved to be it: see
 // pin_launched_shim), and finish_shim_launch returns its identity for the state record.
+// held: the shim waits before its execve until release_shim(), so that `create` can first
+// put it (pid) in its own cgroup: everything it does is then charged there. Closing `held`
+// instead (stop_pending_shim) makes it end before it started.
 struct PendingShim {
     std::string state_dir;
     UniqueFd ready;    // the shim's ready pipe
     UniqueFd creator;  // our end of the creator pipe
     pid_t pid = 0;
     UniqueFd pidfd;    // empty when the shim is already gone
+    UniqueFd held;     // until release_shim: the shim waits before execve
 };
-PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy);
+PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
+                        bool held = false);
+void release_shim(PendingShim& pending);
 // Registers the container's first listener. With kernel_layer (attached by create), the
 // shim takes over its maps: it keeps them for counters and audit events, removes the
 // container's entries when it stops, and answers allowed connects CONTINUE.
