@@ -692,7 +692,10 @@ BOOST_AUTO_TEST_CASE(allow_mode_exact_ports_cidr, *boost::unit_test::preconditio
         "10.1.2.3:80,443; udp://10.1.2.4:53; icmp://10.1.2.5; [fd00::1]:80; [fd00::9]:*;"
         "udp://[fd00::1]:53,5353; :8080; udp://:5000; 10.9.9.9:*; 10.20.0.0/16:5432;"
         "10.1.2.128/25:*; udp://172.16.0.0/12:*; [fd00:1::/32]:*; [fc00::/7]:22; [2001:db8::/65]:443;"
-        "icmp://[fd00::9]; icmp://192.168.0.0/16; [::ffff:10.7.7.7]:80";
+        "icmp://[fd00::9]; icmp://192.168.0.0/16; [::ffff:10.7.7.7]:80;"
+        // more ports than an entry holds inline (SL_INLINE_PORTS): the ports map; and an
+        // address inside a network, whose entry holds the union of both
+        "10.1.2.6:21,22,23,25,80,443; 10.30.0.0/16:1,2,3,4,5; 10.30.1.1:6; udp://[fd00::6]:1,2,3,4,5,6,7";
     for (const char* lo : {"allow", "deny"}) {
         BOOST_TEST_CONTEXT("loopback " << lo) {
             const Tally t = compare_with_check(allow_policy(rules, lo));

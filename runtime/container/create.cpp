@@ -354,7 +354,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         auto made = make_cgroup_manager(cfg, opts, resources, &shim_limits);
         refuse_existing_shim_cgroup(*made);
         shim_cgroup = std::move(made);
-        place_shim(*shim_cgroup, pending_shim->pid, shim_limits);
+        place_shim(*shim_cgroup, shim::launched_pid(*pending_shim), shim_limits);
         st.shim_cgroup = shim_cgroup->to_state();
         shim::release_shim(*pending_shim);
     }

@@ -126,7 +126,7 @@ struct MapContents {
     std::vector<sl_prefix_value> address_values;
     std::vector<sl_prefix_key> prefix_keys;  // networks and any-IP
     std::vector<sl_prefix_value> prefix_values;
-    std::uint32_t entries = 0;  // policy entries (addresses and prefixes): the ports map's entry ids
+    std::uint32_t entries = 0;  // entries with their ports in the ports map: its entry ids
     std::vector<sl_port_key> port_keys;
     std::vector<std::uint32_t> port_values;
 };
@@ -189,12 +189,30 @@ void add_protocol(MapContents& out, Protocol protocol, const std::vector<Indexed
         for (const auto& r : wide)
             if (covers(*r.row, prefix)) covering.push_back(r);
 
-        sl_prefix_value value{out.entries++, SL_NO_SLOT};
+        sl_prefix_value value{};
+        value.entry = value.all_ports_slot = SL_NO_SLOT;
         for (const auto& r : covering)
             if (r.row->all_ports) {
                 value.all_ports_slot = r.slot;
                 break;
             }
+        std::map<std::uint16_t, std::uint32_t> ports;  // port -> slot, the first (most specific) wins
+        if (value.all_ports_slot == SL_NO_SLOT)
+            for (const auto& r : covering)
+                for (const auto port : r.row->ports) ports.emplace(port, r.slot);
+        if (ports.size() <= SL_INLINE_PORTS) {
+            std::size_t i = 0;
+            for (const auto& [port, slot] : ports) {
+                value.ports[i] = port;
+                value.port_slots[i++] = slot;
+            }
+        } else {
+            value.entry = out.entries++;
+            for (const auto& [port, slot] : ports) {
+                out.port_keys.push_back({value.entry, port});
+                out.port_values.push_back(slot);
+            }
+        }
         if (prefix.is_single()) {
             sl_address_key key{};
             key.scope = scope_of(protocol, prefix.base.family);
@@ -204,14 +222,6 @@ void add_protocol(MapContents& out, Protocol protocol, const std::vector<Indexed
         } else {
             out.prefix_keys.push_back(key_of(protocol, prefix));
             out.prefix_values.push_back(value);
-        }
-        if (value.all_ports_slot != SL_NO_SLOT) continue;
-        std::map<std::uint16_t, std::uint32_t> ports;  // port -> slot, the first (most specific) wins
-        for (const auto& r : covering)
-            for (const auto port : r.row->ports) ports.emplace(port, r.slot);
-        for (const auto& [port, slot] : ports) {
-            out.port_keys.push_back({value.entry, port});
-            out.port_values.push_back(slot);
         }
     }
 }
@@ -551,18 +561,12 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
     impl_->ports = make_inner_map(BPF_MAP_TYPE_HASH, "ports", sizeof(sl_port_key), sizeof(std::uint32_t),
                                   static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)), BPF_F_NO_PREALLOC);
     const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rows.size());
+    // Preallocated (made in one go with the map); the programs make each slot on its first use.
     impl_->counters = make_inner_map(BPF_MAP_TYPE_PERCPU_HASH, "counters", sizeof(std::uint32_t), sizeof(sl_counter), slots, 0);
     impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
     update_all(impl_->addresses.get(), contents.address_keys, contents.address_values, "addresses");
     update_all(impl_->prefixes.get(), contents.prefix_keys, contents.prefix_values, "prefixes");
     update_all(impl_->ports.get(), contents.port_keys, contents.port_values, "ports");
-    // Every counter slot exists from the start (zero on every CPU): the programs only add.
-    const int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0) throw_errno("egress: count the possible CPUs", -ncpu);
-    std::vector<std::uint32_t> slot_keys(slots);
-    for (std::uint32_t i = 0; i < slots; ++i) slot_keys[i] = i;
-    update_all(impl_->counters.get(), slot_keys, std::vector<sl_counter>(static_cast<std::size_t>(slots) * ncpu), "counters",
-               static_cast<std::size_t>(ncpu));
 }
 
 KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
@@ -660,14 +664,18 @@ KernelCounters KernelLayer::counters() const {
         got += count;
         if (ret != 0) break;  // -ENOENT: the end
     }
-    if ((ret != 0 && ret != -ENOENT) || got != slots) {
-        for (std::uint32_t slot = 0; slot < slots; ++slot)
-            if (const int r = bpf_map_lookup_elem(impl_->counters.get(), &slot, &values[static_cast<std::size_t>(slot) * ncpu]); r != 0)
-                throw_errno("egress: read the kernel's counters (bpf BPF_MAP_LOOKUP_ELEM)", -r);
-        for (std::uint32_t slot = 0; slot < slots; ++slot) keys[slot] = slot;
+    // A slot no verdict reached yet is not in the map (zero). Without batch lookups: slot by slot.
+    if (ret != 0 && ret != -ENOENT) {
+        got = 0;
+        for (std::uint32_t slot = 0; slot < slots; ++slot) {
+            const int r = bpf_map_lookup_elem(impl_->counters.get(), &slot, &values[static_cast<std::size_t>(got) * ncpu]);
+            if (r == -ENOENT) continue;
+            if (r != 0) throw_errno("egress: read the kernel's counters (bpf BPF_MAP_LOOKUP_ELEM)", -r);
+            keys[got++] = slot;
+        }
     }
     std::vector<KernelCounters::Pair> sums(slots);
-    for (std::uint32_t i = 0; i < slots; ++i) {
+    for (std::uint32_t i = 0; i < got; ++i) {
         if (keys[i] >= slots) continue;
         for (int cpu = 0; cpu < ncpu; ++cpu) {
             const sl_counter& c = values[static_cast<std::size_t>(i) * ncpu + cpu];

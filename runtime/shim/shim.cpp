@@ -767,6 +767,7 @@ namespace {
 
 struct Launched {
     UniqueFd ready;    // the read end of its ready pipe, after the "pid" line
+    pid_t middle = 0;  // until settle(): the middle process, not yet reaped
     pid_t pid = 0;
     UniqueFd pidfd;    // empty when the shim is already gone
     UniqueFd proceed;  // the shim waits before execve until a byte comes (release)
@@ -785,8 +786,18 @@ void release(UniqueFd& proceed) {
     if (n != 1) throw_errno("egress shim: release", err);
 }
 
-// Forks the detached shim with fd3 as its fd 3.
-Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
+// Reaps the middle process and reads the shim's pid, pinned by a pidfd. Apart from
+// launch() so that create need not wait for the two forks: it settles when it needs
+// the pid (placing the shim in its cgroup), by which time they are long done.
+void settle(pid_t& middle, UniqueFd& ready, pid_t& pid, UniqueFd& pidfd, const std::string& state_dir) {
+    if (middle == 0) return;
+    reap(std::exchange(middle, 0));
+    pid = read_launched_pid(ready.get());
+    pidfd = pin_launched_shim(pid, ready.get(), state_dir);
+}
+
+// Forks the detached shim with fd3 as its fd 3 (settle() gives its pid).
+Launched start_launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
     if (!audit_mode.empty() && !parse_audit(audit_mode))
         throw Error("egress shim: unknown audit mode \"" + audit_mode + "\"");
     if (!fs::exists(policy_path(state_dir)))
@@ -812,12 +823,16 @@ Launched launch(const std::string& state_dir, int fd3, const std::string& audit_
     if (middle == 0) detach_and_launch(plan, fd3, ready_write.get(), proceed_read.get(), proceed_write.get());
     ready_write.reset();
     proceed_read.reset();
-    reap(middle);
     Launched shim;
+    shim.middle = middle;
     shim.proceed = std::move(proceed_write);
-    shim.pid = read_launched_pid(ready_read.get());
-    shim.pidfd = pin_launched_shim(shim.pid, ready_read.get(), state_dir);
     shim.ready = std::move(ready_read);
+    return shim;
+}
+
+Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
+    Launched shim = start_launch(state_dir, fd3, audit_mode, fd3_is_creator);
+    settle(shim.middle, shim.ready, shim.pid, shim.pidfd, state_dir);
     return shim;
 }
 
@@ -845,14 +860,20 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     UniqueFd creator_read(p[0]), creator_write(p[1]);
     PendingShim pending;
     pending.state_dir = state_dir;
-    Launched shim = launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
+    Launched shim = start_launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
     pending.ready = std::move(shim.ready);
+    pending.middle = shim.middle;
     pending.pid = shim.pid;
     pending.pidfd = std::move(shim.pidfd);
     pending.creator = std::move(creator_write);
     pending.held = std::move(shim.proceed);
     if (!held) release(pending.held);
     return pending;
+}
+
+pid_t launched_pid(PendingShim& pending) {
+    settle(pending.middle, pending.ready, pending.pid, pending.pidfd, pending.state_dir);
+    return pending.pid;
 }
 
 void release_shim(PendingShim& pending) { release(pending.held); }
@@ -862,6 +883,7 @@ namespace {
 // Once: until the shim said "ready", shim.sock may not be served yet.
 void await_pending_shim(PendingShim& pending) {
     if (pending.held) throw Error("egress shim: still held before its start (release_shim)");
+    launched_pid(pending);
     if (!pending.pidfd) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
     if (!pending.ready) return;
     ReadyPipe pipe(std::move(pending.ready));
@@ -902,6 +924,11 @@ void stop_pending_shim(PendingShim& pending) {
         remove_if_exists(socket_path(pending.state_dir));
         remove_if_exists(pid_path(pending.state_dir));
     });
+    try {
+        launched_pid(pending);
+    } catch (const Error&) {
+        // the middle process reported a failure: no shim was started, or it is gone
+    }
     if (pending.pidfd) kill_and_wait(pending.pidfd.get(), pending.pid);
 }
 

@@ -72,12 +72,16 @@ struct PendingShim {
     std::string state_dir;
     UniqueFd ready;    // the shim's ready pipe
     UniqueFd creator;  // our end of the creator pipe
-    pid_t pid = 0;
+    pid_t middle = 0;  // the process between create and the shim, until launched_pid()
+    pid_t pid = 0;     // from launched_pid()
     UniqueFd pidfd;    // empty when the shim is already gone
     UniqueFd held;     // until release_shim: the shim waits before execve
 };
 PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
                         bool held = false);
+// The shim's pid (and pidfd): launch_shim does not wait for the forks that start it; the
+// first call does. Throws sandlock::Error when it could not be started.
+pid_t launched_pid(PendingShim& pending);
 void release_shim(PendingShim& pending);
 // Registers the container's first listener. With kernel_layer (attached by create), the
 // shim takes over its maps: it keeps them for counters and audit events, removes the

@@ -81,7 +81,8 @@ struct ports_map {
 };
 
 /* A hash (an array inner map must have the template's size; a per-CPU one cannot be told
- * otherwise), its slots made by the loader: one per fixed slot and one per rule. */
+ * otherwise), preallocated with room for every slot (each fixed slot and one per rule);
+ * a slot is made by its first verdict. */
 struct counters_map {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, SL_SLOT_FIRST_RULE);
@@ -138,7 +139,12 @@ struct destination {
 static __always_inline void count(const struct policy *p, __u32 slot, int allowed)
 {
     struct sl_counter *c = bpf_map_lookup_elem(p->counters, &slot);
-    if (!c) return;
+    if (!c) {
+        const struct sl_counter zero = {};
+        bpf_map_update_elem(p->counters, &slot, &zero, BPF_NOEXIST);
+        c = bpf_map_lookup_elem(p->counters, &slot);
+        if (!c) return;
+    }
     if (allowed)
         __sync_fetch_and_add(&c->allowed, 1);
     else
@@ -224,6 +230,10 @@ static __always_inline __u32 matching_rule(const struct policy *p, __u8 protocol
     }
     if (!entry) return SL_NO_SLOT;
     if (entry->all_ports_slot != SL_NO_SLOT) return entry->all_ports_slot;
+#pragma unroll
+    for (int i = 0; i < SL_INLINE_PORTS; i++)
+        if (entry->ports[i] != 0 && entry->ports[i] == d->port) return entry->port_slots[i];
+    if (entry->entry == SL_NO_SLOT) return SL_NO_SLOT;
     void *ports = bpf_map_lookup_elem(&policy_ports, (void *)&p->id);
     if (!ports) return SL_MAP_MISSING;
     struct sl_port_key port = {.entry = entry->entry, .port = d->port};

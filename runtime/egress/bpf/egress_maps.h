@@ -14,9 +14,10 @@
  *                            address, looked up first
  *   prefixes  LPM_TRIE       (protocol, family, address prefix) -> the most specific
  *                            policy entry covering a destination
- *   ports     HASH           (entry, port) -> the rule that allows (denies) that port
- *   counters  PERCPU_ARRAY   one slot per rule plus the fixed slots below: how often each
- *                            verdict was reached
+ *   ports     HASH           (entry, port) -> the rule that allows (denies) that port, for
+ *                            entries with more than SL_INLINE_PORTS ports
+ *   counters  PERCPU_HASH    one slot per rule plus the fixed slots below: how often each
+ *                            verdict was reached (a slot is made by its first verdict)
  *   events    RINGBUF        one sl_event per audited decision, drained by the shim
  *
  * How a destination matches (what ProtocolRules::matches() says, in two lookups): every
@@ -62,9 +63,15 @@ struct sl_prefix_key {
 };
 
 #define SL_NO_SLOT 0xffffffffu
+/* A port set this small is held in the entry itself: the common rule (an address and a
+ * port or two) needs no ports-map entry, and a policy of a thousand of them fills one map
+ * in one batch. */
+#define SL_INLINE_PORTS 4
 struct sl_prefix_value {
-    __u32 entry;          /* the ports map's key for this prefix's port set */
+    __u32 entry;          /* the ports map's key for a larger port set, or SL_NO_SLOT */
     __u32 all_ports_slot; /* the rule giving this prefix every port, or SL_NO_SLOT */
+    __u16 ports[SL_INLINE_PORTS];      /* host order; 0: unused (0 is never a destination port) */
+    __u32 port_slots[SL_INLINE_PORTS]; /* the rule that holds ports[i] */
 };
 
 /* The addresses map's key: a single address (a /32 or /128 prefix), the most specific a
