@@ -26,7 +26,8 @@ using AuditFn = std::function<void(const Decision&)>;  // may be empty
 struct Counters {
     std::uint64_t allowed = 0;    // destinations allowed (each sendmmsg entry counts)
     std::uint64_t denied = 0;     // destinations refused (ECONNREFUSED), unknown protocols, source routes
-    std::uint64_t continued = 0;  // non-IP sockets answered with CONTINUE
+    std::uint64_t continued = 0;  // calls on non-IP sockets let through (kernel mode: CONTINUE;
+                                  // supervisor mode: performed by the shim for the caller)
     std::uint64_t errors = 0;     // notifications the supervisor could not act on
     std::uint64_t busy = 0;       // answered EAGAIN: the in-flight cap was reached
 };
