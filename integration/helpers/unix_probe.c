@@ -36,7 +36,7 @@
 //   as-user UID CMD ARGS...          run the rest as UID (setgroups([]), setgid, setuid)
 //   listen-stream PATH N             (host side) listen at PATH (mode 0777), print how
 //                                    many connections and datagrams arrived after N
-//                                    seconds: "LABEL ok accepted=A data=D"
+//                                    seconds or at SIGUSR1: "LABEL ok accepted=A data=D"
 //   listen-dgram PATH N              (host side) the same for datagrams
 //   loop-sendmsg N                   N sendmsg of 64 bytes on a connected unix stream
 //                                    pair (socketpair), the other end drained by a
@@ -50,6 +50,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -531,8 +532,17 @@ static int do_dgram(const char *path, const char *payload)
 	return 0;
 }
 
+static volatile sig_atomic_t listen_stop;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	listen_stop = 1;
+}
+
 static int do_listen(int type, const char *path, int seconds)
 {
+	struct sigaction sa = {.sa_handler = on_usr1};
+	sigaction(SIGUSR1, &sa, NULL);
 	struct sockaddr_un un;
 	socklen_t len = unix_addr(&un, path);
 	unlink(path);
@@ -543,7 +553,7 @@ static int do_listen(int type, const char *path, int seconds)
 	say("%s listening", label);
 	int accepted = 0, data = 0;
 	time_t end = time(NULL) + seconds;
-	while (time(NULL) < end) {
+	while (time(NULL) < end && !listen_stop) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 200) != 1)
 			continue;
@@ -604,6 +614,7 @@ static int do_loop(int n)
 int main(int argc, char **argv)
 {
 	int i = 1;
+	signal(SIGPIPE, SIG_IGN); // a listener that closes at once must not kill the sender
 	if (i + 1 < argc && !strcmp(argv[i], "--label")) {
 		label = argv[i + 1];
 		i += 2;
