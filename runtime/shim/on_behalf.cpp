@@ -237,24 +237,24 @@ public:
 
     void ensure_valid() const {
         if (!notif_id_valid(listener_, notif_.id)) throw NotificationGone{};
-        fd_unchecked_ = false;
+        unchecked_ = false;
     }
-    // Before acting on a taken fd (connect, send on it): the notification was still
-    // pending after the fd was taken, so the thread was alive and its tid ours meanwhile.
-    // One NOTIF_ID_VALID after the memory reads covers the fd too (one ioctl per call).
-    void ensure_fd_was_callers() const {
-        if (fd_unchecked_) ensure_valid();
+    // Before anything is decided or done with what was taken from the caller (its fd,
+    // its memory, its ids): the notification was still pending after all of it was
+    // taken, so the thread was alive and its tid ours meanwhile, and every copy is the
+    // caller's. One NOTIF_ID_VALID for all the reads of a call (each one costs a syscall
+    // on the data path); what is read is never re-read: it is judged and used as copied.
+    void ensure_checked() const {
+        if (unchecked_) ensure_valid();
     }
-    // False when unreadable; throws NotificationGone when the read cannot be trusted.
+    // False when unreadable (the reply is then EFAULT, which a vanished caller never sees).
     bool read(std::uint64_t addr, void* out, std::size_t len) const {
-        bool ok = read_process_memory(tid(), addr, out, len);
-        ensure_valid();
-        return ok;
+        unchecked_ = true;
+        return read_process_memory(tid(), addr, out, len);
     }
     bool gather(const std::vector<iovec>& remote, void* out, std::size_t total) const {
-        bool ok = read_process_gather(tid(), remote.data(), remote.size(), out, total);
-        ensure_valid();
-        return ok;
+        unchecked_ = true;
+        return read_process_gather(tid(), remote.data(), remote.size(), out, total);
     }
     bool write(std::uint64_t addr, const void* in, std::size_t len) const {
         ensure_valid();
@@ -276,16 +276,15 @@ public:
             dup = pidfd_take_fd(borrowed_, fd);
         }
         // Whether the pidfd and the fd table were the caller's is checked before the
-        // fd is acted on (ensure_fd_was_callers), usually by the next memory read.
-        fd_unchecked_ = true;
+        // fd is acted on (ensure_checked).
+        unchecked_ = true;
         return dup;
     }
     // The caller's ids as the shim sees them (host pid and ids); nullopt when it is gone.
     std::optional<ThreadIds> ids() {
         const int pidfd = this->pidfd();
-        auto ids = thread_ids(pidfd, tid());
-        ensure_valid();  // the ids were the caller's, not those of a reused tid
-        return ids;
+        unchecked_ = true;  // the caller's, not those of a reused tid: ensure_checked()
+        return thread_ids(pidfd, tid());
     }
     void signal(int sig) {
         const int pidfd = this->pidfd();
@@ -312,7 +311,7 @@ private:
 
     int listener_;
     const seccomp_notif& notif_;
-    mutable bool fd_unchecked_ = false;
+    mutable bool unchecked_ = false;
     int borrowed_ = -1;
     UniqueFd own_;
 };
@@ -427,6 +426,7 @@ int judge(Call& call, const Socket& s, const Destination& d) {
         return EPERM;
     }
     if (d.kind == Destination::Kind::NoAddress) return 0;  // the connected peer, judged at connect
+    call.caller.ensure_checked();  // the address judged is the caller's
     const bool allowed = call.policy.check(*protocol, d.ip, d.port).allowed();
     ++(allowed ? call.tally.allowed : call.tally.denied);
     if (call.decided) {
@@ -543,14 +543,19 @@ int connect_bounded(const Caller& caller, int fd, const sockaddr* addr, socklen_
 // A TCP Fast Open send (tcp_fastopen) is a connect first: sent without waiting, it
 // returns EINPROGRESS with nothing queued when the SYN cannot carry the data; then the
 // handshake is awaited as a connect's and the data sent after it.
-ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, bool tcp_fastopen = false,
+ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, bool stream, bool tcp_fastopen = false,
                      const std::vector<unsigned char>* rest = nullptr) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    const bool caller_waits = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
-    int type = 0;
-    socklen_t tlen = sizeof type;
-    const bool stream = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
-    const Deadline deadline = send_timeout(fd);
+    // Whether and how long the caller waits is asked only once a send would wait: the
+    // data path (a send that goes at once) costs one syscall here.
+    bool known = false, caller_waits = false;
+    Deadline deadline;
+    const auto know = [&] {
+        if (known) return;
+        const int fl = ::fcntl(fd, F_GETFL);
+        caller_waits = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
+        deadline = send_timeout(fd);
+        known = true;
+    };
     int own = (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL | MSG_DONTWAIT;
     msghdr cur = m;
     iovec piece = m.msg_iovlen == 1 ? m.msg_iov[0] : iovec{};
@@ -559,10 +564,11 @@ ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, b
     std::size_t done = 0;
     for (;;) {
         const ssize_t rc = ::sendmsg(fd, &cur, own);
-        if (rc < 0 && errno == EINPROGRESS && tcp_fastopen && (own & MSG_FASTOPEN) && caller_waits) {
-            const int err = wait_connected(caller, fd, deadline);
-            if (err != 0) {
-                errno = err;
+        const int err = errno;
+        if (rc < 0 && err == EINPROGRESS && tcp_fastopen && (own & MSG_FASTOPEN) && (know(), caller_waits)) {
+            const int cerr = wait_connected(caller, fd, deadline);
+            if (cerr != 0) {
+                errno = cerr;
                 return -1;
             }
             own &= ~MSG_FASTOPEN;
@@ -573,7 +579,8 @@ ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, b
         if (rc >= 0) {
             done += static_cast<std::size_t>(rc);
             // Datagrams go whole; a stream may have queued a prefix.
-            if (!stream || m.msg_iovlen != 1 || done >= total || !caller_waits) return static_cast<ssize_t>(done);
+            if (!stream || m.msg_iovlen != 1 || done >= total || (know(), !caller_waits))
+                return static_cast<ssize_t>(done);
             own &= ~MSG_FASTOPEN;
             cur.msg_name = nullptr;
             cur.msg_namelen = 0;
@@ -583,7 +590,10 @@ ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, b
             cur.msg_controllen = rest ? rest->size() : 0;
             continue;
         }
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !caller_waits) return done > 0 ? static_cast<ssize_t>(done) : -1;
+        if ((err != EAGAIN && err != EWOULDBLOCK) || (know(), !caller_waits)) {
+            errno = err;
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
         if (deadline.passed()) {
             if (done > 0) return static_cast<ssize_t>(done);
             errno = EAGAIN;
@@ -799,6 +809,7 @@ int resolve_unix_destination(Caller& caller, const std::string& path, UniqueFd& 
     const ThreadCredentials creds = credentials_of(caller);
     {
         AsCaller as(caller.tid(), creds, true);
+        caller.ensure_valid();  // /proc/<tid>/root and cwd were the caller's
         held = UniqueFd(::open(path.c_str(), O_PATH | O_CLOEXEC));
         if (!held) return errno;
         // unix_find_bsd: write permission on the socket inode
@@ -823,12 +834,13 @@ Reply connect_local(Call& call, const Socket& s) {
     if (!AsCaller::supported()) {
         // Without the means to act as the caller only what needs none of its context.
         if (path || s.kind.family != AF_UNIX) return Reply::failure(EACCES);
-        caller.ensure_fd_was_callers();
+        caller.ensure_checked();
         return Reply::from_errno(connect_bounded(caller, s.fd.get(), addr, len));
     }
     const ThreadCredentials creds = credentials_of(caller);
-    caller.ensure_fd_was_callers();
+    caller.ensure_checked();
     AsCaller as(caller.tid(), creds, path.has_value());
+    if (path) caller.ensure_valid();  // /proc/<tid>/root and cwd were the caller's
     return Reply::from_errno(connect_bounded(caller, s.fd.get(), addr, len));
 }
 
@@ -862,14 +874,14 @@ Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
     m.msg_control = control.full.empty() ? nullptr : control.full.data();
     m.msg_controllen = control.full.size();
     m.msg_flags = out.msg_flags;
-    caller.ensure_fd_was_callers();
+    caller.ensure_checked();
     ssize_t rc;
     if (s.kind.family == AF_UNIX) {
-        rc = send_bounded(caller, s.fd.get(), m, flags, false, &control.creds);
+        rc = send_bounded(caller, s.fd.get(), m, flags, s.kind.type == SOCK_STREAM, false, &control.creds);
     } else {
         const ThreadCredentials creds = credentials_of(caller);
         AsCaller as(caller.tid(), creds, false);
-        rc = send_bounded(caller, s.fd.get(), m, flags);
+        rc = send_bounded(caller, s.fd.get(), m, flags, s.kind.type == SOCK_STREAM);
     }
     return send_result(call, rc, flags);
 }
@@ -889,7 +901,7 @@ Reply on_connect(Call& call) {
     const Destination d = interpret_address(s.kind, AddressUse::Connect, &name.bytes, name.len);
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
     if (call.kernel_layer) return call.finish(Reply::proceed());  // the connect hook judges again
-    caller.ensure_fd_was_callers();
+    caller.ensure_checked();
     return call.finish(Reply::from_errno(connect_bounded(caller, s.fd.get(), name_of(d), name_len(d))));
 }
 
@@ -933,9 +945,9 @@ Reply on_sendto(Call& call) {
 
     auto data = buffer(len);
     if (!caller.read(caller.arg(1), data.get(), len)) return call.finish(Reply::failure(EIO));
-    caller.ensure_fd_was_callers();
+    caller.ensure_checked();
     iovec iov{data.get(), len};
-    const ssize_t rc = send_bounded(caller, s.fd.get(), message_to(d, iov), flags, tcp_fastopen(s, flags));
+    const ssize_t rc = send_bounded(caller, s.fd.get(), message_to(d, iov), flags, s.kind.is_tcp(), tcp_fastopen(s, flags));
     return call.finish(send_result(call, rc, flags));
 }
 
@@ -1010,8 +1022,8 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     local.msg_control = control.empty() ? nullptr : control.data();
     local.msg_controllen = control.size();
     local.msg_flags = remote.msg_flags;  // the kernel honours MSG_EOR from here
-    caller.ensure_fd_was_callers();
-    const ssize_t rc = send_bounded(caller, s.fd.get(), local, flags, tcp_fastopen(s, flags));
+    caller.ensure_checked();
+    const ssize_t rc = send_bounded(caller, s.fd.get(), local, flags, s.kind.is_tcp(), tcp_fastopen(s, flags));
     return send_result(call, rc, flags);
 }
 
