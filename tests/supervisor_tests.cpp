@@ -19,6 +19,8 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1511,6 +1513,45 @@ BOOST_AUTO_TEST_CASE(caller_status_and_id_maps_parse) {
     BOOST_CHECK_EQUAL(shim::map_id(map, 65535).value(), 165535u);
     BOOST_CHECK_EQUAL(shim::map_id(map, 70000).value(), 5u);
     BOOST_CHECK(!shim::map_id(map, 65536).has_value());
+}
+
+// Netlink (glibc's getaddrinfo asks the kernel for the addresses this way) works when
+// the supervisor performs the calls: a route dump is sent with sendto and answered.
+BOOST_AUTO_TEST_CASE(netlink_calls_are_performed_as_the_caller) {
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        UniqueFd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+        if (!nl) _exit(97);
+        struct {
+            nlmsghdr h;
+            rtgenmsg g;
+        } req{};
+        req.h.nlmsg_len = sizeof req;
+        req.h.nlmsg_type = RTM_GETLINK;
+        req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        req.h.nlmsg_seq = 1;
+        req.g.rtgen_family = AF_UNSPEC;
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        r[0] = ::sendto(nl.get(), &req, sizeof req, 0, sa(&kernel), sizeof kernel);
+        char buf[8192];
+        pollfd p{nl.get(), POLLIN, 0};
+        r[1] = ::poll(&p, 1, 5000) == 1 ? ::recv(nl.get(), buf, sizeof buf, 0) : -1;
+        iovec iov{&req, sizeof req};
+        msghdr m{};
+        m.msg_name = &kernel;
+        m.msg_namelen = sizeof kernel;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        req.h.nlmsg_seq = 2;
+        r[2] = ::sendmsg(nl.get(), &m, 0);
+        r[3] = static_cast<long long>(sizeof req);
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], r[3]);
+    BOOST_CHECK_GT(r[1], 0);
+    BOOST_CHECK_EQUAL(r[2], r[0]);
+    BOOST_CHECK_EQUAL(o.counters.errors, 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -725,7 +725,10 @@ bool can_claim_credentials() {
 }
 
 // Translates the copied control data for a non-IP socket (see above). 0 or the errno.
-int translate_control(Caller& caller, const std::vector<unsigned char>& control, LocalControl& out) {
+// attach_own: a unix socket, whose receiver may ask for the sender's credentials (on
+// other families the send runs as the caller, AsCaller, and the kernel attaches the
+// credentials of the sending thread: the caller's ids, the shim's pid).
+int translate_control(Caller& caller, const std::vector<unsigned char>& control, LocalControl& out, bool attach_own) {
     bool have_creds = false;
     std::size_t off = 0;
     while (control.size() - off >= sizeof(cmsghdr)) {
@@ -756,7 +759,7 @@ int translate_control(Caller& caller, const std::vector<unsigned char>& control,
             if (len != sizeof(ucred)) return EINVAL;
             ucred claimed, real;
             std::memcpy(&claimed, data, sizeof claimed);
-            if (!can_claim_credentials()) return EPERM;
+            if (!can_claim_credentials() || !attach_own) return EPERM;
             if (int err = caller_credentials(caller, claimed, real)) return err;
             if (!have_creds) append_cmsg(out.creds, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
             append_cmsg(out.full, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
@@ -772,7 +775,7 @@ int translate_control(Caller& caller, const std::vector<unsigned char>& control,
         off += step;
     }
     out.full.resize(CMSG_ALIGN(out.full.size()), 0);
-    if (!have_creds && can_claim_credentials()) {
+    if (!have_creds && attach_own && can_claim_credentials()) {
         // Those the kernel would attach for the caller: its pid, real uid and gid.
         const std::optional<ThreadIds> ids = caller.ids();
         if (!ids) throw NotificationGone{};
@@ -856,7 +859,7 @@ struct Outgoing {
 Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
     Caller& caller = call.caller;
     LocalControl control;
-    if (int err = translate_control(caller, out.control, control)) return Reply::failure(err);
+    if (int err = translate_control(caller, out.control, control, s.kind.family == AF_UNIX)) return Reply::failure(err);
     UniqueFd held;
     // Only an unconnected-style unix datagram socket looks a name up: a stream refuses
     // one (EISCONN/EOPNOTSUPP) and SOCK_SEQPACKET ignores it, before any lookup.
