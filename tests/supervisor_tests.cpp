@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <grp.h>
@@ -1552,6 +1553,38 @@ BOOST_AUTO_TEST_CASE(netlink_calls_are_performed_as_the_caller) {
     BOOST_CHECK_GT(r[1], 0);
     BOOST_CHECK_EQUAL(r[2], r[0]);
     BOOST_CHECK_EQUAL(o.counters.errors, 0u);
+}
+
+// Abstract unix names live in the socket's network namespace: in a private one (a
+// container's) they are reached; in the supervisor's own (a container sharing the host's)
+// they are the host's, which the caller's Landlock scope would refuse: EPERM.
+BOOST_AUTO_TEST_CASE(abstract_unix_names_only_in_a_private_network_namespace) {
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        const auto abstract = [](const char* name, socklen_t& len) {
+            sockaddr_un un{};
+            un.sun_family = AF_UNIX;
+            std::memcpy(un.sun_path + 1, name, std::strlen(name));
+            len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + std::strlen(name));
+            return un;
+        };
+        socklen_t len;
+        sockaddr_un host = abstract("sandlock-test-host-ns", len);
+        UniqueFd h(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[0] = err_of(::connect(h.get(), sa(&host), len));
+        if (::unshare(CLONE_NEWNET) != 0) _exit(97);
+        sockaddr_un own = abstract("sandlock-test-private-ns", len);
+        UniqueFd l(::socket(AF_UNIX, SOCK_STREAM, 0));
+        if (::bind(l.get(), sa(&own), len) != 0 || ::listen(l.get(), 4) != 0) _exit(98);
+        UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[1] = err_of(::connect(c.get(), sa(&own), len));
+        UniqueFd d(::socket(AF_UNIX, SOCK_DGRAM, 0));
+        r[2] = err_of(::sendto(d.get(), "x", 1, 0, sa(&own), len));  // a stream listener: the kernel says why not
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], EPERM);
+    BOOST_CHECK_EQUAL(r[1], 0);
+    BOOST_CHECK_NE(r[2], EPERM);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -6,7 +6,10 @@
 #include <netinet/ip.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/sockios.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <linux/capability.h>
@@ -797,6 +800,29 @@ std::optional<std::string> unix_path(const CopiedName& name) {
     return std::string(un.sun_path, strnlen(un.sun_path, max));
 }
 
+// An abstract unix name (a leading NUL), looked up in the socket's network namespace.
+bool abstract_name(const CopiedName& name) {
+    if (name.len <= offsetof(sockaddr_un, sun_path)) return false;
+    sockaddr_un un;
+    std::memcpy(&un, &name.bytes, std::min(name.len, sizeof un));
+    return un.sun_family == AF_UNIX && un.sun_path[0] == '\0';
+}
+
+// Whether the socket lives in the shim's own network namespace (the container shares
+// the host's). Abstract names there are the host's: the kernel would judge a connect or
+// send to one by the caller's Landlock domain (its abstract-unix scope), which the
+// shim's thread does not have, so the shim refuses those (EPERM, fail closed).
+bool in_shim_netns(int sock) {
+    static const ino_t own = [] {
+        struct stat st{};
+        return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+    }();
+    UniqueFd ns(::ioctl(sock, SIOCGSKNS));
+    struct stat st{};
+    if (!ns || ::fstat(ns.get(), &st) != 0) return true;  // unknown: as if shared
+    return st.st_ino == own;
+}
+
 ThreadCredentials credentials_of(Caller& caller) {
     auto creds = thread_credentials(caller.tid());
     caller.ensure_valid();  // read from the caller, not from a thread that reused its tid
@@ -834,6 +860,7 @@ Reply connect_local(Call& call, const Socket& s) {
     const auto* addr = reinterpret_cast<const sockaddr*>(&name.bytes);
     const auto len = static_cast<socklen_t>(name.len);
     const std::optional<std::string> path = s.kind.family == AF_UNIX ? unix_path(name) : std::nullopt;
+    if (s.kind.family == AF_UNIX && abstract_name(name) && in_shim_netns(s.fd.get())) return Reply::failure(EPERM);
     if (!AsCaller::supported()) {
         // Without the means to act as the caller only what needs none of its context.
         if (path || s.kind.family != AF_UNIX) return Reply::failure(EACCES);
@@ -864,6 +891,7 @@ Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
     // Only an unconnected-style unix datagram socket looks a name up: a stream refuses
     // one (EISCONN/EOPNOTSUPP) and SOCK_SEQPACKET ignores it, before any lookup.
     if (s.kind.family == AF_UNIX && s.kind.type == SOCK_DGRAM) {
+        if (abstract_name(out.name) && in_shim_netns(s.fd.get())) return Reply::failure(EPERM);
         if (const auto path = unix_path(out.name)) {
             if (int err = resolve_unix_destination(caller, *path, held, out.name)) return Reply::failure(err);
         }
