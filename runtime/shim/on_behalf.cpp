@@ -862,8 +862,10 @@ Reply connect_local(Call& call, const Socket& s) {
     const std::optional<std::string> path = s.kind.family == AF_UNIX ? unix_path(name) : std::nullopt;
     if (s.kind.family == AF_UNIX && abstract_name(name) && in_shim_netns(s.fd.get())) return Reply::failure(EPERM);
     if (!AsCaller::supported()) {
-        // Without the means to act as the caller only what needs none of its context.
-        if (path || s.kind.family != AF_UNIX) return Reply::failure(EACCES);
+        // A shim that cannot act as the caller (not root: rootless, where it has no more
+        // privilege than the container) performs what needs none of the caller's
+        // context; a path would resolve in the shim's root instead: EACCES, fail closed.
+        if (path) return Reply::failure(EACCES);
         caller.ensure_checked();
         return Reply::from_errno(connect_bounded(caller, s.fd.get(), addr, len));
     }
@@ -907,7 +909,7 @@ Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
     m.msg_flags = out.msg_flags;
     caller.ensure_checked();
     ssize_t rc;
-    if (s.kind.family == AF_UNIX) {
+    if (s.kind.family == AF_UNIX || !AsCaller::supported()) {
         rc = send_bounded(caller, s.fd.get(), m, flags, s.kind.type == SOCK_STREAM, false, &control.creds);
     } else {
         const ThreadCredentials creds = credentials_of(caller);

@@ -5,8 +5,8 @@
 // minutes never delays another notification (supervisor.cpp has the details).
 // Bounded whatever the container does: at most 32 calls are served at once (more are
 // answered EAGAIN at once, counted as busy), a stream send copies at most 256 KiB, a
-// datagram at most 64 KiB, and the shim's own sends never wait past the caller's
-// notification (on_behalf.cpp).
+// datagram at most 64 KiB (a unix one 256 KiB), and the shim's own connects and sends
+// never wait past the caller's notification (on_behalf.cpp).
 #pragma once
 
 #include <cstddef>
