@@ -244,10 +244,15 @@ AsCaller::AsCaller(pid_t tid, const ThreadCredentials& creds, bool with_fs) {
     }
     ids_ = true;
     const ThreadIds& id = creds.ids;
+    // (setresuid resets the fsuid to the euid and, for a non-zero euid, clears the
+    // effective capabilities: they are raised again, within the permitted set, for the
+    // rare caller whose fsuid differs, then lowered to the caller's.)
     const bool ok = sys_setgroups(creds.groups) == 0 && sys_setresgid(id.rgid, id.egid, home.sgid) == 0 &&
                     (::setfsgid(id.fsgid), static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) == id.fsgid) &&
                     sys_setresuid(id.ruid, id.euid, home.suid) == 0 &&
-                    (::setfsuid(id.fsuid), static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) == id.fsuid) &&
+                    (id.fsuid == id.euid ||
+                     (set_caps(home.caps) && (::setfsuid(id.fsuid), true) &&
+                      static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) == id.fsuid)) &&
                     set_caps(want);
     if (!ok) {
         const int err = errno;
