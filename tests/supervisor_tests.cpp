@@ -674,7 +674,9 @@ BOOST_AUTO_TEST_CASE(source_routing_and_unknown_protocols_are_refused) {
     BOOST_CHECK(uok.drain().empty());
 }
 
-BOOST_AUTO_TEST_CASE(unix_sockets_continue) {
+// Calls on unix sockets are performed by the supervisor for the caller (never CONTINUE:
+// see the fd-swap test below); the kernel's own errors come back as the caller's.
+BOOST_AUTO_TEST_CASE(unix_sockets_are_performed_for_the_caller) {
     const std::string path = "/tmp/sandlock-supervisor-test-" + std::to_string(::getpid()) + ".sock";
     UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un un{};
@@ -688,7 +690,7 @@ BOOST_AUTO_TEST_CASE(unix_sockets_continue) {
         UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
         r[0] = err_of(::connect(c.get(), sa(&un), sizeof un));
         r[1] = ::sendto(c.get(), "u", 1, 0, sa(&un), sizeof un);  // ignored name on a stream
-        // An IP address given to a unix socket is answered without a CONTINUE.
+        // An IP address given to a unix socket: the kernel's EINVAL, from our duplicate.
         sockaddr_in in = loopback4(1);
         UniqueFd d(::socket(AF_UNIX, SOCK_DGRAM, 0));
         r[2] = err_of(::sendto(d.get(), "x", 1, 0, sa(&in), sizeof in));
