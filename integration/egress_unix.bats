@@ -114,11 +114,12 @@ host_result() {
 	sed -n "s/.* ok .*\b$2=\([0-9]*\).*/\1/p" "$1"
 }
 
-# the attacks' lines: one per kind, the IP side at the refused address $EG_D:$EG_P
+# swap_script PREFIX [until-ip]: the attacks' lines, one per kind, the IP side at the
+# refused address $EG_D:$EG_P (until-ip: go on until a call landed on the IP socket)
 swap_script() {
-	local prefix=$1 k
+	local prefix=$1 until=${2:-} k
 	for k in sendmsg sendmmsg tfo-sendto tfo-sendmsg connect; do
-		echo "/uprobe --label $prefix-$k swap $k $EG_D $EG_P $EGU_ROUNDS"
+		echo "/uprobe --label $prefix-$k swap $k $EG_D $EG_P $EGU_ROUNDS $until"
 	done
 	echo "echo all-done"
 }
@@ -214,7 +215,7 @@ deliveries() {
 @test "control: without a policy the fd-swap attacks (sendmsg, sendmmsg, TFO sendto/sendmsg, connect) deliver" {
 	[ "$EG_MODE" = supervisor ] || skip "the control runs once (no policy: the mode does not apply)"
 	egress_setup_net
-	unix_run "$(swap_script c)"
+	unix_run "$(swap_script c until-ip)"
 	has_line all-done
 	settle
 	show_listeners
@@ -234,7 +235,7 @@ deliveries() {
 	egress_setup_net
 	local saved=$RUNTIME
 	RUNTIME=$SANDLOCK_OLD_RUNTIME
-	unix_run "$(swap_script o)" "$(allow "$EG_A:$EG_P")"
+	unix_run "$(swap_script o until-ip)" "$(allow "$EG_A:$EG_P")"
 	RUNTIME=$saved
 	has_line all-done
 	settle

@@ -22,6 +22,10 @@
 //                                    (unix/TCP stream). The thread sends "uswap-KIND-K" on
 //                                    every TCP socket it finds connected, and replaces it.
 //                                    Prints n= ok= ip_connected= and ENAME=count per errno.
+//                                    With a last argument until-ip it goes on after the N
+//                                    calls until one landed on the IP socket (ok or
+//                                    ip_connected), for at most 10*N calls or 30 s (the
+//                                    controls: a race that needs a rare interleaving).
 //   functions DIR                    inside the container: a unix stream listener and a
 //                                    datagram socket bound in DIR; a connect by absolute
 //                                    and by relative path (cwd DIR), a datagram sendto by
@@ -230,7 +234,7 @@ static void count_errno(struct errcount *errs, int n, int e)
 	}
 }
 
-static int do_swap(const char *kind, const char *addr, unsigned port, int n)
+static int do_swap(const char *kind, const char *addr, unsigned port, int n, int until_ip)
 {
 	swap_kind = -1;
 	for (int i = 0; i < 5; i++)
@@ -254,7 +258,12 @@ static int do_swap(const char *kind, const char *addr, unsigned port, int n)
 	struct errcount errs[16];
 	memset(errs, 0, sizeof(errs));
 	unsigned seen = 0;
-	for (int i = 0; i < n; i++) {
+	time_t start = time(NULL);
+	int i;
+	for (i = 0;; i++) {
+		if (i >= n && (!until_ip || ok + __atomic_load_n(&swap_ip_connected, __ATOMIC_RELAXED) > 0 ||
+			       i >= 10 * n || time(NULL) - start > 30))
+			break;
 		while (__atomic_load_n(&swap_count, __ATOMIC_RELAXED) == seen)
 			sched_yield();
 		seen = __atomic_load_n(&swap_count, __ATOMIC_RELAXED);
@@ -292,7 +301,7 @@ static int do_swap(const char *kind, const char *addr, unsigned port, int n)
 	__atomic_store_n(&swap_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
 	char line[512];
-	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d ip_connected=%d", label, n, ok, swap_ip_connected);
+	int o = snprintf(line, sizeof(line), "%s ok n=%d ok=%d ip_connected=%d", label, i, ok, swap_ip_connected);
 	for (int j = 0; j < 16 && errs[j].err; j++)
 		o += snprintf(line + o, sizeof(line) - (size_t)o, " %s=%d", ename(errs[j].err), errs[j].count);
 	say("%s", line);
@@ -624,8 +633,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i++];
 	char **a = argv + i;
 	int n = argc - i;
-	if (!strcmp(cmd, "swap") && n == 4)
-		return do_swap(a[0], a[1], (unsigned)atoi(a[2]), atoi(a[3]));
+	if (!strcmp(cmd, "swap") && (n == 4 || (n == 5 && !strcmp(a[4], "until-ip"))))
+		return do_swap(a[0], a[1], (unsigned)atoi(a[2]), atoi(a[3]), n == 5);
 	if (!strcmp(cmd, "functions") && n == 1)
 		return do_functions(a[0]);
 	if (!strcmp(cmd, "connect") && (n == 1 || n == 2))
