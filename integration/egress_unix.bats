@@ -57,9 +57,15 @@ teardown() {
 	[ -z "${EGU_HOSTDIR:-}" ] || rm -rf --one-file-system "$EGU_HOSTDIR"
 }
 
-# unix_probe_bin: a static unix_probe (the busybox rootfs has no C library).
+# unix_probe_bin: a static unix_probe (the busybox rootfs has no C library): the
+# Makefile's build when it is static and fresh, else one built here.
 unix_probe_bin() {
-	local src=$INTEGRATION_DIR/helpers/unix_probe.c bin=$BATS_RUN_TMPDIR/helpers/unix_probe.static tmp
+	local src=$INTEGRATION_DIR/helpers/unix_probe.c bin=$BUILD/helpers/unix_probe tmp
+	if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && file -L "$bin" | grep -q 'statically linked'; then
+		echo "$bin"
+		return
+	fi
+	bin=$BATS_RUN_TMPDIR/helpers/unix_probe.static
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
 		mkdir -p "$(dirname "$bin")"
 		tmp=$(mktemp "$bin.XXXXXX")
