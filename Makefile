@@ -188,6 +188,7 @@ $(BUILD)/helpers/%: integration/helpers/%.c
 # Runs inside the busybox rootfs, which has no libc.
 $(BUILD)/helpers/egress_probe: HELPER_LDFLAGS = -static
 $(BUILD)/helpers/shim_attack: HELPER_LDFLAGS = -static
+$(BUILD)/helpers/unix_probe: HELPER_LDFLAGS = -static
 
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \

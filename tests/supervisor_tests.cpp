@@ -19,6 +19,11 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +41,7 @@
 
 #include "runtime/egress/policy.hpp"
 #include "runtime/linux/seccomp.hpp"
+#include "runtime/shim/as_caller.hpp"
 #include "runtime/shim/on_behalf.hpp"
 #include "runtime/shim/supervisor.hpp"
 #include "runtime/util/error.hpp"
@@ -668,7 +674,9 @@ BOOST_AUTO_TEST_CASE(source_routing_and_unknown_protocols_are_refused) {
     BOOST_CHECK(uok.drain().empty());
 }
 
-BOOST_AUTO_TEST_CASE(unix_sockets_continue) {
+// Calls on unix sockets are performed by the supervisor for the caller (never CONTINUE:
+// see the fd-swap test below); the kernel's own errors come back as the caller's.
+BOOST_AUTO_TEST_CASE(unix_sockets_are_performed_for_the_caller) {
     const std::string path = "/tmp/sandlock-supervisor-test-" + std::to_string(::getpid()) + ".sock";
     UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un un{};
@@ -682,7 +690,7 @@ BOOST_AUTO_TEST_CASE(unix_sockets_continue) {
         UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
         r[0] = err_of(::connect(c.get(), sa(&un), sizeof un));
         r[1] = ::sendto(c.get(), "u", 1, 0, sa(&un), sizeof un);  // ignored name on a stream
-        // An IP address given to a unix socket is answered without a CONTINUE.
+        // An IP address given to a unix socket: the kernel's EINVAL, from our duplicate.
         sockaddr_in in = loopback4(1);
         UniqueFd d(::socket(AF_UNIX, SOCK_DGRAM, 0));
         r[2] = err_of(::sendto(d.get(), "x", 1, 0, sa(&in), sizeof in));
@@ -1141,6 +1149,480 @@ BOOST_AUTO_TEST_CASE(connect_latency) {
     BOOST_CHECK_EQUAL(sink.drain(), kRounds);
     BOOST_CHECK_EQUAL(o.counters.allowed, 2u * kRounds);
     BOOST_CHECK_LT(r[0], 5'000'000);  // a sanity bound, not a benchmark
+}
+
+// ---- non-IP sockets in supervisor mode: performed by the supervisor, as the caller ----
+
+namespace {
+
+// A scratch directory removed with everything in it.
+struct ScratchDir {
+    std::filesystem::path path;
+    ScratchDir() {
+        char tmpl[] = "/tmp/sandlock-unix-test-XXXXXX";
+        if (!::mkdtemp(tmpl)) throw_errno("mkdtemp");
+        path = tmpl;
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+sockaddr_un unix_name(const std::string& path, socklen_t& len) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::strncpy(un.sun_path, path.c_str(), sizeof un.sun_path - 1);
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(un.sun_path) + 1);
+    return un;
+}
+
+UniqueFd unix_listener(const std::string& path, int type = SOCK_STREAM, int backlog = 16) {
+    socklen_t len;
+    sockaddr_un un = unix_name(path, len);
+    UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd || ::bind(fd.get(), sa(&un), len) != 0) throw_errno("bind " + path);
+    if (type == SOCK_STREAM && ::listen(fd.get(), backlog) != 0) throw_errno("listen");
+    return fd;
+}
+
+std::size_t open_fd_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+int accept_count(int fd) {
+    int n = 0;
+    while (UniqueFd(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC)).valid()) ++n;
+    return n;
+}
+
+cmsghdr* one_cmsg(msghdr& m, unsigned char* buf, std::size_t size, int type, const void* data, std::size_t len) {
+    m.msg_control = buf;
+    m.msg_controllen = size;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    std::memcpy(CMSG_DATA(c), data, len);
+    return c;
+}
+
+}  // namespace
+
+// The path is resolved as the caller resolves it: relative to its cwd, inside its root
+// (a chroot here: "/x.sock" and "../x.sock" are the inner one, never the outer one).
+BOOST_AUTO_TEST_CASE(unix_paths_resolve_from_the_callers_root_and_cwd) {
+    ScratchDir dir;
+    std::filesystem::create_directories(dir.path / "inner" / "sub");
+    UniqueFd outer = unix_listener((dir.path / "x.sock").string());
+    UniqueFd inner = unix_listener((dir.path / "inner" / "x.sock").string());
+    UniqueFd inner_dgram = unix_listener((dir.path / "inner" / "d.sock").string(), SOCK_DGRAM);
+    UniqueFd outer_dgram = unix_listener((dir.path / "d.sock").string(), SOCK_DGRAM);
+    SharedResults r;
+    const std::string root = (dir.path / "inner").string();
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        if (::chroot(root.c_str()) != 0 || ::chdir("/sub") != 0) _exit(97);
+        socklen_t len;
+        const char* names[] = {"/x.sock", "../x.sock", "../../../x.sock"};
+        for (int i = 0; i < 3; ++i) {
+            sockaddr_un un = unix_name(names[i], len);
+            UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
+            r[i] = err_of(::connect(c.get(), sa(&un), len));
+        }
+        sockaddr_un d = unix_name("../../d.sock", len);
+        UniqueFd ds(::socket(AF_UNIX, SOCK_DGRAM, 0));
+        r[3] = err_of(::sendto(ds.get(), "dg", 2, 0, sa(&d), len));
+        sockaddr_un missing = unix_name("/nonexistent.sock", len);
+        r[4] = err_of(::sendto(ds.get(), "dg", 2, 0, sa(&missing), len));
+        UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[5] = err_of(::connect(c.get(), sa(&missing), len));
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    for (int i = 0; i < 4; ++i) BOOST_CHECK_EQUAL(r[i], 0);
+    BOOST_CHECK_EQUAL(r[4], ENOENT);
+    BOOST_CHECK_EQUAL(r[5], ENOENT);
+    BOOST_CHECK_EQUAL(accept_count(inner.get()), 3);
+    BOOST_CHECK_EQUAL(accept_count(outer.get()), 0);
+    char buf[8];
+    BOOST_CHECK_EQUAL(::recv(inner_dgram.get(), buf, sizeof buf, MSG_DONTWAIT), 2);
+    BOOST_CHECK_EQUAL(::recv(outer_dgram.get(), buf, sizeof buf, MSG_DONTWAIT), -1);
+    BOOST_CHECK_GE(o.counters.continued, 6u);  // performed for the caller
+    BOOST_CHECK_EQUAL(o.counters.errors, 0u);
+}
+
+// Permissions are the caller's: a uid without search permission on the directory gets
+// EACCES (the supervisor itself is root), and the listener sees the caller's uid/gid.
+BOOST_AUTO_TEST_CASE(unix_connects_have_the_callers_credentials) {
+    ScratchDir dir;
+    std::filesystem::create_directories(dir.path / "open");
+    std::filesystem::create_directories(dir.path / "closed");
+    ::chmod(dir.path.c_str(), 0755);
+    ::chmod((dir.path / "open").c_str(), 0777);
+    ::chmod((dir.path / "closed").c_str(), 0700);
+    const std::string open_path = (dir.path / "open" / "s.sock").string();
+    const std::string closed_path = (dir.path / "closed" / "s.sock").string();
+    UniqueFd open_l = unix_listener(open_path);
+    UniqueFd closed_l = unix_listener(closed_path);
+    ::chmod(open_path.c_str(), 0777);
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(4321, 4321, 4321) != 0 || ::setresuid(1234, 1234, 1234) != 0)
+            _exit(97);
+        socklen_t len;
+        sockaddr_un a = unix_name(open_path, len);
+        UniqueFd c1(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[0] = err_of(::connect(c1.get(), sa(&a), len));
+        sockaddr_un b = unix_name(closed_path, len);
+        UniqueFd c2(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[1] = err_of(::connect(c2.get(), sa(&b), len));
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], 0);
+    BOOST_CHECK_EQUAL(r[1], EACCES);
+    UniqueFd a(::accept4(open_l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    BOOST_REQUIRE(a.valid());
+    ucred pc{};
+    socklen_t pclen = sizeof pc;
+    BOOST_REQUIRE_EQUAL(::getsockopt(a.get(), SOL_SOCKET, SO_PEERCRED, &pc, &pclen), 0);
+    BOOST_CHECK_EQUAL(pc.uid, 1234u);
+    BOOST_CHECK_EQUAL(pc.gid, 4321u);
+    BOOST_CHECK_EQUAL(accept_count(closed_l.get()), 0);
+    BOOST_CHECK_EQUAL(::geteuid(), 0u);  // (this process's other threads never changed)
+}
+
+// SCM_RIGHTS passes the caller's fds; the receiver's SCM_CREDENTIALS name the caller;
+// credentials the caller may not claim are refused (EPERM), a bad fd is EBADF.
+BOOST_AUTO_TEST_CASE(unix_sendmsg_passes_fds_and_the_callers_credentials) {
+    int sv[2];
+    BOOST_REQUIRE_EQUAL(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    UniqueFd mine(sv[0]), theirs(sv[1]);
+    int one = 1;
+    ::setsockopt(mine.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    SharedResults r;
+    std::vector<pid_t> cred_pids;
+    bool wrote_through = false;
+    std::thread receiver([&] {
+        for (int i = 0; i < 3; ++i) {
+            char data[8];
+            iovec iov{data, sizeof data};
+            alignas(cmsghdr) unsigned char cbuf[256];
+            msghdr m{};
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            m.msg_control = cbuf;
+            m.msg_controllen = sizeof cbuf;
+            pollfd p{mine.get(), POLLIN, 0};
+            if (::poll(&p, 1, 5000) != 1 || ::recvmsg(mine.get(), &m, MSG_CMSG_CLOEXEC) <= 0) return;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                if (c->cmsg_type == SCM_CREDENTIALS) {
+                    ucred u;
+                    std::memcpy(&u, CMSG_DATA(c), sizeof u);
+                    cred_pids.push_back(u.pid);
+                } else if (c->cmsg_type == SCM_RIGHTS) {
+                    int fd;
+                    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+                    wrote_through = ::write(fd, "via", 3) == 3;
+                    ::close(fd);
+                }
+            }
+        }
+    });
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        int p[2];
+        if (::pipe(p) != 0) _exit(97);
+        char data[] = "fd";
+        iovec iov{data, 2};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        alignas(cmsghdr) unsigned char cbuf[CMSG_SPACE(sizeof(int))] = {};
+        one_cmsg(m, cbuf, sizeof cbuf, SCM_RIGHTS, &p[1], sizeof(int));
+        r[0] = ::sendmsg(theirs.get(), &m, 0);
+        ::close(p[1]);
+        char got[8] = {};
+        r[1] = ::read(p[0], got, sizeof got - 1);
+        alignas(cmsghdr) unsigned char kbuf[CMSG_SPACE(sizeof(ucred))] = {};
+        ucred fake{1, 0, 0};
+        one_cmsg(m, kbuf, sizeof kbuf, SCM_CREDENTIALS, &fake, sizeof fake);
+        r[2] = err_of(::sendmsg(theirs.get(), &m, 0));
+        ucred own{::getpid(), ::getuid(), ::getgid()};
+        one_cmsg(m, kbuf, sizeof kbuf, SCM_CREDENTIALS, &own, sizeof own);
+        r[3] = ::sendmsg(theirs.get(), &m, 0);
+        int bad = 999;
+        one_cmsg(m, cbuf, sizeof cbuf, SCM_RIGHTS, &bad, sizeof bad);
+        r[4] = err_of(::sendmsg(theirs.get(), &m, 0));
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        r[5] = ::sendmsg(theirs.get(), &m, 0);  // no control: the kernel's credentials are the caller's
+        r[6] = ::getpid();
+    });
+    receiver.join();
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], 2);
+    BOOST_CHECK_EQUAL(r[1], 3);
+    BOOST_CHECK(wrote_through);
+    BOOST_CHECK_EQUAL(r[2], EPERM);
+    BOOST_CHECK_EQUAL(r[3], 2);
+    BOOST_CHECK_EQUAL(r[4], EBADF);
+    BOOST_CHECK_EQUAL(r[5], 2);
+    BOOST_REQUIRE_EQUAL(cred_pids.size(), 3u);
+    for (pid_t p : cred_pids) BOOST_CHECK_EQUAL(p, r[6]);  // the caller, never the supervisor
+}
+
+// A blocking unix connect to a listener whose backlog is full waits (in slices, on a
+// non-blocking duplicate) until there is room, and is abandoned when its caller dies.
+BOOST_AUTO_TEST_CASE(blocked_unix_connects_wait_and_are_abandoned_with_their_caller) {
+    ScratchDir dir;
+    const std::string path = (dir.path / "full.sock").string();
+    UniqueFd l = unix_listener(path, SOCK_STREAM, 0);
+    SharedResults r;
+    {
+        // waits, then gets through when the listener accepts
+        std::thread acceptor([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            accept_count(l.get());
+        });
+        Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+            socklen_t len;
+            sockaddr_un un = unix_name(path, len);
+            UniqueFd c1(::socket(AF_UNIX, SOCK_STREAM, 0)), c2(::socket(AF_UNIX, SOCK_STREAM, 0));
+            r[0] = err_of(::connect(c1.get(), sa(&un), len));
+            const auto t0 = Clock::now();
+            r[1] = err_of(::connect(c2.get(), sa(&un), len));  // the backlog (0) is full
+            r[2] = micros_since(t0);
+        });
+        acceptor.join();
+        BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+        BOOST_CHECK_EQUAL(r[0], 0);
+        BOOST_CHECK_EQUAL(r[1], 0);
+        BOOST_CHECK_GE(r[2], 150'000);
+        accept_count(l.get());
+    }
+    // the caller dies while its connect waits: the supervisor lets it go
+    Supervisor sup(allow_policy("127.0.0.1:1"), {});
+    const std::size_t fds_before = open_fd_count();
+    Sandboxed box = start_sandboxed([&] {
+        socklen_t len;
+        sockaddr_un un = unix_name(path, len);
+        UniqueFd c1(::socket(AF_UNIX, SOCK_STREAM, 0)), c2(::socket(AF_UNIX, SOCK_STREAM, 0));
+        ::connect(c1.get(), sa(&un), len);
+        ::connect(c2.get(), sa(&un), len);  // waits for good
+        _exit(0);
+    });
+    const pid_t pid = box.pid;
+    sup.add_listener(std::move(box.listener));
+    std::thread server([&] { sup.run(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(pid, SIGKILL);
+    box.wait();
+    const auto t0 = Clock::now();
+    while (sup.listener_count() > 0 && Clock::now() - t0 < std::chrono::seconds(5))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    BOOST_CHECK_EQUAL(sup.listener_count(), 0u);
+    for (int i = 0; i < 100 && open_fd_count() > fds_before; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_CHECK_LE(open_fd_count(), fds_before);
+    sup.stop();
+    server.join();
+}
+
+// A blocking TCP connect to a destination that never answers (a listener whose accept
+// queue is full drops the SYN) is abandoned when its caller dies.
+BOOST_AUTO_TEST_CASE(a_blocked_tcp_connect_is_abandoned_when_its_caller_dies) {
+    TcpSink sink(0);
+    // fill the accept queue so that further SYNs are dropped
+    std::vector<UniqueFd> fillers;
+    for (int i = 0; i < 4; ++i) {
+        UniqueFd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+        sockaddr_in to = loopback4(sink.port);
+        ::connect(f.get(), sa(&to), sizeof to);
+        fillers.push_back(std::move(f));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Supervisor sup(allow_policy("127.0.0.1:" + std::to_string(sink.port)), {});
+    const std::size_t fds_before = open_fd_count();
+    SharedResults r;
+    Sandboxed box = start_sandboxed([&] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in to = loopback4(sink.port);
+        r[0] = ::connect(s.get(), sa(&to), sizeof to);
+        ::pause();
+        _exit(0);
+    });
+    const pid_t pid = box.pid;
+    sup.add_listener(std::move(box.listener));
+    std::thread server([&] { sup.run(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ::kill(pid, SIGKILL);
+    box.wait();
+    const auto t0 = Clock::now();
+    while (sup.listener_count() > 0 && Clock::now() - t0 < std::chrono::seconds(5))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    BOOST_CHECK_EQUAL(r[0], -12345);  // the connect was still waiting when its caller died
+    BOOST_CHECK_EQUAL(sup.listener_count(), 0u);
+    // the duplicate of the caller's socket is closed: no thread still waits on it
+    for (int i = 0; i < 100 && open_fd_count() > fds_before; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    BOOST_TEST_MESSAGE("abandoned after " << micros_since(t0) << " us");
+    BOOST_CHECK_LE(open_fd_count(), fds_before);
+    sup.stop();
+    server.join();
+}
+
+// The fd-swap race, in miniature: a thread dup2()s a UDP socket (and an IP address)
+// onto the fd of a unix-socket sendmsg and a TCP socket onto a unix connect. The
+// supervisor performs the unix calls itself, so the denied sinks receive nothing.
+BOOST_AUTO_TEST_CASE(fd_swaps_onto_unix_calls_never_reach_a_denied_address) {
+    UdpSink denied_udp;
+    TcpSink denied_tcp;
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        static sockaddr_storage buf;
+        static sockaddr_in ip4;
+        static sockaddr_un un;
+        std::atomic<bool> done{false};
+        constexpr int kFd = 200;
+        un.sun_family = AF_UNIX;
+        std::strcpy(un.sun_path, "/nonexistent-swap");
+        for (int round = 0; round < 2; ++round) {
+            const bool stream = round == 1;
+            ip4 = loopback4(stream ? denied_tcp.port : denied_udp.port);
+            UniqueFd u(::socket(AF_UNIX, stream ? SOCK_STREAM : SOCK_DGRAM, 0));
+            ::dup2(u.get(), kFd);
+            std::memcpy(&buf, &un, sizeof un);
+            done = false;
+            std::thread swapper([&] {
+                UniqueFd ip(::socket(AF_INET, stream ? SOCK_STREAM : SOCK_DGRAM, 0));
+                while (!done.load(std::memory_order_relaxed)) {
+                    ::dup2(ip.get(), kFd);
+                    std::memcpy(&buf, &ip4, sizeof ip4);
+                    ::dup2(u.get(), kFd);
+                    std::memcpy(&buf, &un, sizeof un);
+                    sockaddr_in peer;
+                    socklen_t plen = sizeof peer;
+                    if (stream && ::getpeername(ip.get(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
+                        ip = UniqueFd(::socket(AF_INET, SOCK_STREAM, 0));
+                }
+            });
+            int ok = 0;
+            for (int i = 0; i < 3000; ++i) {
+                char data[] = "swap";
+                iovec iov{data, 4};
+                msghdr m{};
+                m.msg_name = &buf;
+                m.msg_namelen = sizeof(sockaddr_un);
+                m.msg_iov = &iov;
+                m.msg_iovlen = 1;
+                const long rc = stream ? ::connect(kFd, sa(&buf), sizeof(sockaddr_un)) : ::sendmsg(kFd, &m, MSG_DONTWAIT);
+                if (rc >= 0) ++ok;
+            }
+            done = true;
+            swapper.join();
+            r[round] = ok;
+        }
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_TEST_MESSAGE("calls that succeeded: sendmsg " << r[0] << ", connect " << r[1]);
+    BOOST_CHECK(denied_udp.drain().empty());
+    BOOST_CHECK_EQUAL(denied_tcp.drain(), 0);
+    BOOST_CHECK_GT(o.counters.denied, 0u);     // the IP side was judged (and refused)
+    BOOST_CHECK_GT(o.counters.continued, 0u);  // the unix side was performed
+}
+
+// The /proc status fields the supervisor acts on, and id maps (no process needed).
+BOOST_AUTO_TEST_CASE(caller_status_and_id_maps_parse) {
+    shim::ThreadCredentials c;
+    const std::string status =
+        "Name:\tx\nTgid:\t4242\nNgid:\t0\nPid:\t4243\nUid:\t1000\t1001\t1002\t1003\nGid:\t2000\t2001\t2002\t2003\n"
+        "Groups:\t10 20 \nNStgid:\t4242\t7\nCapEff:\t00000000000000c0\n";
+    BOOST_REQUIRE(shim::parse_status(status, c));
+    BOOST_CHECK_EQUAL(c.ids.tgid, 4242);
+    BOOST_CHECK_EQUAL(c.ns_tgid, 7);
+    BOOST_CHECK_EQUAL(c.ids.ruid, 1000u);
+    BOOST_CHECK_EQUAL(c.ids.fsuid, 1003u);
+    BOOST_CHECK_EQUAL(c.ids.egid, 2001u);
+    BOOST_CHECK_EQUAL(c.groups.size(), 2u);
+    BOOST_CHECK_EQUAL(c.cap_effective, 0xc0u);  // CAP_SETGID, CAP_SETUID
+    shim::ThreadCredentials bad;
+    BOOST_CHECK(!shim::parse_status("Tgid:\t1\nUid:\t1 2\n", bad));  // fields missing: refused
+    const std::vector<std::uint64_t> map = {0, 100000, 65536, 70000, 5, 1};
+    BOOST_CHECK_EQUAL(shim::map_id(map, 0).value(), 100000u);
+    BOOST_CHECK_EQUAL(shim::map_id(map, 65535).value(), 165535u);
+    BOOST_CHECK_EQUAL(shim::map_id(map, 70000).value(), 5u);
+    BOOST_CHECK(!shim::map_id(map, 65536).has_value());
+}
+
+// Netlink (glibc's getaddrinfo asks the kernel for the addresses this way) works when
+// the supervisor performs the calls: a route dump is sent with sendto and answered.
+BOOST_AUTO_TEST_CASE(netlink_calls_are_performed_as_the_caller) {
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        UniqueFd nl(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+        if (!nl) _exit(97);
+        struct {
+            nlmsghdr h;
+            rtgenmsg g;
+        } req{};
+        req.h.nlmsg_len = sizeof req;
+        req.h.nlmsg_type = RTM_GETLINK;
+        req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        req.h.nlmsg_seq = 1;
+        req.g.rtgen_family = AF_UNSPEC;
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        r[0] = ::sendto(nl.get(), &req, sizeof req, 0, sa(&kernel), sizeof kernel);
+        char buf[8192];
+        pollfd p{nl.get(), POLLIN, 0};
+        r[1] = ::poll(&p, 1, 5000) == 1 ? ::recv(nl.get(), buf, sizeof buf, 0) : -1;
+        iovec iov{&req, sizeof req};
+        msghdr m{};
+        m.msg_name = &kernel;
+        m.msg_namelen = sizeof kernel;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        req.h.nlmsg_seq = 2;
+        r[2] = ::sendmsg(nl.get(), &m, 0);
+        r[3] = static_cast<long long>(sizeof req);
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], r[3]);
+    BOOST_CHECK_GT(r[1], 0);
+    BOOST_CHECK_EQUAL(r[2], r[0]);
+    BOOST_CHECK_EQUAL(o.counters.errors, 0u);
+}
+
+// Abstract unix names live in the socket's network namespace: in a private one (a
+// container's) they are reached; in the supervisor's own (a container sharing the host's)
+// they are the host's, which the caller's Landlock scope would refuse: EPERM.
+BOOST_AUTO_TEST_CASE(abstract_unix_names_only_in_a_private_network_namespace) {
+    SharedResults r;
+    Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
+        const auto abstract = [](const char* name, socklen_t& len) {
+            sockaddr_un un{};
+            un.sun_family = AF_UNIX;
+            std::memcpy(un.sun_path + 1, name, std::strlen(name));
+            len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + std::strlen(name));
+            return un;
+        };
+        socklen_t len;
+        sockaddr_un host = abstract("sandlock-test-host-ns", len);
+        UniqueFd h(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[0] = err_of(::connect(h.get(), sa(&host), len));
+        if (::unshare(CLONE_NEWNET) != 0) _exit(97);
+        sockaddr_un own = abstract("sandlock-test-private-ns", len);
+        UniqueFd l(::socket(AF_UNIX, SOCK_STREAM, 0));
+        if (::bind(l.get(), sa(&own), len) != 0 || ::listen(l.get(), 4) != 0) _exit(98);
+        UniqueFd c(::socket(AF_UNIX, SOCK_STREAM, 0));
+        r[1] = err_of(::connect(c.get(), sa(&own), len));
+        UniqueFd d(::socket(AF_UNIX, SOCK_DGRAM, 0));
+        r[2] = err_of(::sendto(d.get(), "x", 1, 0, sa(&own), len));  // a stream listener: the kernel says why not
+    });
+    BOOST_REQUIRE_EQUAL(o.exit_code, 0);
+    BOOST_CHECK_EQUAL(r[0], EPERM);
+    BOOST_CHECK_EQUAL(r[1], 0);
+    BOOST_CHECK_NE(r[2], EPERM);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -6,10 +6,14 @@
 #include <netinet/ip.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/sockios.h>
 #include <sys/uio.h>
-#include <time.h>
+#include <sys/un.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,6 +27,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/shim/as_caller.hpp"
 #include "runtime/shim/notify.hpp"
 #include "runtime/util/fd.hpp"
 
@@ -196,6 +201,8 @@ Reply Reply::proceed() {
 
 Reply Reply::gone() { return Reply{}; }
 
+Reply Reply::from_errno(int err) { return err == 0 ? success(0) : failure(err); }
+
 seccomp_notif_resp to_response(std::uint64_t id, const Reply& reply) {
     seccomp_notif_resp resp{};
     resp.id = id;
@@ -235,24 +242,24 @@ public:
 
     void ensure_valid() const {
         if (!notif_id_valid(listener_, notif_.id)) throw NotificationGone{};
-        fd_unchecked_ = false;
+        unchecked_ = false;
     }
-    // Before acting on a taken fd (connect, send on it): the notification was still
-    // pending after the fd was taken, so the thread was alive and its tid ours meanwhile.
-    // One NOTIF_ID_VALID after the memory reads covers the fd too (one ioctl per call).
-    void ensure_fd_was_callers() const {
-        if (fd_unchecked_) ensure_valid();
+    // Before anything is decided or done with what was taken from the caller (its fd,
+    // its memory, its ids): the notification was still pending after all of it was
+    // taken, so the thread was alive and its tid ours meanwhile, and every copy is the
+    // caller's. One NOTIF_ID_VALID for all the reads of a call (each one costs a syscall
+    // on the data path); what is read is never re-read: it is judged and used as copied.
+    void ensure_checked() const {
+        if (unchecked_) ensure_valid();
     }
-    // False when unreadable; throws NotificationGone when the read cannot be trusted.
+    // False when unreadable (the reply is then EFAULT, which a vanished caller never sees).
     bool read(std::uint64_t addr, void* out, std::size_t len) const {
-        bool ok = read_process_memory(tid(), addr, out, len);
-        ensure_valid();
-        return ok;
+        unchecked_ = true;
+        return read_process_memory(tid(), addr, out, len);
     }
     bool gather(const std::vector<iovec>& remote, void* out, std::size_t total) const {
-        bool ok = read_process_gather(tid(), remote.data(), remote.size(), out, total);
-        ensure_valid();
-        return ok;
+        unchecked_ = true;
+        return read_process_gather(tid(), remote.data(), remote.size(), out, total);
     }
     bool write(std::uint64_t addr, const void* in, std::size_t len) const {
         ensure_valid();
@@ -274,25 +281,20 @@ public:
             dup = pidfd_take_fd(borrowed_, fd);
         }
         // Whether the pidfd and the fd table were the caller's is checked before the
-        // fd is acted on (ensure_fd_was_callers), usually by the next memory read.
-        fd_unchecked_ = true;
+        // fd is acted on (ensure_checked).
+        unchecked_ = true;
         return dup;
+    }
+    // The caller's ids as the shim sees them (host pid and ids); nullopt when it is gone.
+    std::optional<ThreadIds> ids() {
+        const int pidfd = this->pidfd();
+        unchecked_ = true;  // the caller's, not those of a reused tid: ensure_checked()
+        return thread_ids(pidfd, tid());
     }
     void signal(int sig) {
         const int pidfd = this->pidfd();
         if (pidfd >= 0) pidfd_signal(pidfd, sig);
     }
-    // A pidfd of the calling thread (readable once it exited: poll it to learn at once
-    // that a call's caller is gone), or -1. It may name an earlier thread of the same tid:
-    // readable then says nothing, ensure_valid() decides.
-    int exit_fd() {
-        try {
-            return pidfd();
-        } catch (const NotificationGone&) {
-            return -1;
-        }
-    }
-
 private:
     // A cached pidfd where the kernel allows it (saves an open and a close per call),
     // else one of our own.
@@ -313,7 +315,7 @@ private:
 
     int listener_;
     const seccomp_notif& notif_;
-    mutable bool fd_unchecked_ = false;
+    mutable bool unchecked_ = false;
     int borrowed_ = -1;
     UniqueFd own_;
 };
@@ -338,9 +340,9 @@ std::optional<Reply> take_socket(Caller& caller, Socket& s) {
         return r;
     }
     if (socket_option(s.fd.get(), SOL_SOCKET, SO_DOMAIN, s.kind.family) != 0) return Reply::failure(errno);
-    if (!s.kind.is_ip()) return std::nullopt;  // type and protocol are not needed
-    if (socket_option(s.fd.get(), SOL_SOCKET, SO_TYPE, s.kind.type) != 0 ||
-        socket_option(s.fd.get(), SOL_SOCKET, SO_PROTOCOL, s.kind.protocol) != 0) {
+    if (socket_option(s.fd.get(), SOL_SOCKET, SO_TYPE, s.kind.type) != 0) return Reply::failure(errno);
+    if (!s.kind.is_ip()) return std::nullopt;  // the protocol is not needed
+    if (socket_option(s.fd.get(), SOL_SOCKET, SO_PROTOCOL, s.kind.protocol) != 0) {
         Reply r = Reply::failure(errno);
         r.internal_error = true;
         return r;
@@ -368,6 +370,17 @@ bool reroutes(const cmsghdr& h) {
     return false;
 }
 
+// SOL_SOCKET control messages that need CAP_NET_ADMIN (a mark, a priority above 6): the
+// caller never holds it under a policy, the shim does.
+bool needs_net_admin(const cmsghdr& h, const unsigned char* data) {
+    if (h.cmsg_level != SOL_SOCKET) return false;
+    if (h.cmsg_type == SO_MARK) return true;
+    if (h.cmsg_type != SO_PRIORITY) return false;
+    std::uint32_t prio = 0;
+    std::memcpy(&prio, data, std::min<std::size_t>(h.cmsg_len - CMSG_LEN(0), sizeof prio));
+    return prio > 6;
+}
+
 // Walks the copied control data as the kernel does (for_each_cmsghdr + CMSG_OK).
 // 0 when acceptable; EINVAL when malformed; EPERM when it would reroute.
 // SCM_RIGHTS/SCM_CREDENTIALS pass unchanged: IP sockets ignore them.
@@ -378,6 +391,7 @@ int check_control(const std::vector<unsigned char>& control) {
         std::memcpy(&h, control.data() + off, sizeof h);
         if (h.cmsg_len < sizeof(cmsghdr) || h.cmsg_len > control.size() - off) return EINVAL;
         if (reroutes(h)) return EPERM;
+        if (needs_net_admin(h, control.data() + off + CMSG_LEN(0))) return EPERM;
         const std::size_t step = CMSG_ALIGN(h.cmsg_len);
         if (step > control.size() - off) break;
         off += step;
@@ -416,6 +430,7 @@ int judge(Call& call, const Socket& s, const Destination& d) {
         return EPERM;
     }
     if (d.kind == Destination::Kind::NoAddress) return 0;  // the connected peer, judged at connect
+    call.caller.ensure_checked();  // the address judged is the caller's
     const bool allowed = call.policy.check(*protocol, d.ip, d.port).allowed();
     ++(allowed ? call.tally.allowed : call.tally.denied);
     if (call.decided) {
@@ -446,165 +461,159 @@ msghdr message_to(const Destination& d, iovec& data) {
     return m;
 }
 
+// Waits until a connect in progress on fd (ours, non-blocking) ends: its result (0 or an
+// errno); EINPROGRESS when the caller's SO_SNDTIMEO passes first, as the kernel returns
+// it. Polls in slices and gives up (NotificationGone) when the caller's notification
+// dies, so a connect to a black hole holds a thread no longer than its caller lives.
+using Clock = std::chrono::steady_clock;
+struct Deadline {
+    bool set = false;
+    Clock::time_point at{};
+    bool passed() const { return set && Clock::now() >= at; }
+    int slice_ms(int slice) const {
+        if (!set) return slice;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()).count();
+        return static_cast<int>(std::clamp<long long>(left + 1, 0, slice));
+    }
+};
+Deadline send_timeout(int fd) {
+    timeval timeout{};
+    socklen_t tlen = sizeof timeout;
+    ::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen);
+    Deadline d;
+    d.set = timeout.tv_sec != 0 || timeout.tv_usec != 0;
+    d.at = Clock::now() + std::chrono::seconds(timeout.tv_sec) + std::chrono::microseconds(timeout.tv_usec);
+    return d;
+}
+constexpr int kPollSliceMs = 100;
+
+int wait_connected(const Caller& caller, int fd, const Deadline& deadline) {
+    for (;;) {
+        pollfd p{fd, POLLOUT, 0};
+        const int n = ::poll(&p, 1, deadline.slice_ms(kPollSliceMs));
+        if (n > 0) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+            if (err != 0 || (p.revents & POLLOUT)) return err;
+        }
+        if (deadline.passed()) return EINPROGRESS;
+        caller.ensure_valid();  // throws NotificationGone
+    }
+}
+
+// connect(2) on our duplicate, bounded like the sends below: the call itself never
+// blocks (O_NONBLOCK is set on the shared file for the duration of the connect syscall
+// only, when the caller's file has not got it); a TCP handshake is then awaited in
+// slices (wait_connected), a unix listener's full backlog is retried in slices (the
+// kernel would sleep until there is room). 0 or an errno.
+int connect_bounded(const Caller& caller, int fd, const sockaddr* addr, socklen_t len) {
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) return errno;
+    const bool caller_waits = !(fl & O_NONBLOCK);
+    const auto attempt = [&] {
+        if (caller_waits && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return errno;
+        const int err = ::connect(fd, addr, len) == 0 ? 0 : errno;
+        if (caller_waits) ::fcntl(fd, F_SETFL, fl);  // the caller's flags back
+        return err;
+    };
+    int err = attempt();
+    if (!caller_waits || err == 0) return err;
+    const Deadline deadline = send_timeout(fd);
+    if (err == EINPROGRESS) return wait_connected(caller, fd, deadline);
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (err != EAGAIN || ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0 || domain != AF_UNIX)
+        return err;
+    constexpr int kRetryMs = 5;
+    while (err == EAGAIN) {
+        if (deadline.passed()) return EAGAIN;
+        ::poll(nullptr, 0, deadline.slice_ms(kRetryMs));
+        caller.ensure_valid();
+        err = attempt();
+    }
+    return err;
+}
+
 // The shim's own send never blocks a thread for good: it sends with MSG_DONTWAIT and,
 // while the socket is full, polls in slices, giving up as soon as the caller's
 // notification is gone (it died, or a signal interrupted the call). A caller that asked
 // not to wait (MSG_DONTWAIT, O_NONBLOCK) gets EAGAIN as the kernel would give it; so does
 // one whose SO_SNDTIMEO passes. MSG_ZEROCOPY is dropped: the copy is ours, and its
 // completion notices would go to the caller's error queue for buffers it never lent.
-ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    const bool caller_waits = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
-    timeval timeout{};
-    socklen_t tlen = sizeof timeout;
-    ::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen);
-    const bool has_deadline = timeout.tv_sec != 0 || timeout.tv_usec != 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout.tv_sec) +
-                          std::chrono::microseconds(timeout.tv_usec);
-    // A Fast Open send is a connect first: without waiting it would return EINPROGRESS
-    // with nothing sent. It blocks as a connect does (bounded by the in-flight cap).
-    const int own = (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL | ((flags & MSG_FASTOPEN) ? 0 : MSG_DONTWAIT);
+// A stream send goes on after a short write while the caller waits (the kernel's
+// blocking send returns only when all is queued); `rest` is the control data for the
+// pieces after the first (a unix socket's credentials, without the fds the first took).
+// A TCP Fast Open send (tcp_fastopen) is a connect first: sent without waiting, it
+// returns EINPROGRESS with nothing queued when the SYN cannot carry the data; then the
+// handshake is awaited as a connect's and the data sent after it.
+ssize_t send_bounded(const Caller& caller, int fd, const msghdr& m, int flags, bool stream, bool tcp_fastopen = false,
+                     const std::vector<unsigned char>* rest = nullptr) {
+    // Whether and how long the caller waits is asked only once a send would wait: the
+    // data path (a send that goes at once) costs one syscall here.
+    bool known = false, caller_waits = false;
+    Deadline deadline;
+    const auto know = [&] {
+        if (known) return;
+        const int fl = ::fcntl(fd, F_GETFL);
+        caller_waits = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
+        deadline = send_timeout(fd);
+        known = true;
+    };
+    int own = (flags & ~MSG_ZEROCOPY) | MSG_NOSIGNAL | MSG_DONTWAIT;
+    msghdr cur = m;
+    iovec piece = m.msg_iovlen == 1 ? m.msg_iov[0] : iovec{};
+    if (m.msg_iovlen == 1) cur.msg_iov = &piece;
+    const std::size_t total = m.msg_iovlen == 1 ? piece.iov_len : 0;
+    std::size_t done = 0;
     for (;;) {
-        const ssize_t rc = ::sendmsg(fd, &m, own);
-        if (rc >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || !caller_waits) return rc;
-        if (has_deadline && std::chrono::steady_clock::now() >= deadline) {
+        const ssize_t rc = ::sendmsg(fd, &cur, own);
+        const int err = errno;
+        if (rc < 0 && err == EINPROGRESS && tcp_fastopen && (own & MSG_FASTOPEN) && (know(), caller_waits)) {
+            const int cerr = wait_connected(caller, fd, deadline);
+            if (cerr != 0) {
+                errno = cerr;
+                return -1;
+            }
+            own &= ~MSG_FASTOPEN;
+            cur.msg_name = nullptr;
+            cur.msg_namelen = 0;
+            continue;
+        }
+        if (rc >= 0) {
+            done += static_cast<std::size_t>(rc);
+            // Datagrams go whole; a stream may have queued a prefix.
+            if (!stream || m.msg_iovlen != 1 || done >= total || (know(), !caller_waits))
+                return static_cast<ssize_t>(done);
+            own &= ~MSG_FASTOPEN;
+            cur.msg_name = nullptr;
+            cur.msg_namelen = 0;
+            piece.iov_base = static_cast<unsigned char*>(m.msg_iov[0].iov_base) + done;
+            piece.iov_len = total - done;
+            cur.msg_control = rest && !rest->empty() ? const_cast<unsigned char*>(rest->data()) : nullptr;
+            cur.msg_controllen = rest ? rest->size() : 0;
+            continue;
+        }
+        if ((err != EAGAIN && err != EWOULDBLOCK) || (know(), !caller_waits)) {
+            errno = err;
+            return done > 0 ? static_cast<ssize_t>(done) : -1;
+        }
+        if (deadline.passed()) {
+            if (done > 0) return static_cast<ssize_t>(done);
             errno = EAGAIN;
             return -1;
         }
         pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, 100);
+        ::poll(&p, 1, deadline.slice_ms(kPollSliceMs));
         caller.ensure_valid();  // throws NotificationGone: nobody waits for this send any more
-    }
-}
-
-// ---- connects that give up when their caller does ----
-
-// The signal that interrupts the shim's own blocking connect (a no-op handler, installed
-// without SA_RESTART); blocked in the thread except around that connect.
-int interrupt_signal() { return SIGRTMIN + 3; }
-
-void install_interrupt_handler() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        struct sigaction sa {};
-        sa.sa_handler = [](int) {};
-        ::sigemptyset(&sa.sa_mask);
-        sa.sa_flags = 0;  // no SA_RESTART: the connect returns EINTR
-        ::sigaction(interrupt_signal(), &sa, nullptr);
-    });
-}
-
-// A one-shot timer that sends interrupt_signal() to the calling thread; disarmed, and a
-// signal it left pending discarded, when it goes.
-class ThreadAlarm {
-public:
-    explicit ThreadAlarm(std::chrono::milliseconds after) {
-        sigset_t only;
-        ::sigemptyset(&only);
-        ::sigaddset(&only, interrupt_signal());
-        ::pthread_sigmask(SIG_BLOCK, &only, &saved_);
-        sigevent ev{};
-        ev.sigev_notify = SIGEV_THREAD_ID;
-        ev.sigev_signo = interrupt_signal();
-        ev._sigev_un._tid = static_cast<pid_t>(::gettid());
-        if (::timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) return;
-        armed_ = true;
-        itimerspec when{};
-        when.it_value.tv_sec = after.count() / 1000;
-        when.it_value.tv_nsec = (after.count() % 1000) * 1000000;
-        ::timer_settime(timer_, 0, &when, nullptr);
-    }
-    ~ThreadAlarm() {
-        if (armed_) ::timer_delete(timer_);
-        sigset_t only;
-        ::sigemptyset(&only);
-        ::sigaddset(&only, interrupt_signal());
-        const timespec zero{};
-        while (::sigtimedwait(&only, nullptr, &zero) > 0) {
-        }
-        ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
-    }
-    ThreadAlarm(const ThreadAlarm&) = delete;
-    ThreadAlarm& operator=(const ThreadAlarm&) = delete;
-
-    bool armed() const { return armed_; }
-    // The timer's signal may interrupt what runs inside.
-    template <typename F>
-    auto interruptible(F&& f) {
-        sigset_t only;
-        ::sigemptyset(&only);
-        ::sigaddset(&only, interrupt_signal());
-        ::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
-        auto result = f();
-        const int err = errno;
-        ::pthread_sigmask(SIG_BLOCK, &only, nullptr);
-        errno = err;
-        return result;
-    }
-
-private:
-    timer_t timer_{};
-    bool armed_ = false;
-    sigset_t saved_{};
-};
-
-// How long a blocking connect runs before the shim stops blocking in it and watches the
-// caller instead (a connect across the world takes longer: it then completes in the
-// watched wait, at the cost of one signal).
-constexpr auto kConnectSlice = std::chrono::milliseconds(20);
-
-// The shim's own connect, bounded like its sends: a blocking connect that has not ended
-// within kConnectSlice is interrupted (a thread-directed timer signal; the handshake
-// goes on in the kernel), then waited for (poll for POLLOUT, then SO_ERROR, the kernel's
-// own result) while the caller's notification is still pending: when the caller is gone
-// (killed: its thread's pidfd turns readable, or the check every 100 ms finds the
-// notification gone), the wait ends at once (NotificationGone) instead of holding a
-// thread and an in-flight slot through minutes of SYN retries. The caller's SO_SNDTIMEO
-// still applies (EINPROGRESS, as the kernel returns it); a non-blocking socket connects
-// as it would. Returns 0 or an errno.
-int connect_bounded(Caller& caller, int fd, const sockaddr* addr, socklen_t len) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK)) return ::connect(fd, addr, len) == 0 ? 0 : errno;
-    timeval timeout{};
-    socklen_t tlen = sizeof timeout;
-    ::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen);
-    const bool has_deadline = timeout.tv_sec != 0 || timeout.tv_usec != 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout.tv_sec) +
-                          std::chrono::microseconds(timeout.tv_usec);
-    install_interrupt_handler();
-    {
-        ThreadAlarm alarm(kConnectSlice);
-        const int rc = alarm.interruptible([&] { return ::connect(fd, addr, len); });
-        if (rc == 0) return 0;
-        if (errno != EINTR || !alarm.armed()) return errno;
-    }
-    pollfd p[2] = {{fd, POLLOUT, 0}, {caller.exit_fd(), POLLIN, 0}};
-    for (;;) {
-        caller.ensure_valid();  // throws NotificationGone: nobody waits for this connect any more
-        p[0].revents = p[1].revents = 0;
-        if (::poll(p, p[1].fd >= 0 ? 2 : 1, 100) > 0) {
-            if (p[0].revents != 0) {
-                int err = 0;
-                socklen_t elen = sizeof err;
-                if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
-                return err;
-            }
-            // The pidfd is readable: the thread exited (ensure_valid above says so next), or
-            // it named an earlier thread of that tid; then it is of no further use.
-            if (p[1].revents != 0) {
-                caller.ensure_valid();
-                p[1].fd = -1;
-            }
-        }
-        if (has_deadline && std::chrono::steady_clock::now() >= deadline) return EINPROGRESS;
     }
 }
 
 // How much of a send of len bytes is copied: a stream takes a prefix (a short write);
 // nullopt when a datagram is larger than any datagram can be.
 std::optional<std::size_t> copy_size(const SocketKind& kind, std::size_t len) {
-    if (kind.is_tcp()) return std::min(len, kMaxStreamCopy);
-    if (len > kMaxDatagramBytes) return std::nullopt;
+    if (kind.type == SOCK_STREAM) return std::min(len, kMaxStreamCopy);
+    if (len > (kind.is_ip() ? kMaxDatagramBytes : kMaxLocalDatagramBytes)) return std::nullopt;
     return len;
 }
 
@@ -630,9 +639,9 @@ std::optional<Reply> copy_name(const Caller& caller, std::uint64_t addr, std::ui
     return std::nullopt;
 }
 
-// For a non-IP socket the kernel reads the address itself after CONTINUE. An IP family
-// there can only fail on such a socket, so answer that ourselves: it narrows (but
-// cannot close) the race of a thread swapping the fd for an IP socket meanwhile.
+// In kernel mode (only connect is notified) a non-IP connect is answered CONTINUE: if a
+// thread swaps an IP socket onto the fd meanwhile, the kernel's connect hook judges it.
+// An IP family there can only fail on such a socket, so answer that ourselves.
 Reply continue_non_ip(const Caller& caller, std::uint64_t addr, std::uint64_t raw_len) {
     if (addr != 0 && static_cast<std::uint32_t>(raw_len) >= sizeof(sa_family_t)) {
         sa_family_t family = AF_UNSPEC;
@@ -642,57 +651,343 @@ Reply continue_non_ip(const Caller& caller, std::uint64_t addr, std::uint64_t ra
     return Reply::proceed();
 }
 
+// ---- sockets that are not IP sockets (supervisor mode) ------------------------------
+//
+// Performed on our duplicate like the IP calls, never CONTINUEd: a CONTINUE lets the
+// kernel look the fd number up again, and a thread that dup2()s an IP socket onto it
+// meanwhile would connect or send to an address nobody judged. What the kernel would
+// take from the caller's context is taken from the caller:
+//   - a unix path (connect, or a datagram's destination) is resolved from the caller's
+//     root and working directory with its credentials (AsCaller: this thread chroots to
+//     /proc/<tid>/root, enters /proc/<tid>/cwd, takes the caller's ids, groups and
+//     capabilities). A connect runs whole that way, so the listener's SO_PEERCRED has
+//     the caller's uid and gid (its pid is the shim's: the one thing not carried over).
+//     A datagram's path is opened there (O_PATH) and checked for write permission, and
+//     the send then names /proc/self/fd/N, the socket inode the caller's lookup found;
+//   - SCM_RIGHTS: every fd is the caller's, duplicated (pidfd_getfd), EBADF as the
+//     kernel when it has none;
+//   - SCM_CREDENTIALS: the caller's own (its host pid, real uid and gid) are attached to
+//     every message, so a receiver with SO_PASSCRED sees the caller, never the shim; ones
+//     the caller passes itself are checked as the kernel checks them for the caller
+//     (its own pid, one of its uids/gids unless it has CAP_SETUID/CAP_SETGID) and
+//     translated to the shim's namespaces, else EPERM;
+//   - netlink and other families: performed as the caller (AsCaller without the
+//     file-system part): the kernel checks the capabilities of whoever sends.
+
+struct LocalControl {
+    std::vector<unsigned char> full;   // as sent with the (first piece of the) message
+    std::vector<unsigned char> creds;  // the credentials alone, for a stream's later pieces
+    std::vector<UniqueFd> fds;         // our duplicates of the SCM_RIGHTS fds
+};
+
+constexpr std::size_t kMaxRightsFds = 253;  // SCM_MAX_FD
+
+void append_cmsg(std::vector<unsigned char>& out, int level, int type, const void* data, std::size_t len) {
+    const std::size_t off = out.size();
+    out.resize(off + CMSG_SPACE(len), 0);
+    cmsghdr h{};
+    h.cmsg_len = CMSG_LEN(len);
+    h.cmsg_level = level;
+    h.cmsg_type = type;
+    std::memcpy(out.data() + off, &h, sizeof h);
+    std::memcpy(out.data() + off + CMSG_LEN(0), data, len);
+}
+
+bool in_ids(std::uint32_t v, std::initializer_list<std::uint32_t> ids) {
+    return std::find(ids.begin(), ids.end(), v) != ids.end();
+}
+
+// The caller's SCM_CREDENTIALS, checked as __scm_send checks them for the caller, in the
+// shim's terms; 0 or the errno.
+int caller_credentials(Caller& caller, const ucred& claimed, ucred& out) {
+    const auto creds = thread_credentials(caller.tid());
+    caller.ensure_valid();
+    if (!creds) return EPERM;
+    // The caller never holds CAP_SYS_ADMIN under a policy: the pid must be its own.
+    if (claimed.pid != creds->ns_tgid) return EPERM;
+    std::optional<std::uint32_t> uid = claimed.uid, gid = claimed.gid;
+    if (!creds->same_user_ns) {
+        uid = map_id(creds->uid_map, claimed.uid);
+        gid = map_id(creds->gid_map, claimed.gid);
+        if (!uid || !gid) return EINVAL;
+    }
+    const bool setuid = creds->cap_effective & (std::uint64_t{1} << CAP_SETUID);
+    const bool setgid = creds->cap_effective & (std::uint64_t{1} << CAP_SETGID);
+    const ThreadIds& i = creds->ids;
+    if (!setuid && !in_ids(*uid, {i.ruid, i.euid, i.suid})) return EPERM;
+    if (!setgid && !in_ids(*gid, {i.rgid, i.egid, i.sgid})) return EPERM;
+    out.pid = creds->ids.tgid;
+    out.uid = *uid;
+    out.gid = *gid;
+    return 0;
+}
+
+// The shim can attach credentials that are not its own (root, CAP_SYS_ADMIN).
+bool can_claim_credentials() {
+    static const bool ok = AsCaller::supported();
+    return ok;
+}
+
+// Translates the copied control data for a non-IP socket (see above). 0 or the errno.
+// attach_own: a unix socket, whose receiver may ask for the sender's credentials (on
+// other families the send runs as the caller, AsCaller, and the kernel attaches the
+// credentials of the sending thread: the caller's ids, the shim's pid).
+int translate_control(Caller& caller, const std::vector<unsigned char>& control, LocalControl& out, bool attach_own) {
+    bool have_creds = false;
+    std::size_t off = 0;
+    while (control.size() - off >= sizeof(cmsghdr)) {
+        cmsghdr h;
+        std::memcpy(&h, control.data() + off, sizeof h);
+        if (h.cmsg_len < sizeof(cmsghdr) || h.cmsg_len > control.size() - off) return EINVAL;
+        const unsigned char* data = control.data() + off + CMSG_LEN(0);
+        const std::size_t len = h.cmsg_len - CMSG_LEN(0);
+        if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+            const std::size_t n = len / sizeof(int);
+            if (n == 0) {
+                // nothing to pass
+            } else if (out.fds.size() + n > kMaxRightsFds) {
+                return EINVAL;
+            } else {
+                std::vector<int> ours;
+                for (std::size_t i = 0; i < n; ++i) {
+                    int theirs;
+                    std::memcpy(&theirs, data + i * sizeof(int), sizeof theirs);
+                    UniqueFd dup = caller.take_fd(theirs);
+                    if (!dup) return errno == ESRCH ? EBADF : errno;
+                    ours.push_back(dup.get());
+                    out.fds.push_back(std::move(dup));
+                }
+                append_cmsg(out.full, SOL_SOCKET, SCM_RIGHTS, ours.data(), ours.size() * sizeof(int));
+            }
+        } else if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_CREDENTIALS) {
+            if (len != sizeof(ucred)) return EINVAL;
+            ucred claimed, real;
+            std::memcpy(&claimed, data, sizeof claimed);
+            if (!can_claim_credentials() || !attach_own) return EPERM;
+            if (int err = caller_credentials(caller, claimed, real)) return err;
+            if (!have_creds) append_cmsg(out.creds, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
+            append_cmsg(out.full, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
+            have_creds = true;
+        } else if (needs_net_admin(h, data)) {
+            return EPERM;
+        } else {
+            out.full.insert(out.full.end(), control.begin() + static_cast<std::ptrdiff_t>(off),
+                            control.begin() + static_cast<std::ptrdiff_t>(std::min(control.size(), off + CMSG_ALIGN(h.cmsg_len))));
+        }
+        const std::size_t step = CMSG_ALIGN(h.cmsg_len);
+        if (step > control.size() - off) break;
+        off += step;
+    }
+    out.full.resize(CMSG_ALIGN(out.full.size()), 0);
+    if (!have_creds && attach_own && can_claim_credentials()) {
+        // Those the kernel would attach for the caller: its pid, real uid and gid.
+        const std::optional<ThreadIds> ids = caller.ids();
+        if (!ids) throw NotificationGone{};
+        ucred real{ids->tgid, ids->ruid, ids->rgid};
+        append_cmsg(out.full, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
+        append_cmsg(out.creds, SOL_SOCKET, SCM_CREDENTIALS, &real, sizeof real);
+    }
+    return 0;
+}
+
+// A unix socket address that names a path (not abstract, not empty): the path, as the
+// kernel reads it (up to the first NUL within the length given).
+std::optional<std::string> unix_path(const CopiedName& name) {
+    if (name.len <= offsetof(sockaddr_un, sun_path) || name.len > sizeof(sockaddr_un)) return std::nullopt;
+    sockaddr_un un;
+    std::memcpy(&un, &name.bytes, name.len);
+    if (un.sun_family != AF_UNIX || un.sun_path[0] == '\0') return std::nullopt;
+    const std::size_t max = name.len - offsetof(sockaddr_un, sun_path);
+    return std::string(un.sun_path, strnlen(un.sun_path, max));
+}
+
+// An abstract unix name (a leading NUL), looked up in the socket's network namespace.
+bool abstract_name(const CopiedName& name) {
+    if (name.len <= offsetof(sockaddr_un, sun_path)) return false;
+    sockaddr_un un;
+    std::memcpy(&un, &name.bytes, std::min(name.len, sizeof un));
+    return un.sun_family == AF_UNIX && un.sun_path[0] == '\0';
+}
+
+// Whether the socket lives in the shim's own network namespace (the container shares
+// the host's). Abstract names there are the host's: the kernel would judge a connect or
+// send to one by the caller's Landlock domain (its abstract-unix scope), which the
+// shim's thread does not have, so the shim refuses those (EPERM, fail closed).
+bool in_shim_netns(int sock) {
+    static const ino_t own = [] {
+        struct stat st{};
+        return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+    }();
+    UniqueFd ns(::ioctl(sock, SIOCGSKNS));
+    struct stat st{};
+    if (!ns || ::fstat(ns.get(), &st) != 0) return true;  // unknown: as if shared
+    return st.st_ino == own;
+}
+
+ThreadCredentials credentials_of(Caller& caller) {
+    auto creds = thread_credentials(caller.tid());
+    caller.ensure_valid();  // read from the caller, not from a thread that reused its tid
+    if (!creds) throw NotificationGone{};
+    return *creds;
+}
+
+// The socket inode a unix datagram's path names, looked up as the caller would look it
+// up: an O_PATH fd (in `held`) and the address /proc/self/fd/N that names it for us.
+// 0 or the errno of the caller's lookup (ENOENT, EACCES, ENOTDIR, ELOOP, ...).
+int resolve_unix_destination(Caller& caller, const std::string& path, UniqueFd& held, CopiedName& name) {
+    if (!AsCaller::supported()) return EACCES;  // cannot resolve it as the caller: fail closed
+    const ThreadCredentials creds = credentials_of(caller);
+    {
+        AsCaller as(caller.tid(), creds, true);
+        caller.ensure_valid();  // /proc/<tid>/root and cwd were the caller's
+        held = UniqueFd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+        if (!held) return errno;
+        // unix_find_bsd: write permission on the socket inode
+        if (::faccessat(held.get(), "", W_OK, AT_EMPTY_PATH | AT_EACCESS) != 0) return errno;
+    }
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    const int n = std::snprintf(un.sun_path, sizeof un.sun_path, "/proc/self/fd/%d", held.get());
+    name.bytes = {};
+    std::memcpy(&name.bytes, &un, sizeof un);
+    name.len = offsetof(sockaddr_un, sun_path) + static_cast<std::size_t>(n) + 1;
+    return 0;
+}
+
+Reply connect_local(Call& call, const Socket& s) {
+    Caller& caller = call.caller;
+    CopiedName name;
+    if (auto r = copy_name(caller, caller.arg(1), caller.arg(2), name)) return *r;
+    const auto* addr = reinterpret_cast<const sockaddr*>(&name.bytes);
+    const auto len = static_cast<socklen_t>(name.len);
+    const std::optional<std::string> path = s.kind.family == AF_UNIX ? unix_path(name) : std::nullopt;
+    if (s.kind.family == AF_UNIX && abstract_name(name) && in_shim_netns(s.fd.get())) return Reply::failure(EPERM);
+    if (!AsCaller::supported()) {
+        // A shim that cannot act as the caller (not root: rootless, where it has no more
+        // privilege than the container) performs what needs none of the caller's
+        // context; a path would resolve in the shim's root instead: EACCES, fail closed.
+        if (path) return Reply::failure(EACCES);
+        caller.ensure_checked();
+        return Reply::from_errno(connect_bounded(caller, s.fd.get(), addr, len));
+    }
+    const ThreadCredentials creds = credentials_of(caller);
+    caller.ensure_checked();
+    AsCaller as(caller.tid(), creds, path.has_value());
+    if (path) caller.ensure_valid();  // /proc/<tid>/root and cwd were the caller's
+    return Reply::from_errno(connect_bounded(caller, s.fd.get(), addr, len));
+}
+
+// A message for a non-IP socket, copied out of the caller: sent on s as the caller's.
+struct Outgoing {
+    CopiedName name;
+    std::unique_ptr<unsigned char[]> data;
+    std::size_t len = 0;
+    std::vector<unsigned char> control;
+    int msg_flags = 0;
+};
+
+Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
+    Caller& caller = call.caller;
+    LocalControl control;
+    if (int err = translate_control(caller, out.control, control, s.kind.family == AF_UNIX)) return Reply::failure(err);
+    UniqueFd held;
+    // Only an unconnected-style unix datagram socket looks a name up: a stream refuses
+    // one (EISCONN/EOPNOTSUPP) and SOCK_SEQPACKET ignores it, before any lookup.
+    if (s.kind.family == AF_UNIX && s.kind.type == SOCK_DGRAM) {
+        if (abstract_name(out.name) && in_shim_netns(s.fd.get())) return Reply::failure(EPERM);
+        if (const auto path = unix_path(out.name)) {
+            if (int err = resolve_unix_destination(caller, *path, held, out.name)) return Reply::failure(err);
+        }
+    }
+    iovec iov{out.data.get(), out.len};
+    msghdr m{};
+    m.msg_name = out.name.len ? &out.name.bytes : nullptr;
+    m.msg_namelen = static_cast<socklen_t>(out.name.len);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.full.empty() ? nullptr : control.full.data();
+    m.msg_controllen = control.full.size();
+    m.msg_flags = out.msg_flags;
+    caller.ensure_checked();
+    ssize_t rc;
+    if (s.kind.family == AF_UNIX || !AsCaller::supported()) {
+        rc = send_bounded(caller, s.fd.get(), m, flags, s.kind.type == SOCK_STREAM, false, &control.creds);
+    } else {
+        const ThreadCredentials creds = credentials_of(caller);
+        AsCaller as(caller.tid(), creds, false);
+        rc = send_bounded(caller, s.fd.get(), m, flags, s.kind.type == SOCK_STREAM);
+    }
+    return send_result(call, rc, flags);
+}
+
 Reply on_connect(Call& call) {
     Caller& caller = call.caller;
     Socket s;
     if (auto r = take_socket(caller, s)) return *r;
-    if (!s.kind.is_ip()) return continue_non_ip(caller, caller.arg(1), caller.arg(2));
+    if (!s.kind.is_ip()) {
+        if (call.kernel_layer) return continue_non_ip(caller, caller.arg(1), caller.arg(2));
+        Reply r = connect_local(call, s);
+        r.local = true;
+        return r;
+    }
     CopiedName name;
     if (auto r = copy_name(caller, caller.arg(1), caller.arg(2), name)) return *r;
     const Destination d = interpret_address(s.kind, AddressUse::Connect, &name.bytes, name.len);
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
     if (call.kernel_layer) return call.finish(Reply::proceed());  // the connect hook judges again
-    caller.ensure_fd_was_callers();
-    if (const int err = connect_bounded(caller, s.fd.get(), name_of(d), name_len(d))) return call.finish(Reply::failure(err));
-    return call.finish(Reply::success(0));
+    caller.ensure_checked();
+    return call.finish(Reply::from_errno(connect_bounded(caller, s.fd.get(), name_of(d), name_len(d))));
 }
 
 std::unique_ptr<unsigned char[]> buffer(std::size_t len) {
     return std::make_unique_for_overwrite<unsigned char[]>(std::max<std::size_t>(len, 1));
 }
 
+bool tcp_fastopen(const Socket& s, int flags) { return s.kind.is_tcp() && (flags & MSG_FASTOPEN); }
+
 Reply on_sendto(Call& call) {
     Caller& caller = call.caller;
     Socket s;
     if (auto r = take_socket(caller, s)) return *r;
     const std::uint64_t addr = caller.arg(4);
-    if (!s.kind.is_ip()) return continue_non_ip(caller, addr, caller.arg(5));
+    if (!s.kind.is_ip() && call.kernel_layer) return continue_non_ip(caller, addr, caller.arg(5));
     const int flags = static_cast<int>(caller.arg(3));
     const std::optional<std::size_t> copied = copy_size(s.kind, caller.arg(2));
     if (!copied) return Reply::failure(EMSGSIZE);
     const std::size_t len = *copied;
 
+    if (!s.kind.is_ip()) {
+        Outgoing out;
+        if (addr != 0)
+            if (auto r = copy_name(caller, addr, caller.arg(5), out.name)) return *r;
+        out.data = buffer(len);
+        out.len = len;
+        if (!caller.read(caller.arg(1), out.data.get(), len)) return Reply::failure(EFAULT);
+        Reply r = send_local(call, s, out, flags);
+        r.local = true;
+        return r;
+    }
+
     Destination d = no_address();
     if (addr != 0) {
         CopiedName name;
         if (auto r = copy_name(caller, addr, caller.arg(5), name)) return *r;
-        const AddressUse use =
-            (s.kind.is_tcp() && (flags & MSG_FASTOPEN)) ? AddressUse::SendFastOpen : AddressUse::Send;
+        const AddressUse use = tcp_fastopen(s, flags) ? AddressUse::SendFastOpen : AddressUse::Send;
         d = interpret_address(s.kind, use, &name.bytes, name.len);
     }
     if (int err = judge(call, s, d)) return call.finish(Reply::failure(err));
 
     auto data = buffer(len);
     if (!caller.read(caller.arg(1), data.get(), len)) return call.finish(Reply::failure(EIO));
-    caller.ensure_fd_was_callers();
+    caller.ensure_checked();
     iovec iov{data.get(), len};
-    const ssize_t rc = send_bounded(caller, s.fd.get(), message_to(d, iov), flags);
+    const ssize_t rc = send_bounded(caller, s.fd.get(), message_to(d, iov), flags, s.kind.is_tcp(), tcp_fastopen(s, flags));
     return call.finish(send_result(call, rc, flags));
 }
 
 // One struct msghdr at msg_addr, copied, judged and sent on s. The reply counts nothing.
 Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flags) {
-    const Caller& caller = call.caller;
+    Caller& caller = call.caller;
     msghdr remote{};
     if (!caller.read(msg_addr, &remote, sizeof remote)) return Reply::failure(EFAULT);
 
@@ -729,6 +1024,18 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     if (!control.empty() &&
         !caller.read(reinterpret_cast<std::uintptr_t>(remote.msg_control), control.data(), control.size()))
         return Reply::failure(EFAULT);
+
+    if (!s.kind.is_ip()) {
+        Outgoing out;
+        out.name = name;
+        out.data = buffer(total);
+        out.len = total;
+        if (!caller.gather(nonempty, out.data.get(), total)) return Reply::failure(EFAULT);
+        out.control = std::move(control);
+        out.msg_flags = remote.msg_flags;
+        return send_local(call, s, out, flags);
+    }
+
     if (int err = check_control(control)) {
         if (err == EPERM) ++call.tally.denied;
         return Reply::failure(err);
@@ -736,8 +1043,7 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
 
     Destination d = no_address();
     if (name.len > 0) {
-        const AddressUse use =
-            (s.kind.is_tcp() && (flags & MSG_FASTOPEN)) ? AddressUse::SendFastOpen : AddressUse::Send;
+        const AddressUse use = tcp_fastopen(s, flags) ? AddressUse::SendFastOpen : AddressUse::Send;
         d = interpret_address(s.kind, use, &name.bytes, name.len);
     }
     if (int err = judge(call, s, d)) return Reply::failure(err);
@@ -750,16 +1056,18 @@ Reply send_message(Call& call, const Socket& s, std::uint64_t msg_addr, int flag
     local.msg_control = control.empty() ? nullptr : control.data();
     local.msg_controllen = control.size();
     local.msg_flags = remote.msg_flags;  // the kernel honours MSG_EOR from here
-    caller.ensure_fd_was_callers();
-    const ssize_t rc = send_bounded(caller, s.fd.get(), local, flags);
+    caller.ensure_checked();
+    const ssize_t rc = send_bounded(caller, s.fd.get(), local, flags, s.kind.is_tcp(), tcp_fastopen(s, flags));
     return send_result(call, rc, flags);
 }
 
 Reply on_sendmsg(Call& call) {
     Socket s;
     if (auto r = take_socket(call.caller, s)) return *r;
-    if (!s.kind.is_ip()) return Reply::proceed();
-    return call.finish(send_message(call, s, call.caller.arg(1), static_cast<int>(call.caller.arg(2))));
+    if (!s.kind.is_ip() && call.kernel_layer) return Reply::proceed();
+    Reply r = call.finish(send_message(call, s, call.caller.arg(1), static_cast<int>(call.caller.arg(2))));
+    r.local = !s.kind.is_ip();
+    return r;
 }
 
 // Entries are sent in order; the first refused or failed one ends the call. Its error
@@ -768,27 +1076,30 @@ Reply on_sendmmsg(Call& call) {
     const Caller& caller = call.caller;
     Socket s;
     if (auto r = take_socket(call.caller, s)) return *r;
-    if (!s.kind.is_ip()) return Reply::proceed();
+    if (!s.kind.is_ip() && call.kernel_layer) return Reply::proceed();
     const unsigned vlen = std::min(static_cast<unsigned>(caller.arg(2)), kMaxSendmmsgEntries);
     const int flags = static_cast<int>(caller.arg(3));
     const std::uint64_t base = caller.arg(1);
     unsigned sent = 0;
+    Reply result = Reply::success(0);
     for (; sent < vlen; ++sent) {
         const std::uint64_t entry = base + std::uint64_t{sent} * sizeof(mmsghdr);
         Reply r = send_message(call, s, entry + offsetof(mmsghdr, msg_hdr), flags);
         if (r.kind != Reply::Kind::Value) {
-            if (sent == 0) return call.finish(r);
+            if (sent == 0) result = r;
             break;
         }
         const auto len = static_cast<unsigned>(r.value);
         if (!caller.write(entry + offsetof(mmsghdr, msg_len), &len, sizeof len)) {
-            if (sent == 0) return call.finish(Reply::failure(EFAULT));
+            if (sent == 0) result = Reply::failure(EFAULT);
             break;
         }
     }
-    return call.finish(Reply::success(sent));
+    if (sent > 0) result = Reply::success(sent);
+    result = call.finish(result);
+    result.local = !s.kind.is_ip();
+    return result;
 }
-
 }  // namespace
 
 Reply handle_notification(int listener, const seccomp_notif& notif, const egress::ResolvedPolicy& policy,

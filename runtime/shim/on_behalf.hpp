@@ -1,10 +1,13 @@
 // One seccomp notification for connect/sendto/sendmsg/sendmmsg, answered the only safe
 // way: the socket is duplicated from the caller (pidfd_getfd) and its own domain decides.
-// Non-IP sockets continue; for IP sockets the address (and data) are copied out once, the
-// destination is derived from the copy as the kernel would read it for that socket, the
-// policy is consulted, and the call is performed on the duplicate with a sockaddr we
-// built ourselves, or refused with ECONNREFUSED. The kernel never re-reads the caller's
-// memory after the check.
+// For IP sockets the address (and data) are copied out once, the destination is derived
+// from the copy as the kernel would read it for that socket, the policy is consulted, and
+// the call is performed on the duplicate with a sockaddr we built ourselves, or refused
+// with ECONNREFUSED. Calls on other sockets (unix, netlink) are performed on the duplicate
+// too, as the caller (see on_behalf.cpp and shim.hpp): never CONTINUE in supervisor mode,
+// so the kernel never re-reads the caller's memory or fd table after the check. In kernel
+// mode (only connect is notified) a non-IP connect is CONTINUEd: the kernel's connect hook
+// judges whatever the fd names by then.
 #pragma once
 
 #include <linux/seccomp.h>
@@ -38,6 +41,9 @@ using DecisionFn = std::function<void(const Decision&)>;
 // biggest UDP datagram fails EMSGSIZE before anything is copied, as the kernel would fail it.
 inline constexpr std::size_t kMaxStreamCopy = std::size_t{256} << 10;
 inline constexpr std::size_t kMaxDatagramBytes = 65535;
+// A unix (or netlink) datagram, performed by the shim in supervisor mode: EMSGSIZE beyond
+// (the kernel's own limit is the send buffer, 208 KiB unless wmem_max was raised).
+inline constexpr std::size_t kMaxLocalDatagramBytes = std::size_t{256} << 10;
 inline constexpr std::size_t kMaxIovecs = 1024;                      // EMSGSIZE (UIO_MAXIOV)
 inline constexpr std::size_t kMaxControlBytes = 4096;                // ENOBUFS
 inline constexpr unsigned kMaxSendmmsgEntries = 256;                 // larger vlen is cut
@@ -98,11 +104,13 @@ struct Reply {
     unsigned allowed = 0;
     unsigned denied = 0;
     bool internal_error = false;  // the supervisor could not act (dup or read failed, ...)
+    bool local = false;           // a call on a non-IP socket, performed for the caller
 
     static Reply success(std::int64_t v);
     static Reply failure(int err);
     static Reply proceed();  // SECCOMP_USER_NOTIF_FLAG_CONTINUE
     static Reply gone();     // the notification vanished: send nothing
+    static Reply from_errno(int err);  // 0: success(0), else failure(err)
 };
 
 seccomp_notif_resp to_response(std::uint64_t id, const Reply& reply);

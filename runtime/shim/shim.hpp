@@ -17,6 +17,27 @@
 // before its execve (launch_shim(held)), puts it in that cgroup, then releases it
 // (release_shim); `delete` removes the cgroup once the shim is gone. See
 // runtime/container/shim_cgroup.hpp.
+//
+// What the shim lets through (issue 11). A seccomp CONTINUE makes the kernel run the
+// call as the caller made it: it re-reads the arguments in memory and looks the fd number
+// up again, so another thread can put an IP socket behind that number, or an IP address
+// in that memory, after the shim has judged. Hence:
+//   - kernel mode (the cgroup programs are attached): only connect wakes the shim. It
+//     refuses a denied IP destination and CONTINUEs the rest, unix connects included:
+//     whatever socket the fd names when the kernel re-reads it, the kernel's connect hook
+//     judges the kernel's own copy of the address. Sends never wake the shim.
+//   - supervisor mode (no programs: rootless, no cgroup2, refused programs): connect,
+//     sendto with an address, sendmsg and sendmmsg wake the shim, and it never answers
+//     CONTINUE. Every call is performed by the shim on the socket it judged (its
+//     pidfd_getfd duplicate), with the copy of the address and data it read once:
+//     IP sockets by the policy; unix and netlink sockets as the caller would have made
+//     the call (shim/on_behalf.cpp: a unix path resolved from the caller's root and cwd
+//     with its credentials, shim/as_caller.hpp; SCM_RIGHTS fds duplicated from the caller;
+//     the caller's SCM_CREDENTIALS on every unix message). A call the shim cannot make as
+//     the caller fails closed. The price is on the data path of connected unix sockets
+//     (every sendmsg is copied through the shim); sends without an address (send, write,
+//     sendto with NULL) never wake it. The shim's own connects and sends are bounded: they
+//     never block a thread past the caller's notification (non-blocking, polled in slices).
 #pragma once
 
 #include <sys/types.h>

@@ -118,7 +118,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         allowed += r.allowed;
         denied += r.denied;
         // Kernel mode continues allowed IP connects too: those count as allowed only.
-        if (r.kind == Reply::Kind::Continue && r.allowed == 0) ++continued;
+        // Supervisor mode performs the calls on non-IP sockets: they count here too.
+        if ((r.kind == Reply::Kind::Continue && r.allowed == 0) || r.local) ++continued;
         if (r.internal_error) ++errors;
     }
 

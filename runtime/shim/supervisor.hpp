@@ -5,8 +5,9 @@
 // minutes never delays another notification (supervisor.cpp has the details).
 // Bounded whatever the container does: at most 32 calls are served at once (more are
 // answered EAGAIN at once, counted as busy), a stream send copies at most 256 KiB, a
-// datagram at most 64 KiB, and the shim's own sends and connects never wait past the
-// caller's notification (on_behalf.cpp). The shim's cgroup caps the rest (shim.hpp).
+// datagram at most 64 KiB (a unix one 256 KiB), and the shim's own connects and sends
+// never wait past the caller's notification (on_behalf.cpp). The shim's cgroup caps the
+// rest (shim.hpp).
 #pragma once
 
 #include <cstddef>
@@ -26,7 +27,8 @@ using AuditFn = std::function<void(const Decision&)>;  // may be empty
 struct Counters {
     std::uint64_t allowed = 0;    // destinations allowed (each sendmmsg entry counts)
     std::uint64_t denied = 0;     // destinations refused (ECONNREFUSED), unknown protocols, source routes
-    std::uint64_t continued = 0;  // non-IP sockets answered with CONTINUE
+    std::uint64_t continued = 0;  // calls on non-IP sockets let through (kernel mode: CONTINUE;
+                                  // supervisor mode: performed by the shim for the caller)
     std::uint64_t errors = 0;     // notifications the supervisor could not act on
     std::uint64_t busy = 0;       // answered EAGAIN: the in-flight cap was reached
 };
