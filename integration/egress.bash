@@ -134,15 +134,16 @@ require_enforcement() {
 
 # ---------------------------------------------------------------- binaries
 
-# egress_probe_bin: path of a static egress_probe (it runs in the busybox rootfs, which
-# has no C library). The Makefile's build is used when it is static and fresh.
-egress_probe_bin() {
-	local src=$INTEGRATION_DIR/helpers/egress_probe.c bin=$BUILD/helpers/egress_probe tmp
+# static_helper_bin NAME: path of a static build of integration/helpers/NAME.c (the
+# helpers run in the busybox rootfs, which has no C library): the Makefile's build when it
+# is static and fresh, else one built here.
+static_helper_bin() {
+	local src=$INTEGRATION_DIR/helpers/$1.c bin=$BUILD/helpers/$1 tmp
 	if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && file -L "$bin" | grep -q 'statically linked'; then
 		echo "$bin"
 		return
 	fi
-	bin=$BATS_RUN_TMPDIR/helpers/egress_probe.static
+	bin=$BATS_RUN_TMPDIR/helpers/$1.static
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
 		mkdir -p "$(dirname "$bin")"
 		tmp=$(mktemp "$bin.XXXXXX")
@@ -151,6 +152,8 @@ egress_probe_bin() {
 	fi
 	echo "$bin"
 }
+
+egress_probe_bin() { static_helper_bin egress_probe; }
 
 # ---------------------------------------------------------------- topology
 

@@ -57,23 +57,7 @@ teardown() {
 	[ -z "${EGU_HOSTDIR:-}" ] || rm -rf --one-file-system "$EGU_HOSTDIR"
 }
 
-# unix_probe_bin: a static unix_probe (the busybox rootfs has no C library): the
-# Makefile's build when it is static and fresh, else one built here.
-unix_probe_bin() {
-	local src=$INTEGRATION_DIR/helpers/unix_probe.c bin=$BUILD/helpers/unix_probe tmp
-	if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && file -L "$bin" | grep -q 'statically linked'; then
-		echo "$bin"
-		return
-	fi
-	bin=$BATS_RUN_TMPDIR/helpers/unix_probe.static
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
-		mkdir -p "$(dirname "$bin")"
-		tmp=$(mktemp "$bin.XXXXXX")
-		cc -std=gnu11 -Wall -Wextra -Werror -O2 -static -o "$tmp" "$src" -lpthread >&2 &&
-			mv "$tmp" "$bin" || { rm -f "$tmp"; return 1; }
-	fi
-	echo "$bin"
-}
+unix_probe_bin() { static_helper_bin unix_probe; }
 
 # unix_run SCRIPT [FILTERS...]: egress_run with /uprobe in the rootfs too, and the
 # capabilities to change uid (as-user).

@@ -42,22 +42,7 @@ teardown() {
 	egress_teardown
 }
 
-# shim_attack_bin: path of a static shim_attack (the busybox rootfs has no C library).
-shim_attack_bin() {
-	local src=$INTEGRATION_DIR/helpers/shim_attack.c bin=$BUILD/helpers/shim_attack tmp
-	if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && file -L "$bin" | grep -q 'statically linked'; then
-		echo "$bin"
-		return
-	fi
-	bin=$BATS_RUN_TMPDIR/helpers/shim_attack.static
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
-		mkdir -p "$(dirname "$bin")"
-		tmp=$(mktemp "$bin.XXXXXX")
-		cc -std=gnu11 -Wall -Wextra -Werror -O2 -static -o "$tmp" "$src" -lpthread >&2 &&
-			mv "$tmp" "$bin" || { rm -f "$tmp"; return 1; }
-	fi
-	echo "$bin"
-}
+shim_attack_bin() { static_helper_bin shim_attack; }
 
 # attack_bundle NAME SCRIPT [FILTERS...]: egress_bundle with /attack and the container's
 # limits (64 MiB, 64 pids).
