@@ -892,6 +892,21 @@ void await_pending_shim(PendingShim& pending) {
 
 }  // namespace
 
+namespace {
+
+// A "register" request (a listener, maybe with the kernel layer's maps) and its answer.
+void send_register(const std::string& state_dir, const json& request, const std::vector<int>& fds) {
+    json reply;
+    try {
+        reply = control_request(socket_path(state_dir), request, fds);
+    } catch (const ShimUnavailable&) {
+        throw Error(kNotRunning);
+    }
+    if (!reply_ok(reply)) throw Error("egress shim refused the listener: " + reply_error(reply));
+}
+
+}  // namespace
+
 proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener, egress::KernelLayer* kernel_layer) {
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
     await_pending_shim(pending);
@@ -905,13 +920,7 @@ proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener,
         request["kernel_layer"] = {{"id", h.id}};
         fds.insert(fds.end(), h.fds.begin(), h.fds.end());
     }
-    json reply;
-    try {
-        reply = control_request(socket_path(pending.state_dir), request, fds);
-    } catch (const ShimUnavailable&) {
-        throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
-    }
-    if (!reply_ok(reply)) throw Error("egress shim refused the listener: " + reply_error(reply));
+    send_register(pending.state_dir, request, fds);
     if (kernel_layer) kernel_layer->handed_over();  // the shim removes the container's entries now
     pending.creator.reset();  // the shim stops watching for our end
     return *identity;
@@ -938,13 +947,7 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
 }
 
 void register_listener(const std::string& state_dir, int listener_fd) {
-    json reply;
-    try {
-        reply = control_request(socket_path(state_dir), {{"op", "register"}}, listener_fd);
-    } catch (const ShimUnavailable&) {
-        throw Error(kNotRunning);
-    }
-    if (!reply_ok(reply)) throw Error("egress shim refused the listener: " + reply_error(reply));
+    send_register(state_dir, {{"op", "register"}}, {listener_fd});
 }
 
 std::string final_counters_path(const std::string& state_dir) {
