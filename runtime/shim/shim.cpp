@@ -947,7 +947,7 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
 }
 
 void register_listener(const std::string& state_dir, int listener_fd) {
-    send_register(state_dir, {{"op", "register"}}, {listener_fd});
+    send_register(state_dir, {{"op", "register"}}, listener_fd >= 0 ? std::vector<int>{listener_fd} : std::vector<int>{});
 }
 
 std::string final_counters_path(const std::string& state_dir) {
