@@ -2,6 +2,7 @@
 CXX      ?= g++
 CC       ?= gcc
 PREFIX   ?= /usr/local
+SYSCONFDIR ?= /etc
 # check, demo and bench build on every core (CI and README call them without -j).
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
@@ -235,6 +236,8 @@ install: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd
 	for page in man/*.[0-9]; do \
 		sec=$${page##*.}; install -D -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$sec/$$(basename $$page); \
 	done
+	# the operator's configuration, commented; it takes effect once copied to config.yaml
+	install -D -m 0644 config.yaml.example $(DESTDIR)$(SYSCONFDIR)/sandlock-runc/config.yaml.example
 
 clean:
 	rm -rf $(BUILD)

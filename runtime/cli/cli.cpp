@@ -4,9 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 
+#include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"
 #include "spec/config.hpp"
@@ -103,7 +105,16 @@ container::StateStore GlobalOptions::store() const {
     return container::StateStore(root.empty() ? container::default_root() : root);
 }
 
-bool GlobalOptions::supervisor_mode_allowed() const { return supervisor_mode == "allow" || ::geteuid() != 0; }
+void GlobalOptions::prepare_create(container::CreateOptions& opts) const {
+    opts.operator_config = config::load_operator_config(config);
+    const bool allowed = supervisor_mode.empty() ? opts.operator_config.supervisor_mode_allowed.value_or(false)
+                                                 : supervisor_mode == "allow";
+    opts.supervisor_mode_allowed = allowed || ::geteuid() != 0;
+    opts.systemd_cgroup = systemd_cgroup;
+    // The shim reads its audit.log cap from the environment; an explicit one wins.
+    if (opts.operator_config.audit_max_size && !std::getenv(shim::kAuditMaxSizeEnv))
+        ::setenv(shim::kAuditMaxSizeEnv, std::to_string(*opts.operator_config.audit_max_size).c_str(), 1);
+}
 
 static bool is_flag_without_value(const CLI::App& sub, const std::string& token) {
     std::string name = token.substr(0, token.find('='));
@@ -194,9 +205,13 @@ int run_cli(int argc, char** argv) {
                  "transient scope (cgroupfs without systemd)");
     app.add_option("--rootless", ctx.global.rootless, "true, false or auto (accepted)");
     app.add_option("--criu", ctx.global.criu, "path to criu (accepted, unused)");
+    app.add_option("--config", ctx.global.config,
+                   "the operator's configuration (sandlock-runc-config(5); default $SANDLOCK_RUNC_CONFIG, "
+                   "else /etc/sandlock-runc/config.yaml when it exists)");
     app.add_option("--supervisor-mode", ctx.global.supervisor_mode,
                    "allow: an egress policy whose kernel programs cannot be attached runs with "
-                   "the seccomp supervisor alone; deny (default as root): create fails")
+                   "the seccomp supervisor alone; deny (default as root, unless the configuration's "
+                   "supervisor_mode says allow): create fails")
         ->envname("SANDLOCK_RUNC_SUPERVISOR_MODE")
         ->check(CLI::IsMember({"allow", "deny"}));
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/container/create.hpp"
 #include "runtime/container/state.hpp"
 
 // CLI11 is header-only (Debian's 2.1 has no precompiled mode) and costs ~6 CPU-seconds
@@ -80,13 +81,16 @@ struct GlobalOptions {
     bool systemd_cgroup = false;
     std::string rootless = "auto";
     std::string criu;
-    std::string supervisor_mode = "deny";  // --supervisor-mode / SANDLOCK_RUNC_SUPERVISOR_MODE
+    std::string supervisor_mode;  // --supervisor-mode / SANDLOCK_RUNC_SUPERVISOR_MODE; "": the config's
+    std::string config;           // --config; "": $SANDLOCK_RUNC_CONFIG or /etc/sandlock-runc/config.yaml
 
     container::StateStore store() const;
-    // Whether an egress policy may run with the seccomp supervisor alone, when the
-    // kernel programs cannot be attached: when the operator allows it, and always
-    // without root (rootless), where it is the only mode.
-    bool supervisor_mode_allowed() const;
+    // create's and run's settings from the global flags and the operator's configuration
+    // (read here, so a malformed one fails the command): the configuration itself, and
+    // whether an egress policy may run with the seccomp supervisor alone when the kernel
+    // programs cannot be attached — when the flag or else the configuration allows it
+    // (default: deny), and always without root (rootless), where it is the only mode.
+    void prepare_create(container::CreateOptions& opts) const;
 };
 
 // Subcommands register a handler; run_cli calls the parsed one after the

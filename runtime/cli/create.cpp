@@ -34,8 +34,7 @@ void register_create(Command& app, Context& ctx) {
         "fails create with one line naming it, exit 1, nothing left behind; README.md lists "
         "every such field.");
     ctx.handlers[sub] = [&ctx, opts] {
-        opts->systemd_cgroup = ctx.global.systemd_cgroup;
-        opts->supervisor_mode_allowed = ctx.global.supervisor_mode_allowed();
+        ctx.global.prepare_create(*opts);
         opts->detached = true;
         container::create_container(ctx.global.store(), *opts);
         return 0;

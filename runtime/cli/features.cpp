@@ -55,6 +55,7 @@ nlohmann::ordered_json features_json() {
         {"io.sandlock.network.deny", "default-allow egress denylist: IP, CIDR, :port, IP:port, private"},
         {"io.sandlock.network.allow_bind", "TCP ports or ranges the container may bind"},
         {"io.sandlock.network.loopback", "allow|deny"},
+        {"io.sandlock.network.profile", "names of the operator's rule sets (sandlock-runc-config(5))"},
         {"io.sandlock.audit", "off|deny|all"}};
     return j;
 }

@@ -17,8 +17,7 @@ void register_run(Command& app, Context& ctx) {
     sub->add_flag("-d,--detach", f->detach, "do not wait for the container");
     sub->add_flag("--keep", f->keep, "keep the container's state after it exits");
     ctx.handlers[sub] = [&ctx, f] {
-        f->create.systemd_cgroup = ctx.global.systemd_cgroup;
-        f->create.supervisor_mode_allowed = ctx.global.supervisor_mode_allowed();
+        ctx.global.prepare_create(f->create);
         return container::run_container(ctx.global.store(), f->create, f->detach, f->keep);
     };
 }

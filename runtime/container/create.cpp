@@ -293,7 +293,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
     spec::Config cfg = spec::load_config(bundle);
     // Parsed once: validation and the egress plan both use it.
-    const egress::Policy policy = egress::parse_policy(cfg.annotations);
+    const egress::Policy policy = config::effective_policy(cfg.annotations, opts.operator_config);
     validate_for_create(cfg, policy);
     cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
     cgroups::add_default_devices(resources, cfg.linux.devices);

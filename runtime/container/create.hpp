@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "runtime/config/operator_config.hpp"
 #include "runtime/container/state.hpp"
 #include "runtime/egress/policy.hpp"
 #include "runtime/util/fd.hpp"
@@ -20,6 +21,8 @@ struct CreateOptions {
     bool systemd_cgroup = false;
     // An egress policy may run without its kernel layer (GlobalOptions).
     bool supervisor_mode_allowed = false;
+    // The operator's default policy, profiles and ceiling (sandlock-runc-config(5)).
+    config::OperatorConfig operator_config;
     int preserve_fds = 0;
     // Foreground `run` without --console-socket proxies the pty itself.
     bool detached = true;

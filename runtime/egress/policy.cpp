@@ -436,10 +436,12 @@ Policy parse_policy(const std::map<std::string, std::string>& annotations) {
             p.allow_bind = parse_list_value(kAllowBindKey, value, parse_port_range);
         } else if (key == kLoopbackKey) {
             p.loopback = parse_loopback(value);
+        } else if (key == kProfileKey) {
+            p.profiles = parse_list_value(kProfileKey, value, [](std::string_view name) { return std::string(name); });
         } else {
             fail_key(key, "unknown annotation (expected one of " + std::string(kAllowKey) + ", " +
                               std::string(kDenyKey) + ", " + std::string(kAllowBindKey) + ", " +
-                              std::string(kLoopbackKey) + ")");
+                              std::string(kLoopbackKey) + ", " + std::string(kProfileKey) + ")");
         }
     }
     return p;

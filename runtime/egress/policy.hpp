@@ -21,6 +21,8 @@ inline constexpr std::string_view kAllowKey = "io.sandlock.network.allow";
 inline constexpr std::string_view kDenyKey = "io.sandlock.network.deny";
 inline constexpr std::string_view kAllowBindKey = "io.sandlock.network.allow_bind";
 inline constexpr std::string_view kLoopbackKey = "io.sandlock.network.loopback";
+// Names of the operator's rule sets (sandlock-runc-config(5)), ';'-separated.
+inline constexpr std::string_view kProfileKey = "io.sandlock.network.profile";
 inline constexpr std::string_view kAuditKey = "io.sandlock.audit";
 
 // Open: no allow/deny list (only allow_bind or loopback was given): egress is not
@@ -72,6 +74,7 @@ struct Policy {
     std::optional<std::vector<PortRange>> allow_bind;  // nullopt: bind is not restricted
     std::optional<Loopback> loopback;                  // nullopt: the runtime's default
     Audit audit = Audit::Off;
+    std::vector<std::string> profiles;  // io.sandlock.network.profile, resolved by the config
     bool network_keys = false;  // some io.sandlock.network.* key was present
 
     // False when no io.sandlock.network.* key is present: the runtime then acts as a

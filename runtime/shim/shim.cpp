@@ -38,9 +38,6 @@ namespace {
 
 constexpr const char* kReadyFdEnv = "SANDLOCK_SHIM_READY_FD";
 constexpr const char* kAuditEnv = "SANDLOCK_SHIM_AUDIT";
-// The audit log's size cap in bytes, from the runtime's environment (the operator's),
-// passed on to the shim; default kDefaultAuditMaxSize.
-constexpr const char* kAuditMaxSizeEnv = "SANDLOCK_RUNC_AUDIT_MAX_SIZE";
 constexpr off_t kDefaultAuditMaxSize = 16 << 20;
 // Decisions recorded per second at most (a burst of as many); the rest are counted
 // and the count written as one record when recording resumes.

@@ -57,6 +57,10 @@ class KernelLayer;
 
 namespace sandlock::shim {
 
+// The audit log's size cap in bytes, from the runtime's environment (the operator's, or
+// audit.max_size of its configuration), passed on to the shim; default 16 MiB.
+inline constexpr const char* kAuditMaxSizeEnv = "SANDLOCK_RUNC_AUDIT_MAX_SIZE";
+
 std::string policy_path(const std::string& state_dir);     // egress.json
 std::string socket_path(const std::string& state_dir);     // shim.sock
 std::string pid_path(const std::string& state_dir);        // shim.pid
