@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/egress/sockets.hpp"
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/util/error.hpp"
 
@@ -88,20 +90,25 @@ void refuse_raw_sockets(scmp_filter_ctx ctx, int nr, const std::string& name) {
                   SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, SOCK_RAW)});
 }
 
-// The IP sockets whose destinations the policy can judge (the shim and the kernel
-// programs classify exactly these): socket(2) refuses every other type and protocol
-// of AF_INET/AF_INET6 with EPROTONOSUPPORT, as a kernel without them would. SOCK_RAW
-// has its own refusal (EPERM) above.
+// The IP sockets whose destinations the policy can judge, by type, in one family: the
+// table the shim and the kernel programs classify sockets with (egress/sockets.hpp).
+// socket(2) refuses every other type and protocol of AF_INET/AF_INET6 with
+// EPROTONOSUPPORT, as a kernel without them would. SOCK_RAW has its own refusal (EPERM)
+// above.
 struct JudgeableType {
     int type;
-    std::vector<uint32_t> protocols;  // 0 is the type's default protocol
+    std::vector<uint32_t> protocols;  // sorted; 0 is the type's default protocol
 };
-const std::vector<JudgeableType>& judgeable_ip_sockets() {
-    static const std::vector<JudgeableType> table = {
-        {SOCK_STREAM, {0, IPPROTO_TCP}},
-        {SOCK_DGRAM, {0, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6}},
-    };
-    return table;
+std::vector<JudgeableType> judgeable_ip_sockets(int family) {
+    std::map<int, std::vector<uint32_t>> by_type;
+    for (const auto& j : egress::judgeable_sockets())
+        if (j.family == 0 || j.family == family) by_type[j.type].push_back(static_cast<uint32_t>(j.protocol));
+    std::vector<JudgeableType> out;
+    for (auto& [type, protocols] : by_type) {
+        std::sort(protocols.begin(), protocols.end());
+        out.push_back({type, std::move(protocols)});
+    }
+    return out;
 }
 
 // [lo, hi] as aligned power-of-two blocks, each one (value, mask) for MASKED_EQ: the one
@@ -121,19 +128,19 @@ void refuse_unjudgeable_ip_sockets(scmp_filter_ctx ctx) {
     const uint32_t refuse = SCMP_ACT_ERRNO(EPROTONOSUPPORT);
     for (int family : {AF_INET, AF_INET6}) {
         const auto in_family = SCMP_A0_64(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family));
+        const std::vector<JudgeableType> judgeable = judgeable_ip_sockets(family);
         // Types: every value of the low four bits but the judgeable ones and SOCK_RAW.
         for (scmp_datum_t type = 0; type <= kSockTypeMask; ++type) {
             bool kept = type == SOCK_RAW;
-            for (const auto& j : judgeable_ip_sockets()) kept = kept || type == static_cast<scmp_datum_t>(j.type);
+            for (const auto& j : judgeable) kept = kept || type == static_cast<scmp_datum_t>(j.type);
             if (kept) continue;
             add_rule(ctx, refuse, SCMP_SYS(socket), "refuse socket type " + std::to_string(type),
                      {in_family, SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, type)});
         }
         // Protocols of a judgeable type: the gaps between the allowed ones, and above them
         // (32-bit: the kernel reads an int).
-        for (const auto& j : judgeable_ip_sockets()) {
-            std::vector<uint32_t> allowed = j.protocols;
-            std::sort(allowed.begin(), allowed.end());
+        for (const auto& j : judgeable) {
+            const std::vector<uint32_t>& allowed = j.protocols;
             const auto of_type = SCMP_A1_64(SCMP_CMP_MASKED_EQ, kSockTypeMask, static_cast<scmp_datum_t>(j.type));
             uint64_t next = 0;
             for (uint32_t p : allowed) {

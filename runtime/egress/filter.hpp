@@ -28,8 +28,9 @@
 //     SOCK_RAW stays allowed: it is netlink's ordinary type (glibc's getaddrinfo
 //     and getifaddrs, iproute2), equivalent to its SOCK_DGRAM, never leaves the host.
 //   - socket() on AF_INET/AF_INET6 of a type or protocol the policy cannot judge:
-//     EPROTONOSUPPORT. Judgeable: SOCK_STREAM with protocol 0 or IPPROTO_TCP,
-//     SOCK_DGRAM with 0, IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6 (SCTP, UDP-Lite,
+//     EPROTONOSUPPORT. Judgeable (egress/sockets.hpp, the table the kernel programs and
+//     the shim read too): SOCK_STREAM with protocol 0, IPPROTO_TCP or IPPROTO_MPTCP,
+//     SOCK_DGRAM with 0, IPPROTO_UDP, or the family's ping protocol (SCTP, UDP-Lite,
 //     SOCK_SEQPACKET, SOCK_DCCP ... are refused here, not only by the kernel program).
 //   - io_uring_setup/io_uring_enter/io_uring_register: EPERM (io_uring's connect
 //     and send ops never pass through seccomp).

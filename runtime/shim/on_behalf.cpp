@@ -27,6 +27,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/egress/sockets.hpp"
 #include "runtime/shim/as_caller.hpp"
 #include "runtime/shim/notify.hpp"
 #include "runtime/util/fd.hpp"
@@ -50,20 +51,13 @@ constexpr std::size_t kSin6LenRfc2133 = 24;                  // sockaddr_in6 wit
 
 // ---- socket kinds and addresses ---------------------------------------------------
 
-bool SocketKind::is_tcp() const { return is_ip() && type == SOCK_STREAM && protocol == IPPROTO_TCP; }
-bool SocketKind::is_udp() const { return is_ip() && type == SOCK_DGRAM && protocol == IPPROTO_UDP; }
-bool SocketKind::is_ping() const {
-    // The unprivileged ping socket; raw ICMP (SOCK_RAW) is never judged as ICMP.
-    return type == SOCK_DGRAM && ((family == AF_INET && protocol == IPPROTO_ICMP) ||
-                                  (family == AF_INET6 && protocol == IPPROTO_ICMPV6));
+std::optional<egress::Protocol> SocketKind::policy_protocol() const {
+    return egress::judgeable_protocol(family, type, protocol);
 }
 
-std::optional<egress::Protocol> SocketKind::policy_protocol() const {
-    if (is_tcp()) return egress::Protocol::Tcp;
-    if (is_udp()) return egress::Protocol::Udp;
-    if (is_ping()) return egress::Protocol::Icmp;
-    return std::nullopt;
-}
+bool SocketKind::is_tcp() const { return policy_protocol() == egress::Protocol::Tcp; }
+bool SocketKind::is_udp() const { return policy_protocol() == egress::Protocol::Udp; }
+bool SocketKind::is_ping() const { return policy_protocol() == egress::Protocol::Icmp; }
 
 namespace {
 
@@ -352,16 +346,11 @@ std::optional<Reply> take_socket(Caller& caller, Socket& s, bool kernel_layer = 
         r.internal_error = true;
         return r;
     }
-    if (kernel_layer) {
-        switch (s.kind.protocol) {
-            case IPPROTO_TCP:
-            case IPPROTO_MPTCP: s.kind.type = SOCK_STREAM; break;
-            case IPPROTO_UDP:
-            case IPPROTO_ICMP:
-            case IPPROTO_ICMPV6: s.kind.type = SOCK_DGRAM; break;
-            default:
-                if (socket_option(s.fd.get(), SOL_SOCKET, SO_TYPE, s.kind.type) != 0) return Reply::failure(errno);
-        }
+    if (kernel_layer) {  // SO_TYPE only for a socket the table does not place by protocol
+        if (const auto type = egress::judgeable_type_of(s.kind.family, s.kind.protocol))
+            s.kind.type = *type;
+        else if (socket_option(s.fd.get(), SOL_SOCKET, SO_TYPE, s.kind.type) != 0)
+            return Reply::failure(errno);
     }
     return std::nullopt;
 }

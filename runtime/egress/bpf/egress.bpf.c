@@ -3,7 +3,7 @@
  * in the caller's own thread, on the kernel's copy of the address: what the caller changes
  * in its memory after a check cannot change what these programs saw.
  *
- *   socket_create  (cgroup/sock_create)  only sockets the policy can judge: TCP and MPTCP
+ *   socket_create  (cgroup/sock_create)  only sockets the policy can judge (egress_maps.h): TCP and MPTCP
  *                  streams, UDP and ping datagrams; anything else fails with EPERM
  *   connect4/6     (cgroup/connect4, 6)  every IP connect, TCP Fast Open's implicit one
  *   sendmsg4/6     (cgroup/sendmsg4, 6)  every UDP datagram sent with an address
@@ -23,18 +23,11 @@
 
 #include "egress_maps.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define SOCK_STREAM 1
-#define SOCK_DGRAM 2
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_ICMP 1
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
 #define IPPROTO_ROUTING 43
 #define IPPROTO_ICMPV6 58
 #define IPPROTO_DSTOPTS 60
-#define IPPROTO_MPTCP 262
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
@@ -272,15 +265,11 @@ static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d
     return allowed ? ALLOW : DENY;
 }
 
-/* The policy's protocol of a socket, or -1 for one it cannot judge. */
+/* The policy's protocol of a socket, or -1 for one it cannot judge (egress_maps.h's
+ * table, which the seccomp filter and the shim read too). */
 static __always_inline int protocol_of(__u32 family, __u32 type, __u32 protocol)
 {
-    if (type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)) return SL_TCP;
-    if (type != SOCK_DGRAM) return -1;
-    if (protocol == IPPROTO_UDP) return SL_UDP;
-    if ((family == AF_INET && protocol == IPPROTO_ICMP) || (family == AF_INET6 && protocol == IPPROTO_ICMPV6))
-        return SL_ICMP;
-    return -1;
+    return sl_protocol_of((int)family, (int)type, (int)protocol);
 }
 
 static __always_inline int judge_sockaddr(struct bpf_sock_addr *ctx, __u8 hook, int ipv6)

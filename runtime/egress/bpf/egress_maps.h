@@ -38,6 +38,42 @@ enum sl_family { SL_V4 = 4, SL_V6 = 6 };
 enum sl_mode { SL_MODE_OPEN = 0, SL_MODE_ALLOW = 1, SL_MODE_DENY = 2 };
 enum sl_audit { SL_AUDIT_OFF = 0, SL_AUDIT_DENY = 1, SL_AUDIT_ALL = 2 };
 
+/* The one table of IP sockets whose destinations a policy can judge. The seccomp filter
+ * (socket(2) of any other IP type or protocol: EPROTONOSUPPORT), the sock_create program
+ * (EPERM), the other programs and the shim all classify sockets with it, so that none of
+ * them can judge a socket another would have refused. Protocol 0 is socket(2)'s "the
+ * type's default" (what the seccomp filter sees); a socket reports the real one. family 0:
+ * either; ping sockets only in their own family (the kernel refuses the others). The
+ * values are the kernel ABI's (SOCK_*, IPPROTO_*, AF_*): this header is included by
+ * restricted C without libc headers as well as by C++. */
+struct sl_judgeable_socket {
+    int family;       /* 2 AF_INET, 10 AF_INET6, 0 either */
+    int type;         /* 1 SOCK_STREAM, 2 SOCK_DGRAM */
+    int protocol;     /* 0 default, 6 TCP, 262 MPTCP, 17 UDP, 1 ICMP, 58 ICMPV6 */
+    int sl_protocol;  /* enum sl_protocol */
+};
+#define SL_JUDGEABLE_SOCKETS_COUNT 7
+static const struct sl_judgeable_socket sl_judgeable_sockets[SL_JUDGEABLE_SOCKETS_COUNT] = {
+    {0, 1, 0, SL_TCP},    {0, 1, 6, SL_TCP},  {0, 1, 262, SL_TCP}, /* TCP, MPTCP (judged as TCP) */
+    {0, 2, 0, SL_UDP},    {0, 2, 17, SL_UDP},                      /* UDP */
+    {2, 2, 1, SL_ICMP},   {10, 2, 58, SL_ICMP},                    /* ping sockets */
+};
+
+/* The policy's protocol (enum sl_protocol) of a socket, or -1 when it cannot be judged. */
+static inline __attribute__((always_inline)) int sl_protocol_of(int family, int type, int protocol)
+{
+    if (family != 2 && family != 10) return -1;
+#ifdef __clang__
+#pragma unroll
+#endif
+    for (int i = 0; i < SL_JUDGEABLE_SOCKETS_COUNT; i++) {
+        const struct sl_judgeable_socket *j = &sl_judgeable_sockets[i];
+        if (j->type == type && j->protocol == protocol && (j->family == 0 || j->family == family))
+            return j->sl_protocol;
+    }
+    return -1;
+}
+
 struct sl_config {
     __u32 mode;             /* enum sl_mode */
     __u32 loopback_allowed; /* 1: loopback destinations bypass the rules */
