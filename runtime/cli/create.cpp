@@ -1,5 +1,5 @@
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/create.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -37,7 +37,7 @@ void register_create(Command& app, Context& ctx) {
         opts->systemd_cgroup = ctx.global.systemd_cgroup;
         opts->supervisor_mode_allowed = ctx.global.supervisor_mode_allowed();
         opts->detached = true;
-        container::create_container(ctx.global.store(), *opts);
+        container::Container::create(ctx.global.store(), *opts);
         return 0;
     };
 }
