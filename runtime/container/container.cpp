@@ -14,7 +14,8 @@ Container::Container(StateStore store, ContainerState state, Status status, bool
 Container Container::load(const StateStore& store, const std::string& id) {
     ContainerState st = store.load(id);
     const Status status = current_status(store, st);
-    const bool frozen = status == Status::Paused || (status != Status::Stopped && cgroups::is_frozen(st.cgroup));
+    // A running container with a frozen cgroup is already "paused"; a created one stays "created".
+    const bool frozen = status == Status::Paused || (status == Status::Created && cgroups::is_frozen(st.cgroup));
     return Container(store, std::move(st), status, frozen);
 }
 
