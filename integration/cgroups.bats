@@ -135,7 +135,8 @@ cpu_usage() {
 	[[ "$output" == *"container not paused"* ]]
 	rt start "$id"
 	[ "$(state_of "$id" status)" = running ]
-	grep -qx started "$BUNDLE/init.out"
+	printed_started() { grep -qx started "$BUNDLE/init.out"; }
+	eventually 10 printed_started
 }
 
 @test "kill SIGKILL of a paused container thaws it so the kill takes effect; SIGTERM stays pending" {
