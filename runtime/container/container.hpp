@@ -60,7 +60,8 @@ public:
 
     // Lets init execve the process and runs the poststart hooks.
     void start();
-    // Runs a process in the container (exec.hpp); the exit code to exit with.
+    // Runs a process in the container (exec.hpp; opts.id names this container); the
+    // exit code to exit with.
     int exec(const ExecOptions& opts) const;
     // all: every process of the cgroup. A SIGKILL also thaws a paused container.
     void kill(int sig, bool all) const;
