@@ -121,6 +121,24 @@ cpu_usage() {
 	[ -z "$(cgroups_named "$id")" ]
 }
 
+@test "a created container can be paused and resumed, then started" {
+	new_id id
+	cgroup_bundle "$id" "$(args sh -c 'echo started; exec sleep 1000')"
+	create_container "$id" "$BUNDLE"
+	rt pause "$id"
+	[ "$(cg_file freezer "$id" freezer.state)" = FROZEN ]
+	# resume asks the cgroup, not the status: init is parked before execve, not running
+	rt resume "$id"
+	[ "$(cg_file freezer "$id" freezer.state)" = THAWED ]
+	run rt resume "$id"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"container not paused"* ]]
+	rt start "$id"
+	[ "$(state_of "$id" status)" = running ]
+	printed_started() { grep -qx started "$BUNDLE/init.out"; }
+	eventually 10 printed_started
+}
+
 @test "kill SIGKILL of a paused container thaws it so the kill takes effect; SIGTERM stays pending" {
 	new_id id
 	cgroup_bundle "$id" "$(args sh -c 'trap "echo got-term" TERM; while :; do sleep 0.1; done')"

@@ -291,7 +291,7 @@ BOOST_AUTO_TEST_CASE(fake_hybrid_create_join_destroy) {
 
     auto m = make_manager(h, "/existing/new/leaf", tmp.path);
     DestroyGuard guard{m.get()};
-    BOOST_TEST(m->kind() == "hybrid");
+    BOOST_TEST((m->kind() == Kind::Hybrid));
     BOOST_TEST(m->path() == "/existing/new/leaf");
     BOOST_TEST(!m->exists());
     m->create();
@@ -325,7 +325,7 @@ BOOST_AUTO_TEST_CASE(fake_hybrid_create_join_destroy) {
     // Reopen from the serialized state, as `delete` does in another process.
     nlohmann::json state = nlohmann::json::parse(m->to_state().dump());
     auto reopened = open_manager(state);
-    BOOST_TEST(reopened->kind() == "hybrid");
+    BOOST_TEST((reopened->kind() == Kind::Hybrid));
     BOOST_TEST(reopened->path() == m->path());
     BOOST_TEST((reopened->dirs() == dirs));
     BOOST_TEST((reopened->pids() == std::vector<pid_t>{1, 2}));
@@ -357,7 +357,7 @@ BOOST_AUTO_TEST_CASE(fake_relative_paths_follow_runc) {
     // Pure v2: below the parent of our own cgroup.
     Hierarchy unified = probe(kUnifiedMountinfo, "0::/system.slice/x.service\n", "memory pids");
     auto v2 = make_manager(unified, "a/b", tmp.path);
-    BOOST_TEST(v2->kind() == "v2");
+    BOOST_TEST((v2->kind() == Kind::V2));
     BOOST_TEST(v2->path() == "/system.slice/a/b");
     BOOST_TEST(v2->dirs().at("") == root + "/system.slice/a/b");
 
@@ -474,6 +474,8 @@ BOOST_AUTO_TEST_CASE(open_manager_rejects_bad_state) {
         return j;
     };
     BOOST_TEST(throws_with([&] { open_manager(with("kind", "v3")); }, "unknown kind"));
+    // The null manager records nothing: a record naming it was not written by us.
+    BOOST_TEST(throws_with([&] { open_manager(with("kind", "none")); }, "unknown kind \"none\""));
     BOOST_TEST(throws_with([&] { open_manager(with("created", {"/etc"})); }, "outside the cgroup"));
     BOOST_TEST(throws_with([&] { open_manager(with("created", {"/sys/fs/cgroup/pids"})); }, "outside"));
     BOOST_TEST(throws_with([&] { open_manager(with("created", {"/sys/fs/cgroup/pids/a/../x"})); }, "outside"));
@@ -619,7 +621,7 @@ BOOST_AUTO_TEST_CASE(real_host_v2_manager_on_cgroup2_mount,
     std::string path = "/sandlock-test-" + std::to_string(::getpid()) + "-v2/leaf";
     auto m = make_manager(h, path);
     DestroyGuard guard{m.get()};
-    BOOST_TEST(m->kind() == "v2");
+    BOOST_TEST((m->kind() == Kind::V2));
     m->create();
     join_and_check(*m, h, [&](const Mount& mnt) { return with_root(mnt, path); }, 1);
     std::string parent = host.v2->mount_point + "/sandlock-test-" + std::to_string(::getpid()) + "-v2";
@@ -798,6 +800,43 @@ BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destro
 
     BOOST_TEST(throws_with([&] { open_manager(nlohmann::json::parse(R"({"kind":"v1","targets":[{"mount":"/sys/fs/cgroup/pids","cgroup":"/a"}],"systemd":{"unit":"../x"}})")); },
                            "invalid cgroup state"));
+}
+
+// A container without a cgroup: bookkeeping is a no-op, what needs a cgroup says so.
+BOOST_AUTO_TEST_CASE(null_manager) {
+    auto m = make_null_manager();
+    BOOST_TEST((m->kind() == Kind::None));
+    BOOST_TEST(std::string(kind_name(m->kind())) == "none");
+    BOOST_CHECK_NO_THROW(m->create());
+    BOOST_CHECK_NO_THROW(m->add_process(1));
+    BOOST_CHECK_NO_THROW(m->add_process_to_own_cgroup(1));
+    BOOST_TEST(m->pids().empty());
+    BOOST_TEST(!m->exists());
+    BOOST_TEST(m->path().empty());
+    BOOST_TEST(m->dirs().empty());
+    BOOST_TEST(!m->frozen());
+    BOOST_CHECK_NO_THROW(m->thaw());
+    BOOST_CHECK_NO_THROW(m->apply(Resources{}));
+    BOOST_TEST(throws_with([&] { m->apply(parse_resources(nlohmann::json{{"pids", {{"limit", 10}}}})); },
+                           "cgroups: no cgroup to apply resource limits to"));
+    BOOST_TEST(throws_with([&] { m->freeze(); }, "cgroups: no cgroup to freeze"));
+    BOOST_TEST(throws_with([&] { m->stats(); }, "cgroups: no cgroup to read stats from"));
+    BOOST_CHECK_NO_THROW(m->destroy());
+    BOOST_CHECK_NO_THROW(m->destroy());
+
+    // state.json's null "cgroup" and the null manager's record are the same thing.
+    BOOST_TEST(m->to_state().is_null());
+    BOOST_TEST((open_manager(m->to_state())->kind() == Kind::None));
+    BOOST_TEST(!is_frozen(nullptr));
+}
+
+BOOST_AUTO_TEST_CASE(kind_names_round_trip_through_state) {
+    for (Kind kind : {Kind::V1, Kind::Hybrid, Kind::V2}) {
+        nlohmann::json state = {
+            {"kind", kind_name(kind)},
+            {"targets", {{{"mount", "/sys/fs/cgroup/unified"}, {"cgroup", "/a"}, {"unified", true}}}}};
+        BOOST_TEST((open_manager(state)->kind() == kind), kind_name(kind));
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

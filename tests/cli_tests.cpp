@@ -6,7 +6,7 @@
 
 #include "runtime/cli/cli.hpp"
 #include "runtime/cli/table.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 #include "runtime/container/state.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"

@@ -29,6 +29,7 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+using sandlock::testing::message_of;
 using sandlock::testing::TempDir;
 
 using namespace sandlock;
@@ -42,15 +43,6 @@ void write_text(const std::string& path, const std::string& text) {
     std::ofstream out(path);
     out << text;
     if (!out) throw Error("write " + path);
-}
-
-std::string message_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
 }
 
 spec::Mount make_mount(const std::string& dest, const std::string& type, const std::string& source,

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -95,6 +96,16 @@ inline std::function<void()> exiting_with(std::function<int()> body) {
     return [body = std::move(body)] {
         if (int rc = body(); rc != 0) throw ChildFailure{rc};
     };
+}
+
+// The message f throws, or "" when it throws nothing.
+inline std::string message_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
 }
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.

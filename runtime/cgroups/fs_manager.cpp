@@ -228,7 +228,7 @@ nlohmann::json FsManager::to_state() const {
                            {"cgroup", t.cgroup},
                            {"controllers", t.controllers},
                            {"unified", t.unified}});
-    return {{"kind", kind()}, {"targets", targets}, {"created", created_}};
+    return {{"kind", kind_name(kind())}, {"targets", targets}, {"created", created_}};
 }
 
 }  // namespace sandlock::cgroups

@@ -2,6 +2,7 @@
 // and open_manager (the same, read back from state.json).
 #include "runtime/cgroups/manager.hpp"
 
+#include "runtime/cgroups/null_manager.hpp"
 #include "runtime/cgroups/systemd.hpp"
 #include "runtime/cgroups/v1.hpp"
 #include "runtime/cgroups/v2.hpp"
@@ -10,6 +11,9 @@
 namespace sandlock::cgroups {
 
 namespace {
+
+// The kinds a state record names: the null manager records nothing (to_state() is null).
+constexpr Kind kRecordedKinds[] = {Kind::V1, Kind::Hybrid, Kind::V2};
 
 std::string join_cgroup(const std::string& base, const std::string& rel) {
     if (base.empty() || base == "/") return "/" + rel;
@@ -88,7 +92,25 @@ bool on_target_path(const std::string& dir, const std::vector<Target>& targets) 
     return false;
 }
 
+Kind parse_kind(const std::string& name) {
+    for (Kind kind : kRecordedKinds)
+        if (name == kind_name(kind)) return kind;
+    bad_state("unknown kind \"" + name + "\"");
+}
+
 }  // namespace
+
+const char* kind_name(Kind kind) {
+    switch (kind) {
+        case Kind::None: return "none";
+        case Kind::V1: return "v1";
+        case Kind::Hybrid: return "hybrid";
+        case Kind::V2: return "v2";
+    }
+    return "unknown";
+}
+
+std::unique_ptr<Manager> make_null_manager() { return std::make_unique<NullManager>(); }
 
 std::unique_ptr<Manager> make_manager(const Hierarchy& h, const std::string& resolved_path,
                                       const std::string& root_prefix) {
@@ -114,7 +136,8 @@ std::unique_ptr<Manager> make_manager(const Hierarchy& h, const std::string& res
 }
 
 std::unique_ptr<Manager> open_manager(const nlohmann::json& state) {
-    std::string kind = get_string(state, "kind");
+    if (state.is_null()) return make_null_manager();
+    const Kind kind = parse_kind(get_string(state, "kind"));
     if (!state.contains("targets") || !state["targets"].is_array() || state["targets"].empty())
         bad_state("\"targets\" is missing or empty");
     std::vector<Target> targets;
@@ -132,12 +155,10 @@ std::unique_ptr<Manager> open_manager(const nlohmann::json& state) {
     }
 
     std::unique_ptr<Manager> fs;
-    if (kind == "v2")
+    if (kind == Kind::V2)
         fs = std::make_unique<V2Manager>(std::move(targets), std::move(created));
-    else if (kind == "v1" || kind == "hybrid")
-        fs = std::make_unique<V1Manager>(std::move(targets), std::move(created), kind == "hybrid");
     else
-        bad_state("unknown kind \"" + kind + "\"");
+        fs = std::make_unique<V1Manager>(std::move(targets), std::move(created), kind == Kind::Hybrid);
     if (state.contains("systemd")) return open_systemd_manager(std::move(fs), state["systemd"]);
     return fs;
 }

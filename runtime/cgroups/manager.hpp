@@ -1,5 +1,6 @@
 // The cgroup managers behind one interface: v1 (legacy), hybrid (v1 plus the
-// cgroup2 mount, as runc does) and v2 (unified). A manager creates the
+// cgroup2 mount, as runc does), v2 (unified) and none (a container without a
+// cgroup, null_manager.hpp). A manager creates the
 // container's cgroup, moves processes into it and removes it again; it is
 // serialized into state.json so that `delete` can reopen it in another process.
 //
@@ -22,6 +23,11 @@
 #include "runtime/cgroups/resources.hpp"
 
 namespace sandlock::cgroups {
+
+// Which hierarchies a manager's cgroup lives in. None: the container has no cgroup.
+enum class Kind { None, V1, Hybrid, V2 };
+// "none", "v1", "hybrid", "v2": the names state.json records.
+const char* kind_name(Kind kind);
 
 class Manager {
 public:
@@ -55,8 +61,7 @@ public:
     // Absolute directories keyed like runc's cgroup_paths: one key per v1
     // controller ("cpu", "name=systemd") and "" for the cgroup2 directory.
     virtual std::map<std::string, std::string> dirs() const = 0;
-    // "v1", "hybrid" or "v2".
-    virtual std::string kind() const = 0;
+    virtual Kind kind() const = 0;
     // Everything open_manager() needs, including the directories created.
     virtual nlohmann::json to_state() const = 0;
 
@@ -89,7 +94,11 @@ bool is_frozen(const nlohmann::json& cgroup_state) noexcept;
 std::unique_ptr<Manager> make_manager(const Hierarchy& hierarchy, const std::string& resolved_path,
                                       const std::string& root_prefix = "");
 
-// Reopens a manager from to_state(). Throws sandlock::Error on a malformed state.
+// The manager of a container without a cgroup (null_manager.hpp).
+std::unique_ptr<Manager> make_null_manager();
+
+// Reopens a manager from to_state(); a null state (no cgroup) gives the null manager.
+// Throws sandlock::Error on a malformed state.
 std::unique_ptr<Manager> open_manager(const nlohmann::json& state);
 
 }  // namespace sandlock::cgroups

@@ -122,7 +122,7 @@ public:
     bool exists() const override { return fs_->exists(); }
     std::string path() const override { return fs_->path(); }
     std::map<std::string, std::string> dirs() const override { return fs_->dirs(); }
-    std::string kind() const override { return fs_->kind(); }
+    Kind kind() const override { return fs_->kind(); }
 
     nlohmann::json to_state() const override {
         nlohmann::json j = fs_->to_state();
@@ -135,7 +135,7 @@ public:
     void apply(const Resources& r) override {
         fs_->apply(r);
         if (!started_) return;
-        std::vector<std::string> properties = systemd_resource_properties(r, fs_->kind() == "v2");
+        std::vector<std::string> properties = systemd_resource_properties(r, fs_->kind() == Kind::V2);
         if (properties.empty() || properties == properties_) return;  // sent with the start
         std::vector<std::string> args{"set", unit_.unit};
         args.insert(args.end(), properties.begin(), properties.end());

@@ -13,7 +13,7 @@ public:
     // hybrid: whether one target is the cgroup2 mount.
     V1Manager(std::vector<Target> targets, std::vector<std::string> created, bool hybrid);
 
-    std::string kind() const override { return hybrid_ ? "hybrid" : "v1"; }
+    Kind kind() const override { return hybrid_ ? Kind::Hybrid : Kind::V1; }
     void apply(const Resources& r) override;
     void freeze() override;
     void thaw() override;

@@ -12,7 +12,7 @@ class V2Manager : public FsManager {
 public:
     V2Manager(std::vector<Target> targets, std::vector<std::string> created);
 
-    std::string kind() const override { return "v2"; }
+    Kind kind() const override { return Kind::V2; }
     void apply(const Resources& r) override;
     void freeze() override;
     void thaw() override;

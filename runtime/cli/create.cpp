@@ -1,5 +1,5 @@
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/create.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -36,7 +36,7 @@ void register_create(Command& app, Context& ctx) {
     ctx.handlers[sub] = [&ctx, opts] {
         ctx.global.prepare_create(*opts);
         opts->detached = true;
-        container::create_container(ctx.global.store(), *opts);
+        container::Container::create(ctx.global.store(), *opts);
         return 0;
     };
 }

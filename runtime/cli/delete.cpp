@@ -1,5 +1,5 @@
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -14,7 +14,7 @@ void register_delete(Command& app, Context& ctx) {
     sub->add_flag("-f,--force", f->force, "kill the container first if it is running");
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
-        container::delete_container(ctx.global.store(), f->id, f->force);
+        container::Container::destroy_by_id(ctx.global.store(), f->id, f->force);
         return 0;
     };
 }

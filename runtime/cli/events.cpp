@@ -6,8 +6,8 @@
 #include <iostream>
 #include <thread>
 
-#include "runtime/cgroups/manager.hpp"
 #include "runtime/cli/cli.hpp"
+#include "runtime/container/container.hpp"
 #include "runtime/util/error.hpp"
 
 namespace sandlock::cli {
@@ -68,13 +68,8 @@ void register_events(Command& app, Context& ctx) {
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
         auto period = parse_duration(f->interval);
-        auto store = ctx.global.store();
-        container::ContainerState st = store.load(f->id);
-        if (container::current_status(store, st) == container::Status::Stopped)
-            throw Error("container not running");
-        if (st.cgroup.is_null()) throw Error("container " + f->id + " has no cgroup");
-        auto cg = cgroups::open_manager(st.cgroup);
-        nlohmann::json stats = cg->stats();
+        const auto watched = container::Container::load(ctx.global.store(), f->id);
+        nlohmann::json stats = watched.stats();
         if (f->stats) {
             print_event("stats", f->id, &stats);
             return 0;
@@ -83,8 +78,8 @@ void register_events(Command& app, Context& ctx) {
         for (;;) {
             print_event("stats", f->id, &stats);
             std::this_thread::sleep_for(period);
-            if (!container::init_alive(st) || !cg->exists()) return 0;
-            stats = cg->stats();
+            if (!watched.still_running()) return 0;
+            stats = watched.stats();
             if (uint64_t now = oom_kills(stats); now > ooms) {
                 ooms = now;
                 print_event("oom", f->id, nullptr);

@@ -1,5 +1,5 @@
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/exec.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -29,7 +29,7 @@ void register_exec(Command& app, Context& ctx) {
     sub->add_option("id", o->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, o, ignore_paused] {
         o->args = ctx.trailing_command;
-        return container::exec_in_container(ctx.global.store(), *o);
+        return container::Container::load(ctx.global.store(), o->id).exec(*o);
     };
 }
 

@@ -1,7 +1,7 @@
 #include <csignal>
 
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -18,7 +18,7 @@ void register_kill(Command& app, Context& ctx) {
     sub->add_option("signal", f->signal, "signal number or name (9, KILL, SIGKILL)");
     ctx.handlers[sub] = [&ctx, f] {
         int sig = container::parse_signal(f->signal);
-        container::kill_container(ctx.global.store(), f->id, sig, f->all);
+        container::Container::load(ctx.global.store(), f->id).kill(sig, f->all);
         return 0;
     };
 }

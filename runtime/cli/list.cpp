@@ -2,7 +2,7 @@
 
 #include "runtime/cli/cli.hpp"
 #include "runtime/cli/table.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -22,7 +22,7 @@ void register_list(Command& app, Context& ctx) {
         std::vector<nlohmann::ordered_json> states;
         for (const auto& id : store.list_ids()) {
             try {
-                states.push_back(container::container_state_json(store, id));
+                states.push_back(container::Container::load(store, id).state_json());
             } catch (const std::exception&) {
                 // A container deleted while we list is simply not listed.
             }

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 #include "runtime/util/error.hpp"
 
 namespace sandlock::cli {
@@ -71,7 +71,7 @@ void register_ps(Command& app, Context& ctx) {
         ->check(IsMember({"table", "json"}));
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
-        auto pids = container::container_pids(ctx.global.store(), f->id);
+        auto pids = container::Container::load(ctx.global.store(), f->id).pids();
         std::sort(pids.begin(), pids.end());
         if (f->format == "json") {
             std::cout << nlohmann::json(pids).dump() << "\n";

@@ -1,5 +1,5 @@
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -8,7 +8,7 @@ void register_start(Command& app, Context& ctx) {
     auto* sub = app.add_subcommand("start", "start a created container");
     sub->add_option("id", *id, "container id")->required();
     ctx.handlers[sub] = [&ctx, id] {
-        container::start_container(ctx.global.store(), *id);
+        container::Container::load(ctx.global.store(), *id).start();
         return 0;
     };
 }

@@ -1,7 +1,7 @@
 #include <iostream>
 
 #include "runtime/cli/cli.hpp"
-#include "runtime/container/lifecycle.hpp"
+#include "runtime/container/container.hpp"
 
 namespace sandlock::cli {
 
@@ -10,7 +10,7 @@ void register_state(Command& app, Context& ctx) {
     auto* sub = app.add_subcommand("state", "print a container's OCI state as JSON");
     sub->add_option("id", *id, "container id")->required();
     ctx.handlers[sub] = [&ctx, id] {
-        std::cout << container::container_state_json(ctx.global.store(), *id).dump(2) << "\n";
+        std::cout << container::Container::load(ctx.global.store(), *id).state_json().dump(2) << "\n";
         return 0;
     };
 }

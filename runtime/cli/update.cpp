@@ -7,8 +7,9 @@
 #include <iostream>
 #include <iterator>
 
-#include "runtime/cgroups/manager.hpp"
+#include "runtime/cgroups/resources.hpp"
 #include "runtime/cli/cli.hpp"
+#include "runtime/container/container.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
@@ -65,19 +66,6 @@ nlohmann::json merged_resources(const UpdateFlags& f) {
     return r;
 }
 
-// The saved config with linux.resources updated (key order kept).
-nlohmann::ordered_json updated_config(const std::string& config_path, const nlohmann::json& delta) {
-    auto saved = nlohmann::ordered_json::parse(fs::read_file(config_path));
-    if (!saved.is_object() || (saved.contains("linux") && !saved["linux"].is_object()))
-        throw Error("update: the saved config " + config_path + " is not a config.json object");
-    nlohmann::json resources;
-    if (saved.contains("linux") && saved["linux"].contains("resources"))
-        resources = nlohmann::json::parse(saved["linux"]["resources"].dump());
-    cgroups::merge_resources_update(resources, delta);
-    saved["linux"]["resources"] = nlohmann::ordered_json::parse(resources.dump());
-    return saved;
-}
-
 }  // namespace
 
 void register_update(Command& app, Context& ctx) {
@@ -104,23 +92,7 @@ void register_update(Command& app, Context& ctx) {
     ctx.handlers[sub] = [&ctx, f] {
         if (!f->l3_cache_schema.empty() || !f->mem_bw_schema.empty())
             throw Error("update: Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported");
-        auto store = ctx.global.store();
-        container::ContainerState st = store.load(f->id);
-        if (container::current_status(store, st) == container::Status::Stopped)
-            throw Error("container not running");
-        if (st.cgroup.is_null()) throw Error("container " + f->id + " has no cgroup to update");
-        nlohmann::json delta = merged_resources(*f);
-        cgroups::Resources r = cgroups::parse_resources(delta, "resources");
-        r.devices.reset();
-        const std::string config_path = store.config_path(f->id);
-        nlohmann::ordered_json config = updated_config(config_path, delta);
-        auto manager = cgroups::open_manager(st.cgroup);
-        if (manager->kind() == "v2") {
-            auto current = nlohmann::json::parse(config["linux"]["resources"].dump());
-            cgroups::complete_v2_memory_update(r, cgroups::parse_resources(current));
-        }
-        manager->apply(r);
-        fs::write_file_atomic(config_path, config.dump(2), 0600);
+        container::Container::load(ctx.global.store(), f->id).update(merged_resources(*f));
         return 0;
     };
 }

@@ -156,7 +156,7 @@ void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions&
         if (name.empty()) {
             // On a hybrid host the cgroup2 hierarchy shows as /sys/fs/cgroup/unified.
             opt.cgroup2_path = dir;
-            if (cgroup.kind() == "hybrid") opt.cgroup_binds.push_back({dir, "unified"});
+            if (cgroup.kind() == cgroups::Kind::Hybrid) opt.cgroup_binds.push_back({dir, "unified"});
             continue;
         }
         std::string shown = name.rfind("name=", 0) == 0 ? name.substr(5) : name;

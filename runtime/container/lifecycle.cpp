@@ -1,4 +1,5 @@
-#include "runtime/container/lifecycle.hpp"
+// Container's start, kill and delete (container.hpp).
+#include "runtime/container/container.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,9 +13,7 @@
 #include <thread>
 
 #include "hooks/hooks.hpp"
-#include "runtime/cgroups/manager.hpp"
 #include "runtime/egress/kernel_layer.hpp"
-#include "runtime/container/create.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -78,15 +77,8 @@ void signal_init(const ContainerState& st, int sig) {
     }
 }
 
-std::unique_ptr<cgroups::Manager> open_cgroup(const ContainerState& st) {
-    if (st.cgroup.is_null()) return nullptr;
-    return cgroups::open_manager(st.cgroup);
-}
-
-void signal_all(const ContainerState& st, int sig) {
-    auto cg = open_cgroup(st);
-    if (!cg) return;
-    for (pid_t pid : cg->pids()) ::kill(pid, sig);
+void signal_all(const cgroups::Manager& cgroup, int sig) {
+    for (pid_t pid : cgroup.pids()) ::kill(pid, sig);
 }
 
 bool wait_until_stopped(const ContainerState& st, std::chrono::milliseconds limit) {
@@ -98,37 +90,32 @@ bool wait_until_stopped(const ContainerState& st, std::chrono::milliseconds limi
     return !init_alive(st);
 }
 
-void kill_everything(const ContainerState& st) {
+void kill_everything(const ContainerState& st, cgroups::Manager& cgroup) {
     if (init_alive(st)) {
         UniqueFd pidfd = open_pidfd(st);
         if (pidfd) ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
     }
     // A container sharing our pid namespace keeps its other processes when
     // init dies: the cgroup knows them all.
-    signal_all(st, SIGKILL);
+    signal_all(cgroup, SIGKILL);
     // A paused container's processes cannot die until they are thawed.
-    if (auto cg = open_cgroup(st)) {
-        try {
-            if (cg->frozen()) cg->thaw();
-        } catch (const std::exception& e) {
-            log::warn(std::string("thaw before kill: ") + e.what());
-        }
+    try {
+        if (cgroup.frozen()) cgroup.thaw();
+    } catch (const std::exception& e) {
+        log::warn(std::string("thaw before kill: ") + e.what());
     }
     wait_until_stopped(st, std::chrono::seconds(10));
 }
 
-void destroy_container(const StateStore& store, const ContainerState& st) {
+void destroy_container(const StateStore& store, const ContainerState& st, cgroups::Manager& cgroup) {
     if (st.shim) shim::stop_shim(store.dir(st.id), st.shim_process);
     // The shim's cgroup before the container's: the parents they share are the container's.
-    if (!st.shim_cgroup.is_null()) cgroups::open_manager(st.shim_cgroup)->destroy();
-    auto cg = open_cgroup(st);
-    if (cg) {
-        signal_all(st, SIGKILL);
-        // The shim removes its kernel-layer maps when it stops; this is for a shim that died.
-        if (st.shim)
-            if (const auto dirs = cg->dirs(); dirs.count("")) egress::forget_kernel_policy(dirs.at(""));
-        cg->destroy();
-    }
+    cgroups::open_manager(st.shim_cgroup)->destroy();
+    signal_all(cgroup, SIGKILL);
+    // The shim removes its kernel-layer maps when it stops; this is for a shim that died.
+    if (st.shim)
+        if (const auto dirs = cgroup.dirs(); dirs.count("")) egress::forget_kernel_policy(dirs.at(""));
+    cgroup.destroy();
     spec::Config cfg;
     bool have_cfg = true;
     try {
@@ -145,25 +132,26 @@ void destroy_container(const StateStore& store, const ContainerState& st) {
     store.remove_dir(st.id);
 }
 
-}  // namespace
-
-void start_container(const StateStore& store, const std::string& id) {
-    ContainerState st = store.load(id);
-    switch (current_status(store, st)) {
-        case Status::Created:
-            break;
+[[noreturn]] void refuse_start(Status status) {
+    switch (status) {
         case Status::Stopped:
             throw Error("cannot start a container that has stopped");
         case Status::Running:
             throw Error("cannot start an already running container");
         default:
-            throw Error(std::string("cannot start a container in the ") +
-                        status_name(current_status(store, st)) + " state");
+            throw Error(std::string("cannot start a container in the ") + status_name(status) + " state");
     }
-    release_init(store, st);
-    spec::Config cfg = load_saved_config(store, id);
+}
+
+}  // namespace
+
+void Container::start() {
+    if (!can_start()) refuse_start(status_);
+    release_init(store_, state_);
+    status_ = Status::Running;
+    spec::Config cfg = load_saved_config(store_, id());
     for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststart,
-                                               hook_state_json(st, Status::Running), "poststart"))
+                                               hook_state_json(state_, Status::Running), "poststart"))
         log::warn(w);
 }
 
@@ -187,23 +175,19 @@ int parse_signal(const std::string& text) {
     throw Error("unknown signal \"" + text + "\"");
 }
 
-void kill_container(const StateStore& store, const std::string& id, int sig, bool all) {
-    ContainerState st = store.load(id);
-    Status status = current_status(store, st);
-    if (status == Status::Stopped && !all) throw Error("container not running");
+void Container::kill(int sig, bool all) const {
+    if (!all && !can_kill()) throw Error("container not running");
     if (all)
-        signal_all(st, sig);
+        signal_all(*open_cgroup(), sig);
     else
-        signal_init(st, sig);
+        signal_init(state_, sig);
     // A frozen task acts on SIGKILL only once thawed (v1 freezer): as runc 1.2, a SIGKILL
     // to a paused container thaws it, so that the kill takes effect (it is not paused
     // afterwards). Other signals stay pending until `resume`.
-    if (sig == SIGKILL && status == Status::Paused) {
-        if (auto cg = open_cgroup(st)) cg->thaw();
-    }
+    if (sig == SIGKILL && status_ == Status::Paused) open_cgroup()->thaw();
 }
 
-void delete_container(const StateStore& store, const std::string& id, bool force) {
+void Container::destroy_by_id(const StateStore& store, const std::string& id, bool force) {
     if (force && !id.empty()) {
         validate_id(id);
         if (!store.exists(id)) {
@@ -212,34 +196,16 @@ void delete_container(const StateStore& store, const std::string& id, bool force
             return;
         }
     }
-    ContainerState st = store.load(id);
-    Status status = current_status(store, st);
-    switch (status) {
-        case Status::Stopped:
-            break;
-        case Status::Created:
-            kill_everything(st);
-            break;
-        default:
-            if (!force)
-                throw Error("cannot delete container " + id + " that is not stopped: " +
-                            status_name(status));
-            kill_everything(st);
-            break;
-    }
-    destroy_container(store, st);
+    load(store, id).destroy(force);
 }
 
-nlohmann::ordered_json container_state_json(const StateStore& store, const std::string& id) {
-    ContainerState st = store.load(id);
-    return oci_state(st, current_status(store, st));
-}
-
-std::vector<pid_t> container_pids(const StateStore& store, const std::string& id) {
-    ContainerState st = store.load(id);
-    auto cg = open_cgroup(st);
-    if (!cg) return {};
-    return cg->pids();
+void Container::destroy(bool force) {
+    if (!can_delete() && !force)
+        throw Error("cannot delete container " + id() + " that is not stopped: " + status_name(status_));
+    auto cgroup = open_cgroup();
+    if (status_ != Status::Stopped) kill_everything(state_, *cgroup);
+    destroy_container(store_, state_, *cgroup);
+    status_ = Status::Stopped;
 }
 
 }  // namespace sandlock::container
