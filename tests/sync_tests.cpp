@@ -300,4 +300,16 @@ BOOST_AUTO_TEST_CASE(serve_loop_serves_exec_and_closes_an_untaken_seccomp_listen
     BOOST_TEST(::read(listener.read.get(), &c, 1) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_pty_needs_a_taker_and_a_console_socket_a_pty) {
+    BOOST_CHECK_NO_THROW(check_console_destination(true, true, "/run/console.sock"));
+    BOOST_CHECK_NO_THROW(check_console_destination(true, false, ""));
+    BOOST_CHECK_NO_THROW(check_console_destination(false, true, ""));
+    BOOST_CHECK_EXCEPTION(check_console_destination(true, true, ""), Error, [](const Error& e) {
+        return error_is(e, "cannot allocate tty if runc will detach without setting console socket");
+    });
+    BOOST_CHECK_EXCEPTION(check_console_destination(false, false, "/run/console.sock"), Error, [](const Error& e) {
+        return error_is(e, "cannot use console socket if runc will not detach or allocate tty");
+    });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

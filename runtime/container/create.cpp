@@ -24,7 +24,6 @@
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
-#include "runtime/linux/terminal.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -290,10 +289,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     validate_for_create(cfg, policy);
     cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
     cgroups::add_default_devices(resources, cfg.linux.devices);
-    if (cfg.process->terminal && opts.detached && opts.console_socket.empty())
-        throw Error("cannot allocate tty if runc will detach without setting console socket");
-    if (!cfg.process->terminal && !opts.console_socket.empty())
-        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    check_console_destination(cfg.process->terminal, opts.detached, opts.console_socket);
     const std::string rootfs = resolve_rootfs(cfg, bundle);
     add_listen_env(cfg.process->env);
 

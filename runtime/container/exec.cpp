@@ -16,8 +16,6 @@
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
-#include "runtime/linux/seccomp.hpp"
-#include "runtime/linux/terminal.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -135,10 +133,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
                     "(the process joins the container's cgroup)");
     spec::Process process = build_exec_process(cfg, opts);
     os::check_process_labels(process, opts.process_file.empty() ? ".process" : "");
-    if (process.terminal && opts.detach && opts.console_socket.empty())
-        throw Error("cannot allocate tty if runc will detach without setting console socket");
-    if (!process.terminal && !opts.console_socket.empty())
-        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    check_console_destination(process.terminal, opts.detach, opts.console_socket);
     add_listen_env(process.env);
 
     // Every process of a confined container is confined: without its shim, no exec.

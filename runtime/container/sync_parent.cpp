@@ -112,6 +112,13 @@ private:
 
 }  // namespace
 
+void check_console_destination(bool terminal, bool detached, const std::string& console_socket) {
+    if (terminal && detached && console_socket.empty())
+        throw Error("cannot allocate tty if runc will detach without setting console socket");
+    if (!terminal && !console_socket.empty())
+        throw Error("cannot use console socket if runc will not detach or allocate tty");
+}
+
 Served serve_child(SyncSocket& sock, const ParentHandlers& handlers) {
     return ChildServer(sock, handlers).run();
 }

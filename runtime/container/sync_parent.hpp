@@ -48,6 +48,10 @@ struct Served {
     UniqueFd console_master;  // a pty without a --console-socket
 };
 
+// Before anything is made: a pty needs a taker (--console-socket, or the caller when it
+// stays in the foreground), and --console-socket a pty. runc's wording.
+void check_console_destination(bool terminal, bool detached, const std::string& console_socket);
+
 // Serves the child on sock until Ready. Throws sandlock::Error for an Error message, EOF,
 // a malformed packet or one out of handlers.order.
 Served serve_child(SyncSocket& sock, const ParentHandlers& handlers);
