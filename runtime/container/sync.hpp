@@ -28,13 +28,16 @@
 //   CgroupLeft ────────────────>   unshare(the other new namespaces; NEWPID
 //                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
-//   [egress] attach the kernel
-//   layer to the cgroup (its maps
-//   go to the shim with init's
-//   listener); EgressMode("kernel"
-//   or "supervisor") ─────────────────────────────────────────>  (read first; stage 1
+//   [egress] once the cgroup step
+//   is over (CgroupLeft, or
+//   CgroupJoined when not joined),
+//   attach the kernel layer to the
+//   cgroup (its maps go to the
+//   shim with init's listener);
+//   EgressMode("kernel" or
+//   "supervisor") ────────────────────────────────────────────>  (read first; stage 1
 //                                                                reads nothing after
-//                                                                CgroupLeft)
+//                                                                its cgroup step)
 //   record init pid        <────── InitPid(pid); stage 1 exits
 //                                  (init waits on a pipe until InitPid is
 //                                  sent: the parent reads InitPid first)
