@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include "runtime/container/state.hpp"
-#include "runtime/container/sync.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
@@ -64,31 +63,6 @@ BOOST_AUTO_TEST_CASE(missing_container_uses_runc_wording) {
     BOOST_CHECK_EXCEPTION(store.load("nope"), Error, [](const Error& e) {
         return std::string(e.what()) == "container \"nope\" does not exist";
     });
-}
-
-BOOST_AUTO_TEST_CASE(sync_socket_carries_type_payload_and_fd) {
-    auto [a, b] = container::SyncSocket::make_pair();
-    int p[2];
-    BOOST_REQUIRE(::pipe(p) == 0);
-    a.send(container::SyncType::Console, "/dev/pts/0", p[0]);
-    auto m = b.expect(container::SyncType::Console);
-    BOOST_TEST(m.payload == "/dev/pts/0");
-    BOOST_TEST(m.fd.valid());
-    BOOST_TEST(::write(p[1], "x", 1) == 1);
-    char c = 0;
-    BOOST_TEST(::read(m.fd.get(), &c, 1) == 1);
-    BOOST_TEST(c == 'x');
-    ::close(p[0]);
-    ::close(p[1]);
-    a.send(container::SyncType::Error, "boom");
-    BOOST_CHECK_EXCEPTION(b.expect(container::SyncType::Ready), Error,
-                          [](const Error& e) { return std::string(e.what()) == "boom"; });
-    a.send(container::SyncType::Ready);
-    BOOST_CHECK_EXCEPTION(b.expect(container::SyncType::InitPid), Error, [](const Error& e) {
-        return std::string(e.what()) == "sync: expected InitPid, got Ready";
-    });
-    a.close();
-    BOOST_CHECK_THROW(b.recv(), Error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

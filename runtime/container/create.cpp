@@ -18,12 +18,12 @@
 #include "runtime/container/process.hpp"
 #include "runtime/container/shim_cgroup.hpp"
 #include "runtime/container/sync.hpp"
+#include "runtime/container/sync_parent.hpp"
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
-#include "runtime/linux/terminal.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -164,66 +164,45 @@ void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions&
     }
 }
 
-struct ParentSide {
-    const StateStore& store;
-    const CreateOptions& opts;
-    const spec::Config& cfg;
-    ContainerState& st;
-    CreateResult& result;
-    UniqueFd egress_listener;
-};
-
-void handle_console(ParentSide& p, SyncMessage& msg) {
-    if (!msg.fd) throw Error("sync: console message without a pty");
-    if (!p.opts.console_socket.empty()) {
-        os::send_console(p.opts.console_socket, msg.fd.get(), msg.payload);
-    } else {
-        p.result.console_master = std::move(msg.fd);
-    }
+// The create protocol (sync.hpp); its steps that need the caller's state are set by it.
+ParentHandlers create_handlers(const spec::Config& cfg, bool new_user, bool egress) {
+    ParentHandlers h;
+    h.order = {{SyncType::UsernsReady, new_user},
+               {SyncType::JoinCgroup},
+               {SyncType::LeaveCgroup, false},
+               {SyncType::InitPid},
+               {SyncType::RunHooks},
+               {SyncType::Console, cfg.process->terminal},
+               {SyncType::EgressListener, egress},
+               {SyncType::SeccompListener, false},
+               {SyncType::Ready}};
+    if (cfg.linux.seccomp) h.seccomp = &*cfg.linux.seccomp;
+    h.status = Status::Creating;
+    return h;
 }
 
-void handle_seccomp_listener(ParentSide& p, const SyncMessage& msg, pid_t pid) {
-    UniqueFd fd = take_fd_from(pid, std::stoi(msg.payload));
-    const auto& sc = *p.cfg.linux.seccomp;
-    if (sc.listener_path.empty()) return;  // the filter's listener has no taker: close it
-    nlohmann::json state = oci_state(p.st, Status::Creating);
-    os::send_listener_fd(sc.listener_path,
-                         os::container_process_state(state, pid, sc.listener_metadata).dump(),
-                         fd.get());
+// Stage 1 visits the container's cgroup only to make the cgroup namespace there, or
+// for a driver whose cgroup comes into being with its first process (systemd):
+// each cgroup v1 migration is a write per hierarchy under a global lock. Returns
+// whether stage 1 joined.
+bool join_cgroup_for_stage1(cgroups::Manager& cgroup, const cgroups::Resources& resources,
+                            pid_t stage1, bool makes_cgroup_ns) {
+    const bool joins = makes_cgroup_ns || cgroup.made_by_first_process();
+    if (joins) cgroup.add_process(stage1);
+    cgroup.apply(resources);
+    return joins;
 }
 
-// Runs after init reports RunHooks; until Ready, serves init's requests.
-void serve_init(ParentSide& p, SyncSocket& sock, pid_t init_pid) {
-    sock.expect(SyncType::RunHooks);
+// Runs once init reports RunHooks: the hooks of the runtime's namespace. Returns the
+// state they got, which init gives the createContainer hooks.
+std::string run_runtime_hooks(const spec::Config& cfg, const ContainerState& st) {
     // "created", as crun gives these hooks and the OCI validation suite expects: the
     // container's namespaces and init exist (runc says "creating"). createContainer
     // hooks get this same state from init.
-    std::string state_json = hook_state_json(p.st, Status::Created);
-    hooks::run_hooks(p.cfg.hooks.prestart, state_json, "prestart");
-    hooks::run_hooks(p.cfg.hooks.create_runtime, state_json, "createRuntime");
-    sock.send(SyncType::HooksDone, state_json);
-    for (;;) {
-        SyncMessage msg = sock.recv();
-        switch (msg.type) {
-            case SyncType::Console:
-                handle_console(p, msg);
-                break;
-            case SyncType::EgressListener:
-                p.egress_listener = take_fd_from(init_pid, std::stoi(msg.payload));
-                sock.send(SyncType::EgressDone);
-                break;
-            case SyncType::SeccompListener:
-                handle_seccomp_listener(p, msg, init_pid);
-                sock.send(SyncType::SeccompDone);
-                break;
-            case SyncType::Ready:
-                return;
-            case SyncType::Error:
-                throw Error(msg.payload);
-            default:
-                throw Error(std::string("sync: unexpected ") + sync_type_name(msg.type));
-        }
-    }
+    std::string state_json = hook_state_json(st, Status::Created);
+    hooks::run_hooks(cfg.hooks.prestart, state_json, "prestart");
+    hooks::run_hooks(cfg.hooks.create_runtime, state_json, "createRuntime");
+    return state_json;
 }
 
 void kill_and_reap(pid_t pid) {
@@ -286,6 +265,19 @@ std::string attach_kernel_layer(PreparedKernelLayer prepared, const std::string&
     return "";
 }
 
+// The enforcement of the container's egress policy: the kernel layer attached to its
+// cgroup2 directory (then in `attached`), or the supervisor alone when it cannot be
+// and that is allowed.
+egress::Enforcement attach_or_go_without(std::future<PreparedKernelLayer>& maps,
+                                         const std::map<std::string, std::string>& cgroup_dirs,
+                                         bool supervisor_mode_allowed,
+                                         std::optional<egress::KernelLayer>& attached) {
+    const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
+    const std::string why = target.why_not.empty() ? attach_kernel_layer(maps.get(), target.dir, attached)
+                                                   : target.why_not;
+    return egress::choose_enforcement(why, supervisor_mode_allowed);
+}
+
 }  // namespace
 
 CreateResult create_container(const StateStore& store, const CreateOptions& opts) {
@@ -297,10 +289,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     validate_for_create(cfg, policy);
     cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
     cgroups::add_default_devices(resources, cfg.linux.devices);
-    if (cfg.process->terminal && opts.detached && opts.console_socket.empty())
-        throw Error("cannot allocate tty if runc will detach without setting console socket");
-    if (!cfg.process->terminal && !opts.console_socket.empty())
-        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    check_console_destination(cfg.process->terminal, opts.detached, opts.console_socket);
     const std::string rootfs = resolve_rootfs(cfg, bundle);
     add_listen_env(cfg.process->env);
 
@@ -396,66 +385,65 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         }
     });
 
-    if (plan.new_user) {
-        parent_sock.expect(SyncType::UsernsReady);
+    ParentHandlers handlers = create_handlers(cfg, plan.new_user, egress_plan.has_value());
+    handlers.console_socket = opts.console_socket;
+    handlers.container = &st;
+    handlers.userns_ready = [&] {
         os::write_id_mappings(stage1, cfg.linux.uid_mappings, cfg.linux.gid_mappings);
-        parent_sock.send(SyncType::UsernsMapped);
-    }
-    // Stage 1 visits the container's cgroup only to make the cgroup namespace there, or
-    // for a driver whose cgroup comes into being with its first process (systemd):
-    // each cgroup v1 migration is a write per hierarchy under a global lock.
-    const bool stage1_joins = parent_sock.expect(SyncType::JoinCgroup).payload == kMakesCgroupNs ||
-                              cgroup->made_by_first_process();
-    if (stage1_joins) cgroup->add_process(stage1);
-    cgroup->apply(resources);
-    st.cgroup = cgroup->to_state();  // the systemd driver has started its unit now
-    parent_sock.send(SyncType::CgroupJoined, stage1_joins ? kJoined : "");
+    };
+    handlers.join_cgroup = [&](bool makes_cgroup_ns) {
+        const bool joined = join_cgroup_for_stage1(*cgroup, resources, stage1, makes_cgroup_ns);
+        st.cgroup = cgroup->to_state();  // the systemd driver has started its unit now
+        return joined;
+    };
     // The setup is not charged to the container: see sync.hpp.
-    if (stage1_joins) {
-        parent_sock.expect(SyncType::LeaveCgroup);
-        cgroup->add_process_to_own_cgroup(stage1);
-        parent_sock.send(SyncType::CgroupLeft);
-    }
+    handlers.leave_cgroup = [&] { cgroup->add_process_to_own_cgroup(stage1); };
     // The kernel's own egress check, attached here and handed to the shim that keeps its
     // maps. Nothing of the container is in the cgroup until init joins it below, parked
     // before execve, and the hooks judge by the socket's cgroup at call time. Init learns
     // the mode before it installs its filter (EgressMode; stage 1 reads nothing after
-    // CgroupLeft).
+    // its cgroup step).
     std::optional<egress::KernelLayer> kernel_layer;
-    if (egress_plan) {
-        const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup->dirs());
-        const std::string why = target.why_not.empty() ? attach_kernel_layer(kernel_layer_maps.get(), target.dir, kernel_layer)
-                                                       : target.why_not;
-        const egress::Enforcement mode = egress::choose_enforcement(why, opts.supervisor_mode_allowed);
+    handlers.after_cgroup_step = [&] {
+        if (!egress_plan) return;
+        const egress::Enforcement mode =
+            attach_or_go_without(kernel_layer_maps, cgroup->dirs(), opts.supervisor_mode_allowed, kernel_layer);
         st.egress_enforcement = egress::to_string(mode);
         if (mode == egress::Enforcement::Kernel)
             refuse_inherited_ip_sockets(passed, !cfg.process->terminal, policy_source(cfg.annotations));
-        parent_sock.send(SyncType::EgressMode, st.egress_enforcement);
-    }
-    init_pid = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
-    wait_stage1(stage1);
-    stage1_reaped = true;
-    auto start_time = proc::start_time(init_pid);
-    if (!start_time) throw Error("container init exited during setup");
-    st.pid = init_pid;
-    st.init_start_time = *start_time;
+        parent_sock.send(msg::EgressMode{mode});
+    };
+    handlers.init_pid = [&](pid_t pid) {
+        init_pid = pid;
+        wait_stage1(stage1);
+        stage1_reaped = true;
+        auto start_time = proc::start_time(init_pid);
+        if (!start_time) throw Error("container init exited during setup");
+        st.pid = init_pid;
+        st.init_start_time = *start_time;
+    };
+    handlers.run_hooks = [&] { return run_runtime_hooks(cfg, st); };
+    UniqueFd egress_listener;
+    handlers.egress_listener = [&](UniqueFd fd) { egress_listener = std::move(fd); };
 
-    ParentSide side{store, opts, cfg, st, result, {}};
     try {
-        serve_init(side, parent_sock, init_pid);
+        Served served = serve_child(parent_sock, handlers);
+        result.console_master = std::move(served.console_master);
         // init is parked before execve: from here on, what it uses is the workload's.
         cgroup->add_process(init_pid);
         if (egress_plan) {
-            if (!side.egress_listener) throw Error("egress: init did not install the notify filter");
-            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(side.egress_listener),
+            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(egress_listener),
                                                        kernel_layer ? &*kernel_layer : nullptr);
             st.shim = true;
         }
     } catch (const Error&) {
-        // The spec: a failed create still runs poststop hooks (as warnings).
-        for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
-                                                   hook_state_json(st, Status::Stopped), "poststop"))
-            log::warn(w);
+        // The spec: a failed create still runs poststop hooks (as warnings), once init
+        // was recorded (st.pid).
+        if (st.pid > 0) {
+            for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
+                                                       hook_state_json(st, Status::Stopped), "poststop"))
+                log::warn(w);
+        }
         throw;
     }
     st.created = log::rfc3339_now();

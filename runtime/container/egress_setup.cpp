@@ -151,8 +151,8 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
         log::warn("Landlock network rules are not supported by this kernel; "
                   "egress is enforced by the seccomp supervisor alone");
     UniqueFd listener = egress::install_egress_filter(plan.enforcement == egress::Enforcement::Kernel);
-    sock.send(SyncType::EgressListener, std::to_string(listener.get()));
-    sock.expect(SyncType::EgressDone);
+    sock.send(msg::EgressListener{.fd = listener.get()});
+    sock.expect<msg::EgressDone>();
 }
 
 }  // namespace sandlock::container

@@ -12,11 +12,10 @@
 #include "runtime/container/init.hpp"
 #include "runtime/container/process.hpp"
 #include "runtime/container/sync.hpp"
+#include "runtime/container/sync_parent.hpp"
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
-#include "runtime/linux/seccomp.hpp"
-#include "runtime/linux/terminal.hpp"
 #include "runtime/shim/shim.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -51,9 +50,9 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         prepare_inherited_fds(passed_fds);
         executable = finish_process_setup(process, cfg, sock, egress);
         // Into the container's cgroup only now, so the setup is not charged there (sync.hpp).
-        sock.send(SyncType::JoinCgroup);
-        sock.expect(SyncType::CgroupJoined);
-        sock.send(SyncType::Ready);
+        sock.send(msg::JoinCgroup{});
+        sock.expect<msg::CgroupJoined>();
+        sock.send(msg::Ready{});
         // The socket stays open (O_CLOEXEC) until execve: the parent returns
         // only once the process runs its own program (sync.hpp).
         exec_process(executable, process);
@@ -74,6 +73,20 @@ void append_all(std::vector<std::string>& to, const std::vector<std::string>& mo
         fail_to_parent(sock, e.what());
     }
     ::_exit(0);
+}
+
+// The exec protocol (sync.hpp); its steps that need the caller's state are set by it.
+ParentHandlers exec_handlers(const spec::Process& process, const spec::Config& cfg, bool egress) {
+    ParentHandlers h;
+    h.order = {{SyncType::InitPid},
+               {SyncType::Console, process.terminal},
+               {SyncType::EgressListener, egress},
+               {SyncType::SeccompListener, false},
+               {SyncType::JoinCgroup},
+               {SyncType::Ready}};
+    // An exec'd process's OCI listener goes where init's went.
+    if (cfg.linux.seccomp) h.seccomp = &*cfg.linux.seccomp;
+    return h;
 }
 
 }  // namespace
@@ -120,10 +133,7 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
                     "(the process joins the container's cgroup)");
     spec::Process process = build_exec_process(cfg, opts);
     os::check_process_labels(process, opts.process_file.empty() ? ".process" : "");
-    if (process.terminal && opts.detach && opts.console_socket.empty())
-        throw Error("cannot allocate tty if runc will detach without setting console socket");
-    if (!process.terminal && !opts.console_socket.empty())
-        throw Error("cannot use console socket if runc will not detach or allocate tty");
+    check_console_destination(process.terminal, opts.detach, opts.console_socket);
     add_listen_env(process.env);
 
     // Every process of a confined container is confined: without its shim, no exec.
@@ -156,56 +166,25 @@ int exec_in_container(const StateStore& store, const ExecOptions& opts) {
         if (child > 0 && !opts.detach) ::waitpid(child, nullptr, 0);
     });
 
-    child = std::stoi(parent_sock.expect(SyncType::InitPid).payload);
-    ::waitpid(stage1, nullptr, 0);
-
-    UniqueFd master;
-    for (bool ready = false; !ready;) {
-        SyncMessage msg = parent_sock.recv();
-        switch (msg.type) {
-            case SyncType::Console:
-                if (!opts.console_socket.empty())
-                    os::send_console(opts.console_socket, msg.fd.get(), msg.payload);
-                else
-                    master = std::move(msg.fd);
-                break;
-            case SyncType::EgressListener: {
-                UniqueFd fd = take_fd_from(child, std::stoi(msg.payload));
-                shim::register_listener(store.dir(opts.id), fd.get());
-                parent_sock.send(SyncType::EgressDone);
-                break;
-            }
-            case SyncType::SeccompListener: {
-                // An exec'd process's OCI listener goes where init's went.
-                UniqueFd fd = take_fd_from(child, std::stoi(msg.payload));
-                if (!cfg.linux.seccomp->listener_path.empty())
-                    os::send_listener_fd(
-                        cfg.linux.seccomp->listener_path,
-                        os::container_process_state(oci_state(st, status), child,
-                                                    cfg.linux.seccomp->listener_metadata)
-                            .dump(),
-                        fd.get());
-                parent_sock.send(SyncType::SeccompDone);
-                break;
-            }
-            case SyncType::JoinCgroup:
-                if (cgroup) cgroup->add_process(child);
-                parent_sock.send(SyncType::CgroupJoined);
-                break;
-            case SyncType::Ready:
-                ready = true;
-                break;
-            case SyncType::Error:
-                throw Error(msg.payload);
-            default:
-                throw Error(std::string("sync: unexpected ") + sync_type_name(msg.type));
-        }
-    }
+    ParentHandlers handlers = exec_handlers(process, cfg, egress.has_value());
+    handlers.console_socket = opts.console_socket;
+    handlers.container = &st;
+    handlers.status = status;
+    handlers.init_pid = [&](pid_t pid) {
+        child = pid;
+        ::waitpid(stage1, nullptr, 0);
+    };
+    handlers.egress_listener = [&](UniqueFd fd) { shim::register_listener(store.dir(opts.id), fd.get()); };
+    handlers.join_cgroup = [&](bool) {
+        if (cgroup) cgroup->add_process(child);
+        return false;
+    };
+    Served served = serve_child(parent_sock, handlers);
     parent_sock.wait_for_execve();
     if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, child);
     kill_child.dismiss();
     if (opts.detach) return 0;
-    return wait_foreground(child, std::move(master));
+    return wait_foreground(child, std::move(served.console_master));
 }
 
 }  // namespace sandlock::container

@@ -47,8 +47,8 @@ void chdir_or_throw(const std::string& cwd) {
 void setup_console(const spec::Process& process, SyncSocket& sock, bool bind_dev_console) {
     if (!process.terminal) return;
     os::Pty pty = os::open_pty(process.console_size);
-    sock.send(SyncType::Console, pty.slave_name, pty.master.get());
-    pty.master.reset();
+    // The master is closed here once sent: the parent holds it.
+    sock.send(msg::Console{pty.slave_name, std::move(pty.master)});
     if (bind_dev_console) os::mount_console(pty.slave_name);
     os::attach_to_pty(pty.slave.get());
 }
@@ -100,8 +100,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
     UniqueFd proc_fds;
     try {
         if (ctx.egress) {
-            const std::string mode = sock.expect(SyncType::EgressMode).payload;
-            ctx.egress->enforcement = egress::enforcement_from_string(mode).value_or(egress::Enforcement::Supervisor);
+            ctx.egress->enforcement = sock.expect<msg::EgressMode>().mode;
         }
         if (::setsid() < 0) throw_errno("setsid");
         proc_fds = open_proc_fds(ctx.passed_fds);
@@ -109,8 +108,8 @@ std::string state_with_status(const std::string& state_json, const char* status)
         // as the spec says): nothing may be mounted there, so chroot is the only step.
         const bool own_mount_ns = cfg.linux.has_namespace(spec::NamespaceType::Mount);
         if (own_mount_ns) os::prepare_rootfs(cfg, ctx.rootfs, ctx.rootfs_options);
-        sock.send(SyncType::RunHooks);
-        state_json = sock.expect(SyncType::HooksDone).payload;
+        sock.send(msg::RunHooks{});
+        state_json = sock.expect<msg::HooksDone>().state_json;
         hooks::run_hooks(cfg.hooks.create_container, state_json, "createContainer");
         if (own_mount_ns)
             os::enter_rootfs(ctx.rootfs, ctx.no_pivot);
@@ -129,7 +128,7 @@ std::string state_with_status(const std::string& state_json, const char* status)
         os::apply_personality(cfg.linux.personality);
         prepare_inherited_fds(ctx.passed_fds);
         executable = finish_process_setup(process, cfg, sock, ctx.egress);
-        sock.send(SyncType::Ready);
+        sock.send(msg::Ready{});
         sock.close();
     } catch (const std::exception& e) {
         fail_to_parent(sock, e.what());
@@ -149,9 +148,9 @@ std::string state_with_status(const std::string& state_json, const char* status)
 
 }  // namespace
 
-void fail_to_parent(SyncSocket& sock, const std::string& msg) {
+void fail_to_parent(SyncSocket& sock, const std::string& message) {
     try {
-        sock.send(SyncType::Error, msg);
+        sock.send(msg::Error{message});
     } catch (...) {
         // The parent has hung up: it has failed already and reports its own error (one
         // line); a second one from here would only be the consequence of its undo.
@@ -160,8 +159,8 @@ void fail_to_parent(SyncSocket& sock, const std::string& msg) {
 }
 
 void report_seccomp_listener(SyncSocket& sock, int fd) {
-    sock.send(SyncType::SeccompListener, std::to_string(fd));
-    sock.expect(SyncType::SeccompDone);
+    sock.send(msg::SeccompListener{.fd = fd});
+    sock.expect<msg::SeccompDone>();
 }
 
 static void load_oci_seccomp(const spec::Config& cfg, SyncSocket& sock) {
@@ -214,7 +213,7 @@ void fork_and_report_pid(SyncSocket& sock, const std::function<void()>& run_chil
         run_child();
         ::_exit(1);
     }
-    sock.send(SyncType::InitPid, std::to_string(child));
+    sock.send(msg::InitPid{.pid = child});
 }
 
 void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ctx) {
@@ -223,19 +222,19 @@ void run_stage1(SyncSocket& sock, os::NamespacePlan& plan, const InitContext& ct
         os::join_namespaces(plan);
         if (plan.new_user) {
             os::unshare_namespaces(CLONE_NEWUSER);
-            sock.send(SyncType::UsernsReady);
-            sock.expect(SyncType::UsernsMapped);
+            sock.send(msg::UsernsReady{});
+            sock.expect<msg::UsernsMapped>();
             become_root_in_userns();
         }
         // The cgroup namespace's root is the cgroup we are in when it is made;
         // everything else is set up outside the container's cgroup (sync.hpp).
         const bool new_cgroup_ns = plan.unshare_flags & CLONE_NEWCGROUP;
-        sock.send(SyncType::JoinCgroup, new_cgroup_ns ? kMakesCgroupNs : "");
-        const bool joined = sock.expect(SyncType::CgroupJoined).payload == kJoined;
+        sock.send(msg::JoinCgroup{.makes_cgroup_ns = new_cgroup_ns});
+        const bool joined = sock.expect<msg::CgroupJoined>().joined;
         if (new_cgroup_ns) os::unshare_namespaces(CLONE_NEWCGROUP);
         if (joined) {
-            sock.send(SyncType::LeaveCgroup);
-            sock.expect(SyncType::CgroupLeft);
+            sock.send(msg::LeaveCgroup{});
+            sock.expect<msg::CgroupLeft>();
         }
         os::unshare_namespaces(plan.unshare_flags & ~CLONE_NEWCGROUP);
         if (ctx.cfg->linux.has_namespace(spec::NamespaceType::Time) &&

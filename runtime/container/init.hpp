@@ -28,7 +28,7 @@ struct InitContext {
 
 // Reports a failure to the parent and ends the process: nothing in a forked
 // child may unwind into the CLI code it was forked from.
-[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& msg);
+[[noreturn]] void fail_to_parent(SyncSocket& sock, const std::string& message);
 
 // Forks the container's process (run_child must not return) and sends InitPid
 // with its pid. The child waits until InitPid is sent: it shares the socket,

@@ -2,8 +2,11 @@
 // the short-lived intermediate process (stage 1) and the container's init.
 //
 // Channel: one SOCK_SEQPACKET socketpair, made by the parent before it forks.
-// Every message is one packet: a type byte, then a text payload; a message may
-// carry one fd (SCM_RIGHTS). Packets keep boundaries, so no framing is needed.
+// Every message is a type of its own (msg:: below) with typed fields; sync.cpp
+// alone turns it into one packet: a type byte, then its field as text (a number
+// in decimal, a flag as its word or nothing, the hooks' state as JSON), and the
+// pty of Console as its one fd (SCM_RIGHTS). Packets keep boundaries, so no
+// framing is needed. A packet that does not decode is an error, as Error is.
 //
 //   parent                         stage 1                       init (stage 2)
 //   ------                         -------                       --------------
@@ -25,13 +28,16 @@
 //   CgroupLeft ────────────────>   unshare(the other new namespaces; NEWPID
 //                                  and NEWTIME take effect for the child),
 //                                  write timens_offsets, fork ──> init
-//   [egress] attach the kernel
-//   layer to the cgroup (its maps
-//   go to the shim with init's
-//   listener); EgressMode("kernel"
-//   or "supervisor") ─────────────────────────────────────────>  (read first; stage 1
+//   [egress] once the cgroup step
+//   is over (CgroupLeft, or
+//   CgroupJoined when not joined),
+//   attach the kernel layer to the
+//   cgroup (its maps go to the
+//   shim with init's listener);
+//   EgressMode("kernel" or
+//   "supervisor") ────────────────────────────────────────────>  (read first; stage 1
 //                                                                reads nothing after
-//                                                                CgroupLeft)
+//                                                                its cgroup step)
 //   record init pid        <────── InitPid(pid); stage 1 exits
 //                                  (init waits on a pipe until InitPid is
 //                                  sent: the parent reads InitPid first)
@@ -78,11 +84,17 @@
 // egress filter is installed, init's sendmsg would wait for a shim that is
 // only started once create has the listener.
 //
+// The parent serves both conversations with one loop (sync_parent.hpp), given
+// the order of the protocol's messages (each at most once, Ready last) and the
+// steps only one protocol takes; Console, the listeners, Ready and Error are
+// handled there alike for create and exec.
+//
 // Either side failing: a process that fails sends Error(message) and exits 1.
-// The parent treats Error, EOF or an unexpected message as failure: it kills
-// init (SIGKILL), reaps stage 1, removes the cgroup and the state dir, and
-// prints the message. If the parent dies, its end of the socket closes: stage
-// 1 and init see EOF on their next read and exit, so nothing is left parked.
+// The parent treats Error, EOF, a malformed packet or an unexpected message as
+// failure: it kills init (SIGKILL), reaps stage 1, removes the cgroup and the
+// state dir, and prints the message (and, once init was recorded, runs the
+// poststop hooks). If the parent dies, its end of the socket closes: stage 1
+// and init see EOF on their next read and exit, so nothing is left parked.
 // Once Ready is sent the socket is closed; init's only link is exec.fifo,
 // whose O_PATH fd the parent opened and init inherited (init cannot reach the
 // state dir after pivot_root); init reopens it for writing through /proc/self/fd,
@@ -103,14 +115,23 @@
 // that fails sends Error instead, and exec fails with that message.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 
 #include "runtime/util/fd.hpp"
 
+namespace sandlock::egress {
+enum class Enforcement;  // runtime/egress/kernel_layer.hpp
+}
+
 namespace sandlock::container {
 
+// The type byte of each packet.
 enum class SyncType : uint8_t {
     UsernsReady = 1,
     UsernsMapped,
@@ -133,16 +154,78 @@ enum class SyncType : uint8_t {
 
 const char* sync_type_name(SyncType t);
 
-// Payloads of JoinCgroup ("stage 1 will make a cgroup namespace") and
-// CgroupJoined ("stage 1 was added to the container's cgroup").
-inline constexpr const char* kMakesCgroupNs = "cgroupns";
-inline constexpr const char* kJoined = "joined";
-
-struct SyncMessage {
-    SyncType type;
-    std::string payload;
-    UniqueFd fd;
+// The messages of the drawing, one type each, with their payloads typed. Only
+// sync.cpp turns them into packets and back (encode/decode below).
+namespace msg {
+struct UsernsReady { static constexpr SyncType type = SyncType::UsernsReady; };
+struct UsernsMapped { static constexpr SyncType type = SyncType::UsernsMapped; };
+struct JoinCgroup {
+    static constexpr SyncType type = SyncType::JoinCgroup;
+    bool makes_cgroup_ns = false;  // stage 1 will make a cgroup namespace there
 };
+struct CgroupJoined {
+    static constexpr SyncType type = SyncType::CgroupJoined;
+    bool joined = false;  // stage 1 was added to the container's cgroup
+};
+struct LeaveCgroup { static constexpr SyncType type = SyncType::LeaveCgroup; };
+struct CgroupLeft { static constexpr SyncType type = SyncType::CgroupLeft; };
+struct EgressMode {
+    static constexpr SyncType type = SyncType::EgressMode;
+    egress::Enforcement mode;
+};
+struct InitPid {
+    static constexpr SyncType type = SyncType::InitPid;
+    pid_t pid = 0;
+};
+struct RunHooks { static constexpr SyncType type = SyncType::RunHooks; };
+struct HooksDone {
+    static constexpr SyncType type = SyncType::HooksDone;
+    std::string state_json;  // the OCI state (a JSON object) for createContainer hooks
+};
+struct Console {
+    static constexpr SyncType type = SyncType::Console;
+    std::string slave_name;
+    UniqueFd master;  // travels as SCM_RIGHTS
+};
+// The listeners' fds are named by their number in the sender, which the
+// parent takes with pidfd_getfd (SCM_RIGHTS would need sendmsg; see below).
+struct SeccompListener {
+    static constexpr SyncType type = SyncType::SeccompListener;
+    int fd = -1;
+};
+struct SeccompDone { static constexpr SyncType type = SyncType::SeccompDone; };
+struct EgressListener {
+    static constexpr SyncType type = SyncType::EgressListener;
+    int fd = -1;
+};
+struct EgressDone { static constexpr SyncType type = SyncType::EgressDone; };
+struct Ready { static constexpr SyncType type = SyncType::Ready; };
+struct Error {
+    static constexpr SyncType type = SyncType::Error;
+    std::string message;
+};
+}  // namespace msg
+
+using SyncMessage =
+    std::variant<msg::UsernsReady, msg::UsernsMapped, msg::JoinCgroup, msg::CgroupJoined,
+                 msg::LeaveCgroup, msg::CgroupLeft, msg::EgressMode, msg::InitPid, msg::RunHooks,
+                 msg::HooksDone, msg::Console, msg::SeccompListener, msg::SeccompDone,
+                 msg::EgressListener, msg::EgressDone, msg::Ready, msg::Error>;
+
+SyncType type_of(const SyncMessage& m);
+
+// One packet: the type byte and payload, and the fd to attach (-1: none; owned by the message).
+struct Packet {
+    std::string bytes;
+    int fd = -1;
+};
+Packet encode(const SyncMessage& m);
+// Throws sandlock::Error, naming the message, for an unknown type, a payload that is
+// not what the type carries, or an fd missing or not expected.
+SyncMessage decode(std::string_view bytes, UniqueFd fd);
+
+// Throws sandlock::Error: the text of an Error message, else "expected X, got Y".
+[[noreturn]] void throw_unexpected(const SyncMessage& got, SyncType expected);
 
 class SyncSocket {
 public:
@@ -151,14 +234,19 @@ public:
 
     static std::pair<SyncSocket, SyncSocket> make_pair();
 
-    void send(SyncType type, const std::string& payload = "", int fd = -1);
-    // Throws sandlock::Error on EOF or a socket error.
+    void send(const SyncMessage& m);
+    // Throws sandlock::Error on EOF, a socket error or a malformed packet.
     SyncMessage recv();
     // The next message, or nullopt at EOF (the peer closed its end).
     std::optional<SyncMessage> recv_or_eof();
     // Receives one message; an Error message is rethrown with its text, and a
-    // type other than `expected` is a protocol error.
-    SyncMessage expect(SyncType expected);
+    // type other than M is a protocol error.
+    template <class M>
+    M expect() {
+        SyncMessage m = recv();
+        if (auto* wanted = std::get_if<M>(&m)) return std::move(*wanted);
+        throw_unexpected(m, M::type);
+    }
     // After Ready from an exec'd process: returns at EOF, which its execve
     // makes (the socket is O_CLOEXEC); an Error it sent instead is rethrown.
     void wait_for_execve();
