@@ -239,17 +239,18 @@ cd_assert_gone() {
 	}
 }
 
-# cd_oci_archive ROOTFS OUT NAME: an OCI image archive (one gzip layer) of ROOTFS, named
-# NAME for `ctr image import`.
+# cd_oci_archive ROOTFS OUT NAME [CMD_JSON]: an OCI image archive (one gzip layer) of
+# ROOTFS, named NAME for `ctr image import`, whose config's Cmd is CMD_JSON (default
+# ["sh"]).
 cd_oci_archive() {
-	local rootfs=$1 out=$2 name=$3 dir diff_id layer cfg manifest
+	local rootfs=$1 out=$2 name=$3 cmd=${4:-'["sh"]'} dir diff_id layer cfg manifest
 	dir=$(mktemp -d "$BATS_FILE_TMPDIR/oci.XXXXXX") || return 1
 	mkdir -p "$dir/blobs/sha256"
 	tar -C "$rootfs" -cf - . | gzip -1 >"$dir/layer" || return 1
 	diff_id=$(gzip -dc "$dir/layer" | sha256sum | cut -d' ' -f1)
 	layer=$(cd_blob "$dir" "$dir/layer") || return 1
-	jq -nc --arg d "sha256:$diff_id" '{architecture: "amd64", os: "linux",
-		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"]},
+	jq -nc --arg d "sha256:$diff_id" --argjson cmd "$cmd" '{architecture: "amd64", os: "linux",
+		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: $cmd},
 		rootfs: {type: "layers", diff_ids: [$d]}}' >"$dir/config" || return 1
 	cfg=$(cd_blob "$dir" "$dir/config") || return 1
 	jq -nc --argjson c "$cfg" --argjson l "$layer" '{schemaVersion: 2,
