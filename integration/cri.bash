@@ -92,17 +92,7 @@ cri_setup_file() {
 # cri_write_config: containerd's config and the CNI network.
 cri_write_config() {
 	{
-		cat <<-EOF
-			version = 2
-			root = "$CD_DIR/root"
-			state = "$CD_DIR/state"
-			[grpc]
-			  address = "$CD_DIR/containerd.sock"
-			[ttrpc]
-			  address = "$CD_DIR/containerd.sock.ttrpc"
-			[plugins."io.containerd.internal.v1.opt"]
-			  path = "$CD_DIR/opt"
-		EOF
+		cd_config_base
 		# the sandlock handler as the operator installs it (the file is meant to be
 		# imported, but an import would replace the CRI section written below)
 		grep -v '^version' "$INTEGRATION_DIR/config/containerd-sandlock.toml" |
@@ -158,11 +148,20 @@ cri_import_images() {
 cri_teardown_file() {
 	[ -d "$CD_DIR" ] || return 0
 	local pod ns cg
+	# libcni's cached results are per network and sandbox: our network's, and the
+	# loopback network's of our sandboxes (those CRI created, whatever became of them)
+	for pod in $(cat "$CD_DIR/pods" 2>/dev/null); do
+		rm -f "$CRI_CNI_CACHE/results/"*"-$pod-"*
+	done
 	if [ -n "$(cd_daemon_pids)" ]; then
 		for pod in $(cri ListPodSandbox 2>/dev/null | jq -r '.items[].id'); do
 			cri_remove_pod "$pod" >/dev/null 2>&1
 		done
 	fi
+	# what the CRI could not remove (containerd died, or a call failed), by each
+	# handler's runtime
+	cri_force_delete "$RUNTIME" "$CD_DIR/runc-sandlock/k8s.io"
+	cri_force_delete runc "$CD_DIR/runc-runc/k8s.io"
 	cd_teardown_file
 	ip link delete "$CRI_BRIDGE" 2>/dev/null
 	ip link delete "$CRI_LISTEN_IF" 2>/dev/null
@@ -172,11 +171,27 @@ cri_teardown_file() {
 		cri_netns_ours "$ns" && ip netns delete "$ns" 2>/dev/null
 	done
 	for cg in $(find /sys/fs/cgroup -maxdepth 3 -depth -type d -path "*/$CRI_CGROUP*" 2>/dev/null); do
+		xargs -r kill -9 <"$cg/cgroup.procs" 2>/dev/null
+		eventually 5 cri_cgroup_empty "$cg"
 		rmdir "$cg" 2>/dev/null
 	done
 	rm -f "$CRI_CNI_CACHE/results/$CRI_NETWORK-"*
 	[ "${CRI_HAD_CNI_CACHE:-1}" = 0 ] && find "$CRI_CNI_CACHE" -depth -type d -exec rmdir {} + 2>/dev/null
 	return 0
+}
+
+# cri_force_delete RUNTIME ROOT: `RUNTIME --root ROOT delete --force` of every container
+# whose state is still in ROOT.
+cri_force_delete() {
+	local dir
+	for dir in "$2"/*/; do
+		[ -d "$dir" ] || continue
+		timeout 30 "$1" --root "$2" delete --force "$(basename "$dir")" >/dev/null 2>&1 </dev/null 3>&-
+	done
+}
+
+cri_cgroup_empty() {
+	[ ! -s "$1/cgroup.procs" ]
 }
 
 # cri_netns_list: containerd's pod network namespaces (cni-<uuid> in /run/netns).
@@ -233,6 +248,7 @@ cri_run_pod() {
 	out=$(cri RunPodSandbox "$(jq -nc --argjson c "$config" --arg h "$3" '{config: $c, runtime_handler: $h}')") ||
 		return 1
 	printf -v "$1" '%s' "$(jq -r .pod_sandbox_id <<<"$out")"
+	echo "${!1}" >>"$CD_DIR/pods"
 	printf -v "CRI_CONFIG_$1" '%s' "$config"
 	CRI_PODS+=("${!1}")
 }
@@ -285,6 +301,17 @@ cri_pod_netns() {
 # cri_pod_ip ID: the pod's address on the CNI network.
 cri_pod_ip() {
 	cri PodSandboxStatus "{\"pod_sandbox_id\": \"$1\"}" | jq -r .status.network.ip
+}
+
+# cri_policy_pod VAR NAME HANDLER: a listener (cri_listen), then a pod of HANDLER whose
+# annotation allows $CRI_A:$CRI_PORT only; its id in VAR, its address in POD_IP, its
+# netns in POD_NETNS.
+cri_policy_pod() {
+	cri_listen &&
+		cri_run_pod "$1" "$2" "$3" "$(jq -nc --arg v "$CRI_A:$CRI_PORT" '{"io.sandlock.network.allow": $v}')" ||
+		return 1
+	POD_IP=$(cri_pod_ip "${!1}") && POD_NETNS=$(cri_pod_netns "${!1}") || return 1
+	echo "pod ${!1}: ip $POD_IP, netns $POD_NETNS"
 }
 
 # cri_listen: a TCP listener on $CRI_A and $CRI_D, port $CRI_PORT (records in
@@ -345,8 +372,8 @@ cri_assert_pod_gone() {
 	[ -n "$netns" ] && [ -e "$netns" ] && left+="netns $netns; "
 	[ -z "$(find "$CD_DIR/ipam" -type f -name "$CRI_NET.*" 2>/dev/null)" ] ||
 		left+="IPAM allocations $(find "$CD_DIR/ipam" -type f -name "$CRI_NET.*"); "
-	! compgen -G "$CRI_CNI_CACHE/results/$CRI_NETWORK-$pod*" >/dev/null ||
-		left+="CNI results $(echo "$CRI_CNI_CACHE/results/$CRI_NETWORK-$pod"*); "
+	! compgen -G "$CRI_CNI_CACHE/results/*-$pod-*" >/dev/null ||
+		left+="CNI results $(echo "$CRI_CNI_CACHE/results/"*"-$pod-"*); "
 	[ -n "$pod" ] && findmnt -rn -o TARGET | grep -qF "$pod" && left+="mounts; "
 	[ -z "$left" ] || {
 		echo "leftovers of pod $pod: $left" >&2

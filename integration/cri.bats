@@ -29,11 +29,6 @@ teardown() {
 	cri_teardown
 }
 
-# the pod annotation of the policy tests: the allowed listener only
-allow_a() {
-	jq -nc --arg v "$CRI_A:$CRI_PORT" '{"io.sandlock.network.allow": $v}'
-}
-
 @test "CRI: Version answers runtime.v1 from containerd; both handlers' images are there" {
 	run cri Version
 	echo "$output"
@@ -48,14 +43,10 @@ allow_a() {
 
 @test "CRI sandlock pod: two containers in the pod's network, ExecSync; the pod's allowlist holds for each process at the host's listeners; status, list, stop, remove; nothing left" {
 	require_enforcement
-	local pod c1 c2 ip netns
-	cri_listen
-	cri_run_pod pod web sandlock "$(allow_a)"
-	ip=$(cri_pod_ip "$pod")
-	netns=$(cri_pod_netns "$pod")
-	echo "pod $pod ip $ip netns $netns"
-	[[ "$ip" == "$CRI_NET".0.* ]]
-	[ -e "$netns" ]
+	local pod c1 c2
+	cri_policy_pod pod web sandlock
+	[[ "$POD_IP" == "$CRI_NET".0.* ]]
+	[ -e "$POD_NETNS" ]
 	cri_create c1 pod one "$(cri_probe_script one)"
 	cri_create c2 pod two "$(cri_probe_script two)"
 	[ "$(cri_container_state "$c1")" = CONTAINER_CREATED ]
@@ -73,7 +64,7 @@ allow_a() {
 
 	# both containers are in the pod's network namespace
 	local pod_net
-	pod_net=net:[$(stat -L -c %i "$netns")]
+	pod_net=net:[$(stat -L -c %i "$POD_NETNS")]
 	run cri_exec "$c1" readlink /proc/self/ns/net
 	[ "$status" -eq 0 ]
 	[ "$output" = "$pod_net" ]
@@ -99,9 +90,9 @@ allow_a() {
 	assert_refused exec-refused
 	cat "$BATS_TEST_TMPDIR/tcp-$CRI_PORT.log"
 	# delivered through the pod's CNI network (from the pod's address)
-	expect_count 1 cri_received_from "$CRI_A" "$ip" one-allowed
-	expect_count 1 cri_received_from "$CRI_A" "$ip" two-allowed
-	expect_count 1 cri_received_from "$CRI_A" "$ip" exec-allowed
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" one-allowed
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" two-allowed
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" exec-allowed
 	expect_count 0 received_anywhere one-refused
 	expect_count 0 received_anywhere two-refused
 	expect_count 0 received_anywhere exec-refused
@@ -125,15 +116,12 @@ allow_a() {
 	[ "$(jq -r .status.state <<<"$output")" = SANDBOX_NOTREADY ]
 	run cri RemovePodSandbox "{\"pod_sandbox_id\": \"$pod\"}"
 	[ "$status" -eq 0 ]
-	cri_assert_pod_gone "$pod" "$netns"
+	cri_assert_pod_gone "$pod" "$POD_NETNS"
 }
 
 @test "CRI control: a pod of the default handler (runc) with the same annotation is not confined" {
-	local pod c ip netns
-	cri_listen
-	cri_run_pod pod control "" "$(allow_a)"
-	ip=$(cri_pod_ip "$pod")
-	netns=$(cri_pod_netns "$pod")
+	local pod c
+	cri_policy_pod pod control ""
 	cri_create c pod one "$(cri_probe_script ctl)"
 	cri StartContainer "{\"container_id\": \"$c\"}" >/dev/null
 	[ ! -e "$CD_DIR/runc-sandlock/k8s.io/$c" ]
@@ -143,19 +131,16 @@ allow_a() {
 	assert_ok ctl-allowed
 	assert_ok ctl-refused
 	cat "$BATS_TEST_TMPDIR/tcp-$CRI_PORT.log"
-	expect_count 1 cri_received_from "$CRI_A" "$ip" ctl-allowed
-	expect_count 1 cri_received_from "$CRI_D" "$ip" ctl-refused
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" ctl-allowed
+	expect_count 1 cri_received_from "$CRI_D" "$POD_IP" ctl-refused
 	cri_remove_pod "$pod"
-	cri_assert_pod_gone "$pod" "$netns"
+	cri_assert_pod_gone "$pod" "$POD_NETNS"
 }
 
 @test "CRI: a container's annotation replaces the pod's for that container (containerd applies it last); the pod's other containers keep the pod's" {
 	require_enforcement
-	local pod c1 c2 ip netns
-	cri_listen
-	cri_run_pod pod mixed sandlock "$(allow_a)"
-	ip=$(cri_pod_ip "$pod")
-	netns=$(cri_pod_netns "$pod")
+	local pod c1 c2
+	cri_policy_pod pod mixed sandlock
 	# c1 asks for the refused address only; c2 has no annotation of its own
 	cri_create c1 pod own "$(cri_probe_script own)" \
 		"$(jq -nc --arg v "$CRI_D:$CRI_PORT" '{"io.sandlock.network.allow": $v}')"
@@ -176,11 +161,11 @@ allow_a() {
 	assert_refused inh-refused
 	cat "$BATS_TEST_TMPDIR/tcp-$CRI_PORT.log"
 	expect_count 0 received_anywhere own-allowed
-	expect_count 1 cri_received_from "$CRI_D" "$ip" own-refused
-	expect_count 1 cri_received_from "$CRI_A" "$ip" inh-allowed
+	expect_count 1 cri_received_from "$CRI_D" "$POD_IP" own-refused
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" inh-allowed
 	expect_count 0 received_anywhere inh-refused
 	cri_remove_pod "$pod"
-	cri_assert_pod_gone "$pod" "$netns"
+	cri_assert_pod_gone "$pod" "$POD_NETNS"
 }
 
 @test "CRI: a pod whose annotation the runtime rejects fails RunPodSandbox with the runtime's message; nothing left" {
