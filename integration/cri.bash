@@ -147,12 +147,9 @@ cri_import_images() {
 # of the node: shims, mounts, cgroups, the bridges, netns, IPAM.
 cri_teardown_file() {
 	[ -d "$CD_DIR" ] || return 0
-	local pod ns cg
-	# libcni's cached results are per network and sandbox: our network's, and the
-	# loopback network's of our sandboxes (those CRI created, whatever became of them)
-	for pod in $(cat "$CD_DIR/pods" 2>/dev/null); do
-		rm -f "$CRI_CNI_CACHE/results/"*"-$pod-"*
-	done
+	local pod ns cg pods
+	# (read now: $CD_DIR goes with containerd)
+	pods=$(cat "$CD_DIR/pods" 2>/dev/null)
 	if [ -n "$(cd_daemon_pids)" ]; then
 		for pod in $(cri ListPodSandbox 2>/dev/null | jq -r '.items[].id'); do
 			cri_remove_pod "$pod" >/dev/null 2>&1
@@ -175,7 +172,12 @@ cri_teardown_file() {
 		eventually 5 cri_cgroup_empty "$cg"
 		rmdir "$cg" 2>/dev/null
 	done
+	# libcni's cached results are per network and sandbox: our network's, and the
+	# loopback network's of our sandboxes (those CRI created, whatever became of them)
 	rm -f "$CRI_CNI_CACHE/results/$CRI_NETWORK-"*
+	for pod in $pods; do
+		rm -f "$CRI_CNI_CACHE/results/"*"-$pod-"*
+	done
 	[ "${CRI_HAD_CNI_CACHE:-1}" = 0 ] && find "$CRI_CNI_CACHE" -depth -type d -exec rmdir {} + 2>/dev/null
 	return 0
 }
@@ -190,6 +192,7 @@ cri_force_delete() {
 	done
 }
 
+# cri_cgroup_empty DIR: no process left in the cgroup DIR (they are killed, then gone).
 cri_cgroup_empty() {
 	[ ! -s "$1/cgroup.procs" ]
 }
