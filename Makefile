@@ -190,13 +190,15 @@ $(BUILD)/helpers/%: integration/helpers/%.c
 $(BUILD)/helpers/egress_probe: HELPER_LDFLAGS = -static
 $(BUILD)/helpers/shim_attack: HELPER_LDFLAGS = -static
 $(BUILD)/helpers/unix_probe: HELPER_LDFLAGS = -static
+$(BUILD)/helpers/pause: HELPER_LDFLAGS = -static
 
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
 	podman netavark containerd conmon aardvark-dns catatonit \
 	runc crun hyperfine time bpftool \
-	clang llvm libbpf-dev libelf-dev zlib1g-dev
+	clang llvm libbpf-dev libelf-dev zlib1g-dev \
+	containernetworking-plugins python3-grpcio python3-protobuf protobuf-compiler
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

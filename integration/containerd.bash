@@ -37,18 +37,7 @@ cd_setup_file() {
 	[ -e /run/containerd ] && CD_HAD_RUN=1
 	compgen -G "/sys/fs/cgroup/*/$CD_NS" >/dev/null && CD_HAD_CGROUP=1
 	mkdir -p "$CD_DIR"/{root,state,opt,runc,fifo} || return 1
-	cat >"$CD_DIR/config.toml" <<-EOF
-		version = 2
-		root = "$CD_DIR/root"
-		state = "$CD_DIR/state"
-		imports = ["$INTEGRATION_DIR/config/containerd-sandlock.toml"]
-		[grpc]
-		  address = "$CD_DIR/containerd.sock"
-		[ttrpc]
-		  address = "$CD_DIR/containerd.sock.ttrpc"
-		[plugins."io.containerd.internal.v1.opt"]
-		  path = "$CD_DIR/opt"
-	EOF
+	cd_config_base "imports = [\"$INTEGRATION_DIR/config/containerd-sandlock.toml\"]" >"$CD_DIR/config.toml"
 	containerd --config "$CD_DIR/config.toml" >"$CD_DIR/containerd.log" 2>&1 </dev/null 3>&- &
 	CD_PID=$!
 	local deadline=$((SECONDS + 20))
@@ -68,6 +57,25 @@ cd_setup_file() {
 	}
 }
 
+# cd_config_base [TOP_LEVEL_LINE...]: the start of a private containerd's config (version
+# 2): its root, state, sockets and opt dir under $CD_DIR, then the given top-level lines.
+cd_config_base() {
+	cat <<-EOF
+		version = 2
+		root = "$CD_DIR/root"
+		state = "$CD_DIR/state"
+	EOF
+	printf '%s\n' "$@"
+	cat <<-EOF
+		[grpc]
+		  address = "$CD_DIR/containerd.sock"
+		[ttrpc]
+		  address = "$CD_DIR/containerd.sock.ttrpc"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$CD_DIR/opt"
+	EOF
+}
+
 # cd_teardown_file: everything of the private containerd, containerd itself by pid.
 cd_teardown_file() {
 	[ -d "$CD_DIR" ] || return 0
@@ -84,8 +92,11 @@ cd_teardown_file() {
 		cd_wait_exit "$pid" 10 || kill -9 "$pid" 2>/dev/null
 	done
 	# shims outlive containerd; they are ours when they name our socket
+	local socket
 	for p in $(cd_shim_pids); do
-		kill -9 "$p" 2>/dev/null
+		socket=$(cd_shim_socket "$p")
+		kill -9 "$p" 2>/dev/null && cd_wait_exit "$p" 5
+		rm -f "$socket"
 	done
 	for p in $(findmnt -rn -o TARGET | grep -F "$CD_DIR" | sort -r); do
 		umount -l "$p" 2>/dev/null
@@ -115,6 +126,23 @@ cd_daemon_pids() {
 			echo "${p#/proc/}"
 	done
 	return 0
+}
+
+# cd_shim_socket PID: the socket containerd 1.6 made for that shim, which stays when the
+# shim is killed: /run/containerd/s/ and the sha256 of ADDRESS/NAMESPACE/ID (its -address,
+# -namespace and -id arguments).
+cd_shim_socket() {
+	local args=() i addr="" ns="" id=""
+	mapfile -d '' args <"/proc/$1/cmdline" 2>/dev/null
+	for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+		case ${args[i]} in
+		-address) addr=${args[i + 1]} ;;
+		-namespace) ns=${args[i + 1]} ;;
+		-id) id=${args[i + 1]} ;;
+		esac
+	done
+	[ -n "$id" ] || return 0
+	echo "/run/containerd/s/$(printf '%s' "$addr/$ns/$id" | sha256sum | cut -d' ' -f1)"
 }
 
 # cd_shim_pids: pids of the shims of the private containerd.
@@ -239,17 +267,18 @@ cd_assert_gone() {
 	}
 }
 
-# cd_oci_archive ROOTFS OUT NAME: an OCI image archive (one gzip layer) of ROOTFS, named
-# NAME for `ctr image import`.
+# cd_oci_archive ROOTFS OUT NAME [CMD_JSON]: an OCI image archive (one gzip layer) of
+# ROOTFS, named NAME for `ctr image import`, whose config's Cmd is CMD_JSON (default
+# ["sh"]).
 cd_oci_archive() {
-	local rootfs=$1 out=$2 name=$3 dir diff_id layer cfg manifest
+	local rootfs=$1 out=$2 name=$3 cmd=${4:-'["sh"]'} dir diff_id layer cfg manifest
 	dir=$(mktemp -d "$BATS_FILE_TMPDIR/oci.XXXXXX") || return 1
 	mkdir -p "$dir/blobs/sha256"
 	tar -C "$rootfs" -cf - . | gzip -1 >"$dir/layer" || return 1
 	diff_id=$(gzip -dc "$dir/layer" | sha256sum | cut -d' ' -f1)
 	layer=$(cd_blob "$dir" "$dir/layer") || return 1
-	jq -nc --arg d "sha256:$diff_id" '{architecture: "amd64", os: "linux",
-		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"]},
+	jq -nc --arg d "sha256:$diff_id" --argjson cmd "$cmd" '{architecture: "amd64", os: "linux",
+		config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: $cmd},
 		rootfs: {type: "layers", diff_ids: [$d]}}' >"$dir/config" || return 1
 	cfg=$(cd_blob "$dir" "$dir/config") || return 1
 	jq -nc --argjson c "$cfg" --argjson l "$layer" '{schemaVersion: 2,
