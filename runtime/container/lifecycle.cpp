@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <optional>
+#include <string_view>
 #include <cctype>
 #include <chrono>
 #include <thread>
@@ -155,13 +158,20 @@ void Container::start() {
         log::warn(w);
 }
 
+namespace {
+
+// A decimal signal number of `digits`, nullopt when it is not one (empty, signs, overflow).
+std::optional<int> signal_number(std::string_view digits) {
+    int n = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+    return n;
+}
+
+}  // namespace
+
 int parse_signal(const std::string& text) {
-    if (text.empty()) throw Error("unknown signal \"\"");
-    if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
-        int n = std::stoi(text);
-        if (n <= 0 || n >= NSIG) throw Error("unknown signal \"" + text + "\"");
-        return n;
-    }
+    const auto unknown = [&]() { return Error("unknown signal \"" + text + "\""); };
     std::string name = text;
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
@@ -170,9 +180,16 @@ int parse_signal(const std::string& text) {
         const char* abbrev = ::sigabbrev_np(sig);
         if (abbrev && name == abbrev) return sig;
     }
-    if (name.rfind("RTMIN+", 0) == 0) return SIGRTMIN + std::stoi(name.substr(6));
-    if (name.rfind("RTMAX-", 0) == 0) return SIGRTMAX - std::stoi(name.substr(6));
-    throw Error("unknown signal \"" + text + "\"");
+    std::optional<int> sig;
+    if (name.rfind("RTMIN+", 0) == 0) {
+        if (const auto n = signal_number(std::string_view(name).substr(6))) sig = SIGRTMIN + *n;
+    } else if (name.rfind("RTMAX-", 0) == 0) {
+        if (const auto n = signal_number(std::string_view(name).substr(6))) sig = SIGRTMAX - *n;
+    } else {
+        sig = signal_number(text);
+    }
+    if (!sig || *sig <= 0 || *sig >= NSIG) throw unknown();
+    return *sig;
 }
 
 void Container::kill(int sig, bool all) const {
