@@ -31,7 +31,8 @@
 #include "runtime/linux/seccomp.hpp"
 #include "runtime/shim/control.hpp"
 #include "runtime/util/unix_socket.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
+#include "runtime/shim/process.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 

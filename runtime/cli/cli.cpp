@@ -8,7 +8,7 @@
 #include <deque>
 #include <iostream>
 
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"
 #include "spec/config.hpp"

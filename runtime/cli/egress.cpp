@@ -5,7 +5,7 @@
 #include "runtime/cli/cli.hpp"
 #include "runtime/cli/table.hpp"
 #include "runtime/egress/kernel_layer.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 

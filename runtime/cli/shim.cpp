@@ -1,7 +1,7 @@
 // The hidden `shim` subcommand: the egress supervisor process that `create` starts
-// (runtime/shim/shim.hpp). Not for users; absent from --help.
+// (runtime/shim/process.hpp). Not for users; absent from --help.
 #include "runtime/cli/cli.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/process.hpp"
 
 namespace sandlock::cli {
 

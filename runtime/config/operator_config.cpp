@@ -133,7 +133,7 @@ void read_audit(const Reader& r, const YAML::Node& node, OperatorConfig& out) {
     if (const auto size = node["max_size"]) {
         const std::string v = r.scalar(size, "audit.max_size");
         const auto bytes = parse_size(v);
-        // the shim's own bounds (shim.cpp): below a page the log would rotate at every line
+        // the shim's own bounds (shim/process.cpp): below a page the log would rotate at every line
         if (!bytes || *bytes < 4096 || *bytes > (1ULL << 40))
             r.fail(size.Mark(), "audit.max_size: invalid size \"" + v + "\" (4KiB to 1TiB, e.g. 16MiB)");
         out.audit_max_size = bytes;

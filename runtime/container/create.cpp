@@ -24,7 +24,7 @@
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"

@@ -10,7 +10,7 @@
 #include "runtime/egress/hosts.hpp"
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/safe_path.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"

@@ -16,7 +16,7 @@
 #include "runtime/linux/identity.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/scope.hpp"

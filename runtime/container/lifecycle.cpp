@@ -17,7 +17,7 @@
 
 #include "hooks/hooks.hpp"
 #include "runtime/egress/kernel_layer.hpp"
-#include "runtime/shim/shim.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"

@@ -3,7 +3,7 @@
 //
 // Notified (SECCOMP_RET_USER_NOTIF, answered by the shim):
 //   - connect (every family: in kernel mode the shim continues non-IP sockets, in
-//     supervisor mode it performs their calls itself, shim/shim.hpp);
+//     supervisor mode it performs their calls itself, shim/client.hpp);
 //   and only in supervisor mode (the kernel layer could not be attached):
 //   - sendto with a non-NULL destination pointer (arg 4 != 0);
 //   - sendmsg and sendmmsg (the destination is in process memory, which a filter

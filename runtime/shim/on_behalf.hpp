@@ -4,7 +4,7 @@
 // from the copy as the kernel would read it for that socket, the policy is consulted, and
 // the call is performed on the duplicate with a sockaddr we built ourselves, or refused
 // with ECONNREFUSED. Calls on other sockets (unix, netlink) are performed on the duplicate
-// too, as the caller (see on_behalf.cpp and shim.hpp): never CONTINUE in supervisor mode,
+// too, as the caller (see on_behalf.cpp and client.hpp): never CONTINUE in supervisor mode,
 // so the kernel never re-reads the caller's memory or fd table after the check. In kernel
 // mode (only connect is notified) a non-IP connect is CONTINUEd: the kernel's connect hook
 // judges whatever the fd names by then.

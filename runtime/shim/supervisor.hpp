@@ -7,7 +7,7 @@
 // answered EAGAIN at once, counted as busy), a stream send copies at most 256 KiB, a
 // datagram at most 64 KiB (a unix one 256 KiB), and the shim's own connects and sends
 // never wait past the caller's notification (on_behalf.cpp). The shim's cgroup caps the
-// rest (shim.hpp).
+// rest (client.hpp, process.hpp).
 #pragma once
 
 #include <cstddef>

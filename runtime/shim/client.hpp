@@ -1,4 +1,9 @@
-// The egress shim: a detached process (`sandlock-runc shim <state dir>`) that owns the
+// The egress shim's client side: what create, exec, delete and `egress ID` do with a
+// container's shim — start it, hand it listeners and kernel maps, ask it for its status,
+// stop it — and the files it keeps in the state dir. The shim process itself is
+// process.hpp; the contract between the two (fds, environment) is launch.hpp.
+//
+// The shim: a detached process (`sandlock-runc shim <state dir>`) that owns the
 // container's seccomp listener fds, runs a Supervisor over them, serves
 // <state dir>/shim.sock (control.hpp) and appends decisions to <state dir>/audit.log.
 // It exits when every listener hung up (the container's processes are all gone) or on
@@ -10,7 +15,7 @@
 // Bounded on the host whatever the container does: the Supervisor caps calls in flight,
 // bytes copied per call, and gives up a send or connect whose caller is gone
 // (supervisor.hpp, on_behalf.cpp); audit.log is rate-limited and size-capped with one
-// rotation (AuditLog below); and the shim itself lives in a cgroup of its own, a sibling
+// rotation (AuditLog, process.cpp); and the shim itself lives in a cgroup of its own, a sibling
 // of the container's with memory and pids limits (64 MiB, 64 tasks by default,
 // SANDLOCK_RUNC_SHIM_MEMORY_MAX / SANDLOCK_RUNC_SHIM_PIDS_MAX in the runtime's
 // environment), so that what it holds is charged and capped: `create` launches it held
@@ -137,15 +142,8 @@ nlohmann::json shim_status(const std::string& state_dir);
 // Throws only when the shim outlives SIGKILL, so that nothing is removed under it.
 void stop_shim(const std::string& state_dir, const proc::Identity& shim = {});
 
-// The hidden `shim` subcommand: fd 3 is the first listener. Returns the exit code.
-int run_shim_main(const std::string& state_dir);
-
 // The program start_shim runs; default "/proc/self/exe". Tests, whose own binary is not
 // sandlock-runc, point it at the built runtime.
 void set_shim_binary(const std::string& path);
-
-// One audit.log line (with the trailing newline) and whether a mode records a decision.
-std::string audit_line(const Decision& d, const std::string& time);
-bool audit_records(egress::Audit mode, bool allowed);
 
 }  // namespace sandlock::shim

@@ -1,0 +1,487 @@
+#include "runtime/shim/process.hpp"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "runtime/egress/kernel_layer.hpp"
+#include "runtime/shim/client.hpp"
+#include "runtime/shim/control.hpp"
+#include "runtime/shim/launch.hpp"
+#include "runtime/util/error.hpp"
+#include "runtime/util/fs.hpp"
+#include "runtime/util/log.hpp"
+#include "runtime/util/process.hpp"
+#include "runtime/util/scope.hpp"
+
+namespace sandlock::shim {
+
+using json = nlohmann::json;
+using namespace startup;
+
+namespace {
+
+constexpr off_t kDefaultAuditMaxSize = 16 << 20;
+// Decisions recorded per second at most (a burst of as many); the rest are counted
+// and the count written as one record when recording resumes.
+constexpr double kAuditLinesPerSecond = 1000;
+
+bool is_seccomp_listener(int fd) {
+    char target[64] = {};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    return n > 0 && std::string(target, static_cast<size_t>(n)) == "anon_inode:seccomp notify";
+}
+
+// The pipe start_shim waits on: one line, "ready <pid>" or "error <message>".
+class ReadyChannel {
+public:
+    ReadyChannel() {
+        const char* v = std::getenv(kReadyFdEnv);
+        if (!v) return;
+        const int fd = std::atoi(v);
+        ::unsetenv(kReadyFdEnv);
+        if (fd > 2 && ::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) fd_.reset(fd);
+    }
+    void send(const std::string& line) {
+        if (!fd_) return;
+        const std::string text = line + "\n";
+        write_all_raw(fd_.get(), text.data(), text.size());
+        fd_.reset();
+    }
+
+private:
+    UniqueFd fd_;
+};
+
+// audit.log: one JSON line per decision the mode records, bounded whatever the container
+// does. Rate-limited (a token bucket of kAuditLinesPerSecond; what it drops is counted
+// and reported as {"time", "suppressed": N}), and size-capped: a line that would take
+// the file past max_size first moves it to audit.log.1 (replacing the older one), so
+// the two files hold at most 2 * max_size.
+class AuditLog {
+public:
+    AuditLog(std::string path, egress::Audit mode, off_t max_size)
+        : path_(std::move(path)), mode_(mode), max_size_(max_size) {
+        if (mode_ == egress::Audit::Off) return;
+        open_file();
+        struct stat st {};
+        if (::fstat(fd_.get(), &st) == 0) written_ = st.st_size;
+    }
+    AuditFn fn() {
+        if (mode_ == egress::Audit::Off) return {};
+        return [this](const Decision& d) { record(d); };
+    }
+
+private:
+    void open_file() {
+        fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd_) throw_errno("open " + path_);
+    }
+
+    void record(const Decision& d) {
+        if (!audit_records(mode_, d.allowed)) return;
+        std::lock_guard lock(mu_);
+        if (!take_token()) {
+            ++suppressed_;
+            return;
+        }
+        const std::string now = log::rfc3339_now();
+        if (suppressed_ > 0) {
+            nlohmann::ordered_json s;
+            s["time"] = now;
+            s["suppressed"] = suppressed_;
+            write_line(s.dump() + "\n");
+            suppressed_ = 0;
+        }
+        write_line(audit_line(d, now));
+    }
+
+    bool take_token() {
+        const auto now = std::chrono::steady_clock::now();
+        const double elapsed = std::chrono::duration<double>(now - refilled_).count();
+        refilled_ = now;
+        tokens_ = std::min(kAuditLinesPerSecond, tokens_ + elapsed * kAuditLinesPerSecond);
+        if (tokens_ < 1) return false;
+        tokens_ -= 1;
+        return true;
+    }
+
+    // One write per line on an O_APPEND fd, under the lock.
+    void write_line(const std::string& line) {
+        if (written_ + static_cast<off_t>(line.size()) > max_size_ && written_ > 0) rotate();
+        write_all_raw(fd_.get(), line.data(), line.size());
+        written_ += static_cast<off_t>(line.size());
+    }
+
+    // Never throws (it runs on the supervisor's threads): if the new file cannot be made,
+    // the records go on to the renamed one.
+    void rotate() {
+        const std::string older = path_ + ".1";
+        if (::rename(path_.c_str(), older.c_str()) != 0) return;
+        UniqueFd fresh(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fresh) return;
+        fd_ = std::move(fresh);
+        written_ = 0;
+    }
+
+    std::string path_;
+    egress::Audit mode_;
+    off_t max_size_;
+    off_t written_ = 0;
+    UniqueFd fd_;
+    std::mutex mu_;
+    double tokens_ = kAuditLinesPerSecond;
+    std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+    std::uint64_t suppressed_ = 0;
+};
+
+// The cap the runtime passed on, else the default; a malformed value is the default.
+off_t audit_max_size() {
+    const char* v = std::getenv(kAuditMaxSizeEnv);
+    if (!v || !*v) return kDefaultAuditMaxSize;
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return (*end == '\0' && n >= 4096 && n <= (1ULL << 40)) ? static_cast<off_t>(n) : kDefaultAuditMaxSize;
+}
+
+// Written once serving; removed on exit only if it still names us.
+class PidFile {
+public:
+    explicit PidFile(std::string path) : path_(std::move(path)) {
+        fs::write_file_atomic(path_, std::to_string(::getpid()), 0644);
+    }
+    ~PidFile() {
+        try {
+            if (fs::read_file(path_) == std::to_string(::getpid())) ::unlink(path_.c_str());
+        } catch (const std::exception&) {
+            // Already gone.
+        }
+    }
+
+private:
+    std::string path_;
+};
+
+// The kernel layer's audit events: drained from its ring buffer into the audit log by a
+// thread of their own (the programs wake it when the buffer was empty; a full buffer drops
+// events, which the kernel counts as lost).
+class KernelEventPump {
+public:
+    KernelEventPump(egress::KernelLayer& layer, AuditFn audit) : layer_(layer), audit_(std::move(audit)) {
+        thread_ = std::thread([this] { pump(); });
+    }
+    ~KernelEventPump() {
+        done_ = true;
+        thread_.join();
+    }
+    KernelEventPump(const KernelEventPump&) = delete;
+    KernelEventPump& operator=(const KernelEventPump&) = delete;
+
+private:
+    void pump() {
+        const std::function<void(const egress::KernelEvent&)> record = [this](const egress::KernelEvent& e) {
+            Decision d;
+            d.pid = e.pid;
+            d.syscall = egress::to_string(e.hook);
+            d.protocol = e.protocol;
+            d.destination = e.destination.to_string();
+            d.port = e.port;
+            d.allowed = e.allowed;
+            d.kernel = true;
+            audit_(d);
+        };
+        while (!done_.load()) {
+            pollfd p{layer_.events_fd(), POLLIN, 0};
+            ::poll(&p, 1, 200);
+            try {
+                layer_.drain_events(record);
+            } catch (const std::exception& e) {
+                log::warn(std::string("egress shim: kernel events: ") + e.what());
+                return;
+            }
+        }
+    }
+
+    egress::KernelLayer& layer_;
+    AuditFn audit_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+// What the control socket does to the Supervisor and the kernel layer.
+class ShimService {
+public:
+    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn)
+        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)) {}
+    ~ShimService() {
+        std::lock_guard lock(mu_);
+        pump_.reset();  // before the layer it reads
+    }
+
+    json handle(const json& request, std::vector<UniqueFd> fds) {
+        auto op = request.find("op");
+        if (op == request.end() || !op->is_string()) return refuse("request without \"op\"");
+        if (*op == "register") return add(request, std::move(fds));
+        if (*op == "status") return status();
+        return refuse("unknown op " + op->dump());
+    }
+    // After this, registrations are refused: nobody would serve the listener.
+    void close() {
+        std::lock_guard lock(mu_);
+        closing_ = true;
+    }
+    void terminate() {
+        {
+            std::lock_guard lock(mu_);
+            closing_ = true;
+        }
+        sup_.stop();
+    }
+
+    json status() const {
+        const Counters c = sup_.counters();
+        json counters = {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued},
+                         {"errors", c.errors},   {"busy", c.busy}};
+        std::lock_guard lock(mu_);
+        if (kernel_) {
+            try {
+                counters["kernel"] = kernel_counters(kernel_->counters());
+            } catch (const Error& e) {
+                counters["kernel"] = {{"error", e.what()}};
+            }
+        }
+        return {{"ok", true},
+                {"pid", ::getpid()},
+                {"listeners", sup_.listener_count()},
+                {"audit", egress::to_string(audit_)},
+                {"enforcement", kernel_ ? "kernel" : "supervisor"},
+                {"counters", counters}};
+    }
+
+private:
+    static json refuse(const std::string& why) { return {{"ok", false}, {"error", why}}; }
+
+    static json pair(const egress::KernelCounters::Pair& p) { return {{"allowed", p.allowed}, {"denied", p.denied}}; }
+
+    static json kernel_counters(const egress::KernelCounters& k) {
+        json rules = json::array();
+        for (const auto& r : k.rules) rules.push_back(pair(r));
+        return {{"allowed", k.allowed()},
+                {"denied", k.denied()},
+                {"no_rule", pair(k.no_rule)},
+                {"loopback", pair(k.loopback)},
+                {"open", pair(k.open)},
+                {"no_address", k.no_address.allowed},
+                {"refused_sockets", k.refused_sockets},
+                {"routed_packets", k.routed_packets},
+                {"lost_events", k.lost_events},
+                {"rules", rules}};
+    }
+
+    // A listener to serve. The first one of a container whose kernel layer create attached
+    // comes with that layer's maps ("kernel_layer": its id; the listener's fd first, then
+    // the maps): from then on the shim owns them, and answers allowed connects CONTINUE.
+    json add(const json& request, std::vector<UniqueFd> fds) {
+        if (fds.empty() || !fds[0]) return refuse("register: no listener fd attached");
+        UniqueFd fd = std::move(fds[0]);
+        if (!is_seccomp_listener(fd.get())) return refuse("register: the fd is not a seccomp listener");
+        std::lock_guard lock(mu_);
+        if (closing_) return refuse("the egress shim is stopping");
+        if (const auto k = request.find("kernel_layer"); k != request.end()) {
+            if (kernel_) return refuse("register: the kernel layer is handed over already");
+            if (sup_.listener_count() > 0) return refuse("register: the kernel layer must come with the first listener");
+            if (!k->is_object() || !k->contains("id") || !k->at("id").is_number_unsigned())
+                return refuse("register: \"kernel_layer\" needs an \"id\"");
+            std::vector<UniqueFd> maps(std::make_move_iterator(fds.begin() + 1), std::make_move_iterator(fds.end()));
+            try {
+                kernel_.emplace(egress::KernelLayer::adopt(policy_, k->at("id").get<std::uint64_t>(), std::move(maps)));
+            } catch (const Error& e) {
+                return refuse(e.what());
+            }
+            sup_.set_kernel_layer();
+            if (audit_fn_) pump_.emplace(*kernel_, audit_fn_);
+        }
+        sup_.add_listener(std::move(fd));
+        return {{"ok", true}, {"listeners", sup_.listener_count()}};
+    }
+
+    Supervisor& sup_;
+    const egress::ResolvedPolicy& policy_;
+    egress::Audit audit_;
+    AuditFn audit_fn_;
+    mutable std::mutex mu_;
+    bool closing_ = false;
+    std::optional<egress::KernelLayer> kernel_;
+    std::optional<KernelEventPump> pump_;
+};
+
+// SIGTERM/SIGINT/SIGHUP go to the control thread's signalfd, so they are blocked here,
+// before any thread exists. SIGPIPE must never kill the shim (a peer that left).
+void prepare_signals() {
+    sigset_t set;
+    ::sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaddset(&set, sig);
+    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) throw Error("pthread_sigmask failed");
+    ::signal(SIGPIPE, SIG_IGN);
+}
+
+// Every exec adds a listener and every on-behalf call a duplicate socket.
+void raise_fd_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
+// fd 3 when launch_shim started us: the pipe whose other end `create` holds until it
+// has registered the first listener. Invalid when fd 3 is the first listener itself.
+UniqueFd take_creator_pipe() {
+    const char* v = std::getenv(kCreatorFdEnv);
+    if (!v) return {};
+    ::unsetenv(kCreatorFdEnv);
+    if (::fcntl(kListenerFd, F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl fd 3");
+    return UniqueFd(kListenerFd);
+}
+
+// Until `create` has registered the first listener: if it goes away first (its end of
+// the pipe closes with no listener registered), nobody will, and the shim ends.
+class CreatorWatch {
+public:
+    CreatorWatch(UniqueFd pipe, Supervisor& sup) : pipe_(std::move(pipe)) {
+        if (!pipe_) return;
+        thread_ = std::thread([this, &sup] {
+            while (!done_.load()) {
+                pollfd p{pipe_.get(), POLLIN, 0};
+                if (::poll(&p, 1, 200) > 0) {
+                    if (sup.listener_count() == 0) sup.stop();
+                    return;
+                }
+            }
+        });
+    }
+    ~CreatorWatch() {
+        done_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    CreatorWatch(const CreatorWatch&) = delete;
+    CreatorWatch& operator=(const CreatorWatch&) = delete;
+
+private:
+    UniqueFd pipe_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+UniqueFd take_first_listener() {
+    if (!is_seccomp_listener(kListenerFd)) throw Error("fd 3 is not a seccomp listener");
+    if (::fcntl(kListenerFd, F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl fd 3");
+    return UniqueFd(kListenerFd);
+}
+
+egress::Audit audit_mode_for(const egress::ResolvedPolicy& policy) {
+    const char* v = std::getenv(kAuditEnv);
+    if (!v) return policy.audit;
+    auto mode = parse_audit(v);
+    if (!mode) throw Error(std::string("unknown audit mode \"") + v + "\"");
+    return *mode;
+}
+
+}  // namespace
+
+bool audit_records(egress::Audit mode, bool allowed) {
+    switch (mode) {
+        case egress::Audit::All:
+            return true;
+        case egress::Audit::Deny:
+            return !allowed;
+        case egress::Audit::Off:
+            break;
+    }
+    return false;
+}
+
+std::string audit_line(const Decision& d, const std::string& time) {
+    nlohmann::ordered_json j;
+    j["time"] = time;
+    j["pid"] = d.pid;
+    j["syscall"] = d.syscall;
+    j["protocol"] = egress::to_string(d.protocol);
+    j["destination"] = d.destination;
+    j["port"] = d.port;
+    j["verdict"] = d.allowed ? "allow" : "deny";
+    if (d.kernel) j["layer"] = "kernel";
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+int run_shim_main(const std::string& state_dir_arg) {
+    ReadyChannel ready;
+    try {
+        const std::string state_dir = canonical_dir(state_dir_arg);
+        // Its stderr is /dev/null: failures after start go to the state dir.
+        log::configure(fs::join(state_dir, "shim.log"), log::Format::Json, false);
+        ::umask(0077);
+        prepare_signals();
+        raise_fd_limit();
+        UniqueFd creator = take_creator_pipe();
+        UniqueFd first = creator ? UniqueFd() : take_first_listener();
+        const auto policy = egress::deserialize_policy(fs::read_file(policy_path(state_dir)));
+        const egress::Audit audit = audit_mode_for(policy);
+        AuditLog audit_log(audit_log_path(state_dir), audit, audit_max_size());
+        Supervisor supervisor(policy, audit_log.fn());
+        if (first)
+            supervisor.add_listener(std::move(first));
+        else
+            supervisor.await_first_listener();
+        CreatorWatch creator_watch(std::move(creator), supervisor);
+        ShimService service(supervisor, policy, audit, audit_log.fn());
+        ControlServer server(
+            socket_path(state_dir),
+            [&service](const json& request, std::vector<UniqueFd> fds) { return service.handle(request, std::move(fds)); },
+            [&service](int) { service.terminate(); });
+        PidFile pid_file(pid_path(state_dir));
+        std::thread control([&server] {
+            try {
+                server.serve();
+            } catch (const std::exception& e) {
+                log::warn(std::string("egress shim control socket: ") + e.what());
+            }
+        });
+        ScopeExit join_control([&] {
+            server.shutdown();
+            control.join();
+        });
+        ready.send("ready " + std::to_string(::getpid()));
+        supervisor.run();
+        service.close();
+        // The container is gone; `egress ID` still shows what was decided.
+        fs::write_file_atomic(final_counters_path(state_dir), service.status().at("counters").dump(), 0600);
+        return 0;
+    } catch (const std::exception& e) {
+        // The log first: once `create` reads the error it removes the state dir.
+        log::warn(std::string("egress shim: ") + e.what());
+        ready.send(std::string("error ") + e.what());
+        return 1;
+    }
+}
+
+}  // namespace sandlock::shim
