@@ -1,4 +1,3 @@
-#include <future>
 #include "runtime/container/create.hpp"
 
 #include <fcntl.h>
@@ -9,7 +8,6 @@
 
 #include "hooks/hooks.hpp"
 #include "runtime/egress/policy.hpp"
-#include "runtime/egress/kernel_layer.hpp"
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/cgroups/resources.hpp"
 #include "runtime/cgroups/systemd.hpp"
@@ -24,7 +22,6 @@
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
 #include "runtime/linux/seccomp.hpp"
-#include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/log.hpp"
@@ -233,51 +230,6 @@ int wait_stage1(pid_t pid) {
     return status;
 }
 
-// The container's kernel-layer maps, made and filled (egress/kernel_layer.hpp), or why not.
-struct PreparedKernelLayer {
-    std::optional<egress::KernelLayer> layer;
-    std::string error;
-};
-
-std::future<PreparedKernelLayer> prepare_kernel_layer(const egress::ResolvedPolicy& policy) {
-    return std::async(std::launch::async, [&policy] {
-        PreparedKernelLayer out;
-        try {
-            out.layer.emplace(policy);
-        } catch (const std::exception& e) {
-            out.error = e.what();
-        }
-        return out;
-    });
-}
-
-// Attaches the prepared layer to the container's cgroup2 directory; "" when it is in place
-// (then in `attached`), else the reason it is not.
-std::string attach_kernel_layer(PreparedKernelLayer prepared, const std::string& dir,
-                                std::optional<egress::KernelLayer>& attached) {
-    if (!prepared.layer) return prepared.error;
-    try {
-        prepared.layer->attach(dir);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    attached = std::move(prepared.layer);
-    return "";
-}
-
-// The enforcement of the container's egress policy: the kernel layer attached to its
-// cgroup2 directory (then in `attached`), or the supervisor alone when it cannot be
-// and that is allowed.
-egress::Enforcement attach_or_go_without(std::future<PreparedKernelLayer>& maps,
-                                         const std::map<std::string, std::string>& cgroup_dirs,
-                                         bool supervisor_mode_allowed,
-                                         std::optional<egress::KernelLayer>& attached) {
-    const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
-    const std::string why = target.why_not.empty() ? attach_kernel_layer(maps.get(), target.dir, attached)
-                                                   : target.why_not;
-    return egress::choose_enforcement(why, supervisor_mode_allowed);
-}
-
 }  // namespace
 
 CreateResult create_container(const StateStore& store, const CreateOptions& opts) {
@@ -296,25 +248,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     store.create_dir(opts.id);
     ScopeExit remove_state([&] { store.remove_dir(opts.id); });
     const std::string state_dir = store.dir(opts.id);
-    std::optional<EgressPlan> egress_plan = prepare_egress(cfg, policy, bundle, rootfs, state_dir);
-    const ShimLimits shim_limits = egress_plan ? shim_limits_from_env() : ShimLimits{};
-    // The kernel layer's maps are made and filled on a thread while the container is set
-    // up; attached once its cgroup exists, handed to the shim with init's listener.
-    std::future<PreparedKernelLayer> kernel_layer_maps;
-    if (egress_plan) kernel_layer_maps = prepare_kernel_layer(egress_plan->policy);
-    // The shim starts now, while the container is set up; it gets init's listener at the end.
-    // It waits before its execve until it is in its own cgroup (below).
-    std::optional<shim::PendingShim> pending_shim;
-    if (egress_plan) pending_shim = shim::launch_shim(state_dir, egress_plan->policy, true);
-    std::unique_ptr<cgroups::Manager> shim_cgroup;
-    // On failure: the shim, then its cgroup, then (remove_cgroup) the container's.
-    auto stop_shim_and_cgroup = [&] {
-        if (pending_shim) shim::stop_pending_shim(*pending_shim);
-        pending_shim.reset();
-        if (shim_cgroup) shim_cgroup->destroy();
-        shim_cgroup.reset();
-    };
-    ScopeExit stop_egress_shim(stop_shim_and_cgroup);
+    // Landlock, the notify filter, the kernel layer, /etc/hosts and the shim: one owner,
+    // which undoes its part should create fail.
+    EgressEnforcement egress_owner(cfg, policy, bundle, rootfs, state_dir);
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 
@@ -328,25 +264,17 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
 
     auto cgroup = make_cgroup_manager(cfg, opts, resources);
     cgroup->create();
+    // On failure: the shim, then its cgroup, then the container's.
     ScopeExit remove_cgroup([&] {
         try {
-            stop_shim_and_cgroup();
+            egress_owner.abandon();
         } catch (const std::exception& e) {
             log::warn(std::string("egress shim: ") + e.what());
         }
         cgroup->destroy();
     });
     st.cgroup = cgroup->to_state();
-    // The shim's cgroup is made after the container's, so that the parents they share
-    // are the container's to remove (delete removes the shim's first).
-    if (pending_shim) {
-        auto made = make_cgroup_manager(cfg, opts, resources, &shim_limits);
-        refuse_existing_shim_cgroup(*made);
-        shim_cgroup = std::move(made);
-        place_shim(*shim_cgroup, shim::launched_pid(*pending_shim), shim_limits);
-        st.shim_cgroup = shim_cgroup->to_state();
-        shim::release_shim(*pending_shim);
-    }
+    egress_owner.place_shim([&](const ShimLimits& limits) { return make_cgroup_manager(cfg, opts, resources, &limits); }, st);
 
     const int passed = passed_fd_count(opts.preserve_fds);
     UniqueFd fifo = move_above(make_exec_fifo(store.fifo_path(opts.id)), passed);
@@ -365,7 +293,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ctx.rootfs_options.user_ns = cfg.linux.has_namespace(spec::NamespaceType::User);
     set_cgroup_mount_sources(*cgroup, ctx.rootfs_options);
     ctx.rootfs_options.bundle_dir = bundle;
-    ctx.egress = egress_plan ? &*egress_plan : nullptr;
+    ctx.egress = egress_owner.plan();
 
     pid_t stage1 = ::fork();
     if (stage1 < 0) throw_errno("fork");
@@ -385,7 +313,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         }
     });
 
-    ParentHandlers handlers = create_handlers(cfg, plan.new_user, egress_plan.has_value());
+    ParentHandlers handlers = create_handlers(cfg, plan.new_user, egress_owner.active());
     handlers.console_socket = opts.console_socket;
     handlers.container = &st;
     handlers.userns_ready = [&] {
@@ -403,12 +331,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     // before execve, and the hooks judge by the socket's cgroup at call time. Init learns
     // the mode before it installs its filter (EgressMode; stage 1 reads nothing after
     // its cgroup step).
-    std::optional<egress::KernelLayer> kernel_layer;
     handlers.after_cgroup_step = [&] {
-        if (!egress_plan) return;
-        const egress::Enforcement mode =
-            attach_or_go_without(kernel_layer_maps, cgroup->dirs(), opts.supervisor_mode_allowed, kernel_layer);
-        st.egress_enforcement = egress::to_string(mode);
+        if (!egress_owner.active()) return;
+        const egress::Enforcement mode = egress_owner.attach(cgroup->dirs(), opts.supervisor_mode_allowed, st);
         if (mode == egress::Enforcement::Kernel)
             refuse_inherited_ip_sockets(passed, !cfg.process->terminal, policy_source(cfg.annotations));
         parent_sock.send(msg::EgressMode{mode});
@@ -431,11 +356,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         result.console_master = std::move(served.console_master);
         // init is parked before execve: from here on, what it uses is the workload's.
         cgroup->add_process(init_pid);
-        if (egress_plan) {
-            st.shim_process = shim::finish_shim_launch(*pending_shim, std::move(egress_listener),
-                                                       kernel_layer ? &*kernel_layer : nullptr);
-            st.shim = true;
-        }
+        egress_owner.hand_over(std::move(egress_listener), st);
     } catch (const Error&) {
         // The spec: a failed create still runs poststop hooks (as warnings), once init
         // was recorded (st.pid).
@@ -451,7 +372,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     if (!opts.pid_file.empty()) write_pid_file(opts.pid_file, init_pid);
 
     stop_init.dismiss();
-    stop_egress_shim.dismiss();
+    egress_owner.commit();
     remove_cgroup.dismiss();
     remove_state.dismiss();
     return result;

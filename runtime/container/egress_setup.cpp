@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 
 #include "runtime/egress/filter.hpp"
 #include "runtime/egress/hosts.hpp"
@@ -153,6 +154,83 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
     UniqueFd listener = egress::install_egress_filter(plan.enforcement == egress::Enforcement::Kernel);
     sock.send(msg::EgressListener{.fd = listener.get()});
     sock.expect<msg::EgressDone>();
+}
+
+// ---- the owner at create ---------------------------------------------------------
+
+EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& policy, const std::string& bundle,
+                                     const std::string& rootfs, const std::string& state_dir)
+    : plan_(prepare_egress(cfg, policy, bundle, rootfs, state_dir)) {
+    if (!plan_) return;
+    shim_limits_ = shim_limits_from_env();
+    // Made and filled on a thread while the container is set up (plan_ is not moved again).
+    maps_ = std::async(std::launch::async, [this] {
+        PreparedMaps out;
+        try {
+            out.layer.emplace(plan_->policy);
+        } catch (const std::exception& e) {
+            out.error = e.what();
+        }
+        return out;
+    });
+    // The shim starts now, while the container is set up, and waits before its execve
+    // until it is in its own cgroup (place_shim).
+    shim_ = shim::launch_shim(state_dir, plan_->policy, true);
+}
+
+EgressEnforcement::~EgressEnforcement() {
+    if (committed_) return;
+    try {
+        abandon();
+    } catch (const std::exception& e) {
+        log::warn(std::string("egress shim: ") + e.what());
+    }
+    if (maps_.valid()) maps_.wait();  // the thread reads plan_
+}
+
+void EgressEnforcement::abandon() {
+    if (shim_) shim::stop_pending_shim(*shim_);
+    shim_.reset();
+    if (shim_cgroup_) shim_cgroup_->destroy();
+    shim_cgroup_.reset();
+}
+
+void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st) {
+    if (!shim_) return;
+    auto made = make_cgroup(shim_limits_);
+    refuse_existing_shim_cgroup(*made);
+    shim_cgroup_ = std::move(made);
+    container::place_shim(*shim_cgroup_, shim::launched_pid(*shim_), shim_limits_);
+    st.shim_cgroup = shim_cgroup_->to_state();
+    shim::release_shim(*shim_);
+}
+
+// "" when the prepared maps are attached to dir (then in kernel_layer_), else why not.
+std::string EgressEnforcement::attach_prepared_maps(const std::string& dir) {
+    PreparedMaps prepared = maps_.get();
+    if (!prepared.layer) return prepared.error;
+    try {
+        prepared.layer->attach(dir);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    kernel_layer_ = std::move(prepared.layer);
+    return "";
+}
+
+egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::string>& cgroup_dirs,
+                                              bool supervisor_mode_allowed, ContainerState& st) {
+    const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
+    const std::string why = target.why_not.empty() ? attach_prepared_maps(target.dir) : target.why_not;
+    const egress::Enforcement mode = egress::choose_enforcement(why, supervisor_mode_allowed);
+    st.egress_enforcement = egress::to_string(mode);
+    return mode;
+}
+
+void EgressEnforcement::hand_over(UniqueFd listener, ContainerState& st) {
+    if (!shim_) return;
+    st.shim_process = shim::finish_shim_launch(*shim_, std::move(listener), kernel_layer_ ? &*kernel_layer_ : nullptr);
+    st.shim = true;
 }
 
 }  // namespace sandlock::container

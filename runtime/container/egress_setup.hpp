@@ -3,14 +3,21 @@
 // (Landlock, the notify filter), and what the parent takes from them.
 #pragma once
 
+#include <functional>
+#include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "runtime/cgroups/manager.hpp"
+#include "runtime/container/shim_cgroup.hpp"
+#include "runtime/container/state.hpp"
 #include "runtime/container/sync.hpp"
 #include "runtime/egress/kernel_layer.hpp"
 #include "runtime/egress/policy.hpp"
 #include "runtime/linux/landlock.hpp"
+#include "runtime/shim/client.hpp"
 #include "runtime/util/fd.hpp"
 #include "spec/config.hpp"
 
@@ -57,5 +64,63 @@ std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::s
 // In init or an exec'd process, single-threaded: Landlock, then the notify
 // filter, whose fd number goes to the parent (EgressListener).
 void confine_egress(const EgressPlan& plan, SyncSocket& sock);
+
+// The one owner of a container's egress enforcement while `create` builds it: the plan
+// (the resolved policy, the Landlock rules, the container's /etc/hosts: prepare_egress),
+// the kernel layer (its maps made and filled on a thread meanwhile, attached to the
+// container's cgroup2 directory once it exists), and the shim (launched at once, held
+// before its execve until it is in its own cgroup, handed init's listener and the maps
+// at the end). Every step is a no-op for a bundle without a policy. Until commit(), the
+// destructor (or abandon(), which the container's cgroup removal calls first) stops the
+// shim and removes its cgroup, whatever step failed.
+//
+// The steps, in create's order: the constructor, place_shim (the container's cgroup exists),
+// attach (after stage 1's cgroup step: the mode init is told), hand_over (init is ready).
+class EgressEnforcement {
+public:
+    // Makes the shim's cgroup next to the container's (shim_cgroup.hpp), with the limits.
+    using ShimCgroupFactory = std::function<std::unique_ptr<cgroups::Manager>(const ShimLimits&)>;
+
+    // The plan, the maps' thread and the held shim; nothing when the bundle has no policy.
+    EgressEnforcement(spec::Config& cfg, const egress::Policy& policy, const std::string& bundle,
+                      const std::string& rootfs, const std::string& state_dir);
+    EgressEnforcement(const EgressEnforcement&) = delete;
+    EgressEnforcement& operator=(const EgressEnforcement&) = delete;
+    ~EgressEnforcement();
+
+    bool active() const { return plan_.has_value(); }
+    // For init, which confines itself by it (Landlock, the notify filter) and records
+    // the mode it is told in its own copy.
+    EgressPlan* plan() { return plan_ ? &*plan_ : nullptr; }
+
+    // The shim's own cgroup, made after the container's (so that the parents they share
+    // are the container's to remove); the shim is put there, then let go to its execve.
+    void place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st);
+    // The kernel layer attached to the container's cgroup2 directory, or the supervisor
+    // alone when it cannot be and that is allowed (else throws why); recorded in st.
+    egress::Enforcement attach(const std::map<std::string, std::string>& cgroup_dirs, bool supervisor_mode_allowed,
+                               ContainerState& st);
+    // The shim gets init's listener and (kernel mode) the maps; recorded in st.
+    void hand_over(UniqueFd listener, ContainerState& st);
+    // The container exists: the shim and its cgroup are its to keep.
+    void commit() { committed_ = true; }
+    // Stops the shim and removes its cgroup (idempotent); create's undo.
+    void abandon();
+
+private:
+    struct PreparedMaps {
+        std::optional<egress::KernelLayer> layer;
+        std::string error;
+    };
+    std::string attach_prepared_maps(const std::string& dir);
+
+    std::optional<EgressPlan> plan_;
+    ShimLimits shim_limits_;
+    std::future<PreparedMaps> maps_;
+    std::optional<egress::KernelLayer> kernel_layer_;
+    std::optional<shim::PendingShim> shim_;
+    std::unique_ptr<cgroups::Manager> shim_cgroup_;
+    bool committed_ = false;
+};
 
 }  // namespace sandlock::container
