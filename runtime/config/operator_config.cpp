@@ -20,11 +20,24 @@ bool all_digits(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// digits * scale, or nullopt when that does not fit 64 bits.
-std::optional<std::uint64_t> scaled(std::string_view digits, std::uint64_t scale) {
-    const std::uint64_t n = std::stoull(std::string(digits));
-    if (n > UINT64_MAX / scale) return std::nullopt;
-    return n * scale;
+struct Unit {
+    std::string_view suffix;
+    std::uint64_t scale;
+};
+
+// "<digits><suffix>" for the first unit whose suffix text ends with (list longer suffixes
+// first), times its scale; nullopt when malformed or when it does not fit 64 bits.
+template <std::size_t N>
+std::optional<std::uint64_t> with_unit(std::string_view text, const Unit (&units)[N]) {
+    for (const auto& [suffix, scale] : units) {
+        if (!text.ends_with(suffix)) continue;
+        const std::string_view digits = text.substr(0, text.size() - suffix.size());
+        if (digits.empty() || digits.size() > 19 || !all_digits(digits)) return std::nullopt;
+        const std::uint64_t n = std::stoull(std::string(digits));
+        if (n > UINT64_MAX / scale) return std::nullopt;
+        return n * scale;
+    }
+    return std::nullopt;
 }
 
 // ---- reading the YAML ------------------------------------------------------------------
@@ -262,26 +275,14 @@ void enforce_ceiling(egress::Policy& p, const std::vector<std::string>& texts, c
 }  // namespace
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
-    static const std::pair<std::string_view, std::uint64_t> units[] = {
-        {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}, {"B", 1}, {"", 1}};
-    for (const auto& [suffix, scale] : units) {
-        if (!text.ends_with(suffix)) continue;
-        const std::string_view digits = text.substr(0, text.size() - suffix.size());
-        if (digits.empty() || digits.size() > 19 || !all_digits(digits)) return std::nullopt;
-        return scaled(digits, scale);
-    }
-    return std::nullopt;
+    static const Unit units[] = {{"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},
+                                 {"TiB", 1ULL << 40}, {"B", 1},           {"", 1}};
+    return with_unit(text, units);
 }
 
 std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
-    static const std::pair<std::string_view, std::uint64_t> units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
-    for (const auto& [suffix, scale] : units) {
-        if (!text.ends_with(suffix)) continue;
-        const std::string_view digits = text.substr(0, text.size() - suffix.size());
-        if (digits.empty() || digits.size() > 12 || !all_digits(digits)) return std::nullopt;
-        return scaled(digits, scale);
-    }
-    return std::nullopt;
+    static const Unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+    return with_unit(text, units);
 }
 
 OperatorConfig parse_operator_config(std::string_view yaml, const std::string& source) {
