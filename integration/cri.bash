@@ -72,7 +72,7 @@ cri_setup_file() {
 	[ -e "$CRI_CNI_CACHE" ] && CRI_HAD_CNI_CACHE=1
 	export CRI_HAD_CNI_CACHE
 	CRI_NETNS_BEFORE=$(cri_netns_list | tr '\n' ' ')
-	mkdir -p "$CD_DIR"/{root,state,opt,runc-sandlock,runc-runc,cni,ipam,logs,pb} || return 1
+	mkdir -p "$CD_DIR"/{root,state,opt,runc-sandlock,runc-sandlock-conf,runc-runc,cni,ipam,logs,pb} || return 1
 	protoc --proto_path="$INTEGRATION_DIR/helpers" --python_out="$CRI_PB_DIR" cri.proto || return 1
 	cri_write_config || return 1
 	ip link add "$CRI_LISTEN_IF" type bridge &&
@@ -97,7 +97,18 @@ cri_write_config() {
 		# imported, but an import would replace the CRI section written below)
 		grep -v '^version' "$INTEGRATION_DIR/config/containerd-sandlock.toml" |
 			sed -E "s|^( *)BinaryName = .*|\1BinaryName = \"$RUNTIME\"\n\1Root = \"$CD_DIR/runc-sandlock\"|"
+		# A second sandlock handler with an operator configuration of its own (a RuntimeClass
+		# per configuration): containerd's runc options cannot pass --config, so its
+		# BinaryName is a wrapper that does (sandlock-runc-config(5), "KUBERNETES").
+		cri_write_config_wrapper || return 1
 		cat <<-EOF
+			  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sandlock-conf]
+			    runtime_type = "io.containerd.runc.v2"
+			    pod_annotations = ["io.sandlock.*"]
+			    container_annotations = ["io.sandlock.*"]
+			    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sandlock-conf.options]
+			      BinaryName = "$CD_DIR/sandlock-conf"
+			      Root = "$CD_DIR/runc-sandlock-conf"
 			  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
 			    Root = "$CD_DIR/runc-runc"
 			[plugins."io.containerd.grpc.v1.cri"]
@@ -119,6 +130,16 @@ cri_write_config() {
 			bridge: $br, isGateway: true, ipMasq: false, ipam: {type: "host-local",
 			ranges: [[{subnet: $net, gateway: $gw}]], routes: [{dst: "0.0.0.0/0"}], dataDir: $data}}]}' \
 		>"$CD_DIR/cni/10-slit-cri.conflist"
+}
+
+# cri_write_config_wrapper: the sandlock-conf handler's binary, and its configuration: a
+# default (for pods without annotations) of $CRI_A:$CRI_PORT, and a ceiling of both
+# listeners' port.
+cri_write_config_wrapper() {
+	printf '#!/bin/sh\nexec %q --config %q "$@"\n' "$RUNTIME" "$CD_DIR/operator.yaml" >"$CD_DIR/sandlock-conf" &&
+		chmod 0755 "$CD_DIR/sandlock-conf" &&
+		printf '%s\n' "default: {allow: ['$CRI_A:$CRI_PORT']}" "ceiling: {allow: ['*:$CRI_PORT']}" \
+			>"$CD_DIR/operator.yaml"
 }
 
 # cri_server_up: containerd answers the CRI Version call (its CRI plugin loaded).
@@ -158,6 +179,7 @@ cri_teardown_file() {
 	# what the CRI could not remove (containerd died, or a call failed), by each
 	# handler's runtime
 	cri_force_delete "$RUNTIME" "$CD_DIR/runc-sandlock/k8s.io"
+	cri_force_delete "$RUNTIME" "$CD_DIR/runc-sandlock-conf/k8s.io"
 	cri_force_delete runc "$CD_DIR/runc-runc/k8s.io"
 	cd_teardown_file
 	ip link delete "$CRI_BRIDGE" 2>/dev/null
@@ -366,9 +388,9 @@ cri_assert_pod_gone() {
 	no_shim_of_pod() { [ -z "$(pids_with_cmdline " -id $pod ")" ]; }
 	eventually 15 no_shim_of_pod || left+="shim $(pids_with_cmdline " -id $pod "); "
 	# (the runtime's own supervisors name their container's state dir)
-	no_sandlock_shim() { [ -z "$(pids_with_cmdline "$CD_DIR/runc-sandlock/")" ]; }
-	eventually 5 no_sandlock_shim || left+="runtime processes $(pids_with_cmdline "$CD_DIR/runc-sandlock/"); "
-	[ -z "$(find "$CD_DIR"/runc-sandlock "$CD_DIR"/runc-runc -mindepth 2 -maxdepth 2 2>/dev/null)" ] ||
+	no_sandlock_shim() { [ -z "$(pids_with_cmdline "$CD_DIR/runc-sandlock")" ]; }
+	eventually 5 no_sandlock_shim || left+="runtime processes $(pids_with_cmdline "$CD_DIR/runc-sandlock"); "
+	[ -z "$(find "$CD_DIR"/runc-sandlock "$CD_DIR"/runc-sandlock-conf "$CD_DIR"/runc-runc -mindepth 2 -maxdepth 2 2>/dev/null)" ] ||
 		left+="runtime state $(find "$CD_DIR"/runc-* -mindepth 2 -maxdepth 2); "
 	[ -z "$(find /sys/fs/cgroup -maxdepth 3 -mindepth 2 -type d -path "*/$CRI_CGROUP/*" 2>/dev/null)" ] ||
 		left+="cgroups; "

@@ -182,6 +182,51 @@ teardown() {
 	cri_assert_pod_gone "" ""
 }
 
+@test "CRI + operator configuration: a pod without annotations under the handler with a configured default is confined to it" {
+	require_enforcement
+	local pod c
+	# the sandlock-conf handler: sandlock-runc --config (default $CRI_A:$CRI_PORT)
+	cri_listen
+	cri_run_pod pod defaulted sandlock-conf '{}'
+	POD_IP=$(cri_pod_ip "$pod")
+	POD_NETNS=$(cri_pod_netns "$pod")
+	cri_create c pod one "$(cri_probe_script def)"
+	cri StartContainer "{\"container_id\": \"$c\"}" >/dev/null
+	[ -d "$CD_DIR/runc-sandlock-conf/k8s.io/$c" ]
+	run cri_results "$c"
+	echo "$output"
+	assert_ok def-allowed
+	assert_refused def-refused
+	cat "$BATS_TEST_TMPDIR/tcp-$CRI_PORT.log"
+	expect_count 1 cri_received_from "$CRI_A" "$POD_IP" def-allowed
+	expect_count 0 received_anywhere def-refused
+	# an ExecSync process too
+	run cri_exec "$c" /probe --label def-exec connect tcp "$CRI_D" "$CRI_PORT" def-exec
+	echo "$output"
+	assert_refused def-exec
+	expect_count 0 received_anywhere def-exec
+	cri_remove_pod "$pod"
+	cri_assert_pod_gone "$pod" "$POD_NETNS"
+}
+
+@test "CRI + operator configuration: a pod asking beyond the ceiling fails RunPodSandbox with the runtime's message; nothing left" {
+	[ -z "${EGRESS_SKIP:-}" ] || skip "$EGRESS_SKIP"
+	local pod before
+	before=$(cri_netns_list | tr '\n' ' ')
+	run cri_run_pod pod greedy sandlock-conf '{"io.sandlock.network.allow": "*:*"}'
+	echo "$output"
+	[ "$status" -ne 0 ]
+	grep -E "^RunPodSandbox: [A-Z_]+: .*io\.sandlock\.network\.allow: rule \"\*:\*\" is outside the operator's ceiling" <<<"$output"
+	run cri ListPodSandbox
+	[ "$(jq '.items | length' <<<"$output")" -eq 0 ]
+	[ "$(cri_netns_list | tr '\n' ' ')" = "$before" ]
+	cri_assert_pod_gone "" ""
+	# the same pod under the plain sandlock handler, side by side in this containerd, runs
+	cri_run_pod pod unbounded sandlock '{"io.sandlock.network.allow": "*:*"}'
+	cri_remove_pod "$pod"
+	cri_assert_pod_gone "$pod" ""
+}
+
 @test "CRI: nothing of the suite's pods is left (sandboxes, shims, runtime state, cgroups, IPAM)" {
 	run cri ListPodSandbox
 	[ "$(jq '.items | length' <<<"$output")" -eq 0 ]
