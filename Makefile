@@ -36,7 +36,7 @@ ASAN      = $(BUILD)/asan
 ASAN_LIB_OBJ  = $(call objs,$(ASAN),$(LIB_SRC))
 ASAN_TEST_OBJ = $(call objs,$(ASAN),$(TEST_SRC))
 
-.PHONY: all help deps check unit integration asan install demo bench clean rootfs FORCE
+.PHONY: all help deps check unit unit-unprivileged integration asan install demo bench clean rootfs FORCE
 
 # The commit `--version` names: `git describe --always --dirty` when this directory is
 # the top of a git checkout (never an enclosing repository's), "unknown" for a tarball.
@@ -81,6 +81,7 @@ help:
 	@echo "make deps       apt-get install every build and test dependency"
 	@echo "make check      deps, build, unit tests, integration tests (as root)"
 	@echo "make unit       unit tests only"
+	@echo "make unit-unprivileged  the unit tests as nobody (root-only ones skip, saying why)"
 	@echo "make asan       build and run the unit tests under ASan/UBSan"
 	@echo "make demo       deps, build, a busybox bundle, and run a container"
 	@echo "make install    install binary and man pages under PREFIX=$(PREFIX)"
@@ -211,6 +212,11 @@ deps:
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --report_level=short
+
+# The unit tests as an unprivileged user (nobody), from root: those that need root skip,
+# saying so, and every other one must pass. (A user's own `make unit` does the same.)
+unit-unprivileged: $(BUILD)/unit-tests
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all $(BUILD)/unit-tests --report_level=short
 
 asan: $(ASAN)/unit-tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN)/unit-tests --report_level=short

@@ -729,7 +729,7 @@ BOOST_AUTO_TEST_CASE(systemd_properties_from_annotations_as_runc_reads_them) {
 
 // The driver's side of the D-Bus client, with a stand-in sandlock-systemd that logs its
 // arguments (the real one runs against systemd in integration/systemd.bats).
-BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destroy) {
+BOOST_AUTO_TEST_CASE(systemd_manager_starts_the_unit_once_and_stops_it_on_destroy, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     TempDir tmp;
     Hierarchy h = probe(kHybridMountinfo, kHybridSelfCgroup);
     make_fake_mounts(h, tmp.path);

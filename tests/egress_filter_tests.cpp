@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(program_checks_the_architecture_first) {
     BOOST_TEST(prog[1].k == AUDIT_ARCH_X86_64);
 }
 
-BOOST_AUTO_TEST_CASE(refuses_socket_families) {
+BOOST_AUTO_TEST_CASE(refuses_socket_families, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     // Control: unconfined root may open a packet socket, so the filter is what refuses.
     long control = raw_socket(AF_PACKET, SOCK_DGRAM, 0);
     BOOST_TEST_REQUIRE(control >= 0);
@@ -306,7 +306,7 @@ BOOST_AUTO_TEST_CASE(refuses_raw_sockets) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(allows_ordinary_sockets_and_ping_sockets) {
+BOOST_AUTO_TEST_CASE(allows_ordinary_sockets_and_ping_sockets, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     const int rc = run_filtered([] {
         require_result(raw_socket(AF_INET, SOCK_STREAM, 0), 0, 1, "AF_INET stream");
         require_result(raw_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), 0, 2, "AF_INET dgram");

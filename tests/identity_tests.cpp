@@ -19,6 +19,7 @@
 #include "runtime/linux/identity.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
+#include "tests/support.hpp"
 #include "runtime/util/fs.hpp"
 
 using namespace sandlock;
@@ -148,7 +149,7 @@ BOOST_AUTO_TEST_CASE(sysctl_keys_are_validated) {
                "sysctl \"kernel/../x\": invalid key");
 }
 
-BOOST_AUTO_TEST_CASE(finalize_identity_non_root_with_one_capability_everywhere) {
+BOOST_AUTO_TEST_CASE(finalize_identity_non_root_with_one_capability_everywhere, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         spec::Process p = user_process(1000, 1000, {10, 20});
         p.capabilities = same_in_every_set({"CAP_NET_BIND_SERVICE"});
@@ -166,7 +167,7 @@ BOOST_AUTO_TEST_CASE(finalize_identity_non_root_with_one_capability_everywhere) 
                "CapAmb=0000000000000400\n");
 }
 
-BOOST_AUTO_TEST_CASE(no_capabilities_object_drops_everything) {
+BOOST_AUTO_TEST_CASE(no_capabilities_object_drops_everything, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         os::finalize_identity(user_process(1000, 1000));
         return identity_status();
@@ -182,7 +183,7 @@ BOOST_AUTO_TEST_CASE(no_capabilities_object_drops_everything) {
                "CapAmb=0000000000000000\n");
 }
 
-BOOST_AUTO_TEST_CASE(sets_are_independent_and_impossible_ambient_is_skipped) {
+BOOST_AUTO_TEST_CASE(sets_are_independent_and_impossible_ambient_is_skipped, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         spec::Process p = user_process(0, 0);
         spec::Capabilities caps;
@@ -208,7 +209,7 @@ BOOST_AUTO_TEST_CASE(sets_are_independent_and_impossible_ambient_is_skipped) {
                "umask=23\n");
 }
 
-BOOST_AUTO_TEST_CASE(effective_outside_permitted_fails_like_runc) {
+BOOST_AUTO_TEST_CASE(effective_outside_permitted_fails_like_runc, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         spec::Process p = user_process(1000, 1000);
         spec::Capabilities caps;
@@ -221,7 +222,7 @@ BOOST_AUTO_TEST_CASE(effective_outside_permitted_fails_like_runc) {
     BOOST_TEST(got == "exception: unable to apply caps: Operation not permitted");
 }
 
-BOOST_AUTO_TEST_CASE(rlimits_are_applied_and_errors_name_the_limit) {
+BOOST_AUTO_TEST_CASE(rlimits_are_applied_and_errors_name_the_limit, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         os::apply_rlimits({{"RLIMIT_NOFILE", 200, 100}, {"RLIMIT_CORE", UINT64_MAX, 0}});
         struct rlimit nofile {}, core {};
@@ -256,7 +257,7 @@ BOOST_AUTO_TEST_CASE(personality_is_applied) {
 #endif
 }
 
-BOOST_AUTO_TEST_CASE(sysctl_hostname_and_domainname_in_private_namespaces) {
+BOOST_AUTO_TEST_CASE(sysctl_hostname_and_domainname_in_private_namespaces, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     std::string got = in_child([] {
         if (::unshare(CLONE_NEWIPC | CLONE_NEWUTS) != 0) throw_errno("unshare");
         os::apply_sysctl({{"kernel.msgmax", "12345"}});

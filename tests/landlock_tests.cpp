@@ -197,7 +197,7 @@ BOOST_AUTO_TEST_CASE(nothing_asked_is_a_noop) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(connect_limited_to_listed_ports) {
+BOOST_AUTO_TEST_CASE(connect_limited_to_listed_ports, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     LoopbackPort p1(true), p2(true), closed(false);
     const std::string file = "/tmp/sandlock-landlock-" + std::to_string(::getpid());
     int rc = run_child([&] {
@@ -225,7 +225,7 @@ BOOST_AUTO_TEST_CASE(connect_limited_to_listed_ports) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(bind_limited_to_listed_ports) {
+BOOST_AUTO_TEST_CASE(bind_limited_to_listed_ports, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     LoopbackPort p1(true);
     const uint16_t p3 = free_port();
     const uint16_t other = free_port();
@@ -248,7 +248,7 @@ BOOST_AUTO_TEST_CASE(bind_limited_to_listed_ports) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(rules_survive_fork_and_execve) {
+BOOST_AUTO_TEST_CASE(rules_survive_fork_and_execve, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     if (!net_supported()) return;  // covered by connect_limited_to_listed_ports
     LoopbackPort p1(true), p2(true), closed(false);
     const int rc = run_child([&] {
@@ -276,7 +276,7 @@ BOOST_AUTO_TEST_CASE(rules_survive_fork_and_execve) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(empty_connect_list_blocks_tcp_not_udp) {
+BOOST_AUTO_TEST_CASE(empty_connect_list_blocks_tcp_not_udp, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     if (!net_supported()) return;
     LoopbackPort p1(true);
     const int rc = run_child([&] {
@@ -304,7 +304,7 @@ BOOST_AUTO_TEST_CASE(empty_connect_list_blocks_tcp_not_udp) {
     BOOST_TEST(rc == 0);
 }
 
-BOOST_AUTO_TEST_CASE(scope_abstract_unix) {
+BOOST_AUTO_TEST_CASE(scope_abstract_unix, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     const std::string name = "sandlock-landlock-test-" + std::to_string(::getpid());
     char tmpl[] = "/tmp/sandlock-landlock-XXXXXX";
     BOOST_TEST_REQUIRE(::mkdtemp(tmpl) != nullptr);

@@ -46,6 +46,7 @@
 #include "runtime/shim/supervisor.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
+#include "tests/support.hpp"
 
 using namespace sandlock;
 using sandlock::shim::Supervisor;
@@ -632,7 +633,7 @@ BOOST_AUTO_TEST_CASE(tcp_fast_open_is_judged_as_a_connect) {
     BOOST_CHECK_EQUAL(denied.drain(), 0);
 }
 
-BOOST_AUTO_TEST_CASE(source_routing_and_unknown_protocols_are_refused) {
+BOOST_AUTO_TEST_CASE(source_routing_and_unknown_protocols_are_refused, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     TcpSink allowed;
     UdpSink uok;
     SharedResults r;
@@ -681,7 +682,7 @@ BOOST_AUTO_TEST_CASE(source_routing_and_unknown_protocols_are_refused) {
 
 // Calls on unix sockets are performed by the supervisor for the caller (never CONTINUE:
 // see the fd-swap test below); the kernel's own errors come back as the caller's.
-BOOST_AUTO_TEST_CASE(unix_sockets_are_performed_for_the_caller) {
+BOOST_AUTO_TEST_CASE(unix_sockets_are_performed_for_the_caller, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     const std::string path = "/tmp/sandlock-supervisor-test-" + std::to_string(::getpid()) + ".sock";
     UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un un{};
@@ -1218,7 +1219,7 @@ cmsghdr* one_cmsg(msghdr& m, unsigned char* buf, std::size_t size, int type, con
 
 // The path is resolved as the caller resolves it: relative to its cwd, inside its root
 // (a chroot here: "/x.sock" and "../x.sock" are the inner one, never the outer one).
-BOOST_AUTO_TEST_CASE(unix_paths_resolve_from_the_callers_root_and_cwd) {
+BOOST_AUTO_TEST_CASE(unix_paths_resolve_from_the_callers_root_and_cwd, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     ScratchDir dir;
     std::filesystem::create_directories(dir.path / "inner" / "sub");
     UniqueFd outer = unix_listener((dir.path / "x.sock").string());
@@ -1259,7 +1260,7 @@ BOOST_AUTO_TEST_CASE(unix_paths_resolve_from_the_callers_root_and_cwd) {
 
 // Permissions are the caller's: a uid without search permission on the directory gets
 // EACCES (the supervisor itself is root), and the listener sees the caller's uid/gid.
-BOOST_AUTO_TEST_CASE(unix_connects_have_the_callers_credentials) {
+BOOST_AUTO_TEST_CASE(unix_connects_have_the_callers_credentials, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     ScratchDir dir;
     std::filesystem::create_directories(dir.path / "open");
     std::filesystem::create_directories(dir.path / "closed");
@@ -1299,7 +1300,7 @@ BOOST_AUTO_TEST_CASE(unix_connects_have_the_callers_credentials) {
 
 // SCM_RIGHTS passes the caller's fds; the receiver's SCM_CREDENTIALS name the caller;
 // credentials the caller may not claim are refused (EPERM), a bad fd is EBADF.
-BOOST_AUTO_TEST_CASE(unix_sendmsg_passes_fds_and_the_callers_credentials) {
+BOOST_AUTO_TEST_CASE(unix_sendmsg_passes_fds_and_the_callers_credentials, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     int sv[2];
     // SEQPACKET: one record a message (a stream merges two sends with the same credentials)
     BOOST_REQUIRE_EQUAL(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
@@ -1379,7 +1380,7 @@ BOOST_AUTO_TEST_CASE(unix_sendmsg_passes_fds_and_the_callers_credentials) {
 
 // A blocking unix connect to a listener whose backlog is full waits (in slices, on a
 // non-blocking duplicate) until there is room, and is abandoned when its caller dies.
-BOOST_AUTO_TEST_CASE(blocked_unix_connects_wait_and_are_abandoned_with_their_caller) {
+BOOST_AUTO_TEST_CASE(blocked_unix_connects_wait_and_are_abandoned_with_their_caller, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     ScratchDir dir;
     const std::string path = (dir.path / "full.sock").string();
     UniqueFd l = unix_listener(path, SOCK_STREAM, 0);
@@ -1602,7 +1603,7 @@ BOOST_AUTO_TEST_CASE(netlink_calls_are_performed_as_the_caller) {
 // Abstract unix names live in the socket's network namespace: in a private one (a
 // container's) they are reached; in the supervisor's own (a container sharing the host's)
 // they are the host's, which the caller's Landlock scope would refuse: EPERM.
-BOOST_AUTO_TEST_CASE(abstract_unix_names_only_in_a_private_network_namespace) {
+BOOST_AUTO_TEST_CASE(abstract_unix_names_only_in_a_private_network_namespace, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     SharedResults r;
     Outcome o = supervise(allow_policy("127.0.0.1:1"), [&] {
         const auto abstract = [](const char* name, socklen_t& len) {

@@ -17,10 +17,21 @@
 #include <functional>
 #include <string>
 
+#include <boost/test/unit_test.hpp>
+
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
 namespace sandlock::testing {
+
+// The precondition of a test that needs root (it makes namespaces, takes another uid or
+// capabilities, opens privileged sockets): run by another user, the suite skips it and
+// says why instead of failing.
+inline boost::test_tools::assertion_result needs_root(boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result r(::geteuid() == 0);
+    if (!r) r.message() << "needs root (namespaces, identity changes or privileged sockets)";
+    return r;
+}
 
 // A failed check inside a child: its code becomes the exit status.
 struct ChildFailure {
