@@ -46,7 +46,7 @@ bool Container::can_delete() const { return status_ == Status::Stopped || status
 
 int Container::exec(const ExecOptions& opts) const {
     if (!can_exec()) throw Error(std::string("cannot exec in a ") + status_name(status_) + " container");
-    return exec_in_container(store_, opts);
+    return exec_in_container(store_, state_, status_, opts);
 }
 
 nlohmann::ordered_json Container::state_json() const { return oci_state(state_, status_); }

@@ -121,11 +121,7 @@ spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opt
     return p;
 }
 
-int exec_in_container(const StateStore& store, const ExecOptions& opts) {
-    ContainerState st = store.load(opts.id);
-    Status status = current_status(store, st);
-    if (status == Status::Stopped) throw Error("cannot exec in a stopped container");
-    if (status == Status::Paused) throw Error("cannot exec in a paused container");
+int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts) {
     spec::Config cfg =
         spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(opts.id))));
     if (!opts.cgroup.empty())

@@ -33,7 +33,8 @@ struct ExecOptions {
 // the flags applied (as runc does).
 spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opts);
 
-// Returns the exit code to exit with (0 when detached).
-int exec_in_container(const StateStore& store, const ExecOptions& opts);
+// Runs the process in the container `st` as loaded with `status` (Container::exec checks
+// that it may: can_exec()). Returns the exit code to exit with (0 when detached).
+int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts);
 
 }  // namespace sandlock::container
