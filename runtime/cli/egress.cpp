@@ -4,6 +4,7 @@
 
 #include "runtime/cli/cli.hpp"
 #include "runtime/cli/table.hpp"
+#include "runtime/container/container.hpp"
 #include "runtime/egress/kernel_layer.hpp"
 #include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
@@ -151,10 +152,7 @@ void register_egress(Command& app, Context& ctx) {
     sub->add_option("-f,--format", f->format, "table or json")->check(IsMember({"table", "json"}));
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
-        auto store = ctx.global.store();
-        const auto st = store.load(f->id);  // `container "ID" does not exist`
-        json s = shim::shim_status(store.dir(f->id));
-        s["enforcement"] = st.egress_enforcement.empty() ? json(nullptr) : json(st.egress_enforcement);
+        const json s = container::Container::load(ctx.global.store(), f->id).egress_status();
         if (f->format == "json") {
             json out = {{"id", f->id}};
             out.update(s);

@@ -4,6 +4,8 @@
 // in cgroup_ops.cpp.
 #include "runtime/container/container.hpp"
 
+#include "runtime/shim/client.hpp"
+
 #include "runtime/util/error.hpp"
 
 namespace sandlock::container {
@@ -52,6 +54,12 @@ int Container::exec(const ExecOptions& opts) const {
 nlohmann::ordered_json Container::state_json() const { return oci_state(state_, status_); }
 
 std::vector<pid_t> Container::pids() const { return open_cgroup()->pids(); }
+
+nlohmann::json Container::egress_status() const {
+    nlohmann::json s = shim::shim_status(store_.dir(id()));
+    s["enforcement"] = state_.egress_enforcement.empty() ? nlohmann::json(nullptr) : nlohmann::json(state_.egress_enforcement);
+    return s;
+}
 
 std::unique_ptr<cgroups::Manager> Container::open_cgroup() const { return cgroups::open_manager(state_.cgroup); }
 

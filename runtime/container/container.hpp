@@ -81,6 +81,9 @@ public:
     nlohmann::ordered_json state_json() const;
     // The processes of its cgroup (`ps`); none without a cgroup.
     std::vector<pid_t> pids() const;
+    // `egress ID`: its shim's status (shim::shim_status: rules, counters, audit) and which
+    // layer enforces ("enforcement": kernel, supervisor, or null without a policy).
+    nlohmann::json egress_status() const;
 
 private:
     // The cgroup manager; the null manager when the container has none.
