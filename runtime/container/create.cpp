@@ -146,6 +146,31 @@ std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
                                          cgroups::systemd_annotation_properties(cfg.annotations));
 }
 
+// Whether the spec asks for a limit (devices aside: a rootless container cannot have a
+// device cgroup, and its user namespace already keeps it from making device nodes).
+bool asks_for_limits(const cgroups::Resources& r) {
+    return r.memory || r.cpu || r.pids_limit || r.block_io || !r.hugepage_limits.empty() || r.network ||
+           !r.rdma.empty() || !r.unified.empty();
+}
+
+// The container's cgroup, made. Not root (rootless), a cgroup the user may not make is no
+// error when the spec asks for no limit: the container runs without one (the null
+// manager: pause, update and stats then say it has none), as crun does. Limits asked for
+// and not grantable fail create, naming the cgroup.
+std::unique_ptr<cgroups::Manager> make_container_cgroup(const spec::Config& cfg, const CreateOptions& opts,
+                                                        const cgroups::Resources& resources) {
+    auto cgroup = make_cgroup_manager(cfg, opts, resources);
+    try {
+        cgroup->create();
+    } catch (const SystemError& e) {
+        const bool not_ours = e.code() == EACCES || e.code() == EPERM || e.code() == EROFS;
+        if (::geteuid() == 0 || !not_ours || asks_for_limits(resources)) throw;
+        log::debug(std::string("rootless: no cgroup (") + e.what() + "): the container runs without one");
+        cgroup = cgroups::make_null_manager();
+    }
+    return cgroup;
+}
+
 // What a "cgroup" mount in the container shows: the container's own cgroup
 // in each hierarchy (a name=systemd hierarchy appears as "systemd").
 void set_cgroup_mount_sources(const cgroups::Manager& cgroup, os::RootfsOptions& opt) {
@@ -262,8 +287,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.owner = ::geteuid();
     st.annotations = cfg.annotations;
 
-    auto cgroup = make_cgroup_manager(cfg, opts, resources);
-    cgroup->create();
+    auto cgroup = make_container_cgroup(cfg, opts, resources);
     // On failure: the shim, then its cgroup, then the container's.
     ScopeExit remove_cgroup([&] {
         try {
@@ -274,7 +298,12 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->destroy();
     });
     st.cgroup = cgroup->to_state();
-    egress_owner.place_shim([&](const ShimLimits& limits) { return make_cgroup_manager(cfg, opts, resources, &limits); }, st);
+    egress_owner.place_shim(
+        [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
+            if (cgroup->kind() == cgroups::Kind::None) return nullptr;
+            return make_cgroup_manager(cfg, opts, resources, &limits);
+        },
+        st);
 
     const int passed = passed_fd_count(opts.preserve_fds);
     UniqueFd fifo = move_above(make_exec_fifo(store.fifo_path(opts.id)), passed);

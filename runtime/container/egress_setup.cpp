@@ -198,6 +198,11 @@ void EgressEnforcement::abandon() {
 void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st) {
     if (!shim_) return;
     auto made = make_cgroup(shim_limits_);
+    if (!made) {  // the container has no cgroup (rootless): nor has its shim
+        shim::launched_pid(*shim_);  // known by its pidfd before it may run, as below
+        shim::release_shim(*shim_);
+        return;
+    }
     refuse_existing_shim_cgroup(*made);
     shim_cgroup_ = std::move(made);
     container::place_shim(*shim_cgroup_, shim::launched_pid(*shim_), shim_limits_);

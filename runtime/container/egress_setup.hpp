@@ -78,7 +78,8 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock);
 // attach (after stage 1's cgroup step: the mode init is told), hand_over (init is ready).
 class EgressEnforcement {
 public:
-    // Makes the shim's cgroup next to the container's (shim_cgroup.hpp), with the limits.
+    // Makes the shim's cgroup next to the container's (shim_cgroup.hpp), with the limits;
+    // nullptr when the container has none (rootless without a delegated cgroup).
     using ShimCgroupFactory = std::function<std::unique_ptr<cgroups::Manager>(const ShimLimits&)>;
 
     // The plan, the maps' thread and the held shim; nothing when the bundle has no policy.

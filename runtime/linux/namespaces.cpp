@@ -119,6 +119,10 @@ void write_id_mappings(pid_t pid, const std::vector<spec::IdMapping>& uid_map,
                        const std::vector<spec::IdMapping>& gid_map) {
     std::string base = "/proc/" + std::to_string(pid) + "/";
     if (!uid_map.empty()) fs::write_file(base + "uid_map", format_id_map(uid_map));
+    // Without CAP_SETGID in our own namespace (not root: rootless), the kernel takes a
+    // gid_map only once setgroups(2) is denied in the new namespace, as runc and crun do;
+    // a container process can then not change its supplementary groups.
+    if (!gid_map.empty() && ::geteuid() != 0) fs::write_file(base + "setgroups", "deny");
     if (!gid_map.empty()) fs::write_file(base + "gid_map", format_id_map(gid_map));
 }
 
