@@ -377,6 +377,22 @@ cri_results() {
 	cri_exec "$1" cat /tmp/results
 }
 
+# cri_assert_pod_refused HANDLER ANNOTATIONS_JSON PATTERN: RunPodSandbox fails, the CRI
+# error carries the runtime's message matching the ERE PATTERN, and nothing is left (no
+# sandbox, no new netns, nothing of cri_assert_pod_gone's list).
+cri_assert_pod_refused() {
+	local before pod
+	before=$(cri_netns_list | tr '\n' ' ')
+	run cri_run_pod pod refused "$1" "$2"
+	echo "$output"
+	[ "$status" -ne 0 ] || return 1
+	grep -E "^RunPodSandbox: [A-Z_]+: .*$3" <<<"$output" || return 1
+	run cri ListPodSandbox
+	[ "$(jq '.items | length' <<<"$output")" -eq 0 ] || return 1
+	[ "$(cri_netns_list | tr '\n' ' ')" = "$before" ] || return 1
+	cri_assert_pod_gone "" ""
+}
+
 # cri_assert_pod_gone ID NETNS: nothing of the removed pod is left: no sandbox or
 # container in containerd, no shim, no runtime state, no cgroup, no netns, no IPAM
 # allocation.
