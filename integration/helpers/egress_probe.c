@@ -14,6 +14,9 @@
 // Exit status: 0 ok, 1 a call failed, 2 usage.
 //
 //   connect tcp ADDR PORT [PAYLOAD]      connect, send PAYLOAD, wait for the peer's EOF
+//   hold ADDR PORT PAYLOAD GATE          connect, send PAYLOAD-before, wait (at most 60 s)
+//                                        until the file GATE exists, send PAYLOAD-after on
+//                                        the same connection, wait for the peer's EOF
 //   connect-many ADDR PORT N             N sequential connects (payload "many-I"); prints
 //                                        ok=N' max_ms= total_ms= and the first errno
 //   sendto udp ADDR PORT PAYLOAD
@@ -304,6 +307,33 @@ static int do_connect(const char *host, unsigned port, const char *payload)
 	finish_stream(fd);
 	close(fd);
 	say("%s ok ms=%ld", label, ms);
+	return 0;
+}
+
+static int do_hold(const char *host, unsigned port, const char *payload, const char *gate)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = socket(d.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("at=socket");
+	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0)
+		return fail("at=connect");
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s-before", payload);
+	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
+		return fail("at=before");
+	for (int i = 0; access(gate, F_OK) != 0; i++) {
+		if (i >= 6000)
+			return fail("at=gate");
+		usleep(10000);
+	}
+	snprintf(buf, sizeof(buf), "%s-after", payload);
+	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
+		return fail("at=after");
+	finish_stream(fd);
+	close(fd);
+	say("%s ok", label);
 	return 0;
 }
 
@@ -1211,6 +1241,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "connect") && (n == 3 || n == 4) && !strcmp(a[0], "tcp"))
 		return do_connect(a[1], parse_port(a[2]), n == 4 ? a[3] : NULL);
+	if (!strcmp(cmd, "hold") && n == 4)
+		return do_hold(a[0], parse_port(a[1]), a[2], a[3]);
 	if (!strcmp(cmd, "connect-many") && n == 3)
 		return do_connect_many(a[0], parse_port(a[1]), atoi(a[2]));
 	if (!strcmp(cmd, "sendto") && n == 4 && !strcmp(a[0], "udp"))

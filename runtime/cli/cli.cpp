@@ -43,6 +43,10 @@ Option* Option::check(NonNegative) {
     option_->check(CLI::NonNegativeNumber);
     return this;
 }
+Option* Option::allow_extra_args(bool allow) {
+    option_->allow_extra_args(allow);
+    return this;
+}
 Option* Option::envname(const std::string& name) {
     option_->envname(name);
     return this;

@@ -39,6 +39,9 @@ public:
     Option* check(const IsMember& allowed);
     Option* check(NonNegative);
     Option* envname(const std::string& name);
+    // false: a repeatable option takes one value per use (`--allow A --allow B ID`), so
+    // that the positional after it is not swallowed.
+    Option* allow_extra_args(bool allow);
 
 private:
     CLI::Option* option_;

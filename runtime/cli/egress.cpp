@@ -146,13 +146,26 @@ void register_egress(Command& app, Context& ctx) {
     struct EgressFlags {
         std::string id;
         std::string format = "table";
+        std::vector<std::string> allow, revoke;
     };
     auto f = std::make_shared<EgressFlags>();
-    auto* sub = app.add_subcommand("egress", "show a container's egress rules, counters and audit log");
+    auto* sub = app.add_subcommand("egress", "show a container's egress rules, counters and audit log; change them live");
     sub->add_option("-f,--format", f->format, "table or json")->check(IsMember({"table", "json"}));
+    sub->add_option("--allow", f->allow, "add an allow rule to the running container's policy (repeatable)")
+        ->allow_extra_args(false);
+    sub->add_option("--revoke", f->revoke, "remove an allow rule from the running container's policy (repeatable)")
+        ->allow_extra_args(false);
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
-        const json s = container::Container::load(ctx.global.store(), f->id).egress_status();
+        const auto c = container::Container::load(ctx.global.store(), f->id);
+        if (!f->allow.empty() || !f->revoke.empty()) {
+            const json reply = c.change_egress(f->allow, f->revoke);
+            // The policy holds either way; a container's /etc/hosts that could not follow is worth a line.
+            const std::string hosts = reply.value("hosts", "");
+            if (!hosts.empty() && hosts != "updated") std::cerr << "warning: /etc/hosts " << hosts << "\n";
+            return 0;
+        }
+        const json s = c.egress_status();
         if (f->format == "json") {
             json out = {{"id", f->id}};
             out.update(s);

@@ -194,26 +194,6 @@ void check_own_sets_fit(const Reader& r, const YAML::Node& root, const OperatorC
 
 // ---- applying it ------------------------------------------------------------------------
 
-bool host_inside(const egress::Rule& rule, const egress::Rule& ceiling) {
-    if (!ceiling.host) return true;  // any IP
-    if (!rule.host) return false;
-    if (ceiling.address) {
-        // a name resolves to whatever its DNS says: only an address rule is known to be inside
-        if (!rule.address || rule.address->base.family != ceiling.address->base.family) return false;
-        return rule.address->prefix >= ceiling.address->prefix && ceiling.address->contains(rule.address->base);
-    }
-    if (rule.address) return false;
-    const auto lower = [](std::string s) {
-        for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return s;
-    };
-    return lower(*rule.host) == lower(*ceiling.host);
-}
-
-bool port_inside(std::uint16_t port, const egress::Rule& ceiling) {
-    return ceiling.all_ports || std::find(ceiling.ports.begin(), ceiling.ports.end(), port) != ceiling.ports.end();
-}
-
 // The allow rules' texts, in Policy::allow's order (the annotation's entries).
 std::vector<std::string> annotation_rule_texts(const std::map<std::string, std::string>& annotations) {
     std::vector<std::string> texts;
@@ -329,13 +309,9 @@ OperatorConfig load_operator_config(const std::string& explicit_path) {
 }
 
 bool inside_ceiling(const egress::Rule& rule, const std::vector<NamedRule>& ceiling) {
-    const auto holds_host = [&](const NamedRule& c) { return c.rule.protocol == rule.protocol && host_inside(rule, c.rule); };
-    if (rule.protocol == egress::Protocol::Icmp) return std::any_of(ceiling.begin(), ceiling.end(), holds_host);
-    if (rule.all_ports)
-        return std::any_of(ceiling.begin(), ceiling.end(), [&](const NamedRule& c) { return holds_host(c) && c.rule.all_ports; });
-    return std::all_of(rule.ports.begin(), rule.ports.end(), [&](std::uint16_t port) {
-        return std::any_of(ceiling.begin(), ceiling.end(), [&](const NamedRule& c) { return holds_host(c) && port_inside(port, c.rule); });
-    });
+    std::vector<egress::Rule> rules;
+    for (const auto& c : ceiling) rules.push_back(c.rule);
+    return egress::inside_ceiling(rule, rules);
 }
 
 egress::Policy effective_policy(const std::map<std::string, std::string>& annotations, const OperatorConfig& config) {
@@ -348,6 +324,11 @@ egress::Policy effective_policy(const std::map<std::string, std::string>& annota
     add_profiles(p, texts, config);
     if (!annotations.count(std::string(egress::kAuditKey)) && config.audit_mode) p.audit = *config.audit_mode;
     enforce_ceiling(p, texts, config);
+    // Kept with the container: live changes must stay inside it too.
+    if (config.ceiling && p.active()) {
+        p.ceiling.emplace();
+        for (const auto& named : *config.ceiling) p.ceiling->push_back(named.rule);
+    }
     return p;
 }
 

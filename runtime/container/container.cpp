@@ -4,6 +4,9 @@
 // in cgroup_ops.cpp.
 #include "runtime/container/container.hpp"
 
+#include "runtime/container/egress_setup.hpp"
+#include "runtime/egress/live_change.hpp"
+
 #include "runtime/shim/client.hpp"
 
 #include "runtime/util/error.hpp"
@@ -59,6 +62,18 @@ nlohmann::json Container::egress_status() const {
     nlohmann::json s = shim::shim_status(store_.dir(id()));
     s["enforcement"] = state_.egress_enforcement.empty() ? nlohmann::json(nullptr) : nlohmann::json(state_.egress_enforcement);
     return s;
+}
+
+bool Container::can_change_egress() const { return status_ != Status::Stopped && status_ != Status::Creating; }
+
+nlohmann::json Container::change_egress(const std::vector<std::string>& allow,
+                                        const std::vector<std::string>& revoke) const {
+    // The rules first: a typo is reported the same whether or not the container runs.
+    const egress::PolicyChange change = egress::parse_change(allow, revoke);
+    if (change.empty()) throw Error("egress: nothing to change (--allow RULE or --revoke RULE)");
+    if (state_.egress_enforcement.empty()) throw Error("container " + id() + " has no egress policy to change");
+    if (!can_change_egress()) throw Error(std::string("cannot change the egress policy of a ") + status_name(status_) + " container");
+    return EgressEnforcement::update(store_.dir(id()), {state_.pid, state_.init_start_time}, allow, revoke);
 }
 
 std::unique_ptr<cgroups::Manager> Container::open_cgroup() const { return cgroups::open_manager(state_.cgroup); }

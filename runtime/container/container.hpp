@@ -84,6 +84,11 @@ public:
     // `egress ID`: its shim's status (shim::shim_status: rules, counters, audit) and which
     // layer enforces ("enforcement": kernel, supervisor, or null without a policy).
     nlohmann::json egress_status() const;
+    // `egress ID --allow RULE --revoke RULE`: a live change of its policy
+    // (EgressEnforcement::update). Refused for a stopped container and for one without a
+    // policy. Returns the shim's answer (shim::update_policy).
+    bool can_change_egress() const;
+    nlohmann::json change_egress(const std::vector<std::string>& allow, const std::vector<std::string>& revoke) const;
 
 private:
     // The cgroup manager; the null manager when the container has none.

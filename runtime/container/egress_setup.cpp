@@ -238,4 +238,11 @@ void EgressEnforcement::hand_over(UniqueFd listener, ContainerState& st) {
     st.shim = true;
 }
 
+nlohmann::json EgressEnforcement::update(const std::string& state_dir, const proc::Identity& init,
+                                         const std::vector<std::string>& allow, const std::vector<std::string>& revoke) {
+    const UniqueFd pidfd = proc::open_pidfd(init);
+    if (!pidfd) throw Error("the container's init is gone: its egress policy cannot change");
+    return shim::update_policy(state_dir, allow, revoke, pidfd.get(), init.pid);
+}
+
 }  // namespace sandlock::container

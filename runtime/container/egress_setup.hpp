@@ -108,6 +108,15 @@ public:
     // Stops the shim and removes its cgroup (idempotent); create's undo.
     void abandon();
 
+    // A live change of a running container's policy (`egress ID --allow/--revoke`). Once
+    // create has committed, the enforcement is the shim's to keep: it owns the kernel's
+    // maps, its own verdicts and the container's /etc/hosts, and applies the change to
+    // all three (shim/process.cpp, egress/live_change.hpp). init names the container's
+    // init (its mount namespace gets the new /etc/hosts). Throws sandlock::Error with the
+    // shim's one-line reason; a dead shim fails closed (the policy cannot change).
+    static nlohmann::json update(const std::string& state_dir, const proc::Identity& init,
+                                 const std::vector<std::string>& allow, const std::vector<std::string>& revoke);
+
 private:
     struct PreparedMaps {
         std::optional<egress::KernelLayer> layer;

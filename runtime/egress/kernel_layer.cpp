@@ -499,13 +499,14 @@ std::vector<RuleRow> rule_rows(const ResolvedPolicy& policy) {
 }
 
 std::uint64_t KernelCounters::allowed() const {
-    std::uint64_t n = no_rule.allowed + loopback.allowed + open.allowed + no_address.allowed;
+    std::uint64_t n = no_rule.allowed + loopback.allowed + open.allowed + no_address.allowed + revoked_rules.allowed;
     for (const auto& r : rules) n += r.allowed;
     return n;
 }
 
 std::uint64_t KernelCounters::denied() const {
-    std::uint64_t n = no_rule.denied + loopback.denied + open.denied + refused_sockets + routed_packets;
+    std::uint64_t n =
+        no_rule.denied + loopback.denied + open.denied + revoked_rules.denied + refused_sockets + routed_packets;
     for (const auto& r : rules) n += r.denied;
     return n;
 }
@@ -521,133 +522,70 @@ const char* to_string(KernelEvent::Hook h) {
 
 // ---- the layer
 
-struct KernelLayer::Impl {
-    Mode mode;
-    std::size_t rule_count;
-    sl_config config{};
-    const SharedLayer* shared = nullptr;
-    UniqueFd addresses, prefixes, ports, counters, events;  // this container's inner maps
-    std::uint64_t id = 0;                        // after attach: the key in the outer maps
-    ring_buffer* ring = nullptr;
-    const std::function<void(const KernelEvent&)>* sink = nullptr;
+namespace {
 
-    ~Impl() {
-        if (ring) ring_buffer__free(ring);
-        // The container is going (its shim stops at delete): its entries go too. The
-        // programs then deny whatever is left in the cgroup.
-        if (id != 0 && shared) forget_in(outer_maps(*shared), id);
-    }
+// Live changes (replace): a container's entries in the outer maps are keyed by its cgroup id
+// in the low bits and the policy's version in the high ones; version 0 is create's.
+constexpr unsigned kVersionShift = 40;
+constexpr std::uint64_t kCgroupIdMask = (std::uint64_t{1} << kVersionShift) - 1;
+constexpr std::uint64_t kMaxVersion = (std::uint64_t{1} << (64 - kVersionShift)) - 1;
+
+// One version of a container's policy: its inner maps but the events ring (the
+// container's for its whole life), and the rows its counter slots stand for.
+struct PolicyMaps {
+    Mode mode = Mode::Open;
+    sl_config config{};
+    std::vector<RuleRow> rows;
+    UniqueFd addresses, prefixes, ports, counters;
 };
 
-KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<Impl>()) {
-    quiet_libbpf();
-    take_libbpf_reason();  // forget what an earlier load said
-    const std::vector<RuleRow> rows = rule_rows(policy);
-    const MapContents contents = map_contents(policy, rows);
-    impl_->mode = policy.mode;
-    impl_->rule_count = rows.size();
-    impl_->config = contents.config;
-    impl_->shared = &shared_layer();
-
+PolicyMaps make_policy_maps(const ResolvedPolicy& policy) {
+    PolicyMaps m;
+    m.rows = rule_rows(policy);
+    const MapContents contents = map_contents(policy, m.rows);
+    m.mode = policy.mode;
+    m.config = contents.config;
     // Sizes as the templates in egress.bpf.c; a hash map allocates its bucket array at
-    // creation, so the ports map is sized to this policy (with room for live changes).
+    // creation, so the ports map is sized to this policy.
     const std::size_t port_room = std::max<std::size_t>(1024, 2 * contents.port_keys.size());
     const std::size_t address_room = std::max<std::size_t>(64, 2 * contents.address_keys.size());
-    impl_->addresses = make_inner_map(BPF_MAP_TYPE_HASH, "addresses", sizeof(sl_address_key), sizeof(sl_prefix_value),
-                                      static_cast<std::uint32_t>(std::min<std::size_t>(address_room, SL_MAX_PREFIXES)),
-                                      BPF_F_NO_PREALLOC);
-    impl_->prefixes = make_inner_map(BPF_MAP_TYPE_LPM_TRIE, "prefixes", sizeof(sl_prefix_key), sizeof(sl_prefix_value),
-                                     SL_MAX_PREFIXES, BPF_F_NO_PREALLOC);
-    impl_->ports = make_inner_map(BPF_MAP_TYPE_HASH, "ports", sizeof(sl_port_key), sizeof(std::uint32_t),
-                                  static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)), BPF_F_NO_PREALLOC);
-    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rows.size());
+    m.addresses = make_inner_map(BPF_MAP_TYPE_HASH, "addresses", sizeof(sl_address_key), sizeof(sl_prefix_value),
+                                 static_cast<std::uint32_t>(std::min<std::size_t>(address_room, SL_MAX_PREFIXES)),
+                                 BPF_F_NO_PREALLOC);
+    m.prefixes = make_inner_map(BPF_MAP_TYPE_LPM_TRIE, "prefixes", sizeof(sl_prefix_key), sizeof(sl_prefix_value),
+                                SL_MAX_PREFIXES, BPF_F_NO_PREALLOC);
+    m.ports = make_inner_map(BPF_MAP_TYPE_HASH, "ports", sizeof(sl_port_key), sizeof(std::uint32_t),
+                             static_cast<std::uint32_t>(std::min<std::size_t>(port_room, SL_MAX_PORTS)), BPF_F_NO_PREALLOC);
+    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(m.rows.size());
     // Preallocated (made in one go with the map); the programs make each slot on its first use.
-    impl_->counters = make_inner_map(BPF_MAP_TYPE_PERCPU_HASH, "counters", sizeof(std::uint32_t), sizeof(sl_counter), slots, 0);
-    impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
-    update_all(impl_->addresses.get(), contents.address_keys, contents.address_values, "addresses");
-    update_all(impl_->prefixes.get(), contents.prefix_keys, contents.prefix_values, "prefixes");
-    update_all(impl_->ports.get(), contents.port_keys, contents.port_values, "ports");
+    m.counters = make_inner_map(BPF_MAP_TYPE_PERCPU_HASH, "counters", sizeof(std::uint32_t), sizeof(sl_counter), slots, 0);
+    update_all(m.addresses.get(), contents.address_keys, contents.address_values, "addresses");
+    update_all(m.prefixes.get(), contents.prefix_keys, contents.prefix_values, "prefixes");
+    update_all(m.ports.get(), contents.port_keys, contents.port_values, "ports");
+    return m;
 }
 
-KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
-
-KernelLayer::Handover KernelLayer::handover() const {
-    if (impl_->id == 0) throw Error("egress: the kernel layer is not attached (internal error)");
-    return {impl_->id,
-            {impl_->addresses.get(), impl_->prefixes.get(), impl_->ports.get(), impl_->counters.get(), impl_->events.get()}};
-}
-
-void KernelLayer::handed_over() { impl_->id = 0; }
-
-KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
-    constexpr bpf_map_type kTypes[] = {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_HASH,
-                                       BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_RINGBUF};
-    if (id == 0 || maps.size() != std::size(kTypes))
-        throw Error("egress: the kernel layer's handover needs an id and " + std::to_string(std::size(kTypes)) + " maps");
-    for (std::size_t i = 0; i < maps.size(); ++i)
-        if (map_type_of(maps[i].get()) != static_cast<std::uint32_t>(kTypes[i]))
-            throw Error("egress: the kernel layer's handover: fd " + std::to_string(i + 1) + " is not the expected map");
-    KernelLayer layer;
-    Impl& impl = *layer.impl_;
-    impl.mode = policy.mode;
-    impl.rule_count = rule_rows(policy).size();
-    impl.shared = pinned_layer();
-    impl.addresses = std::move(maps[0]);
-    impl.prefixes = std::move(maps[1]);
-    impl.ports = std::move(maps[2]);
-    impl.counters = std::move(maps[3]);
-    impl.events = std::move(maps[4]);
-    impl.id = id;
-    return layer;
-}
-
-KernelLayer::~KernelLayer() = default;
-KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
-KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
-
-void KernelLayer::attach(const std::string& cgroup_dir) {
-    if (impl_->id != 0) throw Error("egress: the kernel layer is attached already (internal error)");
-    const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
-    const std::uint64_t id = cgroup_id_of(cgroup_dir);
-    const SharedLayer& shared = *impl_->shared;
-    keep_hooks_switched_on(shared, cgroup_dir);
-    auto forget = [&] { forget_in(outer_maps(shared), id); };
-    std::vector<std::pair<int, bpf_attach_type>> attached;
-    try {
-        // 1. the container's maps under its id; 2. the programs (their storage starts at
-        // id 0: deny); 3. the id and config into the storage: from here the policy holds.
-        const std::pair<int, int> entries[] = {{shared.addresses.get(), impl_->addresses.get()},
-                                               {shared.prefixes.get(), impl_->prefixes.get()},
-                                               {shared.ports.get(), impl_->ports.get()},
-                                               {shared.counters.get(), impl_->counters.get()},
-                                               {shared.events.get(), impl_->events.get()}};
-        for (const auto& [outer, inner] : entries) {
-            const std::uint32_t fd = static_cast<std::uint32_t>(inner);
-            if (const int ret = bpf_map_update_elem(outer, &id, &fd, BPF_ANY); ret != 0)
-                throw_errno("egress: register the container's maps (bpf BPF_MAP_UPDATE_ELEM)", -ret);
+// Registers a version's maps (and the events ring) under id in the outer maps; all or none.
+void register_maps(const SharedLayer& shared, std::uint64_t id, const PolicyMaps& m, int events) {
+    const std::pair<int, int> entries[] = {{shared.addresses.get(), m.addresses.get()},
+                                           {shared.prefixes.get(), m.prefixes.get()},
+                                           {shared.ports.get(), m.ports.get()},
+                                           {shared.counters.get(), m.counters.get()},
+                                           {shared.events.get(), events}};
+    for (const auto& [outer, inner] : entries) {
+        const std::uint32_t fd = static_cast<std::uint32_t>(inner);
+        if (const int ret = bpf_map_update_elem(outer, &id, &fd, BPF_ANY); ret != 0) {
+            forget_in(outer_maps(shared), id);
+            throw_errno("egress: register the container's maps (bpf BPF_MAP_UPDATE_ELEM)", -ret);
         }
-        const auto& types = kernel_layer_attach_types();
-        for (std::size_t i = 0; i < types.size(); ++i) {
-            // flags 0: no override, so nothing may be attached below the container's cgroup
-            cb::attach(shared.programs[i].get(), cgroup.get(), types[i], 0,
-                       std::string("egress: attach the cgroup ") + hook_name(types[i]) + " program to " + cgroup_dir);
-            attached.emplace_back(shared.programs[i].get(), types[i]);
-        }
-        const sl_policy_ref ref{id, impl_->config};
-        if (const int ret = bpf_map_update_elem(shared.policy_ref.get(), &id, &ref, BPF_ANY); ret != 0)
-            throw_errno("egress: set the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
-    } catch (const Error&) {
-        for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
-        forget();
-        throw;
     }
-    impl_->id = id;
 }
 
-KernelCounters KernelLayer::counters() const {
+// Every verdict counted in a counters map of rule_count rules.
+KernelCounters read_counters(int counters_fd, std::size_t rule_count) {
     const int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) throw_errno("egress: count the possible CPUs", -ncpu);
-    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(impl_->rule_count);
+    const std::uint32_t slots = SL_SLOT_FIRST_RULE + static_cast<std::uint32_t>(rule_count);
     // Every slot's per-CPU values in one call (BPF_MAP_LOOKUP_BATCH), slot by slot if the
     // kernel has no batch for the map.
     std::vector<std::uint32_t> keys(slots);
@@ -658,7 +596,7 @@ KernelCounters KernelLayer::counters() const {
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     while (got < slots) {
         std::uint32_t count = slots - got;
-        ret = bpf_map_lookup_batch(impl_->counters.get(), first ? nullptr : &batch, &batch, &keys[got],
+        ret = bpf_map_lookup_batch(counters_fd, first ? nullptr : &batch, &batch, &keys[got],
                                    &values[static_cast<std::size_t>(got) * ncpu], &count, &opts);
         first = false;
         got += count;
@@ -668,7 +606,7 @@ KernelCounters KernelLayer::counters() const {
     if (ret != 0 && ret != -ENOENT) {
         got = 0;
         for (std::uint32_t slot = 0; slot < slots; ++slot) {
-            const int r = bpf_map_lookup_elem(impl_->counters.get(), &slot, &values[static_cast<std::size_t>(got) * ncpu]);
+            const int r = bpf_map_lookup_elem(counters_fd, &slot, &values[static_cast<std::size_t>(got) * ncpu]);
             if (r == -ENOENT) continue;
             if (r != 0) throw_errno("egress: read the kernel's counters (bpf BPF_MAP_LOOKUP_ELEM)", -r);
             keys[got++] = slot;
@@ -692,6 +630,191 @@ KernelCounters KernelLayer::counters() const {
     out.routed_packets = sums[SL_SLOT_ROUTING].denied;
     out.lost_events = sums[SL_SLOT_LOST].denied;
     out.rules.assign(sums.begin() + SL_SLOT_FIRST_RULE, sums.end());
+    return out;
+}
+
+void add(KernelCounters::Pair& into, const KernelCounters::Pair& p) {
+    into.allowed += p.allowed;
+    into.denied += p.denied;
+}
+
+// Adds `from` (counted under from_rows) to `into` (under into_rows): a rule both have keeps
+// its count; one into_rows lacks is appended when `append`, else counted as revoked.
+void absorb(KernelCounters& into, std::vector<RuleRow>& into_rows, const KernelCounters& from,
+            const std::vector<RuleRow>& from_rows, bool append) {
+    add(into.no_rule, from.no_rule);
+    add(into.loopback, from.loopback);
+    add(into.open, from.open);
+    add(into.no_address, from.no_address);
+    add(into.revoked_rules, from.revoked_rules);
+    into.refused_sockets += from.refused_sockets;
+    into.routed_packets += from.routed_packets;
+    into.lost_events += from.lost_events;
+    for (std::size_t i = 0; i < from.rules.size() && i < from_rows.size(); ++i) {
+        const auto at = std::find(into_rows.begin(), into_rows.end(), from_rows[i]);
+        if (at != into_rows.end()) {
+            add(into.rules[static_cast<std::size_t>(at - into_rows.begin())], from.rules[i]);
+        } else if (append) {
+            into_rows.push_back(from_rows[i]);
+            into.rules.push_back(from.rules[i]);
+        } else {
+            add(into.revoked_rules, from.rules[i]);
+        }
+    }
+}
+
+}  // namespace
+
+struct KernelLayer::Impl {
+    PolicyMaps current;
+    UniqueFd events;  // the container's ring buffer, shared by every version
+    const SharedLayer* shared = nullptr;
+    std::uint64_t id = 0;       // after attach: the current version's key in the outer maps
+    std::uint64_t version = 0;  // id >> kVersionShift
+    // The version a replace() switched away from: registered until the next one, so that
+    // a program that read its id just before the switch still finds its maps.
+    struct Retired {
+        std::uint64_t id = 0;
+        PolicyMaps maps;
+    };
+    std::optional<Retired> retired;
+    // What the versions before the retired one counted, under the union of their rows.
+    KernelCounters archived;
+    std::vector<RuleRow> archived_rows;
+    ring_buffer* ring = nullptr;
+    const std::function<void(const KernelEvent&)>* sink = nullptr;
+
+    ~Impl() {
+        if (ring) ring_buffer__free(ring);
+        // The container is going (its shim stops at delete): its entries go too. The
+        // programs then deny whatever is left in the cgroup.
+        if (!shared) return;
+        if (id != 0) forget_in(outer_maps(*shared), id);
+        if (retired) forget_in(outer_maps(*shared), retired->id);
+    }
+
+    // The retired version's last counts into the archive; its entries out of the tables.
+    void drop_retired() {
+        if (!retired) return;
+        try {
+            absorb(archived, archived_rows, read_counters(retired->maps.counters.get(), retired->maps.rows.size()),
+                   retired->maps.rows, true);
+        } catch (const Error& e) {
+            log::warn(std::string("egress: the counters of a replaced policy are lost: ") + e.what());
+        }
+        forget_in(outer_maps(*shared), retired->id);
+        retired.reset();
+    }
+};
+
+KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<Impl>()) {
+    quiet_libbpf();
+    take_libbpf_reason();  // forget what an earlier load said
+    impl_->shared = &shared_layer();
+    impl_->current = make_policy_maps(policy);
+    impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
+}
+
+KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
+
+KernelLayer::Handover KernelLayer::handover() const {
+    if (impl_->id == 0) throw Error("egress: the kernel layer is not attached (internal error)");
+    const PolicyMaps& m = impl_->current;
+    return {impl_->id, {m.addresses.get(), m.prefixes.get(), m.ports.get(), m.counters.get(), impl_->events.get()}};
+}
+
+void KernelLayer::handed_over() { impl_->id = 0; }
+
+KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
+    constexpr bpf_map_type kTypes[] = {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_HASH,
+                                       BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_RINGBUF};
+    if (id == 0 || maps.size() != std::size(kTypes))
+        throw Error("egress: the kernel layer's handover needs an id and " + std::to_string(std::size(kTypes)) + " maps");
+    for (std::size_t i = 0; i < maps.size(); ++i)
+        if (map_type_of(maps[i].get()) != static_cast<std::uint32_t>(kTypes[i]))
+            throw Error("egress: the kernel layer's handover: fd " + std::to_string(i + 1) + " is not the expected map");
+    KernelLayer layer;
+    Impl& impl = *layer.impl_;
+    impl.shared = pinned_layer();
+    impl.current.mode = policy.mode;
+    impl.current.config = map_contents(policy, rule_rows(policy)).config;
+    impl.current.rows = rule_rows(policy);
+    impl.current.addresses = std::move(maps[0]);
+    impl.current.prefixes = std::move(maps[1]);
+    impl.current.ports = std::move(maps[2]);
+    impl.current.counters = std::move(maps[3]);
+    impl.events = std::move(maps[4]);
+    impl.id = id;
+    impl.version = id >> kVersionShift;
+    return layer;
+}
+
+void KernelLayer::replace(const ResolvedPolicy& next) {
+    Impl& im = *impl_;
+    if (im.id == 0 || !im.shared) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (im.version == kMaxVersion) throw Error("egress: this container's policy has changed too often");
+    // The version before the current one has been out of use since the last switch.
+    im.drop_retired();
+    PolicyMaps next_maps = make_policy_maps(next);
+    const std::uint64_t cgroup = im.id & kCgroupIdMask;
+    const std::uint64_t next_id = ((im.version + 1) << kVersionShift) | cgroup;
+    register_maps(*im.shared, next_id, next_maps, im.events.get());
+    // The switch: one update of the cgroup's storage, whose value the kernel replaces as a
+    // whole (a new buffer swapped in under RCU), so that each program run reads the old
+    // id and settings or the new ones, never a mix, and never nothing.
+    const sl_policy_ref ref{next_id, next_maps.config};
+    if (const int ret = bpf_map_update_elem(im.shared->policy_ref.get(), &cgroup, &ref, BPF_EXIST); ret != 0) {
+        forget_in(outer_maps(*im.shared), next_id);
+        throw_errno("egress: switch the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
+    }
+    im.retired = Impl::Retired{im.id, std::move(im.current)};
+    im.current = std::move(next_maps);
+    im.id = next_id;
+    im.version += 1;
+}
+
+KernelLayer::~KernelLayer() = default;
+KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
+KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
+
+void KernelLayer::attach(const std::string& cgroup_dir) {
+    if (impl_->id != 0) throw Error("egress: the kernel layer is attached already (internal error)");
+    const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
+    const std::uint64_t id = cgroup_id_of(cgroup_dir);
+    const SharedLayer& shared = *impl_->shared;
+    keep_hooks_switched_on(shared, cgroup_dir);
+    auto forget = [&] { forget_in(outer_maps(shared), id); };
+    std::vector<std::pair<int, bpf_attach_type>> attached;
+    try {
+        // 1. the container's maps under its id; 2. the programs (their storage starts at
+        // id 0: deny); 3. the id and config into the storage: from here the policy holds.
+        register_maps(shared, id, impl_->current, impl_->events.get());
+        const auto& types = kernel_layer_attach_types();
+        for (std::size_t i = 0; i < types.size(); ++i) {
+            // flags 0: no override, so nothing may be attached below the container's cgroup
+            cb::attach(shared.programs[i].get(), cgroup.get(), types[i], 0,
+                       std::string("egress: attach the cgroup ") + hook_name(types[i]) + " program to " + cgroup_dir);
+            attached.emplace_back(shared.programs[i].get(), types[i]);
+        }
+        const sl_policy_ref ref{id, impl_->current.config};
+        if (const int ret = bpf_map_update_elem(shared.policy_ref.get(), &id, &ref, BPF_ANY); ret != 0)
+            throw_errno("egress: set the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
+    } catch (const Error&) {
+        for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
+        forget();
+        throw;
+    }
+    impl_->id = id;
+}
+
+KernelCounters KernelLayer::counters() const {
+    const Impl& im = *impl_;
+    KernelCounters out = read_counters(im.current.counters.get(), im.current.rows.size());
+    std::vector<RuleRow> rows = im.current.rows;
+    absorb(out, rows, im.archived, im.archived_rows, false);
+    if (im.retired)
+        absorb(out, rows, read_counters(im.retired->maps.counters.get(), im.retired->maps.rows.size()),
+               im.retired->maps.rows, false);
     return out;
 }
 
@@ -726,9 +849,12 @@ std::size_t KernelLayer::drain_events(const std::function<void(const KernelEvent
             std::memcpy(out.destination.bytes.data(), e.addr, e.family == SL_V4 ? 4 : 16);
             out.port = e.port;
             out.allowed = e.allowed != 0;
-            if (e.slot >= SL_SLOT_FIRST_RULE && e.slot - SL_SLOT_FIRST_RULE < impl.rule_count)
+            // A rule's slot names a row of the version that decided: the current one's, or
+            // none (a replaced version's event, read after the switch).
+            const bool current = e.version == static_cast<std::uint16_t>(impl.version);
+            if (current && e.slot >= SL_SLOT_FIRST_RULE && e.slot - SL_SLOT_FIRST_RULE < impl.current.rows.size())
                 out.rule = e.slot - SL_SLOT_FIRST_RULE;
-            out.reason = reason_of(impl.mode, e.slot);
+            out.reason = reason_of(impl.current.mode, e.slot);
             (*impl.sink)(out);
             return 0;
         };
@@ -766,23 +892,29 @@ void detach_kernel_layer(const std::string& dir) {
 }
 
 void forget_kernel_policy(const std::string& cgroup_dir) noexcept {
-    std::uint64_t id = 0;
+    std::uint64_t cgroup = 0;
     try {
-        id = cgroup_id_of(cgroup_dir);
+        cgroup = cgroup_id_of(cgroup_dir);
     } catch (const Error&) {
         return;  // no cgroup: nothing was registered under it
     }
-    // Every build's pinned set: the container may have been made by an older binary.
+    // Every build's pinned set (the container may have been made by an older binary), and
+    // every version of its policy (a shim that died during a live change leaves two).
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(kPinRoot, ec)) {
         const std::string dir = entry.path().string();
-        std::array<UniqueFd, kMaps - 1> maps;
-        std::array<int, kMaps - 1> fds{};
-        for (std::size_t i = 0; i < maps.size(); ++i) {
-            maps[i].reset(bpf_obj_get((dir + "/" + kMapPins[i + 1]).c_str()));
-            fds[i] = maps[i].get();
+        for (std::size_t i = 1; i < kMaps; ++i) {
+            const UniqueFd outer(bpf_obj_get((dir + "/" + kMapPins[i]).c_str()));
+            if (!outer) continue;
+            std::vector<std::uint64_t> ours;
+            std::uint64_t key = 0;
+            bool first = true;
+            while (bpf_map_get_next_key(outer.get(), first ? nullptr : &key, &key) == 0) {
+                first = false;
+                if ((key & kCgroupIdMask) == cgroup) ours.push_back(key);
+            }
+            for (const auto k : ours) bpf_map_delete_elem(outer.get(), &k);
         }
-        forget_in(fds, id);  // a map not there: -1, nothing deleted
     }
 }
 

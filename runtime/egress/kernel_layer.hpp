@@ -39,6 +39,7 @@ struct RuleRow {
     std::optional<Cidr> where;  // nullopt: any IP
     bool all_ports = false;
     std::vector<std::uint16_t> ports;
+    bool operator==(const RuleRow&) const = default;
 };
 // The rows of a policy (in allow mode the allowed destinations, in deny mode the denied
 // ones), in the order of the kernel's counter slots: per protocol (TCP, UDP, ICMP) the
@@ -58,7 +59,8 @@ struct KernelCounters {
     std::uint64_t refused_sockets = 0;  // socket() of a protocol the policy cannot judge
     std::uint64_t routed_packets = 0;   // packets dropped for IPv4 options / an IPv6 routing header
     std::uint64_t lost_events = 0;      // audit events the ring buffer had no room for
-    std::vector<Pair> rules;            // one per rule_rows() entry
+    std::vector<Pair> rules;            // one per rule_rows() entry of the current policy
+    Pair revoked_rules;                 // verdicts of rules a live change removed since
 
     std::uint64_t allowed() const;  // every allowed verdict
     std::uint64_t denied() const;   // every denied verdict, refused sockets and dropped packets
@@ -107,6 +109,15 @@ public:
     // The shim's side: a layer over maps create made and attached (checked to be maps of
     // the expected types). It removes the container's entries when it goes.
     static KernelLayer adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps);
+
+    // The shim's side of a live change: the container's policy becomes `next`, for every
+    // process of the container at its next call. New maps are filled and registered
+    // under a new version of the container's id, then one update of the cgroup's storage
+    // switches every program to them; the replaced version stays registered until the
+    // next replace (a program that read the old id just before the switch still finds its
+    // maps). Counters carry over rule by rule. Throws sandlock::Error, the old policy in
+    // force.
+    void replace(const ResolvedPolicy& next);
 
     KernelCounters counters() const;  // throws sandlock::Error
     // Calls fn for every event waiting in the ring buffer; returns how many there were.

@@ -560,15 +560,12 @@ bool ResolvedPolicy::bind_allowed(std::uint16_t port) const {
 }
 
 std::optional<std::vector<std::uint16_t>> ResolvedPolicy::landlock_connect_ports() const {
-    if (mode != Mode::Allow || loopback == Loopback::Allow || tcp.any_ip_all_ports) return std::nullopt;
-    std::vector<std::uint16_t> ports = tcp.any_ip_ports;
-    for (const auto& e : tcp.per_ip) {
-        if (e.all_ports) return std::nullopt;
-        ports.insert(ports.end(), e.ports.begin(), e.ports.end());
-    }
-    for (const auto& e : tcp.per_net) {
-        if (e.all_ports) return std::nullopt;
-        ports.insert(ports.end(), e.ports.begin(), e.ports.end());
+    if (mode != Mode::Allow || loopback == Loopback::Allow || !ceiling) return std::nullopt;
+    std::vector<std::uint16_t> ports;
+    for (const auto& rule : *ceiling) {
+        if (rule.protocol != Protocol::Tcp) continue;
+        if (rule.all_ports) return std::nullopt;
+        ports.insert(ports.end(), rule.ports.begin(), rule.ports.end());
     }
     sort_unique(ports);
     return ports;
@@ -579,14 +576,36 @@ ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback defaul
     out.mode = policy.mode;
     out.loopback = policy.loopback.value_or(default_loopback);
     out.audit = policy.audit;
+    out.ceiling = policy.ceiling;
     if (policy.allow_bind) out.bind = merge_ranges(*policy.allow_bind);
-    if (policy.mode == Mode::Allow) add_allow_rules(policy, resolver, out);
+    if (policy.mode == Mode::Allow) {
+        add_allow_rules(policy, resolver, out);
+        out.allow_rules = policy.allow;
+    }
     if (policy.mode == Mode::Deny) add_deny_rules(policy, out);
     for (auto* r : {&out.tcp, &out.udp, &out.icmp}) r->finalize();
     return out;
 }
 
 namespace {
+
+json rule_texts(const std::vector<Rule>& rules) {
+    json out = json::array();
+    for (const auto& r : rules) out.push_back(to_string(r));
+    return out;
+}
+
+std::vector<Rule> rules_from_texts(const json& j) {
+    std::vector<Rule> out;
+    for (const auto& t : j) {
+        try {
+            out.push_back(parse_rule(t.get<std::string>()));
+        } catch (const RuleError& e) {
+            fail_json(std::string("invalid rule: ") + e.what());
+        }
+    }
+    return out;
+}
 
 json policy_to_json(const ResolvedPolicy& p, bool compact) {
     json hosts = json::array();
@@ -608,7 +627,9 @@ json policy_to_json(const ResolvedPolicy& p, bool compact) {
             {"udp", rules_to_json(p.udp, compact)},
             {"icmp", rules_to_json(p.icmp, compact)},
             {"bind", bind},
-            {"hosts", hosts}};
+            {"hosts", hosts},
+            {"allow_rules", rule_texts(p.allow_rules)},
+            {"ceiling", p.ceiling ? rule_texts(*p.ceiling) : json(nullptr)}};
 }
 
 }  // namespace
@@ -642,6 +663,9 @@ ResolvedPolicy policy_from_json(const json& j) {
         for (const auto& a : h.at("addresses")) entry.addresses.push_back(normalize(address_from(a.get<std::string>())));
         out.hosts.push_back(std::move(entry));
     }
+    // Written since live changes: a policy from an older runtime has neither.
+    if (const auto r = j.find("allow_rules"); r != j.end()) out.allow_rules = rules_from_texts(*r);
+    if (const auto c = j.find("ceiling"); c != j.end() && !c->is_null()) out.ceiling = rules_from_texts(*c);
     return out;
 }
 

@@ -75,6 +75,7 @@ struct Policy {
     std::optional<Loopback> loopback;                  // nullopt: the runtime's default
     Audit audit = Audit::Off;
     std::vector<std::string> profiles;  // io.sandlock.network.profile, resolved by the config
+    std::optional<std::vector<Rule>> ceiling;  // the operator's, set by the config
     bool network_keys = false;  // some io.sandlock.network.* key was present
 
     // False when no io.sandlock.network.* key is present: the runtime then acts as a
@@ -176,6 +177,11 @@ struct ResolvedPolicy {
     ProtocolRules tcp, udp, icmp;  // Allow: allowed destinations; Deny: denied ones
     std::optional<std::vector<PortRange>> bind;  // sorted, merged; nullopt: unrestricted
     std::vector<HostEntry> hosts;                // names of the allow rules, rule order
+    // What the policy was made of and may become, for live changes (live_change.hpp):
+    // the allow rules as written (allow mode), and the operator's ceiling at create
+    // (nullopt: none), which every rule added later must fall inside.
+    std::vector<Rule> allow_rules;
+    std::optional<std::vector<Rule>> ceiling;
 
     const ProtocolRules& rules(Protocol p) const;
 
@@ -194,8 +200,11 @@ struct ResolvedPolicy {
     bool bind_allowed(std::uint16_t port) const;
 
     // The TCP ports Landlock may restrict connect() to, or nullopt when it must not
-    // restrict ports at all: not allow mode, loopback bypass on (any port to loopback
-    // is allowed), or a TCP rule allowing every port. An empty vector: no TCP at all.
+    // restrict ports at all. Landlock rules can only be tightened once installed, and the
+    // policy can be widened live within the ceiling, so the ports are the ceiling's, not
+    // the current rules': nullopt without a ceiling, outside allow mode, with the loopback
+    // bypass on (any port to loopback is allowed), or when a TCP ceiling rule allows every
+    // port. An empty vector: no TCP at all.
     std::optional<std::vector<std::uint16_t>> landlock_connect_ports() const;
 
     bool operator==(const ResolvedPolicy&) const = default;

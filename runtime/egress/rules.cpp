@@ -1,6 +1,9 @@
 #include "runtime/egress/rules.hpp"
 
 #include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace sandlock::egress {
@@ -330,6 +333,67 @@ Rule parse_rule(std::string_view text) {
     Host host;  // "" and "*": any IP
     if (host_part != "" && host_part != "*") host = Host{std::string(host_part), classify_host(host_part, text)};
     return Rule{protocol, std::move(host.name), host.address, ports.ports, ports.all_ports};
+}
+
+std::string to_string(const Rule& rule) {
+    std::string out;
+    if (rule.protocol != Protocol::Tcp) out = std::string(to_string(rule.protocol)) + "://";
+    const std::string host = rule.host.value_or("*");
+    const bool bracket = host.find(':') != std::string::npos;  // IPv6, written in brackets
+    out += bracket ? "[" + host + "]" : host;
+    if (rule.protocol == Protocol::Icmp) return out;
+    out += ':';
+    if (rule.all_ports) return out + "*";
+    for (std::size_t i = 0; i < rule.ports.size(); ++i) out += (i ? "," : "") + std::to_string(rule.ports[i]);
+    return out;
+}
+
+bool same_rule(const Rule& a, const Rule& b) {
+    auto lower = [](std::string s) {
+        for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return s;
+    };
+    auto port_set = [](std::vector<std::uint16_t> p) {
+        std::sort(p.begin(), p.end());
+        p.erase(std::unique(p.begin(), p.end()), p.end());
+        return p;
+    };
+    return a.protocol == b.protocol && a.host.has_value() == b.host.has_value() &&
+           (!a.host || lower(*a.host) == lower(*b.host)) && a.all_ports == b.all_ports &&
+           port_set(a.ports) == port_set(b.ports);
+}
+
+namespace {
+
+bool host_inside(const Rule& rule, const Rule& ceiling) {
+    if (!ceiling.host) return true;  // any IP
+    if (!rule.host) return false;
+    if (ceiling.address) {
+        if (!rule.address || rule.address->base.family != ceiling.address->base.family) return false;
+        return rule.address->prefix >= ceiling.address->prefix && ceiling.address->contains(rule.address->base);
+    }
+    if (rule.address) return false;
+    const auto lower = [](std::string s) {
+        for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return s;
+    };
+    return lower(*rule.host) == lower(*ceiling.host);
+}
+
+bool port_inside(std::uint16_t port, const Rule& ceiling) {
+    return ceiling.all_ports || std::find(ceiling.ports.begin(), ceiling.ports.end(), port) != ceiling.ports.end();
+}
+
+}  // namespace
+
+bool inside_ceiling(const Rule& rule, const std::vector<Rule>& ceiling) {
+    const auto holds_host = [&](const Rule& c) { return c.protocol == rule.protocol && host_inside(rule, c); };
+    if (rule.protocol == Protocol::Icmp) return std::any_of(ceiling.begin(), ceiling.end(), holds_host);
+    if (rule.all_ports)
+        return std::any_of(ceiling.begin(), ceiling.end(), [&](const Rule& c) { return holds_host(c) && c.all_ports; });
+    return std::all_of(rule.ports.begin(), rule.ports.end(), [&](std::uint16_t port) {
+        return std::any_of(ceiling.begin(), ceiling.end(), [&](const Rule& c) { return holds_host(c) && port_inside(port, c); });
+    });
 }
 
 std::vector<std::string_view> split_list(std::string_view value) {

@@ -104,6 +104,20 @@ private:
 // Parses one rule (no surrounding whitespace expected). Throws RuleError.
 Rule parse_rule(std::string_view text);
 
+// The rule as the grammar writes it, scheme first only for udp and icmp
+// (`10.0.0.1:443`, `udp://[fd00::1]:53`, `icmp://*`, `:80,443`); parse_rule reads it back
+// to an equal Rule.
+std::string to_string(const Rule& rule);
+// Whether two rules admit the same destinations as written: the same protocol, host text
+// (names compared without case) and port set, whatever the order the ports were listed in.
+bool same_rule(const Rule& a, const Rule& b);
+// Whether `rule` admits nothing beyond `ceiling` (the operator's limit, at create and for
+// every live change): for each of its ports, a ceiling rule of the same protocol whose
+// host holds the rule's (any IP; the same name, without case; a CIDR holding the address
+// or CIDR — a name never falls inside an address rule, it resolves to whatever its DNS
+// says) and that allows the port. ICMP needs the host only.
+bool inside_ceiling(const Rule& rule, const std::vector<Rule>& ceiling);
+
 // Splits a ';'-separated annotation value: entries are trimmed of ASCII whitespace
 // (annotations are often written as YAML block scalars, one rule a line) and empty
 // entries are skipped, so a trailing ';' is harmless. Returns no entry for "", " ; ".

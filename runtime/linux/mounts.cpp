@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -11,6 +12,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <thread>
 #include <string_view>
 
 #include "runtime/linux/safe_path.hpp"
@@ -510,6 +512,35 @@ std::vector<std::string> known_mount_options() {
     names.emplace_back("tmpcopyup");
     std::sort(names.begin(), names.end());
     return names;
+}
+
+}  // namespace sandlock::os
+
+namespace sandlock::os {
+
+void mount_file_over_in(int pidfd, const std::string& source, const std::string& target) {
+    // Detached copy of the file's mount, made read-only before anyone can see it.
+    UniqueFd tree(::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    if (!tree) throw_errno("open_tree " + source);
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0)
+        throw_errno("mount_setattr " + source);
+    // setns(CLONE_NEWNS) needs a thread whose fs (root, cwd) nobody shares, and it moves
+    // that thread's root into the container: a thread of its own, thrown away afterwards.
+    std::string failed;
+    int err = 0;
+    std::thread enter([&] {
+        if (::unshare(CLONE_FS) != 0) {
+            err = errno, failed = "unshare(CLONE_FS)";
+        } else if (::setns(pidfd, CLONE_NEWNS) != 0) {
+            err = errno, failed = "setns into the container's mount namespace";
+        } else if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+            err = errno, failed = "move_mount onto " + target;
+        }
+    });
+    enter.join();
+    if (err != 0) throw_errno(failed, err);
 }
 
 }  // namespace sandlock::os

@@ -65,3 +65,15 @@ namespace sandlock::os {
 // Every option name parse_mount_options() understands (for `features`).
 std::vector<std::string> known_mount_options();
 }  // namespace sandlock::os
+
+namespace sandlock::os {
+
+// Mounts the file `source` (a path of our own mount namespace) read-only over `target` in
+// the mount namespace of the process `pidfd` names, on top of whatever is mounted there:
+// a process that opens target afterwards reads the new file whole, one that has it open
+// keeps reading the old one — the file is never seen half-written. For a live change of
+// a running container's /etc/hosts. The namespace is entered from a thread of its own,
+// which ends with the call. Throws sandlock::Error.
+void mount_file_over_in(int pidfd, const std::string& source, const std::string& target);
+
+}  // namespace sandlock::os

@@ -525,6 +525,20 @@ void register_listener(const std::string& state_dir, int listener_fd) {
     send_register(state_dir, {{"op", "register"}}, listener_fd >= 0 ? std::vector<int>{listener_fd} : std::vector<int>{});
 }
 
+json update_policy(const std::string& state_dir, const std::vector<std::string>& allow,
+                  const std::vector<std::string>& revoke, int init_pidfd, pid_t init_pid) {
+    const json request = {{"op", "update"}, {"allow", allow}, {"revoke", revoke}, {"pid", init_pid}};
+    json reply;
+    try {
+        // A new name is resolved by the shim: allow for a slow resolver.
+        reply = control_request(socket_path(state_dir), request, std::vector<int>{init_pidfd}, 30000);
+    } catch (const ShimUnavailable&) {
+        throw Error("egress shim is not running: the policy cannot change (a dead shim fails closed)");
+    }
+    if (!reply_ok(reply)) throw Error(reply_error(reply));
+    return reply;
+}
+
 std::string final_counters_path(const std::string& state_dir) {
     return fs::join(state_dir, "counters.json");
 }

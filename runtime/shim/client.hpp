@@ -127,6 +127,14 @@ void stop_pending_shim(PendingShim& pending);
 // or Error("egress shim refused the listener: <reason>").
 void register_listener(const std::string& state_dir, int listener_fd);
 
+// For `egress ID --allow/--revoke`: asks the running shim to change the container's
+// policy (process.cpp's "update"); init_pidfd names the container's init (pid init_pid),
+// whose mount namespace gets the new /etc/hosts. Returns the shim's answer: {"changed":
+// bool, "hosts": "updated" | "not updated: why" (when the names changed)}. Throws
+// Error("egress shim is not running ...") or Error(the shim's one-line reason).
+nlohmann::json update_policy(const std::string& state_dir, const std::vector<std::string>& allow,
+                             const std::vector<std::string>& revoke, int init_pidfd, pid_t init_pid);
+
 // For `egress ID`: {"policy": egress.json or null, "audit": mode, "audit_log": path or null,
 //  "shim": {"running": bool, "pid", "listeners"}, "counters": {allowed, denied, continued,
 //  errors} or null when the shim is not running}.

@@ -23,7 +23,9 @@
 #include <vector>
 
 #include "runtime/egress/kernel_layer.hpp"
+#include "runtime/egress/live_change.hpp"
 #include "runtime/shim/client.hpp"
+#include "runtime/shim/container_hosts.hpp"
 #include "runtime/shim/control.hpp"
 #include "runtime/shim/launch.hpp"
 #include "runtime/util/error.hpp"
@@ -230,8 +232,10 @@ private:
 // What the control socket does to the Supervisor and the kernel layer.
 class ShimService {
 public:
-    ShimService(Supervisor& sup, const egress::ResolvedPolicy& policy, egress::Audit audit, AuditFn audit_fn)
-        : sup_(sup), policy_(policy), audit_(audit), audit_fn_(std::move(audit_fn)) {}
+    ShimService(Supervisor& sup, std::string state_dir, egress::ResolvedPolicy policy, egress::Audit audit,
+                AuditFn audit_fn)
+        : sup_(sup), state_dir_(std::move(state_dir)), policy_(std::move(policy)), audit_(audit),
+          audit_fn_(std::move(audit_fn)) {}
     ~ShimService() {
         std::lock_guard lock(mu_);
         pump_.reset();  // before the layer it reads
@@ -242,6 +246,7 @@ public:
         if (op == request.end() || !op->is_string()) return refuse("request without \"op\"");
         if (*op == "register") return add(request, std::move(fds));
         if (*op == "status") return status();
+        if (*op == "update") return update(request, std::move(fds));
         return refuse("unknown op " + op->dump());
     }
     // After this, registrations are refused: nobody would serve the listener.
@@ -324,8 +329,78 @@ private:
         return {{"ok", true}, {"listeners", sup_.listener_count()}};
     }
 
+    static std::optional<std::vector<std::string>> strings_of(const json& request, const char* key) {
+        std::vector<std::string> out;
+        const auto it = request.find(key);
+        if (it == request.end()) return out;
+        if (!it->is_array()) return std::nullopt;
+        for (const auto& v : *it) {
+            if (!v.is_string()) return std::nullopt;
+            out.push_back(v.get<std::string>());
+        }
+        return out;
+    }
+
+    // A live change (`egress ID --allow/--revoke`): {"op": "update", "allow": [rules],
+    // "revoke": [rules], "pid": init's pid} with a pidfd of init attached (for /etc/hosts).
+    // One change at a time, each on top of the last. The kernel's maps switch first, then
+    // the shim's own verdicts: in between a connect is judged by both, so it is refused
+    // unless both the old and the new policy allow it — every call gets the old policy's
+    // verdict or the new one's. Then egress.json (exec'd processes, `egress ID`, the
+    // record of the change) and the container's /etc/hosts.
+    json update(const json& request, std::vector<UniqueFd> fds) {
+        const auto allow = strings_of(request, "allow");
+        const auto revoke = strings_of(request, "revoke");
+        if (!allow || !revoke) return refuse("update: \"allow\" and \"revoke\" must be lists of rules");
+        std::lock_guard change_lock(change_mu_);
+        if (sup_.listener_count() == 0) return refuse("the container is not running");
+        egress::ResolvedPolicy next;
+        try {
+            egress::SystemResolver resolver;
+            next = egress::apply_change(policy_, egress::parse_change(*allow, *revoke), resolver);
+        } catch (const Error& e) {
+            return refuse(e.what());
+        }
+        json reply = {{"ok", true}, {"changed", next != policy_}};
+        if (next == policy_) return reply;
+        try {
+            std::lock_guard lock(mu_);
+            if (kernel_) kernel_->replace(next);
+        } catch (const Error& e) {
+            return refuse(std::string(e.what()) + " (the policy is unchanged)");
+        }
+        sup_.set_policy(next);
+        const bool names_changed = next.hosts != policy_.hosts;
+        policy_ = std::move(next);
+        ++version_;
+        try {
+            fs::write_file_atomic(policy_path(state_dir_), egress::serialize(policy_), 0600);
+        } catch (const Error& e) {
+            log::warn(std::string("egress shim: keep the changed policy: ") + e.what());
+        }
+        if (names_changed) reply["hosts"] = update_hosts(request, fds);
+        return reply;
+    }
+
+    // "updated", or why the container's /etc/hosts could not follow (the policy holds).
+    std::string update_hosts(const json& request, std::vector<UniqueFd>& fds) {
+        const auto pid = request.find("pid");
+        if (fds.empty() || !fds[0] || pid == request.end() || !pid->is_number_integer())
+            return "not updated: no pidfd of the container's init came with the change";
+        try {
+            update_container_hosts(state_dir_, version_, fds[0].get(), pid->get<pid_t>(), policy_);
+            return "updated";
+        } catch (const Error& e) {
+            log::warn(std::string("egress shim: ") + e.what());
+            return std::string("not updated: ") + e.what();
+        }
+    }
+
     Supervisor& sup_;
-    const egress::ResolvedPolicy& policy_;
+    const std::string state_dir_;
+    egress::ResolvedPolicy policy_;  // guarded by change_mu_ (adopt reads it before any change)
+    std::mutex change_mu_;
+    unsigned version_ = 0;
     egress::Audit audit_;
     AuditFn audit_fn_;
     mutable std::mutex mu_;
@@ -453,7 +528,7 @@ int run_shim_main(const std::string& state_dir_arg) {
         else
             supervisor.await_first_listener();
         CreatorWatch creator_watch(std::move(creator), supervisor);
-        ShimService service(supervisor, policy, audit, audit_log.fn());
+        ShimService service(supervisor, state_dir, policy, audit, audit_log.fn());
         ControlServer server(
             socket_path(state_dir),
             [&service](const json& request, std::vector<UniqueFd> fds) { return service.handle(request, std::move(fds)); },

@@ -58,14 +58,17 @@ struct Job {
 // threads when its call ends. The watcher is woken only when calls start after a quiet
 // period (kWatchLinger); otherwise it sleeps. run() itself only waits for the end.
 struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
-    State(egress::ResolvedPolicy p, AuditFn a) : policy(std::move(p)), audit(std::move(a)) {
+    State(egress::ResolvedPolicy p, AuditFn a)
+        : policy(std::make_shared<const egress::ResolvedPolicy>(std::move(p))), audit(std::move(a)) {
         wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake) throw_errno("egress supervisor: eventfd");
         // Without an audit log there is nothing to describe: skip building each Decision.
         if (audit) decided = [this](const Decision& d) { report(d); };
     }
 
-    const egress::ResolvedPolicy policy;
+    // Swapped as a whole by a live change (set_policy): a call is judged by the policy it
+    // loaded when it started, never by a mix of two.
+    std::atomic<std::shared_ptr<const egress::ResolvedPolicy>> policy;
     DecisionFn decided;
     std::atomic<bool> kernel_layer{false};  // see handle_notification
 
@@ -129,7 +132,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         const int fd = job.listener->fd.get();
         Reply reply;
         try {
-            reply = handle_notification(fd, job.notif, policy, decided, kernel_layer.load());
+            const auto judge_by = policy.load();
+            reply = handle_notification(fd, job.notif, *judge_by, decided, kernel_layer.load());
         } catch (const std::exception& e) {
             log::warn(std::string("egress supervisor: ") + e.what());
             reply = Reply::failure(EIO);
@@ -334,6 +338,10 @@ Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit)
     : state_(std::make_shared<State>(std::move(policy), std::move(audit))) {}
 
 void Supervisor::set_kernel_layer() { state_->kernel_layer = true; }
+
+void Supervisor::set_policy(egress::ResolvedPolicy policy) {
+    state_->policy.store(std::make_shared<const egress::ResolvedPolicy>(std::move(policy)));
+}
 
 Supervisor::~Supervisor() {
     stop();

@@ -57,6 +57,9 @@ public:
     // The kernel layer is attached to the container's cgroup (before the first listener
     // is added): allowed IP connects are answered CONTINUE (handle_notification).
     void set_kernel_layer();
+    // A live change: the calls that start from now on are judged by `policy` (thread-safe;
+    // a call in flight finishes under the policy it started with).
+    void set_policy(egress::ResolvedPolicy policy);
     void stop();  // thread-safe
     Counters counters() const;
     size_t listener_count() const;  // listeners being served or waiting to be

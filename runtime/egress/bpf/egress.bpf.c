@@ -174,7 +174,7 @@ static __always_inline void record(const struct policy *p, __u8 hook, __u8 proto
     e->family = (__u8)d->family;
     e->allowed = (__u8)allowed;
     e->port = d->port;
-    e->pad = 0;
+    e->version = (__u16)(p->id >> 40); /* kernel_layer.cpp's kVersionShift */
     e->addr[0] = d->addr[0];
     e->addr[1] = d->addr[1];
     e->addr[2] = d->addr[2];

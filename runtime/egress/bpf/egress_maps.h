@@ -151,8 +151,8 @@ struct sl_event {
     __u8 protocol; /* enum sl_protocol */
     __u8 family;   /* enum sl_family */
     __u8 allowed;
-    __u16 port; /* host order */
-    __u16 pad;
+    __u16 port;    /* host order */
+    __u16 version; /* low bits of the policy version that decided (live changes) */
     __u32 addr[4];
 };
 

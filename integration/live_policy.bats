@@ -1,0 +1,346 @@
+#!/usr/bin/env bats
+# Live policy changes (issue 12): `sandlock-runc egress ID --allow RULE --revoke RULE` on a
+# running container, in kernel mode (the cgroup programs' maps switch) and in supervisor
+# mode (the shim's own verdicts switch). Every verdict is judged at the listeners of the
+# egress test network (egress.bash), for init and for exec'd processes, never by a return
+# code alone. Addresses: $EG_A is allowed at create, $EG_D is what the changes add and
+# revoke.
+
+load helpers
+load egress
+
+setup_file() {
+	egress_mode_setup
+	egress_detect_enforcement
+}
+
+setup() {
+	common_setup
+	EG_LISTENERS=()
+}
+
+teardown() {
+	unset SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER SANDLOCK_RUNC_SUPERVISOR_MODE SANDLOCK_RUNC_CONFIG
+	common_teardown
+	egress_teardown
+}
+
+# in_mode kernel|supervisor: the mode the next create runs in.
+in_mode() {
+	if [ "$1" = supervisor ]; then
+		export SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow
+	else
+		unset SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER SANDLOCK_RUNC_SUPERVISOR_MODE
+	fi
+}
+
+# The init of the live tests: for each round I (0, 1, 2), once /tmp/goI exists, connects
+# to $EG_D:$EG_P with payload init-I and writes its result line to /tmp/rI; then sleeps.
+live_init() {
+	echo "i=0
+		while [ \$i -lt 3 ]; do
+			if [ -e /tmp/go\$i ]; then
+				/probe --label init-\$i connect tcp $EG_D $EG_P init-\$i >/tmp/r\$i
+				i=\$((i + 1))
+			fi
+			sleep 0.05
+		done
+		exec sleep 1000"
+}
+
+# init_round ID I: lets init make its round I connect; prints its result line.
+init_round() {
+	local i
+	rt exec "$1" touch "/tmp/go$2" || return 1
+	for i in $(seq 200); do
+		if rt exec "$1" cat "/tmp/r$2" 2>/dev/null | grep -q "^init-$2 "; then
+			rt exec "$1" cat "/tmp/r$2"
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "init did not report round $2" >&2
+	return 1
+}
+
+# exec_probe ID LABEL: an exec'd process connects to $EG_D:$EG_P with payload LABEL.
+exec_probe() {
+	rt exec "$1" /probe --label "$2" connect tcp "$EG_D" "$EG_P" "$2"
+}
+
+# rules_of ID: the container's allow rules as its egress.json now holds them, one a line.
+rules_of() {
+	rt egress --format json "$1" | jq -r '.policy.allow_rules[]'
+}
+
+# live_allow_revoke MODE: the change cycle, judged at the listeners.
+live_allow_revoke() {
+	in_mode "$1"
+	egress_setup_net
+	new_id ID
+	egress_bundle b "$(live_init)" "$(allow "$EG_A:$EG_P")"
+	start_container "$ID" "$BUNDLE"
+	wait_status "$ID" running
+	[ "$(rt egress --format json "$ID" | jq -r .enforcement)" = "$1" ]
+
+	# before: refused for init and for an exec'd process
+	output=$(init_round "$ID" 0; exec_probe "$ID" x-0; true)
+	echo "$output"
+	assert_refused init-0
+	assert_refused x-0
+
+	run rtq egress "$ID" --allow "$EG_D:$EG_P"
+	echo "allow: $status $output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(rules_of "$ID" | sort | tr '\n' ' ')" = "$EG_A:$EG_P $EG_D:$EG_P " ]
+	output=$(init_round "$ID" 1; exec_probe "$ID" x-1; true)
+	echo "$output"
+	assert_ok init-1
+	assert_ok x-1
+	# the rule added is that port only
+	output=$(rt exec "$ID" /probe --label x-port connect tcp "$EG_D" "$EG_P2" x-port; true)
+	assert_refused x-port
+
+	run rtq egress "$ID" --revoke "$EG_D:$EG_P"
+	echo "revoke: $status $output"
+	[ "$status" -eq 0 ]
+	[ "$(rules_of "$ID")" = "$EG_A:$EG_P" ]
+	output=$(init_round "$ID" 2; exec_probe "$ID" x-2; rt exec "$ID" /probe --label x-a connect tcp "$EG_A" "$EG_P" x-a; true)
+	echo "$output"
+	assert_refused init-2
+	assert_refused x-2
+	assert_ok x-a
+
+	settle
+	show_listeners
+	expect_count 1 received tcp "$EG_D" "$EG_P" init-1
+	expect_count 1 received tcp "$EG_D" "$EG_P" x-1
+	expect_count 1 received tcp "$EG_A" "$EG_P" x-a
+	for l in init-0 x-0 init-2 x-2 x-port; do
+		expect_count 0 received_anywhere "$l"
+	done
+	# exactly the two allowed rounds reached the address the change opened and closed
+	# (each an accept and a data record)
+	expect_count 4 received_at tcp "$EG_D" "$EG_P"
+	expect_count 0 received_at tcp "$EG_D" "$EG_P2"
+}
+
+@test "live: --allow opens a refused destination and --revoke closes it again, for init and exec'd processes (kernel mode)" {
+	require_enforcement
+	live_allow_revoke kernel
+}
+
+@test "live: --allow opens a refused destination and --revoke closes it again, for init and exec'd processes (supervisor mode)" {
+	require_enforcement
+	live_allow_revoke supervisor
+}
+
+@test "live: after --revoke an established connection keeps working; new connections are refused at once" {
+	require_enforcement
+	egress_setup_net
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P;$EG_D:$EG_P")"
+	start_container "$ID" "$BUNDLE"
+	wait_status "$ID" running
+	rt exec "$ID" /probe --label held hold "$EG_D" "$EG_P" held /tmp/gate >"$BATS_TEST_TMPDIR/held.out" 2>&1 &
+	local held=$! i
+	# connected (the listener records the data at EOF: one record "held-beforeheld-after")
+	for i in $(seq 200); do
+		[ "$(received_at tcp "$EG_D" "$EG_P")" -ge 1 ] && break
+		sleep 0.05
+	done
+	expect_count 1 received_at tcp "$EG_D" "$EG_P"
+	rtq egress "$ID" --revoke "$EG_D:$EG_P"
+	output=$(exec_probe "$ID" x-new; true)
+	echo "$output"
+	assert_refused x-new
+	rt exec "$ID" touch /tmp/gate
+	wait "$held"
+	output=$(cat "$BATS_TEST_TMPDIR/held.out")
+	echo "$output"
+	assert_ok held
+	settle
+	show_listeners
+	expect_count 1 received tcp "$EG_D" "$EG_P" held-beforeheld-after
+	expect_count 0 received_anywhere x-new
+}
+
+@test "live: --allow of a host name resolves it and puts it in the container's /etc/hosts, whole" {
+	require_enforcement
+	egress_setup_net
+	local hosts=$BATS_TEST_TMPDIR/hosts name=live-new.slit.test
+	printf '127.0.0.1 localhost\n%s %s\n' "$EG_D" "$name" >"$hosts"
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
+	# the shim resolves the name: it runs in the private resolver's namespace
+	rtq_private_resolver "$hosts" create --bundle "$BUNDLE" "$ID"
+	rtq start "$ID"
+	wait_status "$ID" running
+	run rt exec "$ID" /probe resolve "$name"
+	echo "$output"
+	[[ "$output" != *"$EG_D"* ]]
+	# a reader of /etc/hosts throughout the change sees the old file or the new one, whole
+	rt exec "$ID" sh -c 'while :; do n=$(grep -c . /etc/hosts); echo "$n"; [ -e /tmp/stop ] && break; done' \
+		>"$BATS_TEST_TMPDIR/reads" &
+	local reader=$!
+	run rtq egress "$ID" --allow "$name:$EG_P"
+	echo "allow: $status $output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	rt exec "$ID" touch /tmp/stop
+	wait "$reader"
+	sort "$BATS_TEST_TMPDIR/reads" | uniq -c
+	# two line counts only: the old file's and the new one's (marker + one line)
+	[ "$(sort -u "$BATS_TEST_TMPDIR/reads" | wc -l)" -le 2 ]
+	run rt exec "$ID" cat /etc/hosts
+	echo "$output"
+	grep -qE "^${EG_D//./\\.}[[:space:]]+${name//./\\.}\$" <<<"$output"
+	grep -q '^# added by sandlock-runc' <<<"$output"
+	# still read-only for the container
+	run rt exec "$ID" sh -c "echo '$EG_X $name' >>/etc/hosts"
+	[ "$status" -ne 0 ]
+	output=$(rt exec "$ID" /probe --label n-ok connect tcp "$name" "$EG_P" n-ok)
+	echo "$output"
+	assert_ok n-ok
+	settle
+	expect_count 1 received tcp "$EG_D" "$EG_P" n-ok
+	# revoked, the name leaves the file too
+	rtq egress "$ID" --revoke "$name:$EG_P"
+	run rt exec "$ID" cat /etc/hosts
+	! grep -q "$name" <<<"$output"
+	# the host's own file is untouched
+	! grep -q "$name" /etc/hosts
+}
+
+@test "live: the operator's ceiling bounds --allow; bad changes fail with one line and change nothing" {
+	require_enforcement
+	egress_setup_net
+	local config=$BATS_TEST_TMPDIR/config.yaml
+	printf '%s\n' "ceiling: {allow: ['10.213.0.0/16:$EG_P']}" >"$config"
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
+	rtq --config "$config" create --bundle "$BUNDLE" "$ID"
+	rtq start "$ID"
+	wait_status "$ID" running
+	run rtq egress "$ID" --allow "$EG_D:$EG_P2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "--allow: rule \"$EG_D:$EG_P2\" is outside the operator's ceiling" ]
+	run rtq egress "$ID" --revoke "$EG_D:$EG_P"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "--revoke: rule \"$EG_D:$EG_P\" is not in the policy (\`sandlock-runc egress ID\` lists its rules)" ]
+	run rtq egress "$ID" --allow "$EG_D:0"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "--allow: rule \"$EG_D:0\": port 0 is not valid"* ]]
+	# inside the ceiling it works, and nothing of the refused changes got in
+	rtq egress "$ID" --allow "$EG_D:$EG_P"
+	[ "$(rules_of "$ID" | sort | tr '\n' ' ')" = "$EG_A:$EG_P $EG_D:$EG_P " ]
+	output=$(rt exec "$ID" /probe --label c-p2 connect tcp "$EG_D" "$EG_P2" c-p2; exec_probe "$ID" c-ok; true)
+	echo "$output"
+	assert_refused c-p2
+	assert_ok c-ok
+	settle
+	expect_count 0 received_anywhere c-p2
+	expect_count 1 received tcp "$EG_D" "$EG_P" c-ok
+}
+
+@test "live: concurrent --allow and --revoke from many clients leave one consistent policy" {
+	require_enforcement
+	egress_setup_net
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
+	start_container "$ID" "$BUNDLE"
+	wait_status "$ID" running
+	local i pids=()
+	for i in $(seq 10 25); do
+		rt egress "$ID" --allow "10.213.$EG_N.$i:$EG_P" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	[ "$(rules_of "$ID" | wc -l)" -eq 17 ]
+	pids=()
+	for i in $(seq 10 2 25); do
+		rt egress "$ID" --revoke "10.213.$EG_N.$i:$EG_P" &
+		pids+=($!)
+	done
+	# meanwhile an allow of the destination the container uses next
+	rt egress "$ID" --allow "$EG_D:$EG_P" &
+	pids+=($!)
+	for i in "${pids[@]}"; do wait "$i"; done
+	run rules_of "$ID"
+	echo "$output"
+	[ "${#lines[@]}" -eq 10 ]
+	for i in $(seq 11 2 25); do grep -qx "10.213.$EG_N.$i:$EG_P" <<<"$output"; done
+	for i in $(seq 10 2 25); do ! grep -qx "10.213.$EG_N.$i:$EG_P" <<<"$output"; done
+	# what the kernel (or the shim) enforces is what the file says
+	output=$(exec_probe "$ID" cc-ok)
+	assert_ok cc-ok
+	rtq egress "$ID" --revoke "$EG_D:$EG_P"
+	output=$(exec_probe "$ID" cc-gone; true)
+	assert_refused cc-gone
+	settle
+	expect_count 1 received tcp "$EG_D" "$EG_P" cc-ok
+	expect_count 0 received_anywhere cc-gone
+}
+
+@test "live: only root reaches the control socket; the container cannot see it; a dead shim fails closed" {
+	require_enforcement
+	egress_setup_net
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
+	start_container "$ID" "$BUNDLE"
+	wait_status "$ID" running
+	local sock=$TEST_ROOT/$ID/shim.sock
+	[ -S "$sock" ]
+	[ "$(stat -c %a "$sock")" = 600 ]
+	# another user is turned away (by the state dir's and the socket's modes, and by the
+	# shim's own check of the peer's credentials)
+	run setpriv --reuid=nobody --regid=nogroup --clear-groups "$RUNTIME" --root "$TEST_ROOT" egress "$ID" --allow "$EG_D:$EG_P"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	run setpriv --reuid=nobody --regid=nogroup --clear-groups socat - "UNIX-CONNECT:$sock"
+	[ "$status" -ne 0 ]
+	# the container's processes do not have the path at all
+	run rt exec "$ID" ls "$sock"
+	[ "$status" -ne 0 ]
+	[ "$(rules_of "$ID")" = "$EG_A:$EG_P" ]
+	# a dead shim: the change fails with one line, the policy stays closed
+	kill -9 $(shim_pids_of "$ID")
+	run rtq egress "$ID" --allow "$EG_D:$EG_P"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "egress shim is not running: the policy cannot change (a dead shim fails closed)" ]
+	output=$(exec_probe "$ID" dead 2>&1; true)
+	echo "$output"
+	settle
+	expect_count 0 received_anywhere dead
+}
+
+@test "live: a container without a policy, a deny list and a stopped container refuse changes with one line" {
+	new_id ID
+	make_bundle b "$(args sleep 1000)"
+	start_container "$ID" "$BUNDLE"
+	run rtq egress "$ID" --allow "10.213.0.1:80"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "container $ID has no egress policy to change" ]
+	run rtq egress "$ID"
+	[ "$status" -eq 0 ]
+	new_id ID2
+	make_bundle b2 "$(args sleep 1000)" "$(deny private)"
+	start_container "$ID2" "$BUNDLE"
+	run rtq egress "$ID2" --allow "10.213.0.1:80"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "this container's policy is a deny list (io.sandlock.network.deny): only an allow list can change live" ]
+	rtq kill "$ID2" KILL
+	wait_status "$ID2" stopped
+	run rtq egress "$ID2" --allow "10.213.0.1:80"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "cannot change the egress policy of a stopped container" ]
+}
