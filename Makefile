@@ -15,7 +15,7 @@ WARN      = -Wall -Wextra -Werror
 # the text): fewer pages for every runtime and shim process to map.
 override CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP -D_GNU_SOURCE -ffunction-sections -fdata-sections
 override CFLAGS   += -std=gnu11 $(WARN) -MMD -MP
-LDLIBS    = -lseccomp -lcap -lyaml-cpp -lbpf -lelf -lz -lpthread
+LDLIBS    = -lseccomp -lcap -lyaml-cpp -lbpf -lelf -lz -lresolv -lpthread
 SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Every .cpp under these folders is part of the runtime library; main.cpp is the program.

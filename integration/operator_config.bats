@@ -132,10 +132,10 @@ config() {
 	# an explicit file must exist
 	run rtq --config "$BATS_TEST_TMPDIR/missing.yaml" create --bundle "$BUNDLE" "$id"
 	assert_fails_cleanly "$id" "$BUNDLE" "^$BATS_TEST_TMPDIR/missing.yaml: No such file or directory$"
-	# names are not refreshed by this build: asking for it is refused, not ignored
-	config "resolve: {refresh: true}"
+	# a refresh interval that would flood DNS
+	config "resolve: {refresh: true, min_interval: 10ms}"
 	run rtq create --bundle "$BUNDLE" "$id"
-	assert_fails_cleanly "$id" "$BUNDLE" "resolve\.refresh: not supported by this build"
+	assert_fails_cleanly "$id" "$BUNDLE" "^$CONFIG:1:[0-9]+: resolve\.min_interval: at least 1s"
 }
 
 @test "config: supervisor_mode decides whether a policy may run without the kernel layer; the flag wins" {

@@ -103,9 +103,24 @@ BOOST_AUTO_TEST_CASE(errors_name_the_file_line_and_column) {
     BOOST_TEST(error_of("resolve: {min_interval: 5m, max_interval: 30s}\n") ==
                "c.yaml:1:10: resolve: min_interval is longer than max_interval");
     BOOST_TEST(error_of("resolve: {grace: soon}\n") == "c.yaml:1:18: resolve.grace: invalid duration \"soon\" (e.g. 30s, 5m, 1h)");
-    // refreshing names is not built: asking for it is an error, not a silent no-op
-    BOOST_TEST(error_of("resolve: {refresh: true}\n") ==
-               "c.yaml:1:20: resolve.refresh: not supported by this build (names are resolved once, at create)");
+    BOOST_TEST(error_of("resolve: {refresh: true, min_interval: 500ms}\n") ==
+               "c.yaml:1:40: resolve.min_interval: at least 1s (every name is a DNS query each interval)");
+    BOOST_TEST(error_of("resolve: {min_interval: 2h}\n") ==
+               "c.yaml:1:10: resolve: min_interval is longer than max_interval (1h unless given)");
+}
+
+BOOST_AUTO_TEST_CASE(refresh_settings_reach_the_policy) {
+    const auto on = parse_operator_config("resolve: {refresh: true, min_interval: 2s, grace: 1m}\n", "c.yaml");
+    BOOST_REQUIRE(on.refresh.has_value());
+    BOOST_TEST(on.refresh->min_interval_ms == 2000u);
+    BOOST_TEST(on.refresh->max_interval_ms == 3'600'000u);
+    BOOST_TEST(on.refresh->grace_ms == 60'000u);
+    BOOST_TEST(!parse_operator_config("resolve: {refresh: false, min_interval: 2s}\n", "c.yaml").refresh.has_value());
+    // kept with a policy (the shim reads it from egress.json), not with an unconfined bundle
+    const auto p = effective_policy({{"io.sandlock.network.allow", "a.example:443"}}, on);
+    BOOST_REQUIRE(p.refresh.has_value());
+    BOOST_TEST(p.refresh->min_interval_ms == 2000u);
+    BOOST_TEST(!effective_policy({}, on).refresh.has_value());
 }
 
 BOOST_AUTO_TEST_CASE(the_operators_own_sets_must_fit_the_ceiling) {

@@ -153,24 +153,29 @@ void read_audit(const Reader& r, const YAML::Node& node, OperatorConfig& out) {
     }
 }
 
-// Names are resolved once, at create: refreshing them is not built yet, so asking for it
-// is an error rather than a setting that silently does nothing.
-void read_resolve(const Reader& r, const YAML::Node& node) {
+// resolve: names resolved at create, and with refresh on re-resolved by the shim as their
+// TTL says, within the intervals (egress::RefreshSettings).
+void read_resolve(const Reader& r, const YAML::Node& node, OperatorConfig& out) {
     r.expect_map(node, "resolve");
     r.refuse_unknown_keys(node, "resolve", {"refresh", "min_interval", "max_interval", "grace"});
+    egress::RefreshSettings settings;
     std::optional<std::uint64_t> min, max;
     for (const char* key : {"min_interval", "max_interval", "grace"}) {
         if (const auto v = node[key]) {
             const std::string text = r.scalar(v, std::string("resolve.") + key);
             const auto ms = parse_duration_ms(text);
             if (!ms) r.fail(v.Mark(), std::string("resolve.") + key + ": invalid duration \"" + text + "\" (e.g. 30s, 5m, 1h)");
-            if (std::string(key) == "min_interval") min = ms;
-            if (std::string(key) == "max_interval") max = ms;
+            if (std::string(key) != "grace" && *ms < 1000)
+                r.fail(v.Mark(), std::string("resolve.") + key + ": at least 1s (every name is a DNS query each interval)");
+            if (std::string(key) == "min_interval") min = settings.min_interval_ms = *ms;
+            if (std::string(key) == "max_interval") max = settings.max_interval_ms = *ms;
+            if (std::string(key) == "grace") settings.grace_ms = *ms;
         }
     }
     if (min && max && *min > *max) r.fail(node.Mark(), "resolve: min_interval is longer than max_interval");
-    if (const auto refresh = node["refresh"]; refresh && r.boolean(refresh, "resolve.refresh"))
-        r.fail(refresh.Mark(), "resolve.refresh: not supported by this build (names are resolved once, at create)");
+    if (settings.min_interval_ms > settings.max_interval_ms)
+        r.fail(node.Mark(), "resolve: min_interval is longer than max_interval (1h unless given)");
+    if (const auto refresh = node["refresh"]; refresh && r.boolean(refresh, "resolve.refresh")) out.refresh = settings;
 }
 
 void read_supervisor_mode(const Reader& r, const YAML::Node& node, OperatorConfig& out) {
@@ -283,7 +288,7 @@ OperatorConfig parse_operator_config(std::string_view yaml, const std::string& s
         if (const auto n = root["profiles"]) read_profiles(r, n, out);
         if (const auto n = root["ceiling"]) out.ceiling = r.rule_set(n, "ceiling");
         if (const auto n = root["audit"]) read_audit(r, n, out);
-        if (const auto n = root["resolve"]) read_resolve(r, n);
+        if (const auto n = root["resolve"]) read_resolve(r, n, out);
         if (const auto n = root["supervisor_mode"]) read_supervisor_mode(r, n, out);
     } catch (const YAML::Exception& e) {
         r.fail(e.mark, e.msg);
@@ -324,6 +329,7 @@ egress::Policy effective_policy(const std::map<std::string, std::string>& annota
     add_profiles(p, texts, config);
     if (!annotations.count(std::string(egress::kAuditKey)) && config.audit_mode) p.audit = *config.audit_mode;
     enforce_ceiling(p, texts, config);
+    if (config.refresh && p.active()) p.refresh = config.refresh;
     // Kept with the container: live changes must stay inside it too.
     if (config.ceiling && p.active()) {
         p.ceiling.emplace();

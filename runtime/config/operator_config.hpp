@@ -40,6 +40,7 @@ struct OperatorConfig {
     std::optional<egress::Audit> audit_mode;      // when the bundle has no io.sandlock.audit
     std::optional<std::uint64_t> audit_max_size;  // bytes; the shim's audit.log cap
     std::optional<bool> supervisor_mode_allowed;  // supervisor_mode: allow | deny
+    std::optional<egress::RefreshSettings> refresh;  // resolve: {refresh: true, ...}
 };
 
 // Parses the YAML text of `source` (a file name, for messages). Throws sandlock::Error

@@ -234,7 +234,7 @@ egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::s
 
 void EgressEnforcement::hand_over(UniqueFd listener, ContainerState& st) {
     if (!shim_) return;
-    st.shim_process = shim::finish_shim_launch(*shim_, std::move(listener), kernel_layer_ ? &*kernel_layer_ : nullptr);
+    st.shim_process = shim::finish_shim_launch(*shim_, std::move(listener), kernel_layer_ ? &*kernel_layer_ : nullptr, st.pid);
     st.shim = true;
 }
 

@@ -48,6 +48,21 @@ void check_changeable(const ResolvedPolicy& current) {
         throw Error("this container's policy was written by an older sandlock-runc, without its rules: it cannot change live");
 }
 
+// current's settings with these rules, names resolved to `names`.
+ResolvedPolicy rebuilt(const ResolvedPolicy& current, std::vector<Rule> rules, std::vector<HostEntry> names) {
+    Policy next;
+    next.mode = Mode::Allow;
+    next.allow = std::move(rules);
+    if (current.bind) next.allow_bind = *current.bind;
+    next.loopback = current.loopback;
+    next.audit = current.audit;
+    next.ceiling = current.ceiling;
+    next.refresh = current.refresh;
+    next.network_keys = true;
+    PinnedResolver pinned(std::move(names));
+    return resolve(next, pinned, current.loopback);
+}
+
 }  // namespace
 
 PolicyChange parse_change(const std::vector<std::string>& allow, const std::vector<std::string>& revoke) {
@@ -80,16 +95,16 @@ ResolvedPolicy apply_change(const ResolvedPolicy& current, const PolicyChange& c
         }
         rules.push_back(added);
     }
-    Policy next;
-    next.mode = Mode::Allow;
-    next.allow = std::move(rules);
-    if (current.bind) next.allow_bind = *current.bind;
-    next.loopback = current.loopback;
-    next.audit = current.audit;
-    next.ceiling = current.ceiling;
-    next.network_keys = true;
-    PinnedResolver pinned(std::move(names));
-    return resolve(next, pinned, current.loopback);
+    return rebuilt(current, std::move(rules), std::move(names));
+}
+
+ResolvedPolicy with_names(const ResolvedPolicy& current, const std::vector<HostEntry>& names) {
+    check_changeable(current);
+    std::vector<HostEntry> merged = current.hosts;
+    for (auto& h : merged)
+        for (const auto& n : names)
+            if (n.name == h.name) h.addresses = n.addresses;
+    return rebuilt(current, current.allow_rules, std::move(merged));
 }
 
 }  // namespace sandlock::egress

@@ -36,4 +36,9 @@ PolicyChange parse_change(const std::vector<std::string>& allow, const std::vect
 //   --allow: cannot resolve host "x": reason
 ResolvedPolicy apply_change(const ResolvedPolicy& current, const PolicyChange& change, Resolver& resolver);
 
+// The same policy with names resolved anew (the shim's refresh): each name in `names`
+// gets those addresses, the others keep theirs. A name with no address left admits
+// nothing. Throws sandlock::Error as apply_change.
+ResolvedPolicy with_names(const ResolvedPolicy& current, const std::vector<HostEntry>& names);
+
 }  // namespace sandlock::egress

@@ -577,6 +577,7 @@ ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback defaul
     out.loopback = policy.loopback.value_or(default_loopback);
     out.audit = policy.audit;
     out.ceiling = policy.ceiling;
+    out.refresh = policy.refresh;
     if (policy.allow_bind) out.bind = merge_ranges(*policy.allow_bind);
     if (policy.mode == Mode::Allow) {
         add_allow_rules(policy, resolver, out);
@@ -629,7 +630,11 @@ json policy_to_json(const ResolvedPolicy& p, bool compact) {
             {"bind", bind},
             {"hosts", hosts},
             {"allow_rules", rule_texts(p.allow_rules)},
-            {"ceiling", p.ceiling ? rule_texts(*p.ceiling) : json(nullptr)}};
+            {"ceiling", p.ceiling ? rule_texts(*p.ceiling) : json(nullptr)},
+            {"refresh", p.refresh ? json{{"min_interval_ms", p.refresh->min_interval_ms},
+                                         {"max_interval_ms", p.refresh->max_interval_ms},
+                                         {"grace_ms", p.refresh->grace_ms}}
+                                  : json(nullptr)}};
 }
 
 }  // namespace
@@ -666,6 +671,9 @@ ResolvedPolicy policy_from_json(const json& j) {
     // Written since live changes: a policy from an older runtime has neither.
     if (const auto r = j.find("allow_rules"); r != j.end()) out.allow_rules = rules_from_texts(*r);
     if (const auto c = j.find("ceiling"); c != j.end() && !c->is_null()) out.ceiling = rules_from_texts(*c);
+    if (const auto r = j.find("refresh"); r != j.end() && !r->is_null())
+        out.refresh = RefreshSettings{r->at("min_interval_ms").get<std::uint64_t>(), r->at("max_interval_ms").get<std::uint64_t>(),
+                                      r->at("grace_ms").get<std::uint64_t>()};
     return out;
 }
 

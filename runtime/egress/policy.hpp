@@ -67,6 +67,17 @@ const std::vector<Cidr>& private_networks();
 std::vector<DenyRule> parse_deny_entry(std::string_view entry);
 PortRange parse_port_range(std::string_view entry);
 
+// `resolve: {refresh: true, ...}` of the operator's configuration, kept with the policy:
+// the shim re-resolves every allowed name when its DNS TTL expires (never sooner than
+// min_interval, never later than max_interval) and keeps an address that left the answer
+// for `grace` more (connections being made to it as the name moves still work).
+struct RefreshSettings {
+    std::uint64_t min_interval_ms = 30'000;
+    std::uint64_t max_interval_ms = 3'600'000;
+    std::uint64_t grace_ms = 300'000;
+    bool operator==(const RefreshSettings&) const = default;
+};
+
 struct Policy {
     Mode mode = Mode::Open;
     std::vector<Rule> allow;     // Mode::Allow
@@ -76,6 +87,7 @@ struct Policy {
     Audit audit = Audit::Off;
     std::vector<std::string> profiles;  // io.sandlock.network.profile, resolved by the config
     std::optional<std::vector<Rule>> ceiling;  // the operator's, set by the config
+    std::optional<RefreshSettings> refresh;    // the operator's, set by the config
     bool network_keys = false;  // some io.sandlock.network.* key was present
 
     // False when no io.sandlock.network.* key is present: the runtime then acts as a
@@ -182,6 +194,7 @@ struct ResolvedPolicy {
     // (nullopt: none), which every rule added later must fall inside.
     std::vector<Rule> allow_rules;
     std::optional<std::vector<Rule>> ceiling;
+    std::optional<RefreshSettings> refresh;  // nullopt: names stay as resolved
 
     const ProtocolRules& rules(Protocol p) const;
 

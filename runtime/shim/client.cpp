@@ -482,13 +482,15 @@ void send_register(const std::string& state_dir, const json& request, const std:
 
 }  // namespace
 
-proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener, egress::KernelLayer* kernel_layer) {
+proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener, egress::KernelLayer* kernel_layer,
+                                  pid_t init_pid) {
     if (!first_listener) throw Error("egress shim: no seccomp listener to supervise");
     await_pending_shim(pending);
     // Read while it waits for this listener: after the registration it may end at once.
     const auto identity = proc::identify(pending.pidfd.get(), pending.pid);
     if (!identity) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
     json request = {{"op", "register"}};
+    if (init_pid > 0) request["init_pid"] = init_pid;
     std::vector<int> fds = {first_listener.get()};
     if (kernel_layer) {
         const egress::KernelLayer::Handover h = kernel_layer->handover();

@@ -116,8 +116,10 @@ void release_shim(PendingShim& pending);
 // Registers the container's first listener. With kernel_layer (attached by create), the
 // shim takes over its maps: it keeps them for counters and audit events, removes the
 // container's entries when it stops, and answers allowed connects CONTINUE.
+// init_pid: the container's init, whose mount namespace later /etc/hosts updates go to
+// (a name refresh has no client to name it); 0: none.
 proc::Identity finish_shim_launch(PendingShim& pending, UniqueFd first_listener,
-                                  egress::KernelLayer* kernel_layer = nullptr);
+                                  egress::KernelLayer* kernel_layer = nullptr, pid_t init_pid = 0);
 // For a create that fails: kills the pending shim through its pidfd, waits until it is
 // gone, removes shim.sock and shim.pid. Throws if it does not die.
 void stop_pending_shim(PendingShim& pending);

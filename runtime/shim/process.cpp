@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -23,9 +24,11 @@
 #include <vector>
 
 #include "runtime/egress/kernel_layer.hpp"
+#include "runtime/egress/dns.hpp"
 #include "runtime/egress/live_change.hpp"
 #include "runtime/shim/client.hpp"
 #include "runtime/shim/container_hosts.hpp"
+#include "runtime/shim/name_refresh.hpp"
 #include "runtime/shim/control.hpp"
 #include "runtime/shim/launch.hpp"
 #include "runtime/util/error.hpp"
@@ -235,8 +238,20 @@ public:
     ShimService(Supervisor& sup, std::string state_dir, egress::ResolvedPolicy policy, egress::Audit audit,
                 AuditFn audit_fn)
         : sup_(sup), state_dir_(std::move(state_dir)), policy_(std::move(policy)), audit_(audit),
-          audit_fn_(std::move(audit_fn)) {}
+          audit_fn_(std::move(audit_fn)) {
+        if (policy_.refresh && policy_.mode == egress::Mode::Allow && !policy_.hosts.empty()) {
+            names_.emplace(*policy_.refresh);
+            names_->track(policy_.hosts, NameSchedule::Clock::now());
+            refresher_ = std::thread([this] { refresh_names(); });
+        }
+    }
     ~ShimService() {
+        {
+            std::lock_guard change_lock(change_mu_);
+            stop_refresh_ = true;
+        }
+        wake_refresh_.notify_all();
+        if (refresher_.joinable()) refresher_.join();
         std::lock_guard lock(mu_);
         pump_.reset();  // before the layer it reads
     }
@@ -263,6 +278,11 @@ public:
     }
 
     json status() const {
+        json names = nullptr;  // before mu_: change_mu_ is taken first where both are
+        {
+            std::lock_guard change_lock(change_mu_);
+            if (names_) names = names_->status(NameSchedule::Clock::now());
+        }
         const Counters c = sup_.counters();
         json counters = {{"allowed", c.allowed}, {"denied", c.denied}, {"continued", c.continued},
                          {"errors", c.errors},   {"busy", c.busy}};
@@ -275,6 +295,7 @@ public:
             }
         }
         return {{"ok", true},
+                {"names", names},
                 {"pid", ::getpid()},
                 {"listeners", sup_.listener_count()},
                 {"audit", egress::to_string(audit_)},
@@ -309,6 +330,12 @@ private:
         if (fds.empty() || !fds[0]) return refuse("register: no listener fd attached");
         UniqueFd fd = std::move(fds[0]);
         if (!is_seccomp_listener(fd.get())) return refuse("register: the fd is not a seccomp listener");
+        if (const auto init = request.find("init_pid"); init != request.end() && init->is_number_integer()) {
+            // Alive and the container's: create registers while init waits before execve.
+            const pid_t pid = init->get<pid_t>();
+            std::lock_guard change_lock(change_mu_);
+            if (UniqueFd pidfd = proc::open_pidfd(pid); pidfd && !init_) init_.emplace(Init{pid, std::move(pidfd)});
+        }
         std::lock_guard lock(mu_);
         if (closing_) return refuse("the egress shim is stopping");
         if (const auto k = request.find("kernel_layer"); k != request.end()) {
@@ -363,11 +390,29 @@ private:
         }
         json reply = {{"ok", true}, {"changed", next != policy_}};
         if (next == policy_) return reply;
+        if (!fds.empty() && fds[0] && !init_) {
+            const auto pid = request.find("pid");
+            if (pid != request.end() && pid->is_number_integer()) init_.emplace(Init{pid->get<pid_t>(), std::move(fds[0])});
+        }
         try {
-            std::lock_guard lock(mu_);
-            if (kernel_) kernel_->replace(next);
+            if (const auto hosts = apply_policy(std::move(next))) reply["hosts"] = *hosts;
         } catch (const Error& e) {
             return refuse(std::string(e.what()) + " (the policy is unchanged)");
+        }
+        return reply;
+    }
+
+    // The policy becomes `next` (a live change or a name refresh; change_mu_ held): the
+    // kernel's maps switch first, then the shim's own verdicts — in between a connect is
+    // judged by both, so it is refused unless both the old and the new policy allow it,
+    // and every call gets the old policy's verdict or the new one's. Then egress.json
+    // (exec'd processes, `egress ID`, the record of the change), the names' schedule and
+    // the container's /etc/hosts. Throws sandlock::Error, the policy unchanged, when the
+    // kernel's maps cannot switch. Returns what became of /etc/hosts when the names changed.
+    std::optional<std::string> apply_policy(egress::ResolvedPolicy next) {
+        {
+            std::lock_guard lock(mu_);
+            if (kernel_) kernel_->replace(next);
         }
         sup_.set_policy(next);
         const bool names_changed = next.hosts != policy_.hosts;
@@ -378,17 +423,60 @@ private:
         } catch (const Error& e) {
             log::warn(std::string("egress shim: keep the changed policy: ") + e.what());
         }
-        if (names_changed) reply["hosts"] = update_hosts(request, fds);
-        return reply;
+        if (names_) names_->track(policy_.hosts, NameSchedule::Clock::now());
+        wake_refresh_.notify_all();
+        if (!names_changed) return std::nullopt;
+        return update_hosts();
+    }
+
+    // resolve.refresh: the names that are due are asked of DNS (without the lock: a slow
+    // server must not hold up live changes), and when what they admit changed (a new
+    // address, or a retired one whose grace ended) the policy changes as a live change does.
+    void refresh_names() {
+        using Clock = NameSchedule::Clock;
+        std::unique_lock lock(change_mu_);
+        while (!stop_refresh_) {
+            const auto next = names_->next_event();
+            if (next == Clock::time_point::max())
+                wake_refresh_.wait(lock);
+            else
+                wake_refresh_.wait_until(lock, next);
+            if (stop_refresh_) break;
+            bool changed = names_->expire(Clock::now());
+            const auto due = names_->due(Clock::now());
+            if (!due.empty()) {
+                lock.unlock();
+                std::vector<std::pair<std::string, std::optional<egress::DnsAnswer>>> answers;
+                for (const auto& name : due) {
+                    try {
+                        answers.emplace_back(name, egress::query_addresses(name));
+                    } catch (const Error& e) {
+                        log::warn(std::string("egress shim: refresh ") + name + ": " + e.what());
+                        answers.emplace_back(name, std::nullopt);
+                    }
+                }
+                lock.lock();
+                if (stop_refresh_) break;
+                const auto now = Clock::now();
+                for (const auto& [name, answer] : answers) {
+                    if (answer) changed |= names_->answer(name, *answer, now);
+                    else names_->failed(name, now);
+                }
+            }
+            if (!changed) continue;
+            try {
+                apply_policy(egress::with_names(policy_, names_->hosts()));
+            } catch (const Error& e) {
+                log::warn(std::string("egress shim: refresh: ") + e.what());
+            }
+        }
     }
 
     // "updated", or why the container's /etc/hosts could not follow (the policy holds).
-    std::string update_hosts(const json& request, std::vector<UniqueFd>& fds) {
-        const auto pid = request.find("pid");
-        if (fds.empty() || !fds[0] || pid == request.end() || !pid->is_number_integer())
-            return "not updated: no pidfd of the container's init came with the change";
+    std::string update_hosts() {
+        if (!init_) return "not updated: the shim does not know the container's init";
         try {
-            update_container_hosts(state_dir_, version_, fds[0].get(), pid->get<pid_t>(), policy_);
+            update_container_hosts(state_dir_, version_, init_->pidfd.get(), init_->pid, policy_);
             return "updated";
         } catch (const Error& e) {
             log::warn(std::string("egress shim: ") + e.what());
@@ -396,11 +484,23 @@ private:
         }
     }
 
+    struct Init {
+        pid_t pid;
+        UniqueFd pidfd;
+    };
+
     Supervisor& sup_;
     const std::string state_dir_;
-    egress::ResolvedPolicy policy_;  // guarded by change_mu_ (adopt reads it before any change)
-    std::mutex change_mu_;
+    // Guarded by change_mu_ (adopt reads policy_ before any change can be made). Taken
+    // before mu_ when both are.
+    mutable std::mutex change_mu_;
+    egress::ResolvedPolicy policy_;
     unsigned version_ = 0;
+    std::optional<Init> init_;  // for /etc/hosts; set at registration (create) or by a change
+    std::optional<NameSchedule> names_;  // with resolve.refresh
+    std::condition_variable wake_refresh_;
+    bool stop_refresh_ = false;
+    std::thread refresher_;
     egress::Audit audit_;
     AuditFn audit_fn_;
     mutable std::mutex mu_;
