@@ -1,9 +1,6 @@
 #include "runtime/container/create.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hooks/hooks.hpp"
@@ -18,6 +15,7 @@
 #include "runtime/container/sync.hpp"
 #include "runtime/container/sync_parent.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/kernel.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/linux/rootfs.hpp"
@@ -115,23 +113,14 @@ UniqueFd move_above(UniqueFd fd, int passed) {
     return UniqueFd(high);
 }
 
-UniqueFd make_exec_fifo(const std::string& path) {
-    // 0622 whatever our umask: init may write it after switching to a non-root user.
-    if (::mkfifo(path.c_str(), 0622) != 0) throw_errno("mkfifo " + path);
-    if (::chmod(path.c_str(), 0622) != 0) throw_errno("chmod " + path);
-    UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-    if (!fd) throw_errno("open " + path);
-    return fd;
-}
-
 // The cgroupfs manager for the container's cgroupsPath; with --systemd-cgroup on a host
 // that runs systemd, wrapped in the systemd driver (a transient unit owns the cgroup).
 // With shim_limits: the egress shim's cgroup next to it instead (shim_cgroup.hpp).
-std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
+std::unique_ptr<cgroups::Manager> make_cgroup_manager(os::Kernel& kernel, const spec::Config& cfg,
                                                       const CreateOptions& opts,
                                                       const cgroups::Resources& resources,
                                                       const ShimLimits* shim_limits = nullptr) {
-    const cgroups::Hierarchy host = cgroups::probe_host();
+    const cgroups::Hierarchy host = kernel.cgroup_hierarchy();
     auto unit = cgroups::systemd_unit(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
     const std::string path =
         unit ? unit->cgroup_path() : cgroups::resolve_cgroups_path(cfg.linux.cgroups_path, opts.id, false);
@@ -139,7 +128,7 @@ std::unique_ptr<cgroups::Manager> make_cgroup_manager(const spec::Config& cfg,
     if (unit && !systemd)
         log::debug("--systemd-cgroup: systemd is not running here; " + unit->unit + " is a plain cgroupfs path");
     if (shim_limits) return make_shim_cgroup(host, path, systemd ? unit : std::nullopt, *shim_limits);
-    auto fs = cgroups::make_manager(host, path);
+    auto fs = kernel.cgroup_manager(host, path);
     if (!systemd) return fs;
     auto properties = cgroups::systemd_resource_properties(resources, host.mode == cgroups::Mode::Unified);
     return cgroups::make_systemd_manager(std::move(fs), *unit, std::move(properties),
@@ -157,9 +146,10 @@ bool asks_for_limits(const cgroups::Resources& r) {
 // error when the spec asks for no limit: the container runs without one (the null
 // manager: pause, update and stats then say it has none), as crun does. Limits asked for
 // and not grantable fail create, naming the cgroup.
-std::unique_ptr<cgroups::Manager> make_container_cgroup(const spec::Config& cfg, const CreateOptions& opts,
+std::unique_ptr<cgroups::Manager> make_container_cgroup(os::Kernel& kernel, const spec::Config& cfg,
+                                                        const CreateOptions& opts,
                                                         const cgroups::Resources& resources) {
-    auto cgroup = make_cgroup_manager(cfg, opts, resources);
+    auto cgroup = make_cgroup_manager(kernel, cfg, opts, resources);
     try {
         cgroup->create();
     } catch (const SystemError& e) {
@@ -227,37 +217,9 @@ std::string run_runtime_hooks(const spec::Config& cfg, const ContainerState& st)
     return state_json;
 }
 
-void kill_and_reap(pid_t pid) {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    // init is not our child (stage 1 forked it); wait for it to disappear so
-    // its mounts and cgroup membership are gone before we clean up.
-    for (int i = 0; i < 200; ++i) {
-        if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
-        if (::kill(pid, 0) != 0 && errno == ESRCH) return;
-        std::string st;
-        try {
-            st = fs::read_file("/proc/" + std::to_string(pid) + "/stat");
-        } catch (const Error&) {
-            return;
-        }
-        auto close = st.rfind(')');
-        if (close != std::string::npos && close + 2 < st.size() && st[close + 2] == 'Z') return;
-        ::usleep(5000);
-    }
-}
-
-int wait_stage1(pid_t pid) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    return status;
-}
-
 }  // namespace
 
-CreateResult create_container(const StateStore& store, const CreateOptions& opts) {
+CreateResult create_container(const StateStore& store, const CreateOptions& opts, os::Kernel& kernel) {
     validate_id(opts.id);
     const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
     spec::Config cfg = spec::load_config(bundle);
@@ -287,7 +249,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.owner = ::geteuid();
     st.annotations = cfg.annotations;
 
-    auto cgroup = make_container_cgroup(cfg, opts, resources);
+    auto cgroup = make_container_cgroup(kernel, cfg, opts, resources);
     // On failure: the shim, then its cgroup, then the container's.
     ScopeExit remove_cgroup([&] {
         try {
@@ -301,12 +263,12 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     egress_owner.place_shim(
         [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
             if (cgroup->kind() == cgroups::Kind::None) return nullptr;
-            return make_cgroup_manager(cfg, opts, resources, &limits);
+            return make_cgroup_manager(kernel, cfg, opts, resources, &limits);
         },
         st);
 
     const int passed = passed_fd_count(opts.preserve_fds);
-    UniqueFd fifo = move_above(make_exec_fifo(store.fifo_path(opts.id)), passed);
+    UniqueFd fifo = move_above(kernel.make_exec_fifo(store.fifo_path(opts.id)), passed);
     os::NamespacePlan plan = os::plan_namespaces(cfg.linux);
     auto [parent_sock, child_sock] = SyncSocket::make_pair();
     child_sock = SyncSocket(move_above(UniqueFd(::dup(child_sock.get())), passed));
@@ -324,21 +286,19 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     ctx.rootfs_options.bundle_dir = bundle;
     ctx.egress = egress_owner.plan();
 
-    pid_t stage1 = ::fork();
-    if (stage1 < 0) throw_errno("fork");
-    if (stage1 == 0) {
+    const pid_t stage1 = kernel.start_child(child_sock.get(), [&] {
         parent_sock.close();
         run_stage1(child_sock, plan, ctx);
-    }
+    });
     child_sock.close();
     fifo.reset();
     pid_t init_pid = -1;
     bool stage1_reaped = false;
     ScopeExit stop_init([&] {
-        kill_and_reap(init_pid);
+        kernel.kill_and_reap(init_pid);
         if (!stage1_reaped) {
-            ::kill(stage1, SIGKILL);
-            wait_stage1(stage1);
+            kernel.kill(stage1);
+            kernel.wait_child(stage1);
         }
     });
 
@@ -346,7 +306,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     handlers.console_socket = opts.console_socket;
     handlers.container = &st;
     handlers.userns_ready = [&] {
-        os::write_id_mappings(stage1, cfg.linux.uid_mappings, cfg.linux.gid_mappings);
+        kernel.write_id_mappings(stage1, cfg.linux.uid_mappings, cfg.linux.gid_mappings);
     };
     handlers.join_cgroup = [&](bool makes_cgroup_ns) {
         const bool joined = join_cgroup_for_stage1(*cgroup, resources, stage1, makes_cgroup_ns);
@@ -369,9 +329,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     };
     handlers.init_pid = [&](pid_t pid) {
         init_pid = pid;
-        wait_stage1(stage1);
+        kernel.wait_child(stage1);
         stage1_reaped = true;
-        auto start_time = proc::start_time(init_pid);
+        auto start_time = kernel.start_time(init_pid);
         if (!start_time) throw Error("container init exited during setup");
         st.pid = init_pid;
         st.init_start_time = *start_time;

@@ -9,6 +9,11 @@
 #include "runtime/util/fd.hpp"
 #include "spec/config.hpp"
 
+namespace sandlock::os {
+class Kernel;  // runtime/linux/kernel.hpp
+Kernel& real_kernel();
+}  // namespace sandlock::os
+
 namespace sandlock::container {
 
 struct CreateOptions {
@@ -33,7 +38,10 @@ struct CreateResult {
     UniqueFd console_master;  // set only for a foreground terminal
 };
 
-CreateResult create_container(const StateStore& store, const CreateOptions& opts);
+// Every process and kernel object is started and made through `kernel` (the seam that
+// tests replace: tests/create_orchestration_tests.cpp).
+CreateResult create_container(const StateStore& store, const CreateOptions& opts,
+                              os::Kernel& kernel = os::real_kernel());
 
 // Config checks that need no process: done before anything is created.
 void validate_for_create(const spec::Config& cfg, const egress::Policy& policy);

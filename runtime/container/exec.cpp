@@ -1,8 +1,6 @@
 #include "runtime/container/exec.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/cgroups/manager.hpp"
@@ -14,6 +12,7 @@
 #include "runtime/container/sync.hpp"
 #include "runtime/container/sync_parent.hpp"
 #include "runtime/linux/identity.hpp"
+#include "runtime/linux/kernel.hpp"
 #include "runtime/linux/lsm.hpp"
 #include "runtime/linux/namespaces.hpp"
 #include "runtime/shim/client.hpp"
@@ -121,7 +120,8 @@ spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opt
     return p;
 }
 
-int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts) {
+int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts,
+                      os::Kernel& kernel) {
     spec::Config cfg =
         spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(opts.id))));
     if (!opts.cgroup.empty())
@@ -138,8 +138,8 @@ int exec_in_container(const StateStore& store, const ContainerState& st, Status 
     if (egress) refuse_egress_bypassing_capabilities(process, policy_source(cfg.annotations));
     if (egress && egress->enforcement == egress::Enforcement::Kernel)
         refuse_inherited_ip_sockets(passed_fd_count(opts.preserve_fds), !process.terminal, policy_source(cfg.annotations));
-    os::NamespacePlan plan = os::plan_join_process(st.pid, cfg.linux);
-    auto cgroup = st.cgroup.is_null() ? nullptr : cgroups::open_manager(st.cgroup);
+    os::NamespacePlan plan = kernel.plan_join_process(st.pid, cfg.linux);
+    auto cgroup = st.cgroup.is_null() ? nullptr : kernel.open_cgroup_manager(st.cgroup);
     const int passed = passed_fd_count(opts.preserve_fds);
     if (!opts.detach) {
         become_subreaper();
@@ -147,19 +147,17 @@ int exec_in_container(const StateStore& store, const ContainerState& st, Status 
     }
     auto [parent_sock, child_sock] = SyncSocket::make_pair();
     child_sock = SyncSocket(UniqueFd(::fcntl(child_sock.get(), F_DUPFD_CLOEXEC, 3 + passed)));
-    pid_t stage1 = ::fork();
-    if (stage1 < 0) throw_errno("fork");
-    if (stage1 == 0) {
+    const pid_t stage1 = kernel.start_child(child_sock.get(), [&] {
         parent_sock.close();
         run_exec_stage1(child_sock, plan, process, cfg, passed, egress ? &*egress : nullptr);
-    }
+    });
     child_sock.close();
     pid_t child = -1;
     ScopeExit kill_child([&] {
-        if (child > 0) ::kill(child, SIGKILL);
-        ::kill(stage1, SIGKILL);
-        ::waitpid(stage1, nullptr, 0);
-        if (child > 0 && !opts.detach) ::waitpid(child, nullptr, 0);
+        if (child > 0) kernel.kill(child);
+        kernel.kill(stage1);
+        kernel.wait_child(stage1);
+        if (child > 0 && !opts.detach) kernel.wait_child(child);
     });
 
     ParentHandlers handlers = exec_handlers(process, cfg, egress.has_value());
@@ -168,7 +166,7 @@ int exec_in_container(const StateStore& store, const ContainerState& st, Status 
     handlers.status = status;
     handlers.init_pid = [&](pid_t pid) {
         child = pid;
-        ::waitpid(stage1, nullptr, 0);
+        kernel.wait_child(stage1);
     };
     handlers.egress_listener = [&](UniqueFd fd) { shim::register_listener(store.dir(opts.id), fd.get()); };
     handlers.join_cgroup = [&](bool) {

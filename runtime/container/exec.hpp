@@ -7,6 +7,11 @@
 #include "runtime/container/state.hpp"
 #include "spec/config.hpp"
 
+namespace sandlock::os {
+class Kernel;  // runtime/linux/kernel.hpp
+Kernel& real_kernel();
+}  // namespace sandlock::os
+
 namespace sandlock::container {
 
 struct ExecOptions {
@@ -35,6 +40,8 @@ spec::Process build_exec_process(const spec::Config& cfg, const ExecOptions& opt
 
 // Runs the process in the container `st` as loaded with `status` (Container::exec checks
 // that it may: can_exec()). Returns the exit code to exit with (0 when detached).
-int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts);
+// Its processes are started and stopped through `kernel` (the seam tests replace).
+int exec_in_container(const StateStore& store, const ContainerState& st, Status status, const ExecOptions& opts,
+                      os::Kernel& kernel = os::real_kernel());
 
 }  // namespace sandlock::container
