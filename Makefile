@@ -199,7 +199,7 @@ DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev 
 	podman netavark containerd conmon aardvark-dns catatonit \
 	runc crun hyperfine time bpftool \
 	clang llvm libbpf-dev libelf-dev zlib1g-dev \
-	containernetworking-plugins python3-grpcio python3-protobuf protobuf-compiler
+	containernetworking-plugins python3-grpcio python3-protobuf protobuf-compiler dnsmasq-base
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -21,6 +21,11 @@ setup() {
 
 teardown() {
 	unset SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER SANDLOCK_RUNC_SUPERVISOR_MODE SANDLOCK_RUNC_CONFIG
+	if [ -n "${DNS_PID:-}" ]; then
+		kill "$DNS_PID" 2>/dev/null
+		wait "$DNS_PID" 2>/dev/null
+		DNS_PID=
+	fi
 	common_teardown
 	egress_teardown
 }
@@ -343,4 +348,130 @@ live_allow_revoke() {
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[ "$output" = "cannot change the egress policy of a stopped container" ]
+}
+
+# dns_up ADDR NAME: a DNS server of the test's own (dnsmasq) on $EG_A:53, the host side of
+# the test network, answering NAME with ADDR from $DNS_HOSTS with a TTL of 1 s and nothing
+# else (no upstream, no host files). dns_move ADDR rewrites the answer.
+dns_up() {
+	DNS_HOSTS=$BATS_TEST_TMPDIR/dns-hosts DNS_NAME=$2
+	printf '%s %s\n' "$1" "$2" >"$DNS_HOSTS"
+	dnsmasq --conf-file=/dev/null --keep-in-foreground --no-resolv --no-hosts --addn-hosts="$DNS_HOSTS" \
+		--local=/slit.test/ --local-ttl=1 --listen-address="$EG_A" --bind-interfaces --port=53 --user=root \
+		--pid-file="$BATS_TEST_TMPDIR/dnsmasq.pid" --log-facility="$BATS_TEST_TMPDIR/dnsmasq.log" --log-queries &
+	DNS_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ "$(getent_via_test_dns "$2")" = "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "dnsmasq did not answer" >&2
+	cat "$BATS_TEST_TMPDIR/dnsmasq.log" >&2
+	return 1
+}
+
+dns_move() {
+	printf '%s %s\n' "$1" "$DNS_NAME" >"$DNS_HOSTS"
+	kill -HUP "$DNS_PID"
+}
+
+# getent_via_test_dns NAME: NAME's first IPv4 address as the test's DNS server answers it.
+getent_via_test_dns() {
+	with_test_dns getent ahostsv4 "$1" | awk 'NR == 1 { print $1 }'
+}
+
+# with_test_dns CMD...: CMD in a private mount namespace whose /etc/resolv.conf names only
+# the test's DNS server and whose /etc/nsswitch.conf says "hosts: dns": no query leaves
+# the machine and no host file changes. Processes CMD leaves running (the shim) stay there.
+with_test_dns() {
+	local resolv=$BATS_TEST_TMPDIR/resolv.conf nss=$BATS_TEST_TMPDIR/nsswitch-dns.conf
+	printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$EG_A" >"$resolv"
+	echo "hosts: dns" >"$nss"
+	timeout --kill-after=5 "$RT_TIMEOUT" unshare --mount --propagation private -- sh -c '
+		mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/nsswitch.conf || exit 125
+		if [ -S /var/run/nscd/socket ]; then mount -t tmpfs none /var/run/nscd || exit 125; fi
+		shift 2
+		exec "$@"' sh "$resolv" "$nss" "$@" 3>&-
+}
+
+# policy_addresses ID NAME: the addresses the container's policy holds for NAME, sorted.
+policy_addresses() {
+	rt egress --format json "$1" | jq -r --arg n "$2" '.policy.hosts[] | select(.name == $n) | .addresses[]' | sort
+}
+
+# wait_policy_addresses ID NAME WANT: until the policy holds exactly WANT (a sorted,
+# space-separated list) for NAME, at most 20 s.
+wait_policy_addresses() {
+	local i
+	for i in $(seq 200); do
+		[ "$(policy_addresses "$1" "$2" | tr '\n' ' ')" = "$3" ] && return 0
+		sleep 0.1
+	done
+	echo "policy for $2: '$(policy_addresses "$1" "$2" | tr '\n' ' ')', expected '$3'" >&2
+	rt egress --format json "$1" | jq -c '{names, refresh: .policy.refresh}' >&2
+	cat "$TEST_ROOT/$1/shim.log" >&2 2>/dev/null
+	tail -5 "$BATS_TEST_TMPDIR/dnsmasq.log" >&2
+	return 1
+}
+
+@test "live: names follow DNS: a moved name reaches its new address, the old one is refused after the grace, with a live change on top" {
+	require_enforcement
+	egress_setup_net
+	local name=moving.slit.test config=$BATS_TEST_TMPDIR/config.yaml
+	dns_up "$EG_D" "$name"
+	printf '%s\n' "resolve: {refresh: true, min_interval: 1s, max_interval: 2s, grace: 6s}" >"$config"
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$name:$EG_P")"
+	with_test_dns "$RUNTIME" --root "$TEST_ROOT" --config "$config" create --bundle "$BUNDLE" "$ID"
+	rtq start "$ID"
+	wait_status "$ID" running
+	[ "$(policy_addresses "$ID" "$name")" = "$EG_D" ]
+	output=$(rt exec "$ID" /probe --label d-0 connect tcp "$name" "$EG_P" d-0
+		rt exec "$ID" /probe --label x-0 connect tcp "$EG_X" "$EG_P" x-0; true)
+	echo "$output"
+	assert_ok d-0
+	assert_refused x-0
+	# a live change on top: another rule, kept through the refreshes below
+	rtq egress "$ID" --allow "$EG_A:$EG_P2"
+
+	# the name moves to $EG_X: allowed at once, $EG_D for the grace only
+	dns_move "$EG_X"
+	wait_policy_addresses "$ID" "$name" "$EG_D $EG_X "
+	# egress ID shows the name's next lookup and the address in its grace
+	run rt egress "$ID"
+	echo "$output"
+	grep -q "REFRESH IN" <<<"$output"
+	grep -q "$EG_D (until [0-9]*s)" <<<"$output"
+	output=$(rt exec "$ID" /probe --label x-1 connect tcp "$EG_X" "$EG_P" x-1
+		rt exec "$ID" /probe --label d-1 connect tcp "$EG_D" "$EG_P" d-1; true)
+	echo "$output"
+	assert_ok x-1
+	assert_ok d-1
+	run rt exec "$ID" cat /etc/hosts
+	echo "$output"
+	grep -qE "^${EG_X//./\\.}[[:space:]]+${name//./\\.}\$" <<<"$output"
+
+	# after the grace the old address is gone from the policy and from /etc/hosts
+	wait_policy_addresses "$ID" "$name" "$EG_X "
+	output=$(rt exec "$ID" /probe --label d-2 connect tcp "$EG_D" "$EG_P" d-2
+		rt exec "$ID" /probe --label n-2 connect tcp "$name" "$EG_P" n-2
+		rt exec "$ID" /probe --label a-2 connect tcp "$EG_A" "$EG_P2" a-2; true)
+	echo "$output"
+	assert_refused d-2
+	assert_ok n-2
+	assert_ok a-2
+	run rt exec "$ID" cat /etc/hosts
+	echo "$output"
+	! grep -q "^$EG_D[[:space:]]" <<<"$output"
+	[ "$(rules_of "$ID" | sort | tr '\n' ' ')" = "$EG_A:$EG_P2 $name:$EG_P " ]
+
+	settle
+	show_listeners
+	expect_count 1 received tcp "$EG_D" "$EG_P" d-0
+	expect_count 1 received tcp "$EG_X" "$EG_P" x-1
+	expect_count 1 received tcp "$EG_D" "$EG_P" d-1
+	expect_count 1 received tcp "$EG_X" "$EG_P" n-2
+	expect_count 1 received tcp "$EG_A" "$EG_P2" a-2
+	expect_count 0 received_anywhere x-0
+	expect_count 0 received_anywhere d-2
 }

@@ -102,6 +102,31 @@ void print_decisions(const json& s) {
     if (count) std::cout << "\n" << rows.render();
 }
 
+// The policy's names; with resolve.refresh also when each is looked up next and which
+// addresses are in their grace ("10.0.0.1 (until 42s)").
+void print_hosts(const json& hosts, const json& names) {
+    const bool refresh = names.is_array();
+    Table t = refresh ? Table({"HOST", "ADDRESSES", "TTL", "REFRESH IN"}) : Table({"HOST", "ADDRESSES"});
+    for (const auto& h : hosts) {
+        const std::string name = h.at("name").get<std::string>();
+        const json* n = nullptr;
+        if (refresh)
+            for (const auto& candidate : names)
+                if (candidate.value("name", "") == name) n = &candidate;
+        std::string addrs;
+        for (const auto& a : (n ? n->at("addresses") : h.at("addresses")))
+            addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
+        if (n)
+            for (const auto& r : n->at("retiring"))
+                addrs += (addrs.empty() ? "" : ",") + r.value("address", "") + " (until " +
+                         std::to_string(r.value("expires_in_s", 0)) + "s)";
+        if (!refresh) t.add({name, addrs});
+        else if (!n) t.add({name, addrs, "-", "-"});
+        else t.add({name, addrs, std::to_string(n->value("ttl_s", 0)) + "s", std::to_string(n->value("refresh_in_s", 0)) + "s"});
+    }
+    std::cout << "\n" << t.render();
+}
+
 void print_table(const json& s) {
     const json& policy = s.at("policy");
     if (policy.is_null()) {
@@ -128,15 +153,7 @@ void print_table(const json& s) {
         add_rule_rows(rules, policy.get<egress::ResolvedPolicy>(), c.is_object() ? c.value("kernel", json(nullptr)) : json(nullptr));
         std::cout << rules.render();
     }
-    if (!policy.at("hosts").empty()) {
-        Table hosts({"HOST", "ADDRESSES"});
-        for (const auto& h : policy.at("hosts")) {
-            std::string addrs;
-            for (const auto& a : h.at("addresses")) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
-            hosts.add({h.at("name").get<std::string>(), addrs});
-        }
-        std::cout << "\n" << hosts.render();
-    }
+    if (!policy.at("hosts").empty()) print_hosts(policy.at("hosts"), s.value("names", json(nullptr)));
     print_decisions(s);
 }
 

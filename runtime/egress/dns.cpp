@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "runtime/util/error.hpp"
 
@@ -75,8 +76,19 @@ DnsAnswer parse_answer(const unsigned char* message, int length, int type) {
 DnsAnswer query_addresses(const std::string& name) {
     DnsClient resolver;
     DnsAnswer out;
+    // One family failing (a server that refuses AAAA for a name it only has an A for) is
+    // not the name failing: only both are an error.
+    std::optional<Error> failure;
+    int failed = 0;
     for (const int type : {ns_t_a, ns_t_aaaa}) {
-        const auto message = resolver.query(name, type);
+        std::vector<unsigned char> message;
+        try {
+            message = resolver.query(name, type);
+        } catch (const Error& e) {
+            ++failed;
+            failure = e;
+            continue;
+        }
         if (message.empty()) continue;
         const DnsAnswer part = parse_answer(message.data(), static_cast<int>(message.size()), type);
         if (part.addresses.empty()) continue;
@@ -84,6 +96,7 @@ DnsAnswer query_addresses(const std::string& name) {
         for (const auto& ip : part.addresses)
             if (std::find(out.addresses.begin(), out.addresses.end(), ip) == out.addresses.end()) out.addresses.push_back(ip);
     }
+    if (failed == 2 || (failure && out.addresses.empty())) throw *failure;
     return out;
 }
 

@@ -18,7 +18,8 @@ struct DnsAnswer {
 
 // The A and AAAA records of `name` (the resolver follows CNAMEs). A name that does not
 // exist, or has no address of either family, gives no addresses. Throws sandlock::Error
-// when no server answered or the answer could not be read.
+// when no server answered or the answer could not be read, for both families (or for
+// one, the other having no address).
 DnsAnswer query_addresses(const std::string& name);
 
 // One answer message (the wire format), for query_addresses and its tests: the

@@ -554,12 +554,14 @@ json shim_status(const std::string& state_dir) {
     const std::string log_file = audit_log_path(state_dir);
     out["audit_log"] = fs::exists(log_file) ? json(log_file) : json(nullptr);
     out["counters"] = nullptr;
+    out["names"] = nullptr;  // with resolve.refresh: each name's addresses, TTL, next lookup, retiring ones
     out["shim"] = {{"running", false}};
     try {
         json reply = control_request(socket_path(state_dir), {{"op", "status"}}, -1, 2000);
         if (!reply_ok(reply)) throw Error("egress shim status: " + reply_error(reply));
         out["shim"] = {{"running", true}, {"pid", reply.value("pid", 0)}, {"listeners", reply.value("listeners", 0)}};
         out["counters"] = reply.value("counters", json(nullptr));
+        out["names"] = reply.value("names", json(nullptr));
         if (reply.contains("audit")) out["audit"] = reply["audit"];
     } catch (const ShimUnavailable&) {
         // Not running: the rules, and the counters it left when it exited, still count.
