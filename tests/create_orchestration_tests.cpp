@@ -239,6 +239,10 @@ BOOST_AUTO_TEST_CASE(failures_in_stage1s_steps_kill_and_reap_stage1) {
          "setns pid: Operation not permitted", "child got CgroupJoined"},
         {"stage 1 dies", plain_create_until(2, {step::hang_up()}), "", "container init exited unexpectedly",
          "child got CgroupJoined"},
+        // create's reply meets a closed socket (SEQPACKET: EPIPE, no SIGPIPE) or the next
+        // read its end: either way the undo runs
+        {"stage 1 dies while owed a reply", {step::send(msg::UsernsReady{}), step::hang_up()}, "", "",
+         "write id maps stage1", true},
     };
     for (const auto& c : cases) {
         BOOST_TEST_CONTEXT(c.name) {
