@@ -475,3 +475,81 @@ wait_policy_addresses() {
 	expect_count 0 received_anywhere x-0
 	expect_count 0 received_anywhere d-2
 }
+
+# The learning tests' workload: a name from the container's /etc/hosts, an address
+# without one, UDP, ping, loopback (never suggested), then EXTRA (a script line).
+learn_workload() {
+	echo "/probe --label l-name connect tcp learn-a.slit.test $EG_P l-name
+		/probe --label l-addr connect tcp $EG_D $EG_P2 l-addr
+		/probe --label l-udp sendto udp learn-a.slit.test $EG_P2 l-udp
+		/probe --label l-ping ping $EG_A
+		/probe --label l-lo connect tcp 127.0.0.1 9 l-lo
+		$1
+		true"
+}
+
+@test "learn: what a workload reached becomes the suggested allow list; confined by it, it still works and a new destination is refused" {
+	require_enforcement
+	egress_setup_net
+	new_id ID
+	egress_bundle b "$(learn_workload)
+		exec sleep 1000" "$(annotation io.sandlock.network.learn true)"
+	printf '%s learn-a.slit.test\n' "$EG_A" >>"$BUNDLE/rootfs/etc/hosts"
+	start_container "$ID" "$BUNDLE"
+	wait_status "$ID" running
+	[ "$(rt egress --format json "$ID" | jq -r .policy.learn)" = true ]
+	local i
+	for i in $(seq 100); do
+		[ "$(received udp "$EG_A" "$EG_P2" l-udp)" -ge 1 ] && [ "$(counter icmp_allowed)" -ge 1 ] && break
+		sleep 0.1
+	done
+	settle
+	expect_count 1 received tcp "$EG_A" "$EG_P" l-name
+	expect_count 1 received tcp "$EG_D" "$EG_P2" l-addr
+	expect_count 1 received udp "$EG_A" "$EG_P2" l-udp
+	run rt egress --suggest "$ID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local suggested
+	suggested=$(jq -r '.["io.sandlock.network.allow"]' <<<"$output")
+	[ "$suggested" = "$EG_D:$EG_P2;learn-a.slit.test:$EG_P;udp://learn-a.slit.test:$EG_P2;icmp://learn-a.slit.test" ]
+	rtq delete --force "$ID"
+
+	# the suggestion as the policy: the same workload works, a new destination is refused
+	local hosts=$BATS_TEST_TMPDIR/hosts
+	printf '127.0.0.1 localhost\n%s learn-a.slit.test\n' "$EG_A" >"$hosts"
+	new_id ID2
+	egress_bundle b2 "$(learn_workload "/probe --label l-new connect tcp $EG_X $EG_P l-new")" "$(allow "$suggested")"
+	printf '%s learn-a.slit.test\n' "$EG_A" >>"$BUNDLE/rootfs/etc/hosts"
+	run rtq_private_resolver "$hosts" run --bundle "$BUNDLE" "$ID2"
+	echo "$output"
+	assert_ok l-name
+	assert_ok l-addr
+	assert_ok l-udp
+	assert_ok l-ping
+	assert_refused l-new
+	settle
+	show_listeners
+	expect_count 2 received tcp "$EG_A" "$EG_P" l-name
+	expect_count 2 received tcp "$EG_D" "$EG_P2" l-addr
+	expect_count 2 received udp "$EG_A" "$EG_P2" l-udp
+	expect_count 0 received_anywhere l-new
+}
+
+@test "learn: refused with allow, deny or a profile, and beyond a ceiling; --suggest only in learning mode" {
+	new_id ID
+	egress_bundle b "true" "$(annotation io.sandlock.network.learn true)" "$(allow "10.213.0.1:80")"
+	run rtq create --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" "^io\.sandlock\.network\.learn: learning mode allows every destination: it cannot be combined with io\.sandlock\.network\.allow, io\.sandlock\.network\.deny or io\.sandlock\.network\.profile$"
+	local config=$BATS_TEST_TMPDIR/config.yaml
+	printf '%s\n' "ceiling: {allow: ['*:443']}" >"$config"
+	egress_bundle b2 "true" "$(annotation io.sandlock.network.learn true)"
+	run rtq --config "$config" create --bundle "$BUNDLE" "$ID"
+	assert_fails_cleanly "$ID" "$BUNDLE" "^io\.sandlock\.network\.learn: learning mode allows every destination, beyond the operator's ceiling"
+	egress_bundle b3 "exec sleep 1000" "$(allow "10.213.0.1:80")"
+	start_container "$ID" "$BUNDLE"
+	run rtq egress --suggest "$ID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "container $ID is not in learning mode (io.sandlock.network.learn: \"true\")" ]
+}

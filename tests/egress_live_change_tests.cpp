@@ -176,3 +176,66 @@ BOOST_AUTO_TEST_CASE(rules_and_ceiling_survive_egress_json) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include "runtime/egress/learn.hpp"
+
+BOOST_AUTO_TEST_SUITE(egress_learning)
+
+BOOST_AUTO_TEST_CASE(the_suggestion_merges_ports_and_names_addresses_from_etc_hosts) {
+    std::set<Learned> seen = {
+        {Protocol::Tcp, ip("10.0.0.1"), 443},  {Protocol::Tcp, ip("10.0.0.1"), 80},
+        {Protocol::Tcp, ip("10.0.0.2"), 443},  // a second address of the same name
+        {Protocol::Tcp, ip("10.0.0.9"), 5432}, {Protocol::Udp, ip("10.0.0.53"), 53},
+        {Protocol::Icmp, ip("10.0.0.1"), 0},   {Protocol::Tcp, ip("fd00::9"), 22},
+        {Protocol::Tcp, ip("127.0.0.1"), 8080},  // loopback: allowed anyway
+        {Protocol::Udp, ip("::1"), 53},
+    };
+    const auto names = names_in_hosts(
+        "127.0.0.1 localhost\n# 10.0.0.9 commented.example\n10.0.0.1\tapi.example api\n10.0.0.2 api.example\n"
+        "10.0.0.1 other.example\n10.0.0.53 dns.internal # resolver\nnot-an-address x\n");
+    BOOST_TEST(names.at(ip("10.0.0.1")) == "api.example");  // the first line for an address
+    BOOST_TEST(names.count(ip("10.0.0.9")) == 0u);
+    BOOST_TEST(suggest_allow(seen, names) ==
+               "10.0.0.9:5432;[fd00::9]:22;api.example:80,443;udp://dns.internal:53;icmp://api.example");
+    // every rule of it parses, and admits exactly what was seen
+    Policy p = parse_policy({{"io.sandlock.network.allow", suggest_allow(seen, names)}});
+    BOOST_TEST(p.allow.size() == 5u);
+    BOOST_TEST(suggest_allow({{Protocol::Tcp, ip("127.0.0.1"), 80}}, {}) == "");
+}
+
+BOOST_AUTO_TEST_CASE(the_learned_set_is_bounded_and_survives_json) {
+    LearnedSet set;
+    BOOST_TEST(set.add({Protocol::Tcp, ip("10.0.0.1"), 443}));
+    BOOST_TEST(!set.add({Protocol::Tcp, ip("10.0.0.1"), 443}));
+    for (unsigned i = 1; set.entries().size() < LearnedSet::kMaxEntries; ++i)
+        set.add({Protocol::Udp, ip("10.1.0.1"), static_cast<std::uint16_t>(i)});
+    BOOST_TEST(!set.add({Protocol::Tcp, ip("10.9.9.9"), 1}));
+    BOOST_TEST(set.dropped() == 1u);
+    const LearnedSet back = LearnedSet::from_json(set.to_json());
+    BOOST_TEST(back.entries().size() == LearnedSet::kMaxEntries);
+    BOOST_TEST(back.dropped() == 1u);
+    BOOST_CHECK_THROW(LearnedSet::from_json(nlohmann::json::parse(R"({"destinations":[["sctp","10.0.0.1",1]]})")),
+                      sandlock::Error);
+}
+
+BOOST_AUTO_TEST_CASE(learning_mode_allows_and_records_everything_and_stands_alone) {
+    const Policy p = parse_policy({{"io.sandlock.network.learn", "true"}, {"io.sandlock.audit", "deny"}});
+    BOOST_TEST(p.learn);
+    BOOST_TEST(p.active());
+    BOOST_TEST((p.mode == Mode::Open));
+    BOOST_TEST((p.audit == Audit::All));
+    CountingResolver dns;
+    const ResolvedPolicy r = resolve(p, dns);
+    BOOST_TEST(r.learn);
+    BOOST_TEST(r.check(Protocol::Tcp, ip("203.0.113.7"), 25).allowed());
+    BOOST_TEST(deserialize_policy(serialize(r)).learn);
+    BOOST_TEST(!parse_policy({{"io.sandlock.network.learn", "false"}}).learn);
+    BOOST_TEST(error_of([] { parse_policy({{"io.sandlock.network.learn", "yes"}}); }) ==
+               "io.sandlock.network.learn: invalid value \"yes\" (expected true, false)");
+    BOOST_TEST(error_of([] { parse_policy({{"io.sandlock.network.learn", "true"}, {"io.sandlock.network.deny", "private"}}); })
+                   .find("cannot be combined with") != std::string::npos);
+    // a live change needs an allow list: learning has none
+    BOOST_TEST(error_of([&] { change(r, {"10.0.0.1:443"}, {}, dns); }).find("no allow list") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

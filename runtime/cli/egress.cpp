@@ -6,6 +6,7 @@
 #include "runtime/cli/table.hpp"
 #include "runtime/container/container.hpp"
 #include "runtime/egress/kernel_layer.hpp"
+#include "runtime/egress/learn.hpp"
 #include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -164,6 +165,7 @@ void register_egress(Command& app, Context& ctx) {
         std::string id;
         std::string format = "table";
         std::vector<std::string> allow, revoke;
+        bool suggest = false;
     };
     auto f = std::make_shared<EgressFlags>();
     auto* sub = app.add_subcommand("egress", "show a container's egress rules, counters and audit log; change them live");
@@ -172,9 +174,24 @@ void register_egress(Command& app, Context& ctx) {
         ->allow_extra_args(false);
     sub->add_option("--revoke", f->revoke, "remove an allow rule from the running container's policy (repeatable)")
         ->allow_extra_args(false);
+    sub->add_flag("--suggest", f->suggest,
+                  "learning mode: print the allow-list annotation that would have allowed what the container did");
     sub->add_option("id", f->id, "container id")->required();
     ctx.handlers[sub] = [&ctx, f] {
         const auto c = container::Container::load(ctx.global.store(), f->id);
+        if (f->suggest) {
+            const auto s = c.suggest_egress();
+            if (s.incomplete)
+                std::cerr << "warning: " << s.incomplete << " destinations past the first "
+                          << egress::LearnedSet::kMaxEntries << " were not kept: the suggestion is incomplete\n";
+            if (s.allow.empty()) {
+                std::cerr << "no destination besides loopback was seen yet\n";
+                std::cout << "{}\n";
+            } else {
+                std::cout << json{{std::string(egress::kAllowKey), s.allow}}.dump() << "\n";
+            }
+            return 0;
+        }
         if (!f->allow.empty() || !f->revoke.empty()) {
             const json reply = c.change_egress(f->allow, f->revoke);
             // The policy holds either way; a container's /etc/hosts that could not follow is worth a line.

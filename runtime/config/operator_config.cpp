@@ -245,6 +245,8 @@ void enforce_ceiling(egress::Policy& p, const std::vector<std::string>& texts, c
     const std::string limits = "the operator's ceiling (" + config.source + " allows " + rule_list(ceiling) + ")";
     if (p.mode == egress::Mode::Deny)
         throw Error(std::string(egress::kDenyKey) + ": a deny list allows every destination it does not name, beyond " + limits);
+    if (p.learn)
+        throw Error(std::string(egress::kLearnKey) + ": learning mode allows every destination, beyond " + limits);
     if (p.mode == egress::Mode::Open) {  // only settings (loopback, bind): the ceiling is the allow list
         std::vector<std::string> unused;
         add_rules(p, unused, ceiling);
@@ -327,7 +329,8 @@ egress::Policy effective_policy(const std::map<std::string, std::string>& annota
         else if (config.ceiling) add_rules(p, texts, *config.ceiling);
     }
     add_profiles(p, texts, config);
-    if (!annotations.count(std::string(egress::kAuditKey)) && config.audit_mode) p.audit = *config.audit_mode;
+    // (learning records everything, whatever the default)
+    if (!annotations.count(std::string(egress::kAuditKey)) && config.audit_mode && !p.learn) p.audit = *config.audit_mode;
     enforce_ceiling(p, texts, config);
     if (config.refresh && p.active()) p.refresh = config.refresh;
     // Kept with the container: live changes must stay inside it too.

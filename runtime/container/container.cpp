@@ -5,7 +5,9 @@
 #include "runtime/container/container.hpp"
 
 #include "runtime/container/egress_setup.hpp"
+#include "runtime/egress/learn.hpp"
 #include "runtime/egress/live_change.hpp"
+#include "runtime/util/fs.hpp"
 
 #include "runtime/shim/client.hpp"
 
@@ -74,6 +76,20 @@ nlohmann::json Container::change_egress(const std::vector<std::string>& allow,
     if (state_.egress_enforcement.empty()) throw Error("container " + id() + " has no egress policy to change");
     if (!can_change_egress()) throw Error(std::string("cannot change the egress policy of a ") + status_name(status_) + " container");
     return EgressEnforcement::update(store_.dir(id()), {state_.pid, state_.init_start_time}, allow, revoke);
+}
+
+Container::Suggestion Container::suggest_egress() const {
+    const std::string dir = store_.dir(id());
+    const auto policy = fs::try_read_file(shim::policy_path(dir));
+    if (!policy || !egress::deserialize_policy(*policy).learn)
+        throw Error("container " + id() + " is not in learning mode (" + std::string(egress::kLearnKey) + ": \"true\")");
+    egress::LearnedSet learned;
+    if (const auto text = fs::try_read_file(shim::learned_path(dir)))
+        learned = egress::LearnedSet::from_json(nlohmann::json::parse(*text, nullptr, false));
+    // Names as the container saw them: its own /etc/hosts.
+    spec::Config cfg = spec::parse_config(nlohmann::json::parse(fs::read_file(store_.config_path(id()))));
+    const auto names = egress::names_in_hosts(container_hosts(cfg, state_.bundle, state_.rootfs));
+    return {egress::suggest_allow(learned.entries(), names), learned.dropped()};
 }
 
 std::unique_ptr<cgroups::Manager> Container::open_cgroup() const { return cgroups::open_manager(state_.cgroup); }

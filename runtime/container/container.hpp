@@ -88,6 +88,15 @@ public:
     // (EgressEnforcement::update). Refused for a stopped container and for one without a
     // policy. Returns the shim's answer (shim::update_policy).
     bool can_change_egress() const;
+    // `egress ID --suggest`: in learning mode, the allow list (an io.sandlock.network.allow
+    // value, egress::suggest_allow) that would have let through exactly what the container
+    // reached so far; `incomplete` counts destinations past the learned set's cap. Works
+    // on a stopped container too. Throws when the container is not in learning mode.
+    struct Suggestion {
+        std::string allow;
+        std::uint64_t incomplete = 0;
+    };
+    Suggestion suggest_egress() const;
     nlohmann::json change_egress(const std::vector<std::string>& allow, const std::vector<std::string>& revoke) const;
 
 private:

@@ -43,20 +43,6 @@ spec::Mount* find_hosts_mount(spec::Config& cfg) {
     return nullptr;
 }
 
-// The hosts file the container would see without us.
-std::string current_hosts(spec::Config& cfg, const std::string& bundle, const std::string& rootfs) {
-    if (spec::Mount* m = find_hosts_mount(cfg)) {
-        std::string source = m->source;
-        if (!source.empty() && source[0] != '/') source = fs::join(bundle, source);
-        return fs::read_file(source);
-    }
-    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root) throw_errno("open " + rootfs);
-    // Resolved inside the rootfs: a symlinked /etc/hosts must not read a host file.
-    UniqueFd f = os::try_open_in_root(root.get(), "/etc/hosts", O_RDONLY);
-    if (!f) return "";
-    return fs::read_file(os::proc_fd_path(f.get()));
-}
 
 // Read-only inside: the names the policy resolved are the runtime's to keep (a live
 // change rewrites the file from outside).
@@ -76,6 +62,20 @@ void bind_hosts_file(spec::Config& cfg, const std::string& path) {
 }
 
 }  // namespace
+
+std::string container_hosts(spec::Config& cfg, const std::string& bundle, const std::string& rootfs) {
+    if (spec::Mount* m = find_hosts_mount(cfg)) {
+        std::string source = m->source;
+        if (!source.empty() && source[0] != '/') source = fs::join(bundle, source);
+        return fs::read_file(source);
+    }
+    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) throw_errno("open " + rootfs);
+    // Resolved inside the rootfs: a symlinked /etc/hosts must not read a host file.
+    UniqueFd f = os::try_open_in_root(root.get(), "/etc/hosts", O_RDONLY);
+    if (!f) return "";
+    return fs::read_file(os::proc_fd_path(f.get()));
+}
 
 std::string policy_source(const std::map<std::string, std::string>& annotations) {
     std::string keys;
@@ -129,7 +129,7 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
     if (!plan.policy.hosts.empty()) {
         std::string hosts = fs::join(state_dir, "hosts");
         fs::write_file_atomic(hosts,
-                              egress::hosts_with_policy(current_hosts(cfg, bundle, rootfs), plan.policy),
+                              egress::hosts_with_policy(container_hosts(cfg, bundle, rootfs), plan.policy),
                               0644);
         bind_hosts_file(cfg, hosts);
     }

@@ -39,6 +39,11 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
                                          const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir);
 
+// The /etc/hosts the container sees without our names: the bundle's mount of it (podman
+// binds its own), else the rootfs's file, read inside the rootfs (a symlinked /etc/hosts
+// cannot make us read a host file). "" when there is none.
+std::string container_hosts(spec::Config& cfg, const std::string& bundle, const std::string& rootfs);
+
 // Under a policy, no process may hold a capability that goes around every socket-level
 // check: CAP_NET_ADMIN (routes, NAT, tunnels, tun devices), CAP_SYS_ADMIN (leaving the
 // cgroup the kernel programs hang on, mounts, namespaces), CAP_SYS_MODULE (kernel code),

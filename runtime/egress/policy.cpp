@@ -438,11 +438,24 @@ Policy parse_policy(const std::map<std::string, std::string>& annotations) {
             p.loopback = parse_loopback(value);
         } else if (key == kProfileKey) {
             p.profiles = parse_list_value(kProfileKey, value, [](std::string_view name) { return std::string(name); });
+        } else if (key == kLearnKey) {
+            const auto v = enum_value(kLearnKey, value);
+            if (v != "true" && v != "false") fail_key(kLearnKey, "invalid value " + in_quotes(v) + " (expected true, false)");
+            p.learn = v == "true";
         } else {
             fail_key(key, "unknown annotation (expected one of " + std::string(kAllowKey) + ", " +
                               std::string(kDenyKey) + ", " + std::string(kAllowBindKey) + ", " +
-                              std::string(kLoopbackKey) + ", " + std::string(kProfileKey) + ")");
+                              std::string(kLoopbackKey) + ", " + std::string(kProfileKey) + ", " +
+                              std::string(kLearnKey) + ")");
         }
+    }
+    if (p.learn) {
+        // Learning watches what the workload does: nothing may be refused, all of it recorded.
+        if (p.mode != Mode::Open || !p.profiles.empty())
+            fail_key(kLearnKey, "learning mode allows every destination: it cannot be combined with " +
+                                    std::string(kAllowKey) + ", " + std::string(kDenyKey) + " or " +
+                                    std::string(kProfileKey));
+        p.audit = Audit::All;
     }
     return p;
 }
@@ -578,6 +591,7 @@ ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback defaul
     out.audit = policy.audit;
     out.ceiling = policy.ceiling;
     out.refresh = policy.refresh;
+    out.learn = policy.learn;
     if (policy.allow_bind) out.bind = merge_ranges(*policy.allow_bind);
     if (policy.mode == Mode::Allow) {
         add_allow_rules(policy, resolver, out);
@@ -631,6 +645,7 @@ json policy_to_json(const ResolvedPolicy& p, bool compact) {
             {"hosts", hosts},
             {"allow_rules", rule_texts(p.allow_rules)},
             {"ceiling", p.ceiling ? rule_texts(*p.ceiling) : json(nullptr)},
+            {"learn", p.learn},
             {"refresh", p.refresh ? json{{"min_interval_ms", p.refresh->min_interval_ms},
                                          {"max_interval_ms", p.refresh->max_interval_ms},
                                          {"grace_ms", p.refresh->grace_ms}}
@@ -671,6 +686,7 @@ ResolvedPolicy policy_from_json(const json& j) {
     // Written since live changes: a policy from an older runtime has neither.
     if (const auto r = j.find("allow_rules"); r != j.end()) out.allow_rules = rules_from_texts(*r);
     if (const auto c = j.find("ceiling"); c != j.end() && !c->is_null()) out.ceiling = rules_from_texts(*c);
+    out.learn = j.value("learn", false);
     if (const auto r = j.find("refresh"); r != j.end() && !r->is_null())
         out.refresh = RefreshSettings{r->at("min_interval_ms").get<std::uint64_t>(), r->at("max_interval_ms").get<std::uint64_t>(),
                                       r->at("grace_ms").get<std::uint64_t>()};

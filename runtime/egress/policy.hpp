@@ -24,6 +24,9 @@ inline constexpr std::string_view kLoopbackKey = "io.sandlock.network.loopback";
 // Names of the operator's rule sets (sandlock-runc-config(5)), ';'-separated.
 inline constexpr std::string_view kProfileKey = "io.sandlock.network.profile";
 inline constexpr std::string_view kAuditKey = "io.sandlock.audit";
+// "true": learning mode (egress/learn.hpp): every destination allowed, every decision
+// recorded, and `egress ID --suggest` prints the allow list that would have sufficed.
+inline constexpr std::string_view kLearnKey = "io.sandlock.network.learn";
 
 // Open: no allow/deny list (only allow_bind or loopback was given): egress is not
 // filtered by destination. Allow: default deny. Deny: default allow.
@@ -88,6 +91,7 @@ struct Policy {
     std::vector<std::string> profiles;  // io.sandlock.network.profile, resolved by the config
     std::optional<std::vector<Rule>> ceiling;  // the operator's, set by the config
     std::optional<RefreshSettings> refresh;    // the operator's, set by the config
+    bool learn = false;                        // io.sandlock.network.learn: open mode, audit all
     bool network_keys = false;  // some io.sandlock.network.* key was present
 
     // False when no io.sandlock.network.* key is present: the runtime then acts as a
@@ -195,6 +199,7 @@ struct ResolvedPolicy {
     std::vector<Rule> allow_rules;
     std::optional<std::vector<Rule>> ceiling;
     std::optional<RefreshSettings> refresh;  // nullopt: names stay as resolved
+    bool learn = false;                      // learning mode: open, every decision recorded
 
     const ProtocolRules& rules(Protocol p) const;
 

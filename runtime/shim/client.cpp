@@ -541,6 +541,8 @@ json update_policy(const std::string& state_dir, const std::vector<std::string>&
     return reply;
 }
 
+std::string learned_path(const std::string& state_dir) { return fs::join(state_dir, "learned.json"); }
+
 std::string final_counters_path(const std::string& state_dir) {
     return fs::join(state_dir, "counters.json");
 }

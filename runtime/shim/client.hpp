@@ -72,6 +72,8 @@ std::string pid_path(const std::string& state_dir);        // shim.pid
 std::string audit_log_path(const std::string& state_dir);       // audit.log
 // The counters the shim leaves when it exits, for `egress ID` afterwards.
 std::string final_counters_path(const std::string& state_dir);  // counters.json
+// Learning mode: the distinct destinations seen (egress::LearnedSet), kept up to date.
+std::string learned_path(const std::string& state_dir);  // learned.json
 
 // Writes <state_dir>/egress.json (serialize(policy)), mode 0600.
 void write_policy(const std::string& state_dir, const egress::ResolvedPolicy& policy);

@@ -25,6 +25,7 @@
 
 #include "runtime/egress/kernel_layer.hpp"
 #include "runtime/egress/dns.hpp"
+#include "runtime/egress/learn.hpp"
 #include "runtime/egress/live_change.hpp"
 #include "runtime/shim/client.hpp"
 #include "runtime/shim/container_hosts.hpp"
@@ -230,6 +231,36 @@ private:
     AuditFn audit_;
     std::atomic<bool> done_{false};
     std::thread thread_;
+};
+
+// Learning mode: every allowed destination, once, in learned.json (written as it grows, so
+// that `egress ID --suggest` has it whether or not the shim still runs). Called from the
+// supervisor's and the kernel event pump's threads.
+class LearnedRecorder {
+public:
+    explicit LearnedRecorder(std::string path) : path_(std::move(path)) { save(); }
+    void record(const Decision& d) {
+        if (!d.allowed) return;
+        const auto ip = egress::IpAddr::parse(d.destination);
+        if (!ip) return;
+        std::lock_guard lock(mu_);
+        const std::uint64_t dropped = set_.dropped();
+        const bool added = set_.add({d.protocol, *ip, d.protocol == egress::Protocol::Icmp ? std::uint16_t{0} : d.port});
+        // past the cap, the count of what was not kept is saved now and then
+        if (added || (set_.dropped() != dropped && (set_.dropped() & (set_.dropped() - 1)) == 0)) save();
+    }
+
+private:
+    void save() {
+        try {
+            fs::write_file_atomic(path_, set_.to_json().dump(), 0600);
+        } catch (const Error& e) {
+            log::warn(std::string("egress shim: learned destinations: ") + e.what());
+        }
+    }
+    std::string path_;
+    std::mutex mu_;
+    egress::LearnedSet set_;
 };
 
 // What the control socket does to the Supervisor and the kernel layer.
@@ -574,6 +605,7 @@ UniqueFd take_first_listener() {
 }
 
 egress::Audit audit_mode_for(const egress::ResolvedPolicy& policy) {
+    if (policy.learn) return egress::Audit::All;  // learning mode records every decision
     const char* v = std::getenv(kAuditEnv);
     if (!v) return policy.audit;
     auto mode = parse_audit(v);
@@ -622,13 +654,22 @@ int run_shim_main(const std::string& state_dir_arg) {
         const auto policy = egress::deserialize_policy(fs::read_file(policy_path(state_dir)));
         const egress::Audit audit = audit_mode_for(policy);
         AuditLog audit_log(audit_log_path(state_dir), audit, audit_max_size());
-        Supervisor supervisor(policy, audit_log.fn());
+        AuditFn audit_fn = audit_log.fn();
+        std::optional<LearnedRecorder> learned;
+        if (policy.learn) {
+            learned.emplace(learned_path(state_dir));
+            audit_fn = [&learned, log_fn = std::move(audit_fn)](const Decision& d) {
+                learned->record(d);
+                if (log_fn) log_fn(d);
+            };
+        }
+        Supervisor supervisor(policy, audit_fn);
         if (first)
             supervisor.add_listener(std::move(first));
         else
             supervisor.await_first_listener();
         CreatorWatch creator_watch(std::move(creator), supervisor);
-        ShimService service(supervisor, state_dir, policy, audit, audit_log.fn());
+        ShimService service(supervisor, state_dir, policy, audit, audit_fn);
         ControlServer server(
             socket_path(state_dir),
             [&service](const json& request, std::vector<UniqueFd> fds) { return service.handle(request, std::move(fds)); },
