@@ -1,12 +1,27 @@
 #!/usr/bin/env bats
-# Rootless without podman (issue 14, first part): `sandlock-runc spec --rootless` and
-# `run` as an unprivileged user (nobody), the runtime itself writing the user namespace's
-# maps and running without a cgroup where none is delegated, as crun does. The runtime is
-# a private copy and every file the user needs is under a directory of the test's own
-# that nobody may enter; nothing outside it is written. (podman as a user, the egress
-# policy rootless and the test user with subuid ranges are not covered yet: see README.)
+# Rootless (issue 14). Without podman: `sandlock-runc spec --rootless` and `run` as an
+# unprivileged user (nobody), the runtime itself writing the user namespace's maps and
+# running without a cgroup where none is delegated, as crun does. The runtime is a
+# private copy and every file the user needs is under a directory of the test's own;
+# nothing outside it is written.
+# With podman: a test user made for the file (useradd, subuid/subgid ranges; removed at
+# the end, with every process of it) runs Debian's podman rootless (newuidmap, slirp4netns)
+# on storage under a temp dir, each scenario with crun and with the runtime under test,
+# whose exit codes must be crun's (rootless.bash). (The egress policy rootless is not
+# covered yet: see README.)
+
+bats_require_minimum_version 1.5.0
 
 load helpers
+load rootless
+
+setup_file() {
+	rlp_setup_file
+}
+
+teardown_file() {
+	rlp_teardown_file
+}
 
 RL_USER=nobody
 
@@ -22,6 +37,7 @@ setup() {
 }
 
 teardown() {
+	rlp_teardown
 	# whatever the test left: the user's containers, then the directory
 	as_user "$RL_DIR/sandlock-runc" --root "$RL_DIR/state" list -q 2>/dev/null | while read -r id; do
 		as_user "$RL_DIR/sandlock-runc" --root "$RL_DIR/state" delete --force "$id" >/dev/null 2>&1
@@ -71,4 +87,126 @@ rl_spec() {
 	grep -Eq '^create cgroup /sys/fs/cgroup/.*rl2: Permission denied$' <<<"$output"
 	[ -z "$(ls -A "$RL_DIR/state")" ]
 	! pgrep -u "$RL_USER" -f "$RL_DIR" >/dev/null
+}
+
+@test "rootless podman: run --rm exits as with crun: true 0, false 1, exit 3, not executable 126, not found 127; state under XDG_RUNTIME_DIR" {
+	rlp_setup
+	local stamp=$RLP_DIR/tmp/stamp
+	touch "$stamp"
+	rlp_both "true" rlpq run --rm "$RLP_IMAGE" true
+	[ "$OURS_RC" -eq 0 ]
+	rlp_both "false" rlpq run --rm "$RLP_IMAGE" false
+	[ "$OURS_RC" -eq 1 ]
+	rlp_both "exit 3" rlpq run --rm "$RLP_IMAGE" sh -c 'echo out-line; exit 3'
+	[ "$OURS_RC" -eq 3 ]
+	grep -qx out-line <<<"$OURS_OUT"
+	rlp_both "/etc/passwd" rlpq run --rm "$RLP_IMAGE" /etc/passwd
+	[ "$OURS_RC" -eq 126 ]
+	grep -qi 'permission denied' <<<"$OURS_OUT"
+	rlp_both "/no/such" rlpq run --rm "$RLP_IMAGE" /no/such
+	[ "$OURS_RC" -eq 127 ]
+	grep -qiE 'no such file|not found' <<<"$OURS_OUT"
+	# the default state root of a runtime that is root only in podman's user namespace
+	[ -d "$RLP_DIR/xdg/sandlock-runc" ]
+	[ -z "$(find /run/sandlock-runc -maxdepth 1 -newer "$stamp" 2>/dev/null)" ]
+	rlp_assert_clean
+}
+
+@test "rootless podman: run -d, exec (0, 5, 127), stop (the trap's exit code), kill (137), rm: as with crun; nothing left" {
+	rlp_setup
+	local rt name codes=()
+	for rt in crun ours; do
+		name=rl-$rt-$RUN_TOKEN
+		run rlpq "$rt" run -d --name "$name" "$RLP_IMAGE" sh -c 'trap "exit 3" TERM; echo started; while :; do sleep 0.1; done'
+		echo "$rt run -d: $status $output"
+		[ "$status" -eq 0 ]
+		run rlpq "$rt" exec "$name" true
+		codes+=("$rt exec true $status")
+		run rlpq "$rt" exec "$name" sh -c 'exit 5'
+		codes+=("$rt exec exit-5 $status")
+		run -127 rlpq "$rt" exec "$name" /no/such
+		codes+=("$rt exec not-found $status")
+		run rlpq "$rt" stop -t 10 "$name"
+		codes+=("$rt stop $status")
+		codes+=("$rt stopped-with $(rlp_pm "$rt" inspect -f '{{.State.ExitCode}}' "$name" </dev/null)")
+		run rlpq "$rt" rm "$name"
+		codes+=("$rt rm $status")
+		run rlpq "$rt" run -d --name "$name-k" "$RLP_IMAGE" sleep 100
+		[ "$status" -eq 0 ]
+		run rlpq "$rt" kill "$name-k"
+		codes+=("$rt kill $status")
+		codes+=("$rt killed-with $(rlp_pm "$rt" wait "$name-k" </dev/null)")
+		run rlpq "$rt" rm "$name-k"
+		codes+=("$rt rm-killed $status")
+		rlp_assert_clean
+	done
+	printf '%s\n' "${codes[@]}"
+	# ours: the same codes as crun's, in the same order
+	[ "$(printf '%s\n' "${codes[@]}" | grep '^crun ' | cut -d' ' -f2-)" = "$(printf '%s\n' "${codes[@]}" | grep '^ours ' | cut -d' ' -f2-)" ]
+	printf '%s\n' "${codes[@]}" | grep -qx 'ours exec exit-5 5'
+	printf '%s\n' "${codes[@]}" | grep -qx 'ours exec not-found 127'
+	printf '%s\n' "${codes[@]}" | grep -qx 'ours stopped-with 3'
+	printf '%s\n' "${codes[@]}" | grep -qx 'ours killed-with 137'
+	[ -z "$(rlp_podman ps -aq </dev/null)" ]
+}
+
+@test "rootless podman: --userns=keep-id, --user 1000:1000, --read-only: as with crun" {
+	rlp_setup
+	local uid gid
+	uid=$(id -u "$RLP_USER")
+	gid=$(id -g "$RLP_USER")
+	rlp_both "keep-id" rlpq run --rm --userns=keep-id "$RLP_IMAGE" sh -c 'id -u; id -g; cat /proc/self/uid_map'
+	[ "$OURS_RC" -eq 0 ]
+	[ "$(sed -n 1p <<<"$OURS_OUT")" = "$uid" ]
+	[ "$(sed -n 2p <<<"$OURS_OUT")" = "$gid" ]
+	rlp_both "user" rlpq run --rm --user 1000:1000 "$RLP_IMAGE" sh -c 'id -u; id -g; touch /tmp/x'
+	[ "$OURS_RC" -eq 0 ]
+	[ "$(tr '\n' ' ' <<<"$OURS_OUT")" = "1000 1000 " ]
+	rlp_both "read-only /" rlpq run --rm --read-only "$RLP_IMAGE" touch /x
+	[ "$OURS_RC" -eq 1 ]
+	grep -qi 'read-only file system' <<<"$OURS_OUT"
+	rlp_both "read-only /tmp" rlpq run --rm --read-only "$RLP_IMAGE" touch /tmp/x
+	[ "$OURS_RC" -eq 0 ]
+	rlp_assert_clean
+}
+
+@test "rootless podman: run -it and exec -it with a terminal: as with crun" {
+	rlp_setup
+	rlp_both "run -it" rlp_pty run --rm -it "$RLP_IMAGE" sh -c 'tty; exit 7'
+	[ "$OURS_RC" -eq 7 ]
+	grep -q '^/dev/pts/' <<<"$OURS_OUT"
+	local rt codes=()
+	for rt in crun ours; do
+		run rlpq "$rt" run -d --name "rl-t-$rt-$RUN_TOKEN" "$RLP_IMAGE" sleep 100
+		[ "$status" -eq 0 ]
+		run rlp_pty "$rt" exec -it "rl-t-$rt-$RUN_TOKEN" sh -c 'tty; exit 4'
+		echo "$rt exec -it: $status $output"
+		codes+=("$status")
+		grep -q '^/dev/pts/' <<<"$output"
+		rlpq "$rt" rm -f -t 0 "rl-t-$rt-$RUN_TOKEN"
+	done
+	[ "${codes[*]}" = "4 4" ]
+	rlp_assert_clean
+}
+
+@test "rootless podman: the network (slirp4netns) and a limit podman cannot apply rootless" {
+	rlp_setup
+	rlp_both "tap0" rlpq run --rm "$RLP_IMAGE" sh -c 'ip -o addr show tap0 | grep -c inet'
+	[ "$OURS_RC" -eq 0 ]
+	# cgroup v1 rootless: podman drops the limit with a warning, then runs the container
+	rlp_both "pids-limit" rlpq run --rm --pids-limit 10 "$RLP_IMAGE" true
+	[ "$OURS_RC" -eq 0 ]
+	rlp_assert_clean
+}
+
+@test "rootless podman: nothing of the user outside its directories" {
+	rlp_setup
+	local uid gid
+	uid=$(id -u "$RLP_USER")
+	gid=$(id -g "$RLP_USER")
+	run rlpq ours run --rm "$RLP_IMAGE" true
+	[ "$status" -eq 0 ]
+	run find /tmp /run /var /dev/shm /home /etc -xdev \( -uid "$uid" -o -gid "$gid" \) -not -path "$RLP_DIR/*" -print
+	echo "$output"
+	[ -z "$output" ]
 }
