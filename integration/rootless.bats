@@ -210,3 +210,37 @@ rl_spec() {
 	echo "$output"
 	[ -z "$output" ]
 }
+
+# rlp_unshare_run ID JQ_FILTER: the runtime's default spec (runc's: device rules, no
+# limit), edited by JQ_FILTER, run as root of the user's namespace (`podman unshare`,
+# which is how podman runs the runtime) with no --root.
+rlp_unshare_run() {
+	local b=$RLP_DIR/tmp/bundle-$1
+	mkdir -p "$b" && cp -a "$ROOTFS" "$b/rootfs" && chown -R "$RLP_USER:" "$b" || return 1
+	as_rlp sh -c "cd $b && $RLP_DIR/bin/sandlock-runc spec" </dev/null || return 1
+	jq '.process.terminal = false | .process.args = ["sh", "-c", "id -u; echo in-container"] | '"$2" \
+		"$b/config.json" >"$b/c" && mv "$b/c" "$b/config.json" && chown "$RLP_USER:" "$b/config.json" || return 1
+	as_rlp podman unshare sh -c "cd $b && exec $RLP_DIR/bin/sandlock-runc run $1" </dev/null
+}
+
+@test "rootless podman: root of the user's namespace runs the default spec (its device rules need no cgroup); what needs root fails with one line, exit 1, nothing left" {
+	rlp_setup
+	run rlp_unshare_run un1 .
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '0\nin-container')" ]
+	run rlp_unshare_run un2 '.linux.resources.pids = {"limit": 10}'
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	grep -Eq '^create cgroup /sys/fs/cgroup/.*un2: Permission denied$' <<<"$output"
+	# raising the hard limit needs CAP_SYS_RESOURCE of the host
+	local hard
+	hard=$(($(ulimit -Hn) + 1))
+	run rlp_unshare_run un3 ".process.rlimits = [{\"type\": \"RLIMIT_NOFILE\", \"hard\": $hard, \"soft\": $hard}]"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$output" = "setrlimit RLIMIT_NOFILE: Operation not permitted" ]
+	rlp_assert_clean
+}
