@@ -13,6 +13,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers
+load egress
 load rootless
 
 setup_file() {
@@ -27,6 +28,7 @@ RL_USER=nobody
 
 setup() {
 	common_setup
+	RLP_LISTENERS=()
 	# a directory the unprivileged user owns (BATS_TEST_TMPDIR's parents are root's, 0700)
 	RL_DIR=$(mktemp -d /tmp/slit-rootless.XXXXXX)
 	chmod 0755 "$RL_DIR"
@@ -38,6 +40,8 @@ setup() {
 
 teardown() {
 	rlp_teardown
+	local pid
+	for pid in "${RLP_LISTENERS[@]}"; do kill "$pid" 2>/dev/null; done
 	# whatever the test left: the user's containers, then the directory
 	as_user "$RL_DIR/sandlock-runc" --root "$RL_DIR/state" list -q 2>/dev/null | while read -r id; do
 		as_user "$RL_DIR/sandlock-runc" --root "$RL_DIR/state" delete --force "$id" >/dev/null 2>&1
@@ -213,14 +217,15 @@ rl_spec() {
 
 # rlp_unshare_run ID JQ_FILTER: the runtime's default spec (runc's: device rules, no
 # limit), edited by JQ_FILTER, run as root of the user's namespace (`podman unshare`,
-# which is how podman runs the runtime) with no --root.
+# which is how podman runs the runtime) with no --root. (podman unshare with podman's
+# own flags: another --root/--runroot would start a second pause process and namespace.)
 rlp_unshare_run() {
 	local b=$RLP_DIR/tmp/bundle-$1
 	mkdir -p "$b" && cp -a "$ROOTFS" "$b/rootfs" && chown -R "$RLP_USER:" "$b" || return 1
 	as_rlp sh -c "cd $b && $RLP_DIR/bin/sandlock-runc spec" </dev/null || return 1
 	jq '.process.terminal = false | .process.args = ["sh", "-c", "id -u; echo in-container"] | '"$2" \
 		"$b/config.json" >"$b/c" && mv "$b/c" "$b/config.json" && chown "$RLP_USER:" "$b/config.json" || return 1
-	as_rlp podman unshare sh -c "cd $b && exec $RLP_DIR/bin/sandlock-runc run $1" </dev/null
+	rlp_podman unshare sh -c "cd $b && exec $RLP_DIR/bin/sandlock-runc run $1" </dev/null
 }
 
 @test "rootless podman: root of the user's namespace runs the default spec (its device rules need no cgroup); what needs root fails with one line, exit 1, nothing left" {
@@ -242,5 +247,76 @@ rlp_unshare_run() {
 	[ "$status" -eq 1 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[ "$output" = "setrlimit RLIMIT_NOFILE: Operation not permitted" ]
+	rlp_assert_clean
+}
+
+# rlp_free_port FROM: the first TCP port from FROM on that nothing listens on.
+rlp_free_port() {
+	local p=$1
+	while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# rlp_listen PORT FILE: a TCP listener on the host's 127.0.0.1:PORT appending what it
+# receives to FILE (the user's containers reach it as 10.0.2.2 through slirp4netns with
+# allow_host_loopback).
+rlp_listen() {
+	: >"$2"
+	timeout 120 socat -u "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" "OPEN:$2,append" </dev/null >/dev/null 2>&1 3>&- &
+	RLP_LISTENERS+=("$!")
+	local i
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$1" | grep -q . && return 0
+		sleep 0.1
+	done
+	echo "listener on port $1 did not start" >&2
+	return 1
+}
+
+@test "rootless podman: io.sandlock.network.allow in supervisor mode, the shim running as the user: the allowed host listener receives, the other does not" {
+	rlp_setup
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "the annotation is sandlock-specific (RUNTIME=$RUNTIME)"
+	local probe pa pb id
+	probe=$(egress_probe_bin)
+	cp "$probe" "$RLP_DIR/bin/egress_probe" && chmod 0755 "$RLP_DIR/bin/egress_probe"
+	pa=$(rlp_free_port 27180)
+	pb=$(rlp_free_port $((pa + 1)))
+	rlp_listen "$pa" "$BATS_TEST_TMPDIR/a"
+	rlp_listen "$pb" "$BATS_TEST_TMPDIR/b"
+	# without a policy both are reached (the baseline of the path)
+	run rlpq ours run --rm --network slirp4netns:allow_host_loopback=true \
+		-v "$RLP_DIR/bin/egress_probe:/probe:ro" "$RLP_IMAGE" sh -c "
+			/probe --label a connect tcp 10.0.2.2 $pa rl-base-a
+			/probe --label b connect tcp 10.0.2.2 $pb rl-base-b"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	assert_ok a
+	assert_ok b
+	# with one: a running container, its shim and what `egress` says
+	run rlpq ours run -d --name "rl-eg-$RUN_TOKEN" --network slirp4netns:allow_host_loopback=true \
+		-v "$RLP_DIR/bin/egress_probe:/probe:ro" --annotation "io.sandlock.network.allow=10.0.2.2:$pa" \
+		"$RLP_IMAGE" sleep 100
+	echo "$output"
+	[ "$status" -eq 0 ]
+	id=$(rlp_podman inspect -f '{{.Id}}' "rl-eg-$RUN_TOKEN" </dev/null)
+	run rlpq ours exec "rl-eg-$RUN_TOKEN" sh -c "
+			/probe --label allowed connect tcp 10.0.2.2 $pa rl-allowed
+			/probe --label refused connect tcp 10.0.2.2 $pb rl-refused
+			exit 0"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	assert_ok allowed
+	assert_refused refused
+	# the shim is the user's process, not root's
+	pgrep -u "$RLP_USER" -f "^sandlock-shim shim $RLP_DIR/xdg/sandlock-runc/$id\$" >/dev/null
+	run rlp_podman unshare "$RLP_DIR/bin/sandlock-runc" egress "$id" </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q '^enforced by: *supervisor mode' <<<"$output"
+	run rlpq ours rm -f -t 0 "rl-eg-$RUN_TOKEN"
+	[ "$status" -eq 0 ]
+	sleep 0.3
+	[ "$(cat "$BATS_TEST_TMPDIR/a")" = "rl-base-arl-allowed" ]
+	[ "$(cat "$BATS_TEST_TMPDIR/b")" = "rl-base-b" ]
 	rlp_assert_clean
 }
