@@ -320,3 +320,22 @@ rlp_listen() {
 	[ "$(cat "$BATS_TEST_TMPDIR/b")" = "rl-base-b" ]
 	rlp_assert_clean
 }
+
+@test "rootless podman: the runtime needs none of crun's workaround on a hybrid host (the cgroup2 controller list as it is)" {
+	rlp_setup
+	local ctl=/sys/fs/cgroup/unified/cgroup.controllers
+	nsenter -t "$RLP_HOLDER" -m findmnt -n "$ctl" >/dev/null || skip "not a hybrid host: no workaround to drop"
+	nsenter -t "$RLP_HOLDER" -m umount "$ctl"
+	run rlpq ours run --rm "$RLP_IMAGE" sh -c 'exit 3'
+	echo "$output"
+	local rc_exit=$status
+	run rlpq ours run --rm --userns=keep-id "$RLP_IMAGE" id -u
+	echo "$output"
+	local rc_keep=$status out_keep=$output
+	# back as the other tests have it
+	nsenter -t "$RLP_HOLDER" -m mount --bind "$RLP_DIR/dev/controllers" "$ctl"
+	[ "$rc_exit" -eq 3 ]
+	[ "$rc_keep" -eq 0 ]
+	[ "$out_keep" = "$(id -u "$RLP_USER")" ]
+	rlp_assert_clean
+}
