@@ -40,6 +40,7 @@ setup() {
 
 teardown() {
 	rlp_teardown
+	rl_undelegate
 	local pid
 	for pid in "${RLP_LISTENERS[@]}"; do kill "$pid" 2>/dev/null; done
 	# whatever the test left: the user's containers, then the directory
@@ -91,6 +92,58 @@ rl_spec() {
 	grep -Eq '^create cgroup /sys/fs/cgroup/.*rl2: Permission denied$' <<<"$output"
 	[ -z "$(ls -A "$RL_DIR/state")" ]
 	! pgrep -u "$RL_USER" -f "$RL_DIR" >/dev/null
+}
+
+# rl_delegate: a cgroup RL_DELEG in every hierarchy, given to the user with its files (v1
+# delegation, and cgroup2's: the user owns the directory, cgroup.procs and
+# subtree_control), as systemd delegates a user's slice. Removed by rl_undelegate.
+rl_delegate() {
+	local h
+	RL_DELEG=slit-deleg-$RUN_TOKEN-$BATS_SUITE_TEST_NUMBER
+	for h in /sys/fs/cgroup/*/; do
+		case "$(stat -f -c %T "$h")" in
+		cgroupfs | cgroup2fs) mkdir "$h$RL_DELEG" && chown -R "$RL_USER:" "$h$RL_DELEG" || return 1 ;;
+		esac
+	done
+}
+
+# rl_undelegate: the delegated cgroups, whatever the test left in them (the test's shell
+# moved back to the root cgroup2 first).
+rl_undelegate() {
+	[ -n "${RL_DELEG:-}" ] || return 0
+	local h
+	for h in /sys/fs/cgroup/*/"$RL_DELEG"; do
+		[ -d "$h" ] || continue
+		find "$h" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+		rmdir "$h" 2>/dev/null || echo "rl_undelegate: $h is left" >&2
+	done
+	RL_DELEG=
+}
+
+@test "rootless: a delegated cgroup is used: the spec's limits are applied in it, and removed with the container" {
+	rl_delegate
+	rl_spec '["sh", "-c", "cat /proc/self/cgroup; sleep 1"]' \
+		".linux.cgroupsPath = \"/$RL_DELEG/rl3\" | .linux.resources = {\"pids\": {\"limit\": 10}, \"memory\": {\"limit\": 33554432}}"
+	# cgroup2 moves a process only within a subtree the mover may write at the common
+	# ancestor: the user's processes start inside the delegated cgroup, as under systemd
+	local procs=/sys/fs/cgroup/unified/$RL_DELEG/cgroup.procs
+	[ -e "$procs" ] || procs=/sys/fs/cgroup/$RL_DELEG/cgroup.procs
+	(echo "$BASHPID" >"$procs" && as_user "$RL_DIR/sandlock-runc" --root "$RL_DIR/state" run rl3 >"$RL_DIR/out" 2>&1) &
+	local pid=$! limit=""
+	wait_limit() { limit=$(cat "/sys/fs/cgroup/pids/$RL_DELEG/rl3/pids.max" 2>/dev/null) && [ -n "$limit" ]; }
+	eventually 10 wait_limit
+	local mem
+	mem=$(cat "/sys/fs/cgroup/memory/$RL_DELEG/rl3/memory.limit_in_bytes" 2>/dev/null || cat "/sys/fs/cgroup/$RL_DELEG/rl3/memory.max")
+	local status=0
+	wait "$pid" || status=$?
+	cat "$RL_DIR/out"
+	[ "$status" -eq 0 ]
+	[ "$limit" = 10 ]
+	[ "$mem" = 33554432 ]
+	grep -q "^[0-9]*:pids:/$RL_DELEG/rl3\$" "$RL_DIR/out" || grep -q "^0::/$RL_DELEG/rl3\$" "$RL_DIR/out"
+	# removed by the runtime (the user's own directories)
+	[ -z "$(find /sys/fs/cgroup/*/"$RL_DELEG" -mindepth 1 -type d 2>/dev/null)" ]
+	[ -z "$(ls -A "$RL_DIR/state")" ]
 }
 
 @test "rootless podman: run --rm exits as with crun: true 0, false 1, exit 3, not executable 126, not found 127; state under XDG_RUNTIME_DIR" {
