@@ -169,6 +169,32 @@ rl_undelegate() {
 	rlp_assert_clean
 }
 
+@test "rootless podman: --runtime-flag root=DIR keeps the state in DIR (run -d, exec, rm), nothing under XDG_RUNTIME_DIR" {
+	rlp_setup
+	local st=$RLP_DIR/tmp/rt-state name=rl-rf-$RUN_TOKEN id
+	mkdir -p "$st" && chown "$RLP_USER:" "$st"
+	run rlpq ours --runtime-flag "root=$st" run -d --name "$name" "$RLP_IMAGE" sleep 100
+	echo "$output"
+	[ "$status" -eq 0 ]
+	id=$(rlp_podman inspect -f '{{.Id}}' "$name" </dev/null)
+	[ -d "$st/$id" ]
+	[ -z "$(ls -A "$RLP_DIR/xdg/sandlock-runc" 2>/dev/null)" ]
+	run rlpq ours --runtime-flag "root=$st" exec "$name" sh -c 'exit 4'
+	[ "$status" -eq 4 ]
+	run rlpq ours --runtime-flag "root=$st" rm -f -t 0 "$name"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# podman 4.3's exit command (conmon's `podman container cleanup`) does not pass
+	# --runtime-flag: when it wins the race with rm, nobody deletes in DIR and the state
+	# stays there, with crun (in its DIR) as with us; `delete --force` with that root
+	# removes it
+	[ -z "$(ls -A "$st" | grep -vx "$id")" ]
+	as_user_rlp_delete() { as_rlp "$RLP_DIR/bin/sandlock-runc" --root "$st" delete --force "$id" </dev/null; }
+	[ ! -e "$st/$id" ] || as_user_rlp_delete
+	[ -z "$(ls -A "$st")" ]
+	rlp_assert_clean
+}
+
 @test "rootless podman: run -d, exec (0, 5, 127), stop (the trap's exit code), kill (137), rm: as with crun; nothing left" {
 	rlp_setup
 	local rt name codes=()
