@@ -7,8 +7,9 @@
 # With podman: a test user made for the file (useradd, subuid/subgid ranges; removed at
 # the end, with every process of it) runs Debian's podman rootless (newuidmap, slirp4netns)
 # on storage under a temp dir, each scenario with crun and with the runtime under test,
-# whose exit codes must be crun's (rootless.bash). (The egress policy rootless is not
-# covered yet: see README.)
+# whose exit codes must be crun's (rootless.bash); the egress annotation rootless
+# (supervisor mode) is judged at host listeners. A delegated cgroup is made by hand in
+# each hierarchy for one test and removed by its teardown.
 
 bats_require_minimum_version 1.5.0
 
