@@ -210,6 +210,7 @@ rlp_both() {
 	OURS_RC=0
 	out=$("$1" ours "${@:2}" 2>&1) || OURS_RC=$?
 	echo "ours $what: $OURS_RC: $out"
+	# shellcheck disable=SC2034 # read by the tests
 	OURS_OUT=$out
 	[ "$CRUN_RC" = "$OURS_RC" ]
 }
