@@ -196,7 +196,7 @@ $(BUILD)/helpers/pause: HELPER_LDFLAGS = -static
 DEB_PACKAGES = g++ make pkg-config nlohmann-json3-dev libseccomp-dev libcap-dev \
 	libyaml-cpp-dev libboost-test-dev libcli11-dev libsystemd-dev systemd busybox-static bats iproute2 \
 	util-linux procps jq socat iptables nftables \
-	podman netavark containerd conmon aardvark-dns catatonit \
+	podman netavark containerd conmon aardvark-dns catatonit uidmap slirp4netns \
 	runc crun hyperfine time bpftool \
 	clang llvm libbpf-dev libelf-dev zlib1g-dev \
 	containernetworking-plugins python3-grpcio python3-protobuf protobuf-compiler dnsmasq-base

@@ -817,6 +817,9 @@ BOOST_AUTO_TEST_CASE(null_manager) {
     BOOST_TEST(!m->frozen());
     BOOST_CHECK_NO_THROW(m->thaw());
     BOOST_CHECK_NO_THROW(m->apply(Resources{}));
+    // device rules alone (runc's and podman's default deny-all) need no cgroup rootless
+    BOOST_CHECK_NO_THROW(m->apply(parse_resources(
+        nlohmann::json{{"devices", nlohmann::json::array({{{"allow", false}, {"access", "rwm"}}})}})));
     BOOST_TEST(throws_with([&] { m->apply(parse_resources(nlohmann::json{{"pids", {{"limit", 10}}}})); },
                            "cgroups: no cgroup to apply resource limits to"));
     BOOST_TEST(throws_with([&] { m->freeze(); }, "cgroups: no cgroup to freeze"));

@@ -1,14 +1,18 @@
 #define BOOST_TEST_DYN_LINK
 #include <boost/test/unit_test.hpp>
 
+#include <sched.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 
 #include "runtime/container/state.hpp"
+#include "runtime/linux/namespaces.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
+#include "tests/support.hpp"
 
 using namespace sandlock;
 
@@ -63,6 +67,29 @@ BOOST_AUTO_TEST_CASE(missing_container_uses_runc_wording) {
     BOOST_CHECK_EXCEPTION(store.load("nope"), Error, [](const Error& e) {
         return std::string(e.what()) == "container \"nope\" does not exist";
     });
+}
+
+// podman rootless runs the runtime as root of a user namespace whose uid 0 is the user's:
+// that is rootless (state under $XDG_RUNTIME_DIR), the host's root is not.
+BOOST_AUTO_TEST_CASE(root_of_a_user_namespace_of_a_user_is_rootless,
+                     *boost::unit_test::precondition(testing::needs_root)) {
+    BOOST_TEST(!os::rootless());
+    int rc = testing::run_child([] {
+        using testing::require;
+        ::setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
+        require(container::default_root() == "/run/sandlock-runc", 1, "host root: /run");
+        require(::setresgid(65534, 65534, 65534) == 0 && ::setresuid(65534, 65534, 65534) == 0, 2, "setresuid");
+        // a uid change makes the process non-dumpable: its /proc files root's
+        ::prctl(PR_SET_DUMPABLE, 1);
+        require(os::rootless(), 3, "nobody is rootless");
+        require(::unshare(CLONE_NEWUSER) == 0, 4, "unshare(CLONE_NEWUSER)");
+        // an unprivileged process may map its own uid, and nothing else, to 0
+        fs::write_file("/proc/self/uid_map", "0 65534 1");
+        require(::geteuid() == 0, 5, "root in the namespace");
+        require(os::rootless(), 6, "root of nobody's namespace is rootless");
+        require(container::default_root() == "/tmp/xdg-test/sandlock-runc", 7, "state under XDG_RUNTIME_DIR");
+    });
+    BOOST_TEST(rc == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,6 +8,7 @@
 #include <deque>
 #include <iostream>
 
+#include "runtime/linux/namespaces.hpp"
 #include "runtime/shim/client.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"
@@ -113,7 +114,7 @@ void GlobalOptions::prepare_create(container::CreateOptions& opts) const {
     opts.operator_config = config::load_operator_config(config);
     const bool allowed = supervisor_mode.empty() ? opts.operator_config.supervisor_mode_allowed.value_or(false)
                                                  : supervisor_mode == "allow";
-    opts.supervisor_mode_allowed = allowed || ::geteuid() != 0;
+    opts.supervisor_mode_allowed = allowed || os::rootless();
     opts.systemd_cgroup = systemd_cgroup;
     // The shim reads its audit.log cap from the environment; an explicit one wins.
     if (opts.operator_config.audit_max_size && !std::getenv(shim::kAuditMaxSizeEnv))
@@ -199,7 +200,7 @@ int run_cli(int argc, char** argv) {
     app.add_flag("-v,--version", version, "print the version");
     app.add_option("--root", ctx.global.root,
                    "root directory for container state (default /run/sandlock-runc, or "
-                   "$XDG_RUNTIME_DIR/sandlock-runc when not root)");
+                   "$XDG_RUNTIME_DIR/sandlock-runc when rootless)");
     app.add_option("--log", ctx.global.log, "log file (default stderr)");
     app.add_option("--log-format", ctx.global.log_format, "log format: text or json")
         ->check(CLI::IsMember({"text", "json"}));

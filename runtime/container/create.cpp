@@ -154,7 +154,7 @@ std::unique_ptr<cgroups::Manager> make_container_cgroup(os::Kernel& kernel, cons
         cgroup->create();
     } catch (const SystemError& e) {
         const bool not_ours = e.code() == EACCES || e.code() == EPERM || e.code() == EROFS;
-        if (::geteuid() == 0 || !not_ours || asks_for_limits(resources)) throw;
+        if (!os::rootless() || !not_ours || asks_for_limits(resources)) throw;
         log::debug(std::string("rootless: no cgroup (") + e.what() + "): the container runs without one");
         cgroup = cgroups::make_null_manager();
     }

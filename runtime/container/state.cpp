@@ -8,6 +8,7 @@
 #include <cctype>
 
 #include "runtime/cgroups/manager.hpp"
+#include "runtime/linux/namespaces.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "spec/config.hpp"
@@ -25,8 +26,10 @@ const char* status_name(Status s) {
     return "unknown";
 }
 
+// Not the host's root (podman rootless runs us as root of its user namespace, with no
+// --root): the user's own runtime dir, as crun and runc do.
 std::string default_root() {
-    if (::geteuid() == 0) return "/run/sandlock-runc";
+    if (!os::rootless()) return "/run/sandlock-runc";
     const char* xdg = ::getenv("XDG_RUNTIME_DIR");
     if (xdg && *xdg) return std::string(xdg) + "/sandlock-runc";
     return "/tmp/sandlock-runc-" + std::to_string(::geteuid());

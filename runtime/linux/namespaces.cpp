@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
@@ -124,6 +126,18 @@ void write_id_mappings(pid_t pid, const std::vector<spec::IdMapping>& uid_map,
     // a container process can then not change its supplementary groups.
     if (!gid_map.empty() && ::geteuid() != 0) fs::write_file(base + "setgroups", "deny");
     if (!gid_map.empty()) fs::write_file(base + "gid_map", format_id_map(gid_map));
+}
+
+bool rootless() {
+    if (::geteuid() != 0) return true;
+    // The initial namespace maps every uid to itself ("0 0 4294967295"); any map whose
+    // first line does not start at host uid 0 means our root is someone else's uid.
+    // (The uid_map of a namespace created by root may map 0 to 0: that is root.)
+    const auto map = fs::try_read_file("/proc/self/uid_map");
+    if (!map) return false;
+    unsigned long inside = 1, outside = 1;
+    if (std::sscanf(map->c_str(), "%lu %lu", &inside, &outside) != 2) return false;
+    return !(inside == 0 && outside == 0);
 }
 
 void write_time_offsets(const std::map<std::string, spec::TimeOffset>& offsets) {

@@ -42,6 +42,12 @@ void write_id_mappings(pid_t pid, const std::vector<spec::IdMapping>& uid_map,
 void write_time_offsets(const std::map<std::string, spec::TimeOffset>& offsets);
 std::string format_id_map(const std::vector<spec::IdMapping>& map);
 
+// Whether the runtime runs without the host's root: not root, or root only in a user
+// namespace whose uid 0 is not the host's (podman rootless runs the runtime so). Then
+// the state root defaults to $XDG_RUNTIME_DIR, a cgroup it may not make is no error
+// unless limits are asked for, and egress runs in supervisor mode.
+bool rootless();
+
 // Whether the kernel supports a namespace type at all (time namespaces are recent).
 bool kernel_has_namespace(spec::NamespaceType t);
 
