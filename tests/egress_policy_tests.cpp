@@ -153,7 +153,8 @@ BOOST_AUTO_TEST_CASE(allow_and_deny_cannot_be_combined) {
 BOOST_AUTO_TEST_CASE(unknown_network_key_is_an_error) {
     BOOST_TEST(policy_error({{"io.sandlock.network.alow", "a:1"}}) ==
                "io.sandlock.network.alow: unknown annotation (expected one of io.sandlock.network.allow, "
-               "io.sandlock.network.deny, io.sandlock.network.allow_bind, io.sandlock.network.loopback, io.sandlock.network.profile)");
+               "io.sandlock.network.deny, io.sandlock.network.allow_bind, io.sandlock.network.loopback, io.sandlock.network.profile, "
+               "io.sandlock.network.learn)");
     BOOST_TEST(policy_error({{"io.sandlock.network.", ""}}).starts_with("io.sandlock.network.: unknown annotation"));
 }
 
