@@ -30,13 +30,10 @@ teardown() {
 	egress_teardown
 }
 
-# in_mode kernel|supervisor: the mode the next create runs in.
+# in_mode kernel|supervisor: the mode the next create runs in (egress.bash's switch).
 in_mode() {
-	if [ "$1" = supervisor ]; then
-		export SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow
-	else
-		unset SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER SANDLOCK_RUNC_SUPERVISOR_MODE
-	fi
+	EG_MODE=$1
+	egress_mode_setup
 }
 
 # The init of the live tests: for each round I (0, 1, 2), once /tmp/goI exists, connects
@@ -71,6 +68,13 @@ init_round() {
 # exec_probe ID LABEL: an exec'd process connects to $EG_D:$EG_P with payload LABEL.
 exec_probe() {
 	rt exec "$1" /probe --label "$2" connect tcp "$EG_D" "$EG_P" "$2"
+}
+
+# start_confined RULES: $ID, a running container allowed RULES whose init sleeps.
+start_confined() {
+	new_id ID
+	egress_bundle b "exec sleep 1000" "$(allow "$1")" || return 1
+	start_container "$ID" "$BUNDLE" && wait_status "$ID" running
 }
 
 # rules_of ID: the container's allow rules as its egress.json now holds them, one a line.
@@ -144,10 +148,7 @@ live_allow_revoke() {
 @test "live: after --revoke an established connection keeps working; new connections are refused at once" {
 	require_enforcement
 	egress_setup_net
-	new_id ID
-	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P;$EG_D:$EG_P")"
-	start_container "$ID" "$BUNDLE"
-	wait_status "$ID" running
+	start_confined "$EG_A:$EG_P;$EG_D:$EG_P"
 	rt exec "$ID" /probe --label held hold "$EG_D" "$EG_P" held /tmp/gate >"$BATS_TEST_TMPDIR/held.out" 2>&1 &
 	local held=$! i
 	# connected (the listener records the data at EOF: one record "held-beforeheld-after")
@@ -256,10 +257,7 @@ live_allow_revoke() {
 @test "live: concurrent --allow and --revoke from many clients leave one consistent policy" {
 	require_enforcement
 	egress_setup_net
-	new_id ID
-	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
-	start_container "$ID" "$BUNDLE"
-	wait_status "$ID" running
+	start_confined "$EG_A:$EG_P"
 	local i pids=()
 	for i in $(seq 10 25); do
 		rt egress "$ID" --allow "10.213.$EG_N.$i:$EG_P" &
@@ -295,10 +293,7 @@ live_allow_revoke() {
 @test "live: only root reaches the control socket; the container cannot see it; a dead shim fails closed" {
 	require_enforcement
 	egress_setup_net
-	new_id ID
-	egress_bundle b "exec sleep 1000" "$(allow "$EG_A:$EG_P")"
-	start_container "$ID" "$BUNDLE"
-	wait_status "$ID" running
+	start_confined "$EG_A:$EG_P"
 	local sock=$TEST_ROOT/$ID/shim.sock
 	[ -S "$sock" ]
 	[ "$(stat -c %a "$sock")" = 600 ]
