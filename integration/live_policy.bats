@@ -215,8 +215,47 @@ live_allow_revoke() {
 	rtq egress "$ID" --revoke "$name:$EG_P"
 	run rt exec "$ID" cat /etc/hosts
 	! grep -q "$name" <<<"$output"
+	# each change replaced the file mounted by the last: one mount, one copy, however many
+	rtq egress "$ID" --allow "$name:$EG_P2"
+	rtq egress "$ID" --revoke "$name:$EG_P2"
+	[ "$(rt exec "$ID" grep -c ' /etc/hosts ' /proc/self/mountinfo)" -eq 1 ]
+	[ "$(find "$TEST_ROOT/$ID" -name 'hosts.*' | wc -l)" -eq 1 ]
 	# the host's own file is untouched
 	! grep -q "$name" /etc/hosts
+}
+
+@test "live: a container's /etc/hosts that is a FIFO or a symlink out does not hang or leak: the policy changes, the file is left as it is" {
+	require_enforcement
+	egress_setup_net
+	local hosts=$BATS_TEST_TMPDIR/hosts name=live-fifo.slit.test
+	printf '127.0.0.1 localhost\n%s %s\n' "$EG_D" "$name" >"$hosts"
+	new_id ID
+	egress_bundle b "rm /etc/hosts; mkfifo /etc/hosts; exec sleep 1000" "$(allow "$EG_A:$EG_P")"
+	rtq_private_resolver "$hosts" create --bundle "$BUNDLE" "$ID"
+	rtq start "$ID"
+	wait_status "$ID" running
+	for i in $(seq 50); do rt exec "$ID" test -p /etc/hosts && break; sleep 0.1; done
+	SECONDS=0
+	run rtq egress "$ID" --allow "$name:$EG_P"
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ "$SECONDS" -lt 10 ]
+	[ "$output" = "warning: /etc/hosts not updated: the container's /etc/hosts is not a regular file" ]
+	output=$(rt exec "$ID" /probe --label f-ok connect tcp "$EG_D" "$EG_P" f-ok; true)
+	assert_ok f-ok
+	# a symlink to a host path is read inside the container's root, never the host's
+	local secret=$BATS_TEST_TMPDIR/secret
+	echo "10.9.9.9 host-secret-$RANDOM$RANDOM" >"$secret"
+	rt exec "$ID" sh -c "rm /etc/hosts && ln -s $secret /etc/hosts"
+	run rtq egress "$ID" --allow "$name:$EG_P2"
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	run rt exec "$ID" sh -c "cat /etc/hosts; cat $TEST_ROOT/$ID/hosts.* 2>/dev/null"
+	echo "$output"
+	! grep -q host-secret <<<"$output"
+	! grep -q host-secret "$TEST_ROOT/$ID"/hosts.* 2>/dev/null
+	settle
+	expect_count 1 received tcp "$EG_D" "$EG_P" f-ok
 }
 
 @test "live: the operator's ceiling bounds --allow; bad changes fail with one line and change nothing" {

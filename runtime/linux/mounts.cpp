@@ -518,6 +518,10 @@ std::vector<std::string> known_mount_options() {
 
 namespace sandlock::os {
 
+#ifndef MOVE_MOUNT_BENEATH
+#define MOVE_MOUNT_BENEATH 0x00000200  // Linux 6.5; not in glibc 2.36's headers
+#endif
+
 void mount_file_over_in(int pidfd, const std::string& source, const std::string& target) {
     // Detached copy of the file's mount, made read-only before anyone can see it.
     UniqueFd tree(::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
@@ -533,11 +537,25 @@ void mount_file_over_in(int pidfd, const std::string& source, const std::string&
     std::thread enter([&] {
         if (::unshare(CLONE_FS) != 0) {
             err = errno, failed = "unshare(CLONE_FS)";
-        } else if (::setns(pidfd, CLONE_NEWNS) != 0) {
-            err = errno, failed = "setns into the container's mount namespace";
-        } else if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-            err = errno, failed = "move_mount onto " + target;
+            return;
         }
+        if (::setns(pidfd, CLONE_NEWNS) != 0) {
+            err = errno, failed = "setns into the container's mount namespace";
+            return;
+        }
+        // A file mounted there already (ours): the new one goes beneath it and the old one
+        // is unmounted, so that one mount is there however many changes come, and the swap
+        // is one step for readers. Otherwise (the image's own file) on top of it.
+        if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_BENEATH) == 0) {
+            if (::umount2(target.c_str(), MNT_DETACH) != 0) err = errno, failed = "unmount the previous " + target;
+            return;
+        }
+        if (errno != EINVAL) {
+            err = errno, failed = "move_mount beneath " + target;
+            return;
+        }
+        if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+            err = errno, failed = "move_mount onto " + target;
     });
     enter.join();
     if (err != 0) throw_errno(failed, err);

@@ -71,8 +71,10 @@ namespace sandlock::os {
 // Mounts the file `source` (a path of our own mount namespace) read-only over `target` in
 // the mount namespace of the process `pidfd` names, on top of whatever is mounted there:
 // a process that opens target afterwards reads the new file whole, one that has it open
-// keeps reading the old one — the file is never seen half-written. For a live change of
-// a running container's /etc/hosts. The namespace is entered from a thread of its own,
+// keeps reading the old one — the file is never seen half-written. Where a file is
+// mounted at target already, the new one replaces it (mounted beneath, the old one
+// unmounted): the mounts do not pile up. For a live change of a running container's
+// /etc/hosts. The namespace is entered from a thread of its own,
 // which ends with the call. Throws sandlock::Error.
 void mount_file_over_in(int pidfd, const std::string& source, const std::string& target);
 

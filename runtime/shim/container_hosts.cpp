@@ -47,7 +47,7 @@ std::string read_container_hosts(pid_t pid) {
 
 }  // namespace
 
-void update_container_hosts(const std::string& state_dir, unsigned version, int pidfd, pid_t pid,
+std::string update_container_hosts(const std::string& state_dir, unsigned version, int pidfd, pid_t pid,
                             const egress::ResolvedPolicy& policy) {
     if (!proc::identify(pidfd, pid)) throw Error("the container's init is gone");
     const std::string content = egress::hosts_with_policy(read_container_hosts(pid), policy);
@@ -58,6 +58,7 @@ void update_container_hosts(const std::string& state_dir, unsigned version, int 
     } catch (const Error& e) {
         throw Error(std::string("update the container's /etc/hosts: ") + e.what());
     }
+    return path;
 }
 
 }  // namespace sandlock::shim

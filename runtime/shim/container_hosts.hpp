@@ -15,8 +15,9 @@ namespace sandlock::shim {
 // container's /etc/hosts (os::mount_file_over_in): readers see the old file or the new
 // one, whole. pidfd names the container's init (pid `pid`, checked to be it); the current
 // file is read from inside its root (a symlink cannot point us at a host file), regular
-// files only, at most 1 MiB. Throws sandlock::Error.
-void update_container_hosts(const std::string& state_dir, unsigned version, int pidfd, pid_t pid,
+// files only, at most 1 MiB. Returns the file's path (the one it replaces may go). Throws
+// sandlock::Error.
+std::string update_container_hosts(const std::string& state_dir, unsigned version, int pidfd, pid_t pid,
                             const egress::ResolvedPolicy& policy);
 
 }  // namespace sandlock::shim

@@ -401,21 +401,20 @@ private:
 
     // A live change (`egress ID --allow/--revoke`): {"op": "update", "allow": [rules],
     // "revoke": [rules], "pid": init's pid} with a pidfd of init attached (for /etc/hosts).
-    // One change at a time, each on top of the last. The kernel's maps switch first, then
-    // the shim's own verdicts: in between a connect is judged by both, so it is refused
-    // unless both the old and the new policy allow it — every call gets the old policy's
-    // verdict or the new one's. Then egress.json (exec'd processes, `egress ID`, the
-    // record of the change) and the container's /etc/hosts.
+    // One change at a time, each on top of the last (apply_policy).
     json update(const json& request, std::vector<UniqueFd> fds) {
         const auto allow = strings_of(request, "allow");
         const auto revoke = strings_of(request, "revoke");
         if (!allow || !revoke) return refuse("update: \"allow\" and \"revoke\" must be lists of rules");
         std::lock_guard change_lock(change_mu_);
         if (sup_.listener_count() == 0) return refuse("the container is not running");
-        egress::ResolvedPolicy next;
+        egress::ResolvedPolicy next, narrowed;
         try {
             egress::SystemResolver resolver;
-            next = egress::apply_change(policy_, egress::parse_change(*allow, *revoke), resolver);
+            const egress::PolicyChange change = egress::parse_change(*allow, *revoke);
+            next = egress::apply_change(policy_, change, resolver);
+            // what both the current policy and the next one allow: the current one less the revokes
+            narrowed = egress::apply_change(policy_, {{}, change.revoke}, resolver);
         } catch (const Error& e) {
             return refuse(e.what());
         }
@@ -426,24 +425,36 @@ private:
             if (pid != request.end() && pid->is_number_integer()) init_.emplace(Init{pid->get<pid_t>(), std::move(fds[0])});
         }
         try {
-            if (const auto hosts = apply_policy(std::move(next))) reply["hosts"] = *hosts;
+            if (const auto hosts = apply_policy(std::move(next), std::move(narrowed))) reply["hosts"] = *hosts;
         } catch (const Error& e) {
             return refuse(std::string(e.what()) + " (the policy is unchanged)");
         }
         return reply;
     }
 
-    // The policy becomes `next` (a live change or a name refresh; change_mu_ held): the
-    // kernel's maps switch first, then the shim's own verdicts — in between a connect is
-    // judged by both, so it is refused unless both the old and the new policy allow it,
-    // and every call gets the old policy's verdict or the new one's. Then egress.json
-    // (exec'd processes, `egress ID`, the record of the change), the names' schedule and
-    // the container's /etc/hosts. Throws sandlock::Error, the policy unchanged, when the
-    // kernel's maps cannot switch. Returns what became of /etc/hosts when the names changed.
-    std::optional<std::string> apply_policy(egress::ResolvedPolicy next) {
+    // The policy becomes `next` (a live change or a name refresh; change_mu_ held).
+    // `narrowed` allows only what both the current policy and `next` allow. The two layers
+    // cannot switch at one instant, so: the shim's verdicts narrow first, then the kernel's
+    // maps switch to `next`, then the shim's verdicts too. Every connect is judged by both,
+    // so in between it is allowed only when both the old and the new policy allow it: each
+    // call gets the old policy's verdict or the new one's. And the kernel never refuses
+    // what the shim let through, so every refusal is the shim's (ECONNREFUSED, audited with
+    // the host name), never the kernel program's EPERM. Then egress.json (exec'd processes,
+    // `egress ID`, the record of the change), the names' schedule and the container's
+    // /etc/hosts. Throws sandlock::Error, the policy unchanged, when the kernel's maps
+    // cannot switch. Returns what became of /etc/hosts when the names changed.
+    std::optional<std::string> apply_policy(egress::ResolvedPolicy next, std::optional<egress::ResolvedPolicy> narrowed) {
         {
             std::lock_guard lock(mu_);
-            if (kernel_) kernel_->replace(next);
+            if (kernel_) {
+                if (narrowed && *narrowed != policy_) sup_.set_policy(*narrowed);
+                try {
+                    kernel_->replace(next);
+                } catch (const Error&) {
+                    sup_.set_policy(policy_);
+                    throw;
+                }
+            }
         }
         sup_.set_policy(next);
         const bool names_changed = next.hosts != policy_.hosts;
@@ -473,7 +484,9 @@ private:
             else
                 wake_refresh_.wait_until(lock, next);
             if (stop_refresh_) break;
-            bool changed = names_->expire(Clock::now());
+            // Addresses whose grace ended: a narrowing on its own (the shim first).
+            if (names_->expire(Clock::now())) apply_refreshed(true);
+            bool changed = false;
             const auto due = names_->due(Clock::now());
             if (!due.empty()) {
                 lock.unlock();
@@ -494,12 +507,20 @@ private:
                     else names_->failed(name, now);
                 }
             }
-            if (!changed) continue;
-            try {
-                apply_policy(egress::with_names(policy_, names_->hosts()));
-            } catch (const Error& e) {
-                log::warn(std::string("egress shim: refresh: ") + e.what());
-            }
+            // New addresses: a widening (an address that left the answer is in its grace).
+            if (changed) apply_refreshed(false);
+        }
+    }
+
+    // The schedule's addresses become the policy's. narrowing: only addresses went (the
+    // new policy is what both allow); else only addresses came (the current one is).
+    void apply_refreshed(bool narrowing) {
+        try {
+            egress::ResolvedPolicy next = egress::with_names(policy_, names_->hosts());
+            std::optional<egress::ResolvedPolicy> narrowed = narrowing ? next : policy_;
+            apply_policy(std::move(next), std::move(narrowed));
+        } catch (const Error& e) {
+            log::warn(std::string("egress shim: refresh: ") + e.what());
         }
     }
 
@@ -507,7 +528,10 @@ private:
     std::string update_hosts() {
         if (!init_) return "not updated: the shim does not know the container's init";
         try {
-            update_container_hosts(state_dir_, version_, init_->pidfd.get(), init_->pid, policy_);
+            std::string written = update_container_hosts(state_dir_, version_, init_->pidfd.get(), init_->pid, policy_);
+            // the file it replaced is unmounted: its copy goes too (create's own stays)
+            if (!last_hosts_file_.empty()) ::unlink(last_hosts_file_.c_str());
+            last_hosts_file_ = std::move(written);
             return "updated";
         } catch (const Error& e) {
             log::warn(std::string("egress shim: ") + e.what());
@@ -528,6 +552,7 @@ private:
     egress::ResolvedPolicy policy_;
     unsigned version_ = 0;
     std::optional<Init> init_;  // for /etc/hosts; set at registration (create) or by a change
+    std::string last_hosts_file_;  // the hosts.N mounted last
     std::optional<NameSchedule> names_;  // with resolve.refresh
     std::condition_variable wake_refresh_;
     bool stop_refresh_ = false;
