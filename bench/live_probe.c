@@ -10,19 +10,24 @@
 //       at most TIMEOUT_MS for the handshake, then closed with RST; INTERVAL_US between
 //       the end of one attempt and the start of the next). Each time the outcome changes
 //       between allowed and refused it writes one line to stdout, with the time at which
-//       the first connect() call of the new outcome was made (ns):
-//         ok T_NS                  the handshake completed
-//         refused T_NS ERRNAME     the connect failed with EPERM, EACCES or ECONNREFUSED
+//       the first connect() call of the new outcome was made and the time at which the
+//       last one of the old outcome was made (ns; 0 for the first line):
+//         ok T_NS LAST_NS                  the handshake completed
+//         refused T_NS LAST_NS ERRNAME     the connect failed with EPERM, EACCES or ECONNREFUSED
 //       Other outcomes (a timeout, another errno) are neither and change nothing; they
-//       are counted, and every 2000 attempts a line "stats attempts=N other=M" follows.
+//       are counted, and every 2000 attempts a line "stats attempts=N other=M EPERM=A
+//       EACCES=B ECONNREFUSED=C" (refusals by errno) follows.
 //   live_probe drive ROUNDS WARMUP TIMELINE TIMEOUT_MS -- ALLOW_CMD... \; REVOKE_CMD...
 //       host side: waits for the prober (whose stdout is the file TIMELINE) to report
 //       "refused", then WARMUP + ROUNDS times: runs ALLOW_CMD, takes the time t_return as
 //       soon as it exited, waits (at most TIMEOUT_MS) for the prober's next "ok" line;
 //       the same with REVOKE_CMD and "refused". Prints, per counted round and direction:
-//         change allow|revoke ROUND CMD_US DELAY_US
+//         change allow|revoke ROUND CMD_US DELAY_US OLD_US
 //       CMD_US: the command's own duration (fork to exit); DELAY_US: the first connect of
-//       the new outcome minus t_return (negative: before the command returned), or
+//       the new outcome minus t_return (negative: before the command returned); OLD_US:
+//       the last connect of the old outcome minus t_return (positive: a connect made after
+//       the command returned still got the old verdict, i.e. the change did not hold yet;
+//       a positive DELAY_US with a negative OLD_US only says the prober was not running), or
 //         fail allow|revoke ROUND WHAT          (the command failed, or no change seen;
 //                                               ROUND < 0: a warm-up round)
 //   live_probe churn INTERVAL_MS -- ALLOW_CMD... \; REVOKE_CMD...
@@ -131,26 +136,33 @@ static int probe(char **argv)
 	long interval = atol(argv[2]);
 	int timeout_ms = atoi(argv[3]);
 	enum outcome last = OUT_OTHER;
-	unsigned long attempts = 0, other = 0;
+	int64_t last_t = 0; // the last attempt with outcome `last`
+	unsigned long attempts = 0, other = 0, eperm = 0, eacces = 0, econnrefused = 0;
 	char line[128];
 	for (;;) {
 		int err = 0;
 		int64_t t = now_ns();
 		enum outcome o = attempt(&to, timeout_ms, &err);
 		attempts++;
+		if (o == OUT_REFUSED)
+			(err == EPERM ? &eperm : err == EACCES ? &eacces : &econnrefused)[0]++;
 		if (o == OUT_OTHER) {
 			other++;
 		} else if (o != last) {
 			if (o == OUT_OK)
-				snprintf(line, sizeof line, "ok %lld\n", (long long)t);
+				snprintf(line, sizeof line, "ok %lld %lld\n", (long long)t, (long long)last_t);
 			else
-				snprintf(line, sizeof line, "refused %lld %s\n", (long long)t,
+				snprintf(line, sizeof line, "refused %lld %lld %s\n", (long long)t, (long long)last_t,
 					 strerrorname_np(err) ? strerrorname_np(err) : "?");
 			say(line);
 			last = o;
+			last_t = t;
+		} else {
+			last_t = t;
 		}
 		if (attempts % 2000 == 0) {
-			snprintf(line, sizeof line, "stats attempts=%lu other=%lu\n", attempts, other);
+			snprintf(line, sizeof line, "stats attempts=%lu other=%lu EPERM=%lu EACCES=%lu ECONNREFUSED=%lu\n",
+				 attempts, other, eperm, eacces, econnrefused);
 			say(line);
 		}
 		if (interval > 0)
@@ -189,24 +201,26 @@ static char tl_buf[1 << 16];
 static size_t tl_len;
 
 // next_event: waits (at most until deadline) for the timeline's next "ok" or "refused"
-// line; its kind into *ok and time into *t. 0 on success, -1 on timeout.
-static int next_event(int64_t deadline, int *ok, int64_t *t)
+// line; its kind into *ok, its time into *t and the old outcome's last into *t_old. 0 on
+// success, -1 on timeout.
+static int next_event(int64_t deadline, int *ok, int64_t *t, int64_t *t_old)
 {
 	for (;;) {
 		char *nl;
 		while ((nl = memchr(tl_buf, '\n', tl_len))) {
 			*nl = 0;
-			long long v;
+			long long v, v_old;
 			int found = 0;
-			if (sscanf(tl_buf, "ok %lld", &v) == 1)
+			if (sscanf(tl_buf, "ok %lld %lld", &v, &v_old) == 2)
 				*ok = 1, found = 1;
-			else if (sscanf(tl_buf, "refused %lld", &v) == 1)
+			else if (sscanf(tl_buf, "refused %lld %lld", &v, &v_old) == 2)
 				*ok = 0, found = 1;
 			size_t used = (size_t)(nl - tl_buf) + 1;
 			memmove(tl_buf, nl + 1, tl_len - used);
 			tl_len -= used;
 			if (found) {
 				*t = v;
+				*t_old = v_old;
 				return 0;
 			}
 		}
@@ -253,9 +267,9 @@ static int drive(int argc, char **argv)
 		die(argv[2]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	int ok;
-	int64_t t;
+	int64_t t, t_old;
 	// the prober's first line: refused (the destination is not allowed yet)
-	if (next_event(now_ns() + 10 * timeout, &ok, &t) < 0 || ok) {
+	if (next_event(now_ns() + 10 * timeout, &ok, &t, &t_old) < 0 || ok) {
 		printf("fail start 0 %s\n", ok ? "the_destination_was_allowed_before_any_change" : "no_timeline");
 		return 1;
 	}
@@ -268,7 +282,7 @@ static int drive(int argc, char **argv)
 			// a failed command: the state may or may not have changed (wait for it, or give up)
 			if (rc != 0)
 				printf("fail %s %d command_exit_%d\n", dir[d], round, rc);
-			if (next_event(t_ret + timeout, &ok, &t) < 0) {
+			if (next_event(t_ret + timeout, &ok, &t, &t_old) < 0) {
 				printf("fail %s %d no_change_within_%lld_ms\n", dir[d], round,
 				       (long long)(timeout / 1000000));
 				return 1;
@@ -278,7 +292,8 @@ static int drive(int argc, char **argv)
 				return 1;
 			}
 			if (round >= 0 && rc == 0)
-				printf("change %s %d %.1f %.1f\n", dir[d], round, (t_ret - t0) / 1e3, (t - t_ret) / 1e3);
+				printf("change %s %d %.1f %.1f %.1f\n", dir[d], round, (t_ret - t0) / 1e3, (t - t_ret) / 1e3,
+				       (t_old - t_ret) / 1e3);
 		}
 	}
 	return 0;

@@ -1187,6 +1187,9 @@ live_latency() {
 	f=$(grep -c '^fail' "$WORK/live/$mode.out")
 	((f)) && LIVE_ERRORS+=("$mode: $f failed change(s): $(grep '^fail' "$WORK/live/$mode.out" | head -n 3 | tr '\n' ' ')")
 	R[live.$mode.stats]=$(grep '^stats' "$WORK/live/$mode.timeline" | tail -n 1)
+	# the errno of the first refused connect of each refused period (create's policy, then
+	# after every revoke)
+	R[live.$mode.errnos]=$(awk '$1 == "refused" { n[$4]++ } END { for (e in n) printf "%s%s x%d", (s++ ? ", " : ""), e, n[e] }' "$WORK/live/$mode.timeline")
 	$rt delete --force "$id" >/dev/null 2>&1
 }
 
@@ -1268,27 +1271,29 @@ live_q() {
 }
 
 live_report() {
-	local mode d f n neg
+	local mode d f n neg late
 	echo "<!-- live: begin -->"
 	echo "## Live policy changes (issue 12): how soon a change holds, and what changes cost a running stream"
 	echo
 	echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), sandlock-runc build of $SL_BUILT; \`bench/run.sh --only live\`$( ((QUICK)) && echo " (quick mode: few cycles and pairs)")."
 	echo "- Latency: a busybox container allowed only $LIVE_A:$PORT runs bench/live_probe.c \`probe\`: a non-blocking connect to $LIVE_D:$PORT (host listener) every $LIVE_INTERVAL_US µs, recording (CLOCK_MONOTONIC, shared with the host) when the first connect of each new outcome was made. The host runs \`egress ID --allow $LIVE_D:$PORT\`, then \`--revoke\` once the prober saw the change, $LIVE_ROUNDS times after $LIVE_WARMUP warm-up cycle(s). Delay = that first connect - the moment the command returned; a negative delay (the change held before the command returned, as it should) counts as 0: the column \"before return\" says how many."
 	echo
-	echo "| mode | change | delay p50 (ms) | delay p99 (ms) | delay max (ms) | before return | signed delay p50 / min (ms) | command p50 (ms) | command p99 (ms) | changes | target | |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| mode | change | delay p50 (ms) | delay p99 (ms) | delay max (ms) | before return | signed delay p50 / min (ms) | old verdict after return | command p50 (ms) | command p99 (ms) | changes | target | |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for mode in kernel supervisor; do
 		f=$WORK/live/$mode.out
 		for d in allow revoke; do
 			n=$(awk -v d="$d" '$1 == "change" && $2 == d { n++ } END { print n + 0 }' "$f" 2>/dev/null || echo 0)
 			neg=$(awk -v d="$d" '$1 == "change" && $2 == d && $5 < 0 { n++ } END { print n + 0 }' "$f" 2>/dev/null || echo 0)
+			# changes whose old verdict was still given to a connect made after the return
+			late=$(awk -v d="$d" '$1 == "change" && $2 == d && $6 > 0 { n++; if ($6 > m) m = $6 } END { if (n) printf "%d (up to %.2f ms)", n, m / 1000; else print 0 }' "$f" 2>/dev/null || echo 0)
 			local p99
 			p99=$(live_q "$f" "$d" 5 0.99 1)
-			echo "| $mode (${R[live.$mode.enforcement]:-?}) | --$d | $(live_q "$f" "$d" 5 0.5 1) | $p99 | $(live_q "$f" "$d" 5 1 1) | $neg of $n | $(live_q "$f" "$d" 5 0.5) / $(live_q "$f" "$d" 5 0) | $(live_q "$f" "$d" 4 0.5) | $(live_q "$f" "$d" 4 0.99) | $n of $LIVE_ROUNDS | p99 <= 10 ms | $( ((n)) && verdict "$p99" 10 le || echo "?") |"
+			echo "| $mode (${R[live.$mode.enforcement]:-?}) | --$d | $(live_q "$f" "$d" 5 0.5 1) | $p99 | $(live_q "$f" "$d" 5 1 1) | $neg of $n | $(live_q "$f" "$d" 5 0.5) / $(live_q "$f" "$d" 5 0) | $late | $(live_q "$f" "$d" 4 0.5) | $(live_q "$f" "$d" 4 0.99) | $n of $LIVE_ROUNDS | p99 <= 10 ms | $( ((n)) && verdict "$p99" 10 le || echo "?") |"
 		done
 	done
 	echo
-	echo "Signed delay: unclamped (negative: the first connect with the new outcome was made that long before the command returned; every change's line in \`$BIN/live-MODE.raw\`, the prober's timeline in \`live-MODE.timeline\`); the resolution is the prober's period, $LIVE_INTERVAL_US µs plus a connect. The prober's last count: kernel: ${R[live.kernel.stats]:-none}; supervisor: ${R[live.supervisor.stats]:-none} (other = attempts neither allowed nor refused: timeouts, other errors)."
+	echo "Signed delay: unclamped (negative: the first connect with the new outcome was made that long before the command returned; every change's line in \`$BIN/live-MODE.raw\`, the prober's timeline in \`live-MODE.timeline\`); the resolution is the prober's period, $LIVE_INTERVAL_US µs plus a connect. Old verdict after return: changes for which a connect made after the command returned still got the old outcome (the change did not hold at the return, contrary to the command's promise); a positive delay without one only says that the prober did not get to run (2 busy cores). The prober's last count (every 2000 attempts): kernel: ${R[live.kernel.stats]:-none}; supervisor: ${R[live.supervisor.stats]:-none} (other = attempts neither allowed nor refused: timeouts, other errors). The errno of the first refused connect of each refused period (the first one under create's policy, then one after each revoke): kernel: ${R[live.kernel.errnos]:-none}; supervisor: ${R[live.supervisor.errnos]:-none}."
 	echo
 	local r
 	r=$(pratio live.tput churn quiet)
