@@ -15,7 +15,7 @@
 //         ok T_NS LAST_NS                  the handshake completed
 //         refused T_NS LAST_NS ERRNAME     the connect failed with EPERM, EACCES or ECONNREFUSED
 //       Other outcomes (a timeout, another errno) are neither and change nothing; they
-//       are counted, and every 2000 attempts a line "stats attempts=N other=M EPERM=A
+//       are counted, and every 500 attempts a line "stats attempts=N other=M EPERM=A
 //       EACCES=B ECONNREFUSED=C" (refusals by errno) follows.
 //   live_probe drive ROUNDS WARMUP TIMELINE TIMEOUT_MS -- ALLOW_CMD... \; REVOKE_CMD...
 //       host side: waits for the prober (whose stdout is the file TIMELINE) to report
@@ -160,7 +160,7 @@ static int probe(char **argv)
 		} else {
 			last_t = t;
 		}
-		if (attempts % 2000 == 0) {
+		if (attempts % 500 == 0) {
 			snprintf(line, sizeof line, "stats attempts=%lu other=%lu EPERM=%lu EACCES=%lu ECONNREFUSED=%lu\n",
 				 attempts, other, eperm, eacces, econnrefused);
 			say(line);

@@ -1270,6 +1270,12 @@ live_q() {
 		quantile "$4" | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }'
 }
 
+# live_gap MODE: median / max of (first connect of the new outcome - last of the old), ms.
+live_gap() {
+	local f=$WORK/live/$1.out
+	echo "$(awk '$1 == "change" { print ($5 - $6) / 1000 }' "$f" 2>/dev/null | quantile 0.5 | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }') / $(awk '$1 == "change" { print ($5 - $6) / 1000 }' "$f" 2>/dev/null | quantile 1 | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }')"
+}
+
 live_report() {
 	local mode d f n neg late
 	echo "<!-- live: begin -->"
@@ -1293,7 +1299,7 @@ live_report() {
 		done
 	done
 	echo
-	echo "Signed delay: unclamped (negative: the first connect with the new outcome was made that long before the command returned; every change's line in \`$BIN/live-MODE.raw\`, the prober's timeline in \`live-MODE.timeline\`); the resolution is the prober's period, $LIVE_INTERVAL_US µs plus a connect. Old verdict after return: changes for which a connect made after the command returned still got the old outcome (the change did not hold at the return, contrary to the command's promise); a positive delay without one only says that the prober did not get to run (2 busy cores). The prober's last count (every 2000 attempts): kernel: ${R[live.kernel.stats]:-none}; supervisor: ${R[live.supervisor.stats]:-none} (other = attempts neither allowed nor refused: timeouts, other errors). The errno of the first refused connect of each refused period (the first one under create's policy, then one after each revoke): kernel: ${R[live.kernel.errnos]:-none}; supervisor: ${R[live.supervisor.errnos]:-none}."
+	echo "Signed delay: unclamped (negative: the first connect with the new outcome was made that long before the command returned; every change's line in \`$BIN/live-MODE.raw\`, the prober's timeline in \`live-MODE.timeline\`); the resolution is the prober's period, $LIVE_INTERVAL_US µs plus a connect, and whatever the scheduler adds: the gap between the last connect with the old verdict and the first with the new one was, median / max (ms): kernel $(live_gap kernel), supervisor $(live_gap supervisor). Old verdict after return: changes for which a connect made after the command returned still got the old outcome (the change did not hold at the return, contrary to the command's promise); a positive delay without one only says that the prober did not get to run (2 busy cores). The prober's last count (every 500 attempts): kernel: ${R[live.kernel.stats]:-none}; supervisor: ${R[live.supervisor.stats]:-none} (other = attempts neither allowed nor refused: timeouts, other errors). The errno of the first refused connect of each refused period (the first one under create's policy, then one after each revoke): kernel: ${R[live.kernel.errnos]:-none}; supervisor: ${R[live.supervisor.errnos]:-none}."
 	echo
 	local r
 	r=$(pratio live.tput churn quiet)
