@@ -86,7 +86,7 @@ help:
 	@echo "make demo       deps, build, a busybox bundle, and run a container"
 	@echo "make install    install binary and man pages under PREFIX=$(PREFIX)"
 	@echo "make bench      benchmarks against runc and crun (bench/RESULTS.md);"
-	@echo "                QUICK=1 a short run, BENCH_ONLY=lifecycle|shim|egress|datapath|scale one section"
+	@echo "                QUICK=1 a short run, BENCH_ONLY=lifecycle|shim|egress|datapath|scale|live one section"
 
 # Precompiled headers (`make PCH=` builds without): runtime/precompiled.hpp (the
 # standard library, nlohmann/json) for the runtime's files, tests/precompiled.hpp (that

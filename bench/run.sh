@@ -4,15 +4,18 @@
 # this machine. Prints a table and writes it to bench/RESULTS.md (--quick: few
 # repetitions, written to $BUILD/bench/RESULTS-quick.md; never asserts on timings).
 #
-#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale]
+#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live]
 #
 # BUILD (default: the repo's build/) holds sandlock-runc and helpers/egress_{listener,probe}.
 # --only runs one section: its table is printed and written to
-# $BUILD/bench/RESULTS-only-SECTION.md, except a full (not --quick) `--only scale`, which
-# replaces the scale section of bench/RESULTS.md and keeps the rest of the file.
+# $BUILD/bench/RESULTS-only-SECTION.md ($BUILD/bench/RESULTS-quick-only-SECTION.md with
+# --quick), except a full (not --quick) `--only scale` or `--only live`, which replaces
+# that section of bench/RESULTS.md (between its <!-- SECTION: begin/end --> markers) and
+# keeps the rest of the file.
 #
 # Needs root. Creates, and removes on any exit: a network namespace and a veth pair
-# (10.213.251.0/24), an nftables table, listeners, containers under private --root
+# (10.213.251.0/24; the live section a second pair and namespace, 10.213.252.0/24), an
+# nftables table, listeners, containers under private --root
 # directories (and their shims and cgroups), the data path's sink, and (for crun 1.8.1 on
 # hybrid cgroups) a v1 hugetlb hierarchy mounted only while the lifecycle rows are timed
 # and crun's memory is measured.
@@ -22,6 +25,23 @@
 # differences measured. --only datapath: the data path from inside a container, policy vs
 # none (bench/datapath.c); the lifecycle section includes `run`/`create` with 1 and 1000
 # rules.
+#
+# --only live (issue 12: "a live change takes effect within 10 ms (p99) of the command
+# returning, and costs the running traffic nothing measurable"; bench/live_probe.c):
+# - latency: a container allowed only 10.213.252.1:80 runs `live_probe probe`, a
+#   non-blocking connect to 10.213.252.3:80 (a host listener) every 0.2 ms, and writes
+#   the CLOCK_MONOTONIC time (shared by container and host: no time namespace) of the
+#   first connect of each new outcome to its stdout, a file. `live_probe drive` runs
+#   `egress ID --allow 10.213.252.3:80`, notes when it returned, waits for the prober's
+#   "ok", then `--revoke` and "refused"; 50 cycles (--quick 5), in kernel mode and in
+#   supervisor mode. Delay = first connect of the new outcome - the command's return
+#   (negative: it held before the return; counted as 0 in the quantiles). p50/p99/max per
+#   direction and mode, and the command's own duration.
+# - cost: a TCP stream from a kernel-mode container to a host sink (exec `live_probe
+#   stream`, 1 s; --quick 0.3 s), quiet, or while the host allows/revokes an unrelated
+#   rule every 100 ms (`live_probe churn`), or while it runs the read-only `egress ID` at
+#   the same rate (control: the commands' CPU without a change); 20 rounds (--quick 3) of
+#   the three in turn, ratios round by round.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,14 +55,14 @@ while (($#)); do
 	--only)
 		ONLY=${2:-}
 		shift
-		case $ONLY in lifecycle | shim | egress | datapath | scale) ;; *)
-			echo "bench: --only lifecycle|shim|egress|datapath|scale" >&2
+		case $ONLY in lifecycle | shim | egress | datapath | scale | live) ;; *)
+			echo "bench: --only lifecycle|shim|egress|datapath|scale|live" >&2
 			exit 2
 			;;
 		esac
 		;;
 	*)
-		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale]" >&2
+		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live]" >&2
 		exit 2
 		;;
 	esac
@@ -54,11 +74,13 @@ BIN=$BUILD/bench
 if ((QUICK)); then
 	RUNS=3 RUNS_SPACED=2 WARMUP=1 NCONN=300 NUDP=2000 NTPUT=400 REPS=1 RSS_REPS=2
 	SCALE_N=10 SCALE_ROUNDS=1
+	LIVE_ROUNDS=5 LIVE_WARMUP=1 LIVE_COST_ROUNDS=3 LIVE_MS=300
 	DP_ROUNDS=5 DP_WARMUP=1 DP_MS=100 DP_NCONN=300 DP_NTPUT=400
 	RESULTS=$BIN/RESULTS-quick.md
 else
 	RUNS=30 RUNS_SPACED=30 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
 	SCALE_N=50 SCALE_ROUNDS=3
+	LIVE_ROUNDS=50 LIVE_WARMUP=2 LIVE_COST_ROUNDS=20 LIVE_MS=1000
 	DP_ROUNDS=25 DP_WARMUP=2 DP_MS=300 DP_NCONN=2000 DP_NTPUT=4000
 	RESULTS=$HERE/RESULTS.md
 fi
@@ -105,7 +127,7 @@ ensure_tools() {
 build_programs() {
 	local p
 	mkdir -p "$BIN"
-	for p in connect_bench min_supervisor interleave datapath; do
+	for p in connect_bench min_supervisor interleave datapath live_probe; do
 		if [ ! -x "$BIN/$p" ] || [ "$HERE/$p.c" -nt "$BIN/$p" ]; then
 			gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$BIN/$p" "$HERE/$p.c" -lpthread ||
 				die "cannot build $p"
@@ -201,6 +223,7 @@ cleanup() {
 	scale_cleanup
 	stop_listener
 	stop_sink
+	live_cleanup
 	net_down
 	restore_hugetlb
 	[ -n "$WORK" ] && rm -rf --one-file-system "$WORK"
@@ -246,11 +269,12 @@ start_listener() {
 	die "the listener did not start: $line"
 }
 
-# make_bundle NAME ARGS_JSON [ALLOW]: $WORK/b-NAME sharing $WORK/rootfs, joined to $NS.
+# make_bundle NAME ARGS_JSON [ALLOW [NETNS]]: $WORK/b-NAME sharing $WORK/rootfs, joined to
+# the network namespace NETNS (default $NS).
 make_bundle() {
-	local dir=$WORK/b-$1 args=$2 allow=${3:-}
+	local dir=$WORK/b-$1 args=$2 allow=${3:-} netns=${4:-$NS}
 	mkdir -p "$dir"
-	jq --arg root "$WORK/rootfs" --arg ns "/run/netns/$NS" --argjson args "$args" --arg allow "$allow" '
+	jq --arg root "$WORK/rootfs" --arg ns "/run/netns/$netns" --argjson args "$args" --arg allow "$allow" '
 		.ociVersion = "1.0.2"
 		| .root = {path: $root, readonly: true}
 		| .process.terminal = false
@@ -271,12 +295,12 @@ setup() {
 	# shellcheck source=../integration/rootfs.bash
 	source "$REPO/integration/rootfs.bash"
 	build_busybox_rootfs "$WORK/rootfs" || die "cannot build the busybox rootfs"
-	cp "$BIN/connect_bench" "$BIN/min_supervisor" "$BIN/datapath" "$WORK/rootfs/"
+	cp "$BIN/connect_bench" "$BIN/min_supervisor" "$BIN/datapath" "$BIN/live_probe" "$WORK/rootfs/"
 	PAIRS=$WORK/pairs
 	: >"$PAIRS"
 	(cd "$WORK" && "$SL" spec && mv config.json base.json) || die "sandlock-runc spec"
 	local label
-	for label in sl slp slp100 slp1000 runc crun; do
+	for label in sl slp slp100 slp1000 runc crun sllive; do
 		ROOTS[$label]=$WORK/root-$label
 		mkdir -p "${ROOTS[$label]}"
 	done
@@ -1034,6 +1058,267 @@ scale_verdict() {
 	fi
 }
 
+# ---------------------------------------------------------------- live changes (issue 12)
+#
+# "A live change takes effect within 10 ms (p99) of the command returning, and costs the
+# running traffic nothing measurable." On a network of its own ($LIVE_NET.0/24: a second
+# namespace and veth pair), with listeners on the host: an accept-and-close listener
+# (connect_bench) on $LIVE_D:$PORT and the data path's sink on $LIVE_D:$SINK_PORT.
+#
+# Latency: a container whose policy allows only $LIVE_A:$PORT runs `live_probe probe`
+# (bench/live_probe.c), which connects to $LIVE_D:$PORT every $LIVE_INTERVAL_US µs and
+# writes to its stdout (a file here: create's stdout) the CLOCK_MONOTONIC time of the first
+# connect of each new outcome (allowed/refused). `live_probe drive` on the host runs
+# `egress ID --allow $LIVE_D:$PORT`, takes t_return when it exits, waits for the prober's
+# "ok", then the same with --revoke and "refused"; delay = that first connect - t_return.
+# Once in kernel mode (the default as root), once in supervisor mode (create with
+# SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow).
+#
+# Cost: one kernel-mode container allowed $LIVE_D:$SINK_PORT; `exec live_probe stream`
+# writes to the sink for $LIVE_MS ms, alone (quiet), while `live_probe churn` on the host
+# allows and revokes an unrelated rule ($LIVE_U) every 100 ms (churn), or while it runs the
+# read-only `egress ID` at the same rate (list: the same processes started on this 2-core
+# machine, no change; the control that tells a change's cost from the CPU its command
+# takes). In rounds, the three taking turns (quiet list churn, list churn quiet, ...); the
+# ratios churn/quiet and churn/list are taken round by round.
+
+LIVE_NET=10.213.252
+LIVE_A=$LIVE_NET.1 LIVE_D=$LIVE_NET.3 LIVE_U="$LIVE_NET.9:443"
+LIVE_NS=slbench-live-$$
+LIVE_HOST_IF=${TAG}lh
+LIVE_PEER_IF=${TAG}lc
+LIVE_INTERVAL_US=200 LIVE_CONNECT_TIMEOUT_MS=20 LIVE_WAIT_MS=5000 LIVE_CHURN_MS=100
+LIVE_NET_UP=0
+LIVE_LISTENER_PID=""
+LIVE_SINK_PID=""
+LIVE_CHURN_PID=""
+LIVE_ERRORS=()
+
+live_net_up() {
+	[ -z "$(ip -o addr show to "$LIVE_NET.0/24")" ] || die "$LIVE_NET.0/24 is already in use (a leftover bench run?)"
+	ip netns add "$LIVE_NS" || die "ip netns add $LIVE_NS"
+	LIVE_NET_UP=1
+	ip link add "$LIVE_HOST_IF" type veth peer name "$LIVE_PEER_IF" &&
+		ip link set "$LIVE_PEER_IF" netns "$LIVE_NS" &&
+		ip addr add "$LIVE_A/24" dev "$LIVE_HOST_IF" &&
+		ip addr add "$LIVE_D/32" dev "$LIVE_HOST_IF" &&
+		ip link set "$LIVE_HOST_IF" up &&
+		ip -n "$LIVE_NS" link set "$LIVE_PEER_IF" name eth0 &&
+		ip -n "$LIVE_NS" addr add "$LIVE_NET.2/24" dev eth0 &&
+		ip -n "$LIVE_NS" link set eth0 up &&
+		ip -n "$LIVE_NS" link set lo up || die "cannot set up the live section's veth pair"
+}
+
+# live_kill PID WHAT: stops our child PID if its command line still says WHAT.
+live_kill() {
+	[ -n "$1" ] || return 0
+	if tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q "$2"; then
+		kill "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+	fi
+}
+
+live_cleanup() {
+	live_kill "$LIVE_CHURN_PID" 'live_probe churn'
+	LIVE_CHURN_PID=""
+	live_kill "$LIVE_LISTENER_PID" 'connect_bench listen'
+	LIVE_LISTENER_PID=""
+	live_kill "$LIVE_SINK_PID" 'datapath sink'
+	LIVE_SINK_PID=""
+	((LIVE_NET_UP)) || return 0
+	ip link delete "$LIVE_HOST_IF" 2>/dev/null
+	ip netns delete "$LIVE_NS" 2>/dev/null
+	LIVE_NET_UP=0
+}
+
+live_listeners() {
+	local i
+	"$BIN/connect_bench" listen "$LIVE_D" "$PORT" 3600 >"$WORK/live/listener.out" 2>&1 &
+	LIVE_LISTENER_PID=$!
+	"$BIN/datapath" sink "$LIVE_D" "$SINK_PORT" 3600 >"$WORK/live/sink.out" 2>&1 &
+	LIVE_SINK_PID=$!
+	for ((i = 0; i < 50; i++)); do
+		grep -qs ready "$WORK/live/listener.out" && grep -qs ready "$WORK/live/sink.out" && return 0
+		sleep 0.1
+	done
+	die "the live section's listeners did not start: $(cat "$WORK/live/listener.out" "$WORK/live/sink.out")"
+}
+
+# live_create MODE ID BUNDLE OUT: creates and starts ID in MODE (kernel|supervisor), its
+# stdout into OUT; checks that the mode is the one asked for.
+live_create() {
+	local mode=$1 id=$2 b=$3 out=$4 rt got
+	rt=$(rt_cmd sllive)
+	$rt delete --force "$id" >/dev/null 2>&1
+	if [ "$mode" = supervisor ]; then
+		SANDLOCK_RUNC_TEST_NO_KERNEL_LAYER=1 SANDLOCK_RUNC_SUPERVISOR_MODE=allow \
+			timeout 60 $rt create --bundle "$b" "$id" >"$out" 2>"$out.err" </dev/null
+	else
+		timeout 60 $rt create --bundle "$b" "$id" >"$out" 2>"$out.err" </dev/null
+	fi || {
+		LIVE_ERRORS+=("$mode: create $id failed: $(head -c 300 "$out.err" | tr '\n' ' ')")
+		return 1
+	}
+	timeout 30 $rt start "$id" >/dev/null 2>>"$out.err" </dev/null || {
+		LIVE_ERRORS+=("$mode: start $id failed: $(head -c 300 "$out.err" | tr '\n' ' ')")
+		return 1
+	}
+	got=$($rt egress --format json "$id" 2>/dev/null | jq -r '.enforcement // "unknown"')
+	R[live.$mode.enforcement]=$got
+	[ "$got" = "$mode" ] || LIVE_ERRORS+=("$mode: the container's enforcement is \"$got\", not $mode")
+}
+
+# live_latency MODE: the prober's container in MODE, LIVE_WARMUP + LIVE_ROUNDS allow/revoke
+# cycles; their lines into $WORK/live/MODE.out.
+live_latency() {
+	local mode=$1 id=$TAG-live-$1 rt args
+	rt=$(rt_cmd sllive)
+	args=$(jq -cn --arg d "$LIVE_D" --arg p "$PORT" --arg i "$LIVE_INTERVAL_US" --arg t "$LIVE_CONNECT_TIMEOUT_MS" \
+		'["/live_probe", "probe", $d, $p, $i, $t]')
+	make_bundle "live-probe" "$args" "$LIVE_A:$PORT" "$LIVE_NS"
+	: >"$WORK/live/$mode.out"
+	live_create "$mode" "$id" "$WORK/b-live-probe" "$WORK/live/$mode.timeline" || return
+	# shellcheck disable=SC2086 # $rt's words are paths without spaces
+	run_bg "$WORK/live/$mode.out" "$WORK/live/$mode.err" timeout --kill-after=10 1800 \
+		"$BIN/live_probe" drive "$LIVE_ROUNDS" "$LIVE_WARMUP" "$WORK/live/$mode.timeline" "$LIVE_WAIT_MS" -- \
+		$rt egress "$id" --allow "$LIVE_D:$PORT" ';' $rt egress "$id" --revoke "$LIVE_D:$PORT" ||
+		LIVE_ERRORS+=("$mode: live_probe drive exited with status $?: $(grep '^fail' "$WORK/live/$mode.out" | tail -n 2 | tr '\n' ' ') $(head -c 200 "$WORK/live/$mode.err")")
+	local f
+	f=$(grep -c '^fail' "$WORK/live/$mode.out")
+	((f)) && LIVE_ERRORS+=("$mode: $f failed change(s): $(grep '^fail' "$WORK/live/$mode.out" | head -n 3 | tr '\n' ' ')")
+	R[live.$mode.stats]=$(grep '^stats' "$WORK/live/$mode.timeline" | tail -n 1)
+	# the errno of the first refused connect of each refused period (create's policy, then
+	# after every revoke)
+	R[live.$mode.errnos]=$(awk '$1 == "refused" { n[$4]++ } END { for (e in n) printf "%s%s x%d", (s++ ? ", " : ""), e, n[e] }' "$WORK/live/$mode.timeline")
+	$rt delete --force "$id" >/dev/null 2>&1
+}
+
+# live_stream ROUND LABEL ID: one $LIVE_MS ms stream from ID to the sink, quiet or while
+# live_probe churn changes ID's policy; into $PAIRS as live.tput.
+live_stream() {
+	local round=$1 label=$2 id=$3 rt out v changes=""
+	rt=$(rt_cmd sllive)
+	# shellcheck disable=SC2086 # $rt's words are paths without spaces
+	case $label in
+	churn) "$BIN/live_probe" churn "$LIVE_CHURN_MS" -- $rt egress "$id" --allow "$LIVE_U" ';' \
+		$rt egress "$id" --revoke "$LIVE_U" >"$WORK/live/churn.out" 2>&1 </dev/null & ;;
+	list) "$BIN/live_probe" churn "$LIVE_CHURN_MS" -- $rt egress "$id" ';' \
+		$rt egress "$id" >"$WORK/live/churn.out" 2>&1 </dev/null & ;;
+	esac
+	if [ "$label" != quiet ]; then
+		LIVE_CHURN_PID=$!
+		sleep 0.05
+	fi
+	# shellcheck disable=SC2086
+	run_bg "$WORK/live/stream.out" "$WORK/live/stream.err" timeout 60 \
+		$rt exec "$id" /live_probe stream "$LIVE_D" "$SINK_PORT" 65536 "$LIVE_MS"
+	out=$(head -n 1 "$WORK/live/stream.out")
+	v=$(field "$out" MBps)
+	if [ "$label" != quiet ]; then
+		live_kill "$LIVE_CHURN_PID" 'live_probe churn'
+		LIVE_CHURN_PID=""
+		changes=$(sed -n 's/^churn changes=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$WORK/live/churn.out")
+		R[live.${label}_changes]+=" ${changes% *}"
+		[ "${changes#* }" = 0 ] || LIVE_ERRORS+=("$label, round $round: ${changes#* } of ${changes% *} commands failed")
+	fi
+	[[ "$v" =~ ^[0-9.]+$ ]] || {
+		LIVE_ERRORS+=("$label stream, pair $round: $out $(head -c 200 "$WORK/live/stream.err" | tr '\n' ' ')")
+		v=nan
+	}
+	echo "live.tput $round $label $v" >>"$PAIRS"
+}
+
+live_cost() {
+	local id=$TAG-live-tput rt r
+	rt=$(rt_cmd sllive)
+	make_bundle "live-tput" '["/bin/sleep","1000"]' "$LIVE_A:$PORT;$LIVE_D:$SINK_PORT" "$LIVE_NS"
+	live_create kernel "$id" "$WORK/b-live-tput" "$WORK/live/tput.stdout" || return
+	live_stream -1 quiet "$id" # warm-up, not counted
+	sed -i '/^live.tput -1 /d' "$PAIRS"
+	local order=(quiet list churn) k
+	for ((r = 0; r < LIVE_COST_ROUNDS; r++)); do
+		for ((k = 0; k < 3; k++)); do live_stream "$r" "${order[(r + k) % 3]}" "$id"; done
+	done
+	R[live.final_rules]=$($rt egress --format json "$id" 2>/dev/null | jq -r '.policy.allow_rules | join(";")')
+	$rt delete --force "$id" >/dev/null 2>&1
+}
+
+live() {
+	log "live: change latency, $LIVE_ROUNDS allow/revoke cycles after $LIVE_WARMUP warm-up, kernel then supervisor mode; cost: $LIVE_COST_ROUNDS rounds of three $LIVE_MS ms streams"
+	mkdir -p "$WORK/live"
+	live_net_up
+	live_listeners
+	live_latency kernel
+	live_latency supervisor
+	log "live: cost to a running stream"
+	live_cost
+	live_cleanup
+	# the raw lines, for a look at every change (the work directory goes at exit)
+	local mode
+	for mode in kernel supervisor; do
+		cp "$WORK/live/$mode.out" "$BIN/live-$mode.raw" 2>/dev/null
+		cp "$WORK/live/$mode.timeline" "$BIN/live-$mode.timeline" 2>/dev/null
+	done
+	((${#LIVE_ERRORS[@]})) && log "live: ${#LIVE_ERRORS[@]} error line(s), e.g. ${LIVE_ERRORS[0]}"
+	return 0
+}
+
+# live_q FILE DIR COL Q [CLAMP]: the Q-quantile of column COL of FILE's "change DIR" lines
+# (negative values as 0 when CLAMP is 1), in ms with 2 decimals.
+live_q() {
+	awk -v d="$2" -v c="$3" -v z="${5:-0}" '$1 == "change" && $2 == d { v = $c; if (z && v < 0) v = 0; print v / 1000 }' "$1" 2>/dev/null |
+		quantile "$4" | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }'
+}
+
+# live_gap MODE: median / max of (first connect of the new outcome - last of the old), ms.
+live_gap() {
+	local f=$WORK/live/$1.out
+	echo "$(awk '$1 == "change" { print ($5 - $6) / 1000 }' "$f" 2>/dev/null | quantile 0.5 | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }') / $(awk '$1 == "change" { print ($5 - $6) / 1000 }' "$f" 2>/dev/null | quantile 1 | awk '{ if ($1 ~ /^[0-9.e+-]+$/) printf "%.2f", $1; else print $1 }')"
+}
+
+live_report() {
+	local mode d f n neg late
+	echo "<!-- live: begin -->"
+	echo "## Live policy changes (issue 12): how soon a change holds, and what changes cost a running stream"
+	echo
+	echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), sandlock-runc build of $SL_BUILT; \`bench/run.sh --only live\`$( ((QUICK)) && echo " (quick mode: few cycles and pairs)")."
+	echo "- Latency: a busybox container allowed only $LIVE_A:$PORT runs bench/live_probe.c \`probe\`: a non-blocking connect to $LIVE_D:$PORT (host listener) every $LIVE_INTERVAL_US µs, recording (CLOCK_MONOTONIC, shared with the host) when the first connect of each new outcome was made. The host runs \`egress ID --allow $LIVE_D:$PORT\`, then \`--revoke\` once the prober saw the change, $LIVE_ROUNDS times after $LIVE_WARMUP warm-up cycle(s). Delay = that first connect - the moment the command returned; a negative delay (the change held before the command returned, as it should) counts as 0: the column \"before return\" says how many."
+	echo
+	echo "| mode | change | delay p50 (ms) | delay p99 (ms) | delay max (ms) | before return | signed delay p50 / min (ms) | old verdict after return | command p50 (ms) | command p99 (ms) | changes | target | |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	for mode in kernel supervisor; do
+		f=$WORK/live/$mode.out
+		for d in allow revoke; do
+			n=$(awk -v d="$d" '$1 == "change" && $2 == d { n++ } END { print n + 0 }' "$f" 2>/dev/null || echo 0)
+			neg=$(awk -v d="$d" '$1 == "change" && $2 == d && $5 < 0 { n++ } END { print n + 0 }' "$f" 2>/dev/null || echo 0)
+			# changes whose old verdict was still given to a connect made after the return
+			late=$(awk -v d="$d" '$1 == "change" && $2 == d && $6 > 0 { n++; if ($6 > m) m = $6 } END { if (n) printf "%d (up to %.2f ms)", n, m / 1000; else print 0 }' "$f" 2>/dev/null || echo 0)
+			local p99
+			p99=$(live_q "$f" "$d" 5 0.99 1)
+			echo "| $mode (${R[live.$mode.enforcement]:-?}) | --$d | $(live_q "$f" "$d" 5 0.5 1) | $p99 | $(live_q "$f" "$d" 5 1 1) | $neg of $n | $(live_q "$f" "$d" 5 0.5) / $(live_q "$f" "$d" 5 0) | $late | $(live_q "$f" "$d" 4 0.5) | $(live_q "$f" "$d" 4 0.99) | $n of $LIVE_ROUNDS | p99 <= 10 ms | $( ((n)) && verdict "$p99" 10 le || echo "?") |"
+		done
+	done
+	echo
+	echo "Signed delay: unclamped (negative: the first connect with the new outcome was made that long before the command returned; every change's line in \`$BIN/live-MODE.raw\`, the prober's timeline in \`live-MODE.timeline\`); the resolution is the prober's period, $LIVE_INTERVAL_US µs plus a connect, and whatever the scheduler adds: the gap between the last connect with the old verdict and the first with the new one was, median / max (ms): kernel $(live_gap kernel), supervisor $(live_gap supervisor). Old verdict after return: changes for which a connect made after the command returned still got the old outcome (the change did not hold at the return, contrary to the command's promise); a positive delay without one only says that the prober did not get to run (2 busy cores). The prober's last count (every 500 attempts): kernel: ${R[live.kernel.stats]:-none}; supervisor: ${R[live.supervisor.stats]:-none} (other = attempts neither allowed nor refused: timeouts, other errors). The errno of the first refused connect of each refused period (the first one under create's policy, then one after each revoke): kernel: ${R[live.kernel.errnos]:-none}; supervisor: ${R[live.supervisor.errnos]:-none}."
+	echo
+	local r
+	r=$(pratio live.tput churn quiet)
+	echo "- Cost: a kernel-mode container allowed $LIVE_D:$SINK_PORT; \`exec live_probe stream\` writes 64 KiB at a time to the host sink for $LIVE_MS ms, alone (quiet), while \`live_probe churn\` on the host allows and revokes $LIVE_U (never used) every $LIVE_CHURN_MS ms (churn), or while it runs the read-only \`egress ID\` at the same rate (list: the same number of runtime processes on this 2-core machine, no change, no shim call). $LIVE_COST_ROUNDS rounds after one warm-up stream, the three taking turns (quiet list churn, list churn quiet, ...); ratios taken round by round. Commands per run (the stream's $LIVE_MS ms plus exec's start), median: churn $(med_of "${R[live.churn_changes]:-}") changes, list $(med_of "${R[live.list_changes]:-}")."
+	echo
+	echo "| figure | quiet | list | churn | churn/quiet | round ratios, lowest-highest | churn/list | round ratios, lowest-highest | target | |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| TCP write(), 64 KiB (MB/s) | $(num "$(pmed live.tput quiet)" 0) | $(num "$(pmed live.tput list)" 0) | $(num "$(pmed live.tput churn)" 0) | $r | $(pspread live.tput churn quiet) | $(pratio live.tput churn list) | $(pspread live.tput churn list) | churn/quiet >= 0.95x (nothing measurable) | $(verdict "$r" 0.95 ge) |"
+	echo
+	if ((${#LIVE_ERRORS[@]})); then
+		echo "Errors:"
+		echo
+		printf -- '- %s\n' "${LIVE_ERRORS[@]}"
+		echo
+	fi
+	echo "<!-- live: end -->"
+	echo
+}
+
 # ---------------------------------------------------------------- report
 
 ratio() { # ratio A B: A/B with two decimals, or "-"
@@ -1067,6 +1352,7 @@ report() {
 	want egress && report_egress
 	want datapath && report_datapath
 	want scale && scale_report
+	want live && live_report
 	if [ -z "$ONLY" ]; then report_targets; fi
 }
 
@@ -1200,16 +1486,16 @@ report_targets() {
 write_results() {
 	local out=$RESULTS
 	if [ -n "$ONLY" ]; then
-		if [ "$ONLY" = scale ] && ((!QUICK)) && [ -e "$RESULTS" ]; then
-			scale_report >"$WORK/scale.md"
-			awk -v f="$WORK/scale.md" '
+		if { [ "$ONLY" = scale ] || [ "$ONLY" = live ]; } && ((!QUICK)) && [ -e "$RESULTS" ]; then
+			if [ "$ONLY" = live ]; then live_report; else scale_report; fi >"$WORK/$ONLY.md"
+			awk -v f="$WORK/$ONLY.md" -v begin="<!-- $ONLY: begin -->" -v end="<!-- $ONLY: end -->" '
 				function put() { while ((getline l < f) > 0) print l; done = 1 }
-				/^<!-- scale: begin -->$/ { put(); skip = 1; next }
-				skip && /^<!-- scale: end -->$/ { skip = 0; getline; if ($0 != "") print; next }
+				$0 == begin { put(); skip = 1; next }
+				skip && $0 == end { skip = 0; getline; if ($0 != "") print; next }
 				skip { next }
 				!done && (/^## Targets/ || /^<!-- notes: kept by run.sh -->$/) { put() }
 				{ print }' "$RESULTS" >"$RESULTS.new" && mv "$RESULTS.new" "$RESULTS" || die "cannot write $RESULTS"
-			log "scale section written to $RESULTS"
+			log "$ONLY section written to $RESULTS"
 			return
 		fi
 		out=$BIN/RESULTS-only-$ONLY.md
@@ -1248,6 +1534,7 @@ fi
 want egress && egress
 want datapath && datapath
 want scale && scale
+want live && live
 
 report >"$WORK/report.md"
 cat "$WORK/report.md"
