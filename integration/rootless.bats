@@ -30,6 +30,7 @@ RL_USER=nobody
 setup() {
 	common_setup
 	RLP_LISTENERS=()
+	EG_LISTENERS=()
 	# a directory the unprivileged user owns (BATS_TEST_TMPDIR's parents are root's, 0700)
 	RL_DIR=$(mktemp -d /tmp/slit-rootless.XXXXXX)
 	chmod 0755 "$RL_DIR"
@@ -51,6 +52,7 @@ teardown() {
 	pkill -9 -u "$RL_USER" -f "$RL_DIR" 2>/dev/null
 	rm -rf --one-file-system "$RL_DIR"
 	common_teardown
+	egress_teardown
 }
 
 # as_user CMD...: CMD as the unprivileged user, without capabilities, in the bundle dir.
@@ -398,6 +400,35 @@ rlp_listen() {
 	sleep 0.3
 	[ "$(cat "$BATS_TEST_TMPDIR/a")" = "rl-base-arl-allowed" ]
 	[ "$(cat "$BATS_TEST_TMPDIR/b")" = "rl-base-b" ]
+	rlp_assert_clean
+}
+
+@test "rootless podman: the supervisor's attacks (a thread flipping the sockaddr, an IP socket swapped onto a unix connect's fd) never reach a refused address" {
+	rlp_setup
+	[[ "$(basename "$RUNTIME")" == sandlock-runc* ]] || skip "the annotation is sandlock-specific (RUNTIME=$RUNTIME)"
+	# listeners on the host side of a test network: slirp4netns connects from the host's
+	# own network namespace, so the container reaches them as any host address
+	egress_setup_net
+	local probe
+	probe=$(egress_probe_bin)
+	cp "$probe" "$RLP_DIR/bin/egress_probe" && chmod 0755 "$RLP_DIR/bin/egress_probe"
+	run rlpq ours run --rm --network slirp4netns -v "$RLP_DIR/bin/egress_probe:/probe:ro" \
+		--annotation "io.sandlock.network.allow=$EG_A:$EG_P" "$RLP_IMAGE" sh -c "
+			/probe --label flip flip-connect $EG_A $EG_D $EG_P 2000 ok
+			/probe --label swap fdswap-connect $EG_D $EG_P 2000
+			/probe --label denied connect tcp $EG_D $EG_P rl-denied
+			exit 0"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	settle
+	show_listeners
+	# the attack ran (flips to the allowed address arrived), and none reached the refused one
+	[ "$(field flip peer_denied)" = 0 ]
+	[ "$(field swap ip_connected)" = 0 ]
+	[ "$(received_at tcp "$EG_A" "$EG_P" flip-)" -gt 0 ]
+	assert_refused denied
+	expect_count 0 received_at tcp "$EG_D" "$EG_P"
+	expect_count 0 counter wire_denied
 	rlp_assert_clean
 }
 
