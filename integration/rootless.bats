@@ -422,13 +422,18 @@ rlp_listen() {
 	[ "$status" -eq 0 ]
 	settle
 	show_listeners
-	# the attack ran (flips to the allowed address arrived), and none reached the refused one
+	# slirp4netns connects from the host's own address, so the listeners' records are told
+	# apart from settle's sentinels by what they carry: every connection the refused
+	# address accepted must be a sentinel's; the allowed one got the flips' connects
+	local log=$BATS_TEST_TMPDIR/tcp-$EG_P.log
+	accepts() { awk -v a="$1" '$2 == a && $4 == "accept" { n++ } END { print n + 0 }' "$log"; }
+	sentinels() { awk -v a="$1" '$2 == a && $4 == "data" && $6 ~ /^sentinel-/ { n++ } END { print n + 0 }' "$log"; }
+	[ "$(accepts "$EG_D")" -eq "$(sentinels "$EG_D")" ]
+	[ "$(accepts "$EG_A")" -gt "$(($(sentinels "$EG_A") + 100))" ]
 	[ "$(field flip peer_denied)" = 0 ]
 	[ "$(field swap ip_connected)" = 0 ]
-	[ "$(received_at tcp "$EG_A" "$EG_P" flip-)" -gt 0 ]
 	assert_refused denied
-	expect_count 0 received_at tcp "$EG_D" "$EG_P"
-	expect_count 0 counter wire_denied
+	expect_count 0 received_anywhere rl-denied
 	rlp_assert_clean
 }
 
