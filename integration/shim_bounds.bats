@@ -239,11 +239,13 @@ show_files() {
 	# SYNs to $EG_X:$EG_P2 are dropped: a connect there waits (~2 min of SYN retries)
 	egress_drop "$EG_P2"
 	new_id ID
-	# 24 processes at a time, each killed 300 ms into its connect: the shim must give each
-	# up when its caller is gone, or the in-flight cap stays full for minutes
+	# 16 processes at a time, each killed 300 ms into its connect: the shim must give each
+	# up when its caller is gone (it notices within a 100 ms poll slice), or the in-flight
+	# cap (32) is full after two rounds and stays full for minutes. (24 at a time kept
+	# about 24 x 400/300 = 32 calls in flight: the cap itself, and a flaky "during".)
 	attack_bundle b "
 		until [ -e /tmp/go ]; do sleep 0.05; done
-		/attack blackhole-connect $EG_X $EG_P2 300 24 300 >/tmp/attack.tmp 2>&1 &
+		/attack blackhole-connect $EG_X $EG_P2 300 16 300 >/tmp/attack.tmp 2>&1 &
 		a=\$!
 		sleep 1
 		/probe --label during connect tcp $EG_A $EG_P during >/tmp/during 2>&1
