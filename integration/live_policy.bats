@@ -82,10 +82,22 @@ rules_of() {
 	rt egress --format json "$1" | jq -r '.policy.allow_rules[]'
 }
 
+# kernel_entries: the containers' entries in the egress programs' tables, every build's.
+kernel_entries() {
+	local t n=0
+	for t in /sys/fs/bpf/sandlock-runc/*/policy_counters; do
+		[ -e "$t" ] || continue
+		n=$((n + $(bpftool -j map dump pinned "$t" | jq length)))
+	done
+	echo "$n"
+}
+
 # live_allow_revoke MODE: the change cycle, judged at the listeners.
 live_allow_revoke() {
 	in_mode "$1"
 	egress_setup_net
+	local entries_before
+	entries_before=$(kernel_entries)
 	new_id ID
 	egress_bundle b "$(live_init)" "$(allow "$EG_A:$EG_P")"
 	start_container "$ID" "$BUNDLE"
@@ -133,6 +145,11 @@ live_allow_revoke() {
 	# (each an accept and a data record)
 	expect_count 4 received_at tcp "$EG_D" "$EG_P"
 	expect_count 0 received_at tcp "$EG_D" "$EG_P2"
+	# every version of the policy leaves the kernel's tables with the container, even when
+	# its shim died after the changes (delete removes what it left)
+	kill -9 $(shim_pids_of "$ID")
+	rtq delete --force "$ID"
+	[ "$(kernel_entries)" -eq "$entries_before" ]
 }
 
 @test "live: --allow opens a refused destination and --revoke closes it again, for init and exec'd processes (kernel mode)" {
