@@ -71,10 +71,7 @@ std::string container_hosts(spec::Config& cfg, const std::string& bundle, const 
     }
     UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) throw_errno("open " + rootfs);
-    // Resolved inside the rootfs: a symlinked /etc/hosts must not read a host file.
-    UniqueFd f = os::try_open_in_root(root.get(), "/etc/hosts", O_RDONLY);
-    if (!f) return "";
-    return fs::read_file(os::proc_fd_path(f.get()));
+    return egress::read_hosts_in_root(root.get());
 }
 
 std::string policy_source(const std::map<std::string, std::string>& annotations) {

@@ -1,6 +1,13 @@
 #include "runtime/egress/hosts.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+
+#include "runtime/linux/safe_path.hpp"
+#include "runtime/util/error.hpp"
 
 namespace sandlock::egress {
 
@@ -42,6 +49,30 @@ std::string hosts_with_policy(const std::string& existing, const ResolvedPolicy&
     }
     if (block.empty()) return out;
     return out + std::string(kHostsMarker) + "\n" + block;
+}
+
+std::string read_hosts_in_root(int root_fd) {
+    constexpr off_t kMaxHostsSize = 1 << 20;
+    UniqueFd f = os::try_open_in_root(root_fd, "/etc/hosts", O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (!f) {
+        if (errno == ENOENT) return "";
+        throw_errno("open the container's /etc/hosts");
+    }
+    struct stat st{};
+    if (::fstat(f.get(), &st) != 0) throw_errno("stat the container's /etc/hosts");
+    if (!S_ISREG(st.st_mode)) throw Error("the container's /etc/hosts is not a regular file");
+    if (st.st_size > kMaxHostsSize) throw Error("the container's /etc/hosts is larger than 1 MiB");
+    std::string out(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < out.size()) {
+        const ssize_t n = ::read(f.get(), out.data() + got, out.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read the container's /etc/hosts");
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    return out;
 }
 
 }  // namespace sandlock::egress

@@ -20,4 +20,9 @@ inline constexpr std::string_view kHostsMarker = "# added by sandlock-runc for i
 // (whitespace, '#', control characters; getaddrinfo never resolves such a name) are skipped.
 std::string hosts_with_policy(const std::string& existing, const ResolvedPolicy& policy);
 
+// A container's /etc/hosts as its processes see it, read inside root_fd (a symlink cannot
+// point us at a host file), without blocking (a FIFO planted there does not hang us),
+// regular files of at most 1 MiB only. "" when there is none. Throws sandlock::Error.
+std::string read_hosts_in_root(int root_fd);
+
 }  // namespace sandlock::egress

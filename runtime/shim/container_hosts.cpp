@@ -15,34 +15,12 @@ namespace sandlock::shim {
 
 namespace {
 
-constexpr off_t kMaxHostsSize = 1 << 20;
-
 // What the container's /etc/hosts holds now, read through its root.
 std::string read_container_hosts(pid_t pid) {
     const std::string root_path = "/proc/" + std::to_string(pid) + "/root";
     UniqueFd root(::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) throw_errno("open " + root_path);
-    // O_NONBLOCK: a FIFO put there by the workload must not hang the shim.
-    UniqueFd f = os::try_open_in_root(root.get(), "/etc/hosts", O_RDONLY | O_NONBLOCK | O_NOCTTY);
-    if (!f) {
-        if (errno == ENOENT) return "";
-        throw_errno("open the container's /etc/hosts");
-    }
-    struct stat st{};
-    if (::fstat(f.get(), &st) != 0) throw_errno("stat the container's /etc/hosts");
-    if (!S_ISREG(st.st_mode)) throw Error("the container's /etc/hosts is not a regular file");
-    if (st.st_size > kMaxHostsSize) throw Error("the container's /etc/hosts is larger than 1 MiB");
-    std::string out(static_cast<std::size_t>(st.st_size), '\0');
-    std::size_t got = 0;
-    while (got < out.size()) {
-        const ssize_t n = ::read(f.get(), out.data() + got, out.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno("read the container's /etc/hosts");
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
-    }
-    out.resize(got);
-    return out;
+    return egress::read_hosts_in_root(root.get());
 }
 
 }  // namespace
