@@ -604,4 +604,19 @@ BOOST_AUTO_TEST_CASE(start_failures, *boost::unit_test::precondition(is_root)) {
     }
 }
 
+// delete's record of the newest policy version a live change may have registered.
+BOOST_AUTO_TEST_CASE(the_recorded_kernel_version) {
+    TempDir tmp;
+    const auto recorded = [&] { return shim::recorded_kernel_version(tmp.path).value_or(~std::uint64_t{0}); };
+    BOOST_TEST(recorded() == 0u);  // no live change
+    shim::record_kernel_version(tmp.path, 7);
+    BOOST_TEST(recorded() == 7u);
+    shim::record_kernel_version(tmp.path, 8);
+    BOOST_TEST(recorded() == 8u);
+    for (const char* bad : {"", "x", "7x\n", "-1\n", "99999999999999999999999\n"}) {
+        fs::write_file_atomic(shim::kernel_version_path(tmp.path), bad);
+        BOOST_TEST(!shim::recorded_kernel_version(tmp.path).has_value(), "record " << bad);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -260,12 +260,6 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         cgroup->destroy();
     });
     st.cgroup = cgroup->to_state();
-    egress_owner.place_shim(
-        [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
-            if (cgroup->kind() == cgroups::Kind::None) return nullptr;
-            return make_cgroup_manager(kernel, cfg, opts, resources, &limits);
-        },
-        st);
 
     const int passed = passed_fd_count(opts.preserve_fds);
     UniqueFd fifo = move_above(kernel.make_exec_fifo(store.fifo_path(opts.id)), passed);
@@ -301,6 +295,14 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
             kernel.wait_child(stage1);
         }
     });
+    // The shim into its cgroup while stage 1 sets the container up (it is needed only
+    // when init hands over its listener): off the path to the container's start.
+    egress_owner.place_shim(
+        [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
+            if (cgroup->kind() == cgroups::Kind::None) return nullptr;
+            return make_cgroup_manager(kernel, cfg, opts, resources, &limits);
+        },
+        st);
 
     ParentHandlers handlers = create_handlers(cfg, plan.new_user, egress_owner.active());
     handlers.console_socket = opts.console_socket;

@@ -217,6 +217,7 @@ std::string EgressEnforcement::attach_prepared_maps(const std::string& dir) {
         return e.what();
     }
     kernel_layer_ = std::move(prepared.layer);
+    kernel_tables_ = egress::kernel_tables();
     return "";
 }
 
@@ -226,6 +227,7 @@ egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::s
     const std::string why = target.why_not.empty() ? attach_prepared_maps(target.dir) : target.why_not;
     const egress::Enforcement mode = egress::choose_enforcement(why, supervisor_mode_allowed);
     st.egress_enforcement = egress::to_string(mode);
+    if (mode == egress::Enforcement::Kernel) st.kernel_tables = kernel_tables_;
     return mode;
 }
 

@@ -133,6 +133,7 @@ private:
     ShimLimits shim_limits_;
     std::future<PreparedMaps> maps_;
     std::optional<egress::KernelLayer> kernel_layer_;
+    std::string kernel_tables_;  // where kernel_layer_ registered the policy (egress::kernel_tables())
     std::optional<shim::PendingShim> shim_;
     std::unique_ptr<cgroups::Manager> shim_cgroup_;
     bool committed_ = false;

@@ -117,7 +117,8 @@ void destroy_container(const StateStore& store, const ContainerState& st, cgroup
     signal_all(cgroup, SIGKILL);
     // The shim removes its kernel-layer maps when it stops; this is for a shim that died.
     if (st.shim)
-        if (const auto dirs = cgroup.dirs(); dirs.count("")) egress::forget_kernel_policy(dirs.at(""));
+        if (const auto dirs = cgroup.dirs(); dirs.count(""))
+            egress::forget_kernel_policy(dirs.at(""), {st.kernel_tables, shim::recorded_kernel_version(store.dir(st.id))});
     cgroup.destroy();
     spec::Config cfg;
     bool have_cfg = true;

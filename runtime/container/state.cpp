@@ -80,6 +80,7 @@ void StateStore::save(const ContainerState& st) const {
     j["shim"] = st.shim;
     if (!st.shim_cgroup.is_null()) j["shim_cgroup"] = st.shim_cgroup;
     if (!st.egress_enforcement.empty()) j["egress_enforcement"] = st.egress_enforcement;
+    if (st.kernel_tables) j["kernel_tables"] = *st.kernel_tables;
     if (st.shim_process.known())
         j["shim_process"] = {{"pid", st.shim_process.pid}, {"start_time", st.shim_process.start_time}};
     fs::write_file_atomic(fs::join(dir(st.id), "state.json"), j.dump(), 0600);
@@ -104,6 +105,7 @@ ContainerState StateStore::load(const std::string& id) const {
         st.shim = j.value("shim", false);
         st.shim_cgroup = j.value("shim_cgroup", nlohmann::json());
         st.egress_enforcement = j.value("egress_enforcement", "");
+        if (const auto it = j.find("kernel_tables"); it != j.end()) st.kernel_tables = it->get<std::string>();
         if (const auto it = j.find("shim_process"); it != j.end()) {
             st.shim_process.pid = it->at("pid").get<pid_t>();
             st.shim_process.start_time = it->at("start_time").get<unsigned long long>();

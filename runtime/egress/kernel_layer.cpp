@@ -416,10 +416,7 @@ std::uint32_t map_type_of(int fd) {
 
 UniqueFd make_inner_map(bpf_map_type type, const char* name, std::uint32_t key_size, std::uint32_t value_size,
                         std::uint32_t max_entries, std::uint32_t flags) {
-    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
-    UniqueFd fd(bpf_map_create(type, name, key_size, value_size, max_entries, &opts));
-    if (!fd) throw_errno(std::string("egress: make the ") + name + " map (bpf BPF_MAP_CREATE)");
-    return fd;
+    return cb::create_map(type, name, key_size, value_size, max_entries, flags, std::string("egress: make the ") + name + " map");
 }
 
 // The id of a cgroup2 directory: the kernel's cgroup id, as its file handle carries it.
@@ -725,6 +722,14 @@ KernelLayer::Handover KernelLayer::handover() const {
 
 void KernelLayer::handed_over() { impl_->id = 0; }
 
+void KernelLayer::open_tables_early() noexcept {
+    try {
+        pinned_layer();
+    } catch (const std::exception&) {
+        // adopt() tries again, and says why
+    }
+}
+
 KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
     constexpr bpf_map_type kTypes[] = {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_HASH,
                                        BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_RINGBUF};
@@ -757,7 +762,7 @@ void KernelLayer::replace(const ResolvedPolicy& next) {
     im.drop_retired();
     PolicyMaps next_maps = make_policy_maps(next);
     const std::uint64_t cgroup = im.id & kCgroupIdMask;
-    const std::uint64_t next_id = ((im.version + 1) << kVersionShift) | cgroup;
+    const std::uint64_t next_id = policy_key(cgroup, im.version + 1);
     register_maps(*im.shared, next_id, next_maps, im.events.get());
     // The switch: one update of the cgroup's storage, whose value the kernel replaces as a
     // whole (a new buffer swapped in under RCU), so that each program run reads the old
@@ -772,6 +777,8 @@ void KernelLayer::replace(const ResolvedPolicy& next) {
     im.id = next_id;
     im.version += 1;
 }
+
+std::uint64_t KernelLayer::version() const { return impl_->version; }
 
 KernelLayer::~KernelLayer() = default;
 KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
@@ -891,38 +898,71 @@ void detach_kernel_layer(const std::string& dir) {
             cb::detach(cgroup.get(), id, type, std::string("egress: detach the cgroup ") + hook_name(type) + " program from " + dir);
 }
 
-void forget_kernel_policy(const std::string& cgroup_dir) noexcept {
+std::string kernel_tables() { return bpffs_mounted() ? build_pin_dir() : ""; }
+
+std::uint64_t policy_key(std::uint64_t cgroup_id, std::uint64_t version) {
+    return (version << kVersionShift) | (cgroup_id & kCgroupIdMask);
+}
+
+namespace {
+
+// The container's keys in one table: every version of it (a walk of the table: ~0.3 ms
+// for its 65536 buckets), or the last version and the two before it.
+std::vector<std::uint64_t> keys_of(int outer, std::uint64_t cgroup, std::optional<std::uint64_t> last_version) {
+    std::vector<std::uint64_t> keys;
+    if (last_version) {
+        const std::uint64_t last = std::min(*last_version, kMaxVersion);
+        for (std::uint64_t v = last >= 2 ? last - 2 : 0; v <= last; ++v) keys.push_back(policy_key(cgroup, v));
+        return keys;
+    }
+    std::uint64_t key = 0;
+    bool first = true;
+    while (bpf_map_get_next_key(outer, first ? nullptr : &key, &key) == 0) {
+        first = false;
+        if ((key & kCgroupIdMask) == cgroup) keys.push_back(key);
+    }
+    return keys;
+}
+
+void forget_in_set(const std::string& dir, std::uint64_t cgroup, std::optional<std::uint64_t> last_version) {
+    for (std::size_t i = 1; i < kMaps; ++i) {
+        const UniqueFd outer(bpf_obj_get((dir + "/" + kMapPins[i]).c_str()));
+        if (!outer) continue;
+        for (const auto key : keys_of(outer.get(), cgroup, last_version)) bpf_map_delete_elem(outer.get(), &key);
+    }
+}
+
+}  // namespace
+
+void forget_kernel_policy(const std::string& cgroup_dir, const KernelEntries& where) noexcept {
     std::uint64_t cgroup = 0;
     try {
         cgroup = cgroup_id_of(cgroup_dir);
     } catch (const Error&) {
         return;  // no cgroup: nothing was registered under it
     }
-    // Create's version, in every build's pinned set (the container may have been made by
-    // an older binary): one delete a map. The versions of live changes (a shim that died
-    // during one leaves two) exist only in tables of builds that make them: this build's
-    // are walked key by key. Walking every build's would cost ~0.3 ms a set (a scan of
-    // each table's 65536 buckets) on every delete.
-    const std::string own = bpffs_mounted() ? build_pin_dir() : "";
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(kPinRoot, ec)) {
-        const std::string dir = entry.path().string();
-        for (std::size_t i = 1; i < kMaps; ++i) {
-            const UniqueFd outer(bpf_obj_get((dir + "/" + kMapPins[i]).c_str()));
-            if (!outer) continue;
-            bpf_map_delete_elem(outer.get(), &cgroup);
-            if (dir != own) continue;
-            std::vector<std::uint64_t> ours;
-            std::uint64_t key = 0;
-            bool first = true;
-            while (bpf_map_get_next_key(outer.get(), first ? nullptr : &key, &key) == 0) {
-                first = false;
-                if ((key & kCgroupIdMask) == cgroup) ours.push_back(key);
-            }
-            for (const auto k : ours) bpf_map_delete_elem(outer.get(), &k);
+    try {
+        if (where.tables) {
+            // One set, one delete a table and version: ~20 calls where searching every
+            // build's set cost milliseconds on a host that had seen many builds.
+            if (!where.tables->empty()) forget_in_set(*where.tables, cgroup, where.last_version);
+            return;
         }
+        // An older build's container: create's version in every build's pinned set; the
+        // versions of live changes exist only in tables of builds that make them, and
+        // those record where they are, so this build's set is walked only for safety.
+        const std::string own = kernel_tables();
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(kPinRoot, ec)) {
+            const std::string dir = entry.path().string();
+            forget_in_set(dir, cgroup, dir == own ? where.last_version : std::optional<std::uint64_t>(0));
+        }
+    } catch (const std::exception&) {
+        // a failed allocation: the entries stay, harmless (a cgroup id is never reused)
     }
 }
+
+void forget_kernel_policy(const std::string& cgroup_dir) noexcept { forget_kernel_policy(cgroup_dir, KernelEntries{}); }
 
 // ---- create's decision
 

@@ -109,6 +109,9 @@ public:
     // The shim's side: a layer over maps create made and attached (checked to be maps of
     // the expected types). It removes the container's entries when it goes.
     static KernelLayer adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps);
+    // Opens the pinned tables adopt() needs ahead of time (the shim, while the container is
+    // set up, so that taking over the maps costs create no round trips). Never throws.
+    static void open_tables_early() noexcept;
 
     // The shim's side of a live change: the container's policy becomes `next`, for every
     // process of the container at its next call. New maps are filled and registered
@@ -118,6 +121,9 @@ public:
     // maps). Counters carry over rule by rule. Throws sandlock::Error, the old policy in
     // force.
     void replace(const ResolvedPolicy& next);
+
+    // The current version of the policy (0: create's; each replace() adds one).
+    std::uint64_t version() const;
 
     KernelCounters counters() const;  // throws sandlock::Error
     // Calls fn for every event waiting in the ring buffer; returns how many there were.
@@ -138,8 +144,30 @@ std::vector<std::uint32_t> attached_programs(const std::string& dir, bpf_attach_
 // which drops them). Throws sandlock::Error.
 void detach_kernel_layer(const std::string& dir);
 
-// Removes the container's maps from the programs' shared tables (every build's pinned
-// set), for `delete` when the shim that registered them did not (it died). Never throws.
+// Where a container's entries are: the pinned set of the build that attached its layer
+// (create records it in the container's state), "" when bpffs is not mounted (then the
+// tables are the processes' own and go with them).
+std::string kernel_tables();
+
+// A container's key in the programs' tables: its cgroup id (low 40 bits) and the version of
+// its policy (above): create registers version 0, each live change the next one.
+std::uint64_t policy_key(std::uint64_t cgroup_id, std::uint64_t version);
+
+// What `delete` knows of where a container's entries are.
+struct KernelEntries {
+    // kernel_tables() at create; nullopt for a container of an older build, which did not
+    // record it: then every build's set is searched.
+    std::optional<std::string> tables;
+    // The newest version a live change may have registered (the shim records it before
+    // registering it; versions older than the one before it are gone by then); nullopt:
+    // unknown, the set's tables are walked for every version of the container.
+    std::optional<std::uint64_t> last_version;
+};
+
+// Removes the container's maps from the programs' shared tables, for `delete` when the
+// shim that registered them did not (it died, or was killed). Never throws.
+void forget_kernel_policy(const std::string& cgroup_dir, const KernelEntries& where) noexcept;
+// The same, knowing nothing of where they are (every build's set; this build's walked).
 void forget_kernel_policy(const std::string& cgroup_dir) noexcept;
 
 // Which layers enforce a container's policy.

@@ -2,6 +2,8 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +23,27 @@ std::string last_line(const std::vector<char>& log) {
     return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
+// bpf(2) itself, for the two commands libbpf would precede with probe programs (see
+// create_map in the header).
+int bpf_syscall(int cmd, bpf_attr& attr) {
+    return static_cast<int>(::syscall(SYS_bpf, cmd, &attr, sizeof attr));
+}
+
+UniqueFd load_program(bpf_prog_type type, const std::vector<bpf_insn>& insns, std::vector<char>* log) {
+    static const char license[] = "Apache-2.0";  // no GPL-only helper is called
+    bpf_attr attr{};
+    attr.prog_type = type;
+    attr.insns = reinterpret_cast<std::uintptr_t>(insns.data());
+    attr.insn_cnt = static_cast<std::uint32_t>(insns.size());
+    attr.license = reinterpret_cast<std::uintptr_t>(license);
+    if (log) {
+        attr.log_level = 1;
+        attr.log_buf = reinterpret_cast<std::uintptr_t>(log->data());
+        attr.log_size = static_cast<std::uint32_t>(log->size());
+    }
+    return UniqueFd(bpf_syscall(BPF_PROG_LOAD, attr));
+}
+
 }  // namespace
 
 UniqueFd open_dir(const std::string& dir, const std::string& what) {
@@ -30,19 +53,30 @@ UniqueFd open_dir(const std::string& dir, const std::string& what) {
 }
 
 UniqueFd load(bpf_prog_type type, const std::vector<bpf_insn>& insns, const std::string& what) {
-    static const char license[] = "Apache-2.0";  // no GPL-only helper is called
-    UniqueFd fd(bpf_prog_load(type, nullptr, license, insns.data(), insns.size(), nullptr));
+    UniqueFd fd = load_program(type, insns, nullptr);
     if (fd) return fd;
     const int err = errno;
     if (err != EACCES && err != EINVAL) throw_errno(what + " (bpf BPF_PROG_LOAD)", err);
     // Again with the verifier's log, for its reason (the kernel keeps the log's tail).
     std::vector<char> log(64 * 1024, '\0');
-    LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1, .log_size = static_cast<__u32>(log.size()),
-                .log_buf = log.data());
-    fd.reset(bpf_prog_load(type, nullptr, license, insns.data(), insns.size(), &opts));
+    fd = load_program(type, insns, &log);
     if (fd) return fd;
     const std::string reason = last_line(log);
     throw SystemError(what + " (bpf BPF_PROG_LOAD)" + (reason.empty() ? "" : " [verifier: " + reason + "]"), err);
+}
+
+UniqueFd create_map(bpf_map_type type, const char* name, std::uint32_t key_size, std::uint32_t value_size,
+                    std::uint32_t max_entries, std::uint32_t flags, const std::string& what) {
+    bpf_attr attr{};
+    attr.map_type = type;
+    attr.key_size = key_size;
+    attr.value_size = value_size;
+    attr.max_entries = max_entries;
+    attr.map_flags = flags;
+    std::strncpy(attr.map_name, name, sizeof attr.map_name - 1);
+    UniqueFd fd(bpf_syscall(BPF_MAP_CREATE, attr));
+    if (!fd) throw_errno(what + " (bpf BPF_MAP_CREATE)");
+    return fd;
 }
 
 void attach(int prog_fd, int cgroup_fd, bpf_attach_type type, std::uint32_t flags, const std::string& what) {

@@ -1,7 +1,7 @@
 // Programs on a cgroup2 directory, through libbpf's wrappers of bpf(2): the one place that
-// attaches, lists and detaches them, for the device filter (cgroups/devices_bpf.cpp) and
-// the egress layer (egress/kernel_layer.cpp). Errors throw sandlock::SystemError whose
-// message starts with `what`.
+// attaches, lists and detaches them, and makes the maps they read, for the device filter
+// (cgroups/devices_bpf.cpp) and the egress layer (egress/kernel_layer.cpp). Errors throw
+// sandlock::SystemError whose message starts with `what`.
 #pragma once
 
 #include <linux/bpf.h>
@@ -18,8 +18,16 @@ namespace sandlock::os::cgroup_bpf {
 UniqueFd open_dir(const std::string& dir, const std::string& what);
 
 // Loads a program given as instructions (no BTF, no maps), with the kernel's verdict in
-// the error when the verifier refuses it.
+// the error when the verifier refuses it. Through bpf(2) directly, as create_map.
 UniqueFd load(bpf_prog_type type, const std::vector<bpf_insn>& insns, const std::string& what);
+
+// A map (BPF_MAP_CREATE) named `name`. Not libbpf's bpf_map_create: before its first map or
+// program in a process, libbpf loads and JIT-compiles two probe programs (is memory charged
+// to the cgroup rather than RLIMIT_MEMLOCK? are names supported?), about a millisecond of
+// CPU on every create, for answers that do not change what the runtime does (it runs as
+// root, whose limit libbpf would raise anyway, and names only help bpftool's listing).
+UniqueFd create_map(bpf_map_type type, const char* name, std::uint32_t key_size, std::uint32_t value_size,
+                    std::uint32_t max_entries, std::uint32_t flags, const std::string& what);
 
 // flags: 0 (nothing may be attached below), BPF_F_ALLOW_OVERRIDE or BPF_F_ALLOW_MULTI.
 void attach(int prog_fd, int cgroup_fd, bpf_attach_type type, std::uint32_t flags, const std::string& what);

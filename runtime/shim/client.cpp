@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -542,6 +543,22 @@ json update_policy(const std::string& state_dir, const std::vector<std::string>&
 }
 
 std::string learned_path(const std::string& state_dir) { return fs::join(state_dir, "learned.json"); }
+
+std::string kernel_version_path(const std::string& state_dir) { return fs::join(state_dir, "kernel-version"); }
+
+void record_kernel_version(const std::string& state_dir, std::uint64_t version) {
+    fs::write_file_atomic(kernel_version_path(state_dir), std::to_string(version) + "\n", 0600);
+}
+
+std::optional<std::uint64_t> recorded_kernel_version(const std::string& state_dir) {
+    const auto text = fs::try_read_file(kernel_version_path(state_dir));
+    if (!text) return 0;
+    std::uint64_t version = 0;
+    const char* end = text->data() + text->size();
+    const auto [ptr, ec] = std::from_chars(text->data(), end, version);
+    if (ec != std::errc() || ptr == text->data() || (ptr != end && *ptr != '\n')) return std::nullopt;
+    return version;
+}
 
 std::string final_counters_path(const std::string& state_dir) {
     return fs::join(state_dir, "counters.json");

@@ -74,6 +74,13 @@ std::string audit_log_path(const std::string& state_dir);       // audit.log
 std::string final_counters_path(const std::string& state_dir);  // counters.json
 // Learning mode: the distinct destinations seen (egress::LearnedSet), kept up to date.
 std::string learned_path(const std::string& state_dir);  // learned.json
+// Kernel mode: the newest policy version a live change may have put in the kernel's tables,
+// written by the shim before it does (for `delete`, when the shim died in between).
+std::string kernel_version_path(const std::string& state_dir);  // kernel-version
+void record_kernel_version(const std::string& state_dir, std::uint64_t version);  // throws sandlock::Error
+// What the shim recorded: 0 when it recorded nothing (no live change reached the kernel's
+// tables), nullopt when the record is unreadable.
+std::optional<std::uint64_t> recorded_kernel_version(const std::string& state_dir);
 
 // Writes <state_dir>/egress.json (serialize(policy)), mode 0600.
 void write_policy(const std::string& state_dir, const egress::ResolvedPolicy& policy);

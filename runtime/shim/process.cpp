@@ -447,6 +447,9 @@ private:
         {
             std::lock_guard lock(mu_);
             if (kernel_) {
+                // delete's record of the version about to enter the kernel's tables,
+                // before it does (a shim killed in between must not leave it behind)
+                record_kernel_version(state_dir_, kernel_->version() + 1);
                 if (narrowed && *narrowed != policy_) sup_.set_policy(*narrowed);
                 try {
                     kernel_->replace(next);
@@ -666,6 +669,10 @@ std::string audit_line(const Decision& d, const std::string& time) {
 }
 
 int run_shim_main(const std::string& state_dir_arg) {
+    // One malloc arena for all its threads: glibc gives each new thread its own (a 64 MiB
+    // reservation and the pages it touches), page faults and resident memory a shim that
+    // makes few allocations, on a rarely contended lock, does not need.
+    ::mallopt(M_ARENA_MAX, 1);
     ReadyChannel ready;
     try {
         const std::string state_dir = canonical_dir(state_dir_arg);
@@ -688,6 +695,7 @@ int run_shim_main(const std::string& state_dir_arg) {
                 if (log_fn) log_fn(d);
             };
         }
+        egress::KernelLayer::open_tables_early();
         Supervisor supervisor(policy, audit_fn);
         if (first)
             supervisor.add_listener(std::move(first));
