@@ -327,7 +327,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         const egress::Enforcement mode = egress_owner.attach(cgroup->dirs(), opts.supervisor_mode_allowed, st);
         if (mode == egress::Enforcement::Kernel)
             refuse_inherited_ip_sockets(passed, !cfg.process->terminal, policy_source(cfg.annotations));
-        parent_sock.send(msg::EgressMode{mode});
+        parent_sock.send(msg::EgressMode{mode, egress_owner.filter()});
     };
     handlers.init_pid = [&](pid_t pid) {
         init_pid = pid;

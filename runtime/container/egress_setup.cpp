@@ -121,7 +121,7 @@ std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy
     egress::SystemResolver resolver;
     // Loopback defaults to allowed only when it is the container's own.
     auto loopback = has_private_netns(cfg) ? egress::Loopback::Allow : egress::Loopback::Deny;
-    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}, egress::Enforcement::Supervisor};
+    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}, egress::Enforcement::Supervisor, {}};
     plan.landlock = landlock_rules(plan.policy, cfg);
     if (!plan.policy.hosts.empty()) {
         std::string hosts = fs::join(state_dir, "hosts");
@@ -137,7 +137,7 @@ std::optional<EgressPlan> load_egress_plan(const spec::Config& cfg, const std::s
                                             const std::string& enforcement) {
     std::string path = shim::policy_path(state_dir);
     if (!fs::exists(path)) return std::nullopt;
-    EgressPlan plan{egress::deserialize_policy(fs::read_file(path)), {}};
+    EgressPlan plan{egress::deserialize_policy(fs::read_file(path)), {}, egress::Enforcement::Supervisor, {}};
     // A record without it (an older build) gets the filter that notifies every call.
     plan.enforcement = egress::enforcement_from_string(enforcement).value_or(egress::Enforcement::Supervisor);
     plan.landlock = landlock_rules(plan.policy, cfg);
@@ -148,7 +148,9 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
     if (!os::apply_landlock(plan.landlock))
         log::warn("Landlock network rules are not supported by this kernel; "
                   "egress is enforced by the seccomp supervisor alone");
-    UniqueFd listener = egress::install_egress_filter(plan.enforcement == egress::Enforcement::Kernel);
+    const bool connect_only = plan.enforcement == egress::Enforcement::Kernel;
+    UniqueFd listener = plan.filter.empty() ? egress::install_egress_filter(connect_only)
+                                            : egress::install_egress_filter(plan.filter);
     sock.send(msg::EgressListener{.fd = listener.get()});
     sock.expect<msg::EgressDone>();
 }
@@ -160,13 +162,21 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
     : plan_(prepare_egress(cfg, policy, bundle, rootfs, state_dir)) {
     if (!plan_) return;
     shim_limits_ = shim_limits_from_env();
-    // Made and filled on a thread while the container is set up (plan_ is not moved again).
+    // Made and filled on a thread while the container is set up (plan_ is not moved again),
+    // with the notify filters init will install: off the path to the container's start.
     maps_ = std::async(std::launch::async, [this] {
         PreparedMaps out;
         try {
             out.layer.emplace(plan_->policy);
         } catch (const std::exception& e) {
             out.error = e.what();
+        }
+        for (const bool connect_only : {false, true}) {
+            try {
+                out.filters[connect_only] = egress::egress_filter_bpf(connect_only);
+            } catch (const std::exception&) {
+                // init builds it again, and fails with the reason
+            }
         }
         return out;
     });
@@ -208,8 +218,7 @@ void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, Contain
 }
 
 // "" when the prepared maps are attached to dir (then in kernel_layer_), else why not.
-std::string EgressEnforcement::attach_prepared_maps(const std::string& dir) {
-    PreparedMaps prepared = maps_.get();
+std::string EgressEnforcement::attach_prepared_maps(PreparedMaps& prepared, const std::string& dir) {
     if (!prepared.layer) return prepared.error;
     try {
         prepared.layer->attach(dir);
@@ -224,8 +233,10 @@ std::string EgressEnforcement::attach_prepared_maps(const std::string& dir) {
 egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::string>& cgroup_dirs,
                                               bool supervisor_mode_allowed, ContainerState& st) {
     const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
-    const std::string why = target.why_not.empty() ? attach_prepared_maps(target.dir) : target.why_not;
+    PreparedMaps prepared = maps_.get();
+    const std::string why = target.why_not.empty() ? attach_prepared_maps(prepared, target.dir) : target.why_not;
     const egress::Enforcement mode = egress::choose_enforcement(why, supervisor_mode_allowed);
+    filter_ = std::move(prepared.filters[mode == egress::Enforcement::Kernel]);
     st.egress_enforcement = egress::to_string(mode);
     if (mode == egress::Enforcement::Kernel) st.kernel_tables = kernel_tables_;
     return mode;

@@ -29,6 +29,8 @@ struct EgressPlan {
     // Kernel: the cgroup programs judge sends, the notify filter takes connect only.
     // Until create knows (its EgressMode message), the filter that notifies every call.
     egress::Enforcement enforcement = egress::Enforcement::Supervisor;
+    // That mode's notify filter, built ahead by create's parent (empty: built when installed).
+    std::vector<sock_filter> filter;
 };
 
 // At create, in the runtime: nullopt when the bundle has no io.sandlock.network.*
@@ -106,6 +108,9 @@ public:
     // alone when it cannot be and that is allowed (else throws why); recorded in st.
     egress::Enforcement attach(const std::map<std::string, std::string>& cgroup_dirs, bool supervisor_mode_allowed,
                                ContainerState& st);
+    // The notify filter of the mode attach() chose, built on the same thread as the maps
+    // (empty if that failed). After attach().
+    const std::vector<sock_filter>& filter() const { return filter_; }
     // The shim gets init's listener and (kernel mode) the maps; recorded in st.
     void hand_over(UniqueFd listener, ContainerState& st);
     // The container exists: the shim and its cgroup are its to keep.
@@ -126,14 +131,18 @@ private:
     struct PreparedMaps {
         std::optional<egress::KernelLayer> layer;
         std::string error;
+        // The notify filter of each mode (index: connect only), or empty if it failed to
+        // build (init then builds it, and says why).
+        std::vector<sock_filter> filters[2];
     };
-    std::string attach_prepared_maps(const std::string& dir);
+    std::string attach_prepared_maps(PreparedMaps& prepared, const std::string& dir);
 
     std::optional<EgressPlan> plan_;
     ShimLimits shim_limits_;
     std::future<PreparedMaps> maps_;
     std::optional<egress::KernelLayer> kernel_layer_;
     std::string kernel_tables_;  // where kernel_layer_ registered the policy (egress::kernel_tables())
+    std::vector<sock_filter> filter_;
     std::optional<shim::PendingShim> shim_;
     std::unique_ptr<cgroups::Manager> shim_cgroup_;
     bool committed_ = false;

@@ -100,7 +100,9 @@ std::string state_with_status(const std::string& state_json, const char* status)
     UniqueFd proc_fds;
     try {
         if (ctx.egress) {
-            ctx.egress->enforcement = sock.expect<msg::EgressMode>().mode;
+            msg::EgressMode m = sock.expect<msg::EgressMode>();
+            ctx.egress->enforcement = m.mode;
+            ctx.egress->filter = std::move(m.filter);
         }
         if (::setsid() < 0) throw_errno("setsid");
         proc_fds = open_proc_fds(ctx.passed_fds);

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <climits>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -53,7 +54,12 @@ std::string flag_payload(bool set, std::string_view word) { return set ? std::st
 struct PayloadOf {
     std::string operator()(const msg::JoinCgroup& m) const { return flag_payload(m.makes_cgroup_ns, kMakesCgroupNs); }
     std::string operator()(const msg::CgroupJoined& m) const { return flag_payload(m.joined, kJoined); }
-    std::string operator()(const msg::EgressMode& m) const { return egress::to_string(m.mode); }
+    std::string operator()(const msg::EgressMode& m) const {
+        std::string out = std::string(egress::to_string(m.mode)) + ":";
+        if (!m.filter.empty())
+            out.append(reinterpret_cast<const char*>(m.filter.data()), m.filter.size() * sizeof(sock_filter));
+        return out;
+    }
     std::string operator()(const msg::InitPid& m) const { return std::to_string(m.pid); }
     std::string operator()(const msg::HooksDone& m) const { return m.state_json; }
     std::string operator()(const msg::Console& m) const { return m.slave_name; }
@@ -89,7 +95,7 @@ private:
     M parse() const {
         if constexpr (std::is_same_v<M, msg::JoinCgroup>) return {.makes_cgroup_ns = flag(kMakesCgroupNs)};
         else if constexpr (std::is_same_v<M, msg::CgroupJoined>) return {.joined = flag(kJoined)};
-        else if constexpr (std::is_same_v<M, msg::EgressMode>) return {.mode = enforcement()};
+        else if constexpr (std::is_same_v<M, msg::EgressMode>) return egress_mode();
         else if constexpr (std::is_same_v<M, msg::InitPid>) return {.pid = number(1, INT_MAX)};
         else if constexpr (std::is_same_v<M, msg::HooksDone>) return {.state_json = json_object()};
         else if constexpr (std::is_same_v<M, msg::SeccompListener> || std::is_same_v<M, msg::EgressListener>)
@@ -123,10 +129,17 @@ private:
         return value;
     }
 
-    egress::Enforcement enforcement() const {
-        auto mode = egress::enforcement_from_string(std::string(payload_));
-        if (!mode) fail("unknown mode \"" + std::string(payload_) + "\"");
-        return *mode;
+    msg::EgressMode egress_mode() const {
+        const auto colon = payload_.find(':');
+        const std::string_view name = payload_.substr(0, colon);
+        const auto mode = egress::enforcement_from_string(std::string(name));
+        if (!mode || colon == std::string_view::npos) fail("unknown mode \"" + std::string(name) + "\"");
+        const std::string_view program = payload_.substr(colon + 1);
+        if (program.size() % sizeof(sock_filter) != 0 || program.size() / sizeof(sock_filter) > BPF_MAXINSNS)
+            fail("a filter of " + std::to_string(program.size()) + " bytes");
+        msg::EgressMode m{*mode, std::vector<sock_filter>(program.size() / sizeof(sock_filter))};
+        if (!program.empty()) std::memcpy(m.filter.data(), program.data(), program.size());
+        return m;
     }
 
     std::string json_object() const {

@@ -35,7 +35,9 @@
 //   cgroup (its maps go to the
 //   shim with init's listener);
 //   EgressMode("kernel" or
-//   "supervisor") ────────────────────────────────────────────>  (read first; stage 1
+//   "supervisor", and that mode's
+//   notify filter, built on the
+//   maps' thread) ────────────────────────────────────────────>  (read first; stage 1
 //                                                                reads nothing after
 //                                                                its cgroup step)
 //   record init pid        <────── InitPid(pid); stage 1 exits
@@ -115,6 +117,7 @@
 // that fails sends Error instead, and exec fails with that message.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -122,6 +125,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "runtime/util/fd.hpp"
 
@@ -172,6 +176,9 @@ struct CgroupLeft { static constexpr SyncType type = SyncType::CgroupLeft; };
 struct EgressMode {
     static constexpr SyncType type = SyncType::EgressMode;
     egress::Enforcement mode;
+    // The egress notify filter for that mode, built by the parent while stage 1 ran (empty:
+    // init builds it). Payload: the mode's name, ':', the program's instructions.
+    std::vector<sock_filter> filter;
 };
 struct InitPid {
     static constexpr SyncType type = SyncType::InitPid;

@@ -227,8 +227,10 @@ std::vector<sock_filter> egress_filter_bpf(bool connect_only) {
     return os::export_bpf(ctx.get());
 }
 
-UniqueFd install_egress_filter(bool connect_only) {
-    return os::install_bpf(egress_filter_bpf(connect_only), listener_flags());
+UniqueFd install_egress_filter(bool connect_only) { return install_egress_filter(egress_filter_bpf(connect_only)); }
+
+UniqueFd install_egress_filter(const std::vector<sock_filter>& program) {
+    return os::install_bpf(program, listener_flags());
 }
 
 }  // namespace sandlock::egress

@@ -66,5 +66,8 @@ std::vector<sock_filter> egress_filter_bpf(bool connect_only = false);
 // the process restart a connect/send the shim is performing on its behalf). Needs no_new_privs or
 // CAP_SYS_ADMIN. Returns the listener fd.
 UniqueFd install_egress_filter(bool connect_only = false);
+// The same with a program egress_filter_bpf() built earlier (create's parent builds it
+// while the container is set up).
+UniqueFd install_egress_filter(const std::vector<sock_filter>& program);
 
 }  // namespace sandlock::egress
