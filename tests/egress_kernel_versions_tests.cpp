@@ -4,13 +4,11 @@
 // Root, a cgroup2 mount and bpffs; skipped otherwise.
 #include <boost/test/unit_test.hpp>
 #include <bpf/bpf.h>
-#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -56,18 +54,7 @@ public:
     Cgroup& operator=(const Cgroup&) = delete;
     ~Cgroup() { ::rmdir(path.c_str()); }  // no process ever ran in it
 
-    std::uint64_t id() const {
-        struct {
-            file_handle handle;
-            std::uint64_t id;
-        } h{};
-        h.handle.handle_bytes = sizeof h.id;
-        int mount_id = 0;
-        if (::name_to_handle_at(AT_FDCWD, path.c_str(), &h.handle, &mount_id, 0) != 0) throw_errno("name_to_handle_at");
-        std::uint64_t id = 0;
-        std::memcpy(&id, h.handle.f_handle, sizeof id);
-        return id;
-    }
+    std::uint64_t id() const { return cgroup_id_of(path); }
     std::string path;
 };
 

@@ -419,21 +419,6 @@ UniqueFd make_inner_map(bpf_map_type type, const char* name, std::uint32_t key_s
     return cb::create_map(type, name, key_size, value_size, max_entries, flags, std::string("egress: make the ") + name + " map");
 }
 
-// The id of a cgroup2 directory: the kernel's cgroup id, as its file handle carries it.
-std::uint64_t cgroup_id_of(const std::string& dir) {
-    struct {
-        file_handle handle;
-        std::uint64_t id;
-    } h{};
-    h.handle.handle_bytes = sizeof h.id;
-    int mount_id = 0;
-    if (::name_to_handle_at(AT_FDCWD, dir.c_str(), &h.handle, &mount_id, 0) != 0)
-        throw_errno("egress: the cgroup id of " + dir + " (name_to_handle_at)");
-    std::uint64_t id = 0;
-    std::memcpy(&id, h.handle.f_handle, sizeof id);
-    if (id == 0) throw Error("egress: the cgroup " + dir + " has id 0");
-    return id;
-}
 
 // The kernel switches each cgroup hook on (a static key: code patched on every CPU, a few
 // milliseconds here) when the first program of its type is attached anywhere, and off
@@ -896,6 +881,21 @@ void detach_kernel_layer(const std::string& dir) {
     for (const auto type : kernel_layer_attach_types())
         for (const std::uint32_t id : attached_programs(dir, type))
             cb::detach(cgroup.get(), id, type, std::string("egress: detach the cgroup ") + hook_name(type) + " program from " + dir);
+}
+
+std::uint64_t cgroup_id_of(const std::string& dir) {
+    struct {
+        file_handle handle;
+        std::uint64_t id;
+    } h{};
+    h.handle.handle_bytes = sizeof h.id;
+    int mount_id = 0;
+    if (::name_to_handle_at(AT_FDCWD, dir.c_str(), &h.handle, &mount_id, 0) != 0)
+        throw_errno("egress: the cgroup id of " + dir + " (name_to_handle_at)");
+    std::uint64_t id = 0;
+    std::memcpy(&id, h.handle.f_handle, sizeof id);
+    if (id == 0) throw Error("egress: the cgroup " + dir + " has id 0");
+    return id;
 }
 
 std::string kernel_tables() { return bpffs_mounted() ? build_pin_dir() : ""; }

@@ -149,6 +149,10 @@ void detach_kernel_layer(const std::string& dir);
 // tables are the processes' own and go with them).
 std::string kernel_tables();
 
+// The id of a cgroup2 directory: the kernel's cgroup id, as its file handle carries it.
+// Throws sandlock::Error.
+std::uint64_t cgroup_id_of(const std::string& dir);
+
 // A container's key in the programs' tables: its cgroup id (low 40 bits) and the version of
 // its policy (above): create registers version 0, each live change the next one.
 std::uint64_t policy_key(std::uint64_t cgroup_id, std::uint64_t version);
