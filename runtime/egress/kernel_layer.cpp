@@ -727,8 +727,8 @@ KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, s
     Impl& impl = *layer.impl_;
     impl.shared = pinned_layer();
     impl.current.mode = policy.mode;
-    impl.current.config = map_contents(policy, rule_rows(policy)).config;
     impl.current.rows = rule_rows(policy);
+    impl.current.config = map_contents(policy, impl.current.rows).config;
     impl.current.addresses = std::move(maps[0]);
     impl.current.prefixes = std::move(maps[1]);
     impl.current.ports = std::move(maps[2]);
