@@ -171,12 +171,13 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
         } catch (const std::exception& e) {
             out.error = e.what();
         }
-        for (const bool connect_only : {false, true}) {
-            try {
-                out.filters[connect_only] = egress::egress_filter_bpf(connect_only);
-            } catch (const std::exception&) {
-                // init builds it again, and fails with the reason
-            }
+        // The filter of the mode this is likely to be: kernel when its maps could be made
+        // (attach() rarely fails after that); for the other, init builds its own.
+        const bool connect_only = out.layer.has_value();
+        try {
+            out.filters[connect_only] = egress::egress_filter_bpf(connect_only);
+        } catch (const std::exception&) {
+            // init builds it again, and fails with the reason
         }
         return out;
     });

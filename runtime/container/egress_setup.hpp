@@ -131,8 +131,8 @@ private:
     struct PreparedMaps {
         std::optional<egress::KernelLayer> layer;
         std::string error;
-        // The notify filter of each mode (index: connect only), or empty if it failed to
-        // build (init then builds it, and says why).
+        // The notify filter of a mode (index: connect only, i.e. kernel mode), or empty if it
+        // was not built (init then builds it).
         std::vector<sock_filter> filters[2];
     };
     std::string attach_prepared_maps(PreparedMaps& prepared, const std::string& dir);
