@@ -239,7 +239,8 @@ egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::s
     const egress::Enforcement mode = egress::choose_enforcement(why, supervisor_mode_allowed);
     filter_ = std::move(prepared.filters[mode == egress::Enforcement::Kernel]);
     st.egress_enforcement = egress::to_string(mode);
-    if (mode == egress::Enforcement::Kernel) st.kernel_tables = kernel_tables_;
+    // supervisor mode registered nothing in the kernel's tables: "" (delete looks nowhere)
+    st.kernel_tables = mode == egress::Enforcement::Kernel ? kernel_tables_ : std::string();
     return mode;
 }
 

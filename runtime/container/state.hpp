@@ -40,8 +40,9 @@ struct ContainerState {
     proc::Identity shim_process;
     nlohmann::json shim_cgroup;  // the shim's own cgroup (shim_cgroup.hpp), its manager's record
     std::string egress_enforcement;  // "kernel" or "supervisor" under a policy, else ""
-    // Kernel mode: the pinned tables holding the container's policy (egress::kernel_tables());
-    // nullopt in other modes and in a state written by an older build.
+    // Under a policy, the pinned tables holding the container's entries (egress::kernel_tables();
+    // "" when there are none: supervisor mode, or no bpffs); nullopt without a policy and in a
+    // state written by an older build.
     std::optional<std::string> kernel_tables;
 };
 

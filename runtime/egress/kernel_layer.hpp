@@ -159,8 +159,8 @@ std::uint64_t policy_key(std::uint64_t cgroup_id, std::uint64_t version);
 
 // What `delete` knows of where a container's entries are.
 struct KernelEntries {
-    // kernel_tables() at create; nullopt for a container of an older build, which did not
-    // record it: then every build's set is searched.
+    // kernel_tables() at create ("": nothing registered, as in supervisor mode); nullopt for
+    // a container of an older build, which did not record it: every build's set is searched.
     std::optional<std::string> tables;
     // The newest version a live change may have registered (the shim records it before
     // registering it; versions older than the one before it are gone by then); nullopt:
