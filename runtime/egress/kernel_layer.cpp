@@ -226,11 +226,18 @@ void add_protocol(MapContents& out, Protocol protocol, const std::vector<Indexed
     }
 }
 
+// The policy's settings in the cgroup's storage (what its rules do not say).
+sl_config config_of(const ResolvedPolicy& policy) {
+    sl_config config{};
+    config.mode = mode_code(policy.mode);
+    config.loopback_allowed = policy.loopback == Loopback::Allow ? 1 : 0;
+    config.audit = audit_code(policy.audit);
+    return config;
+}
+
 MapContents map_contents(const ResolvedPolicy& policy, const std::vector<RuleRow>& rows) {
     MapContents out;
-    out.config.mode = mode_code(policy.mode);
-    out.config.loopback_allowed = policy.loopback == Loopback::Allow ? 1 : 0;
-    out.config.audit = audit_code(policy.audit);
+    out.config = config_of(policy);
     for (const Protocol protocol : {Protocol::Tcp, Protocol::Udp, Protocol::Icmp}) {
         std::vector<IndexedRule> rules;
         for (std::size_t i = 0; i < rows.size(); ++i)
@@ -728,7 +735,7 @@ KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, s
     impl.shared = pinned_layer();
     impl.current.mode = policy.mode;
     impl.current.rows = rule_rows(policy);
-    impl.current.config = map_contents(policy, impl.current.rows).config;
+    impl.current.config = config_of(policy);
     impl.current.addresses = std::move(maps[0]);
     impl.current.prefixes = std::move(maps[1]);
     impl.current.ports = std::move(maps[2]);
