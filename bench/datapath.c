@@ -5,9 +5,10 @@
 //   datapath sink IP PORT SECONDS
 //       host side: a TCP sink (every connection read to EOF, a thread each) and a UDP
 //       socket that drains, both on IP:PORT; exits after SECONDS. Prints "ready".
-//   datapath serve
+//   datapath serve [LABEL]
 //       container side: prints "ready", then runs one measurement per line read on stdin
 //       and answers one line "ok KEY=VALUE ... errors=E [error=TEXT]"; exits at EOF.
+//       LABEL (default "serve") names the setup in probe_deliver's payloads.
 //   datapath drive ROUNDS WARMUP TESTS -- CMD ARGS... \; CMD ARGS... [\; ...]
 //       host side: starts every CMD (each runs `datapath serve` in its own container:
 //       setup 0, 1, 2 in the order given), then for each line of the file TESTS,
@@ -35,6 +36,10 @@
 //   connect_tput IP PORT N THREADS  N connects over THREADS threads: ops_per_s
 //   probe_udp IP PORT 1             one 1-byte sendto(): sent=1 errno=0, or sent=0 errno=E
 //                                   (a check that the policy is enforced, not an error)
+//   probe_deliver IP PORT 1         one UDP datagram "LABEL-udp" (sendto) and one TCP connect
+//                                   that writes "LABEL-tcp" to IP:PORT: udp_sent, udp_errno,
+//                                   tcp_sent, tcp_errno (0/1 and the errno of a refusal);
+//                                   a listener there tells which setups got through
 // Connect sockets close with SO_LINGER 0 (RST): no TIME_WAIT piles up.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -343,8 +348,30 @@ static void probe_udp(const struct sockaddr_in *to, struct result *r)
 	close(fd);
 }
 
+// probe_deliver: a datagram and a connection carrying "LABEL-udp" / "LABEL-tcp".
+static void probe_deliver(const struct sockaddr_in *to, const char *label, struct result *r)
+{
+	char payload[96];
+	int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (udp < 0)
+		die("socket");
+	int n = snprintf(payload, sizeof payload, "%s-udp", label);
+	int udp_sent = sendto(udp, payload, n, 0, (const struct sockaddr *)to, sizeof *to) == n;
+	int udp_errno = udp_sent ? 0 : errno;
+	close(udp);
+	int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (tcp < 0)
+		die("socket");
+	n = snprintf(payload, sizeof payload, "%s-tcp", label);
+	int tcp_sent = connect(tcp, (const struct sockaddr *)to, sizeof *to) == 0 && write(tcp, payload, n) == n;
+	int tcp_errno = tcp_sent ? 0 : errno;
+	close(tcp);
+	snprintf(r->figures, sizeof r->figures, "udp_sent=%d udp_errno=%d tcp_sent=%d tcp_errno=%d", udp_sent, udp_errno,
+		 tcp_sent, tcp_errno);
+}
+
 // serve: one request a line, one answer a line.
-static void serve(void)
+static void serve(const char *label)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -389,6 +416,8 @@ static void serve(void)
 			connect_throughput(&to, a, b, &r);
 		else if (!strcmp(op, "probe_udp") && argc == 4)
 			probe_udp(&to, &r);
+		else if (!strcmp(op, "probe_deliver") && argc == 4)
+			probe_deliver(&to, label, &r);
 		else {
 			printf("bad request %s\n", op);
 			continue;
@@ -650,14 +679,14 @@ static int drive(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in at;
-	if (argc == 2 && !strcmp(argv[1], "serve")) {
-		serve();
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "serve")) {
+		serve(argc == 3 ? argv[2] : "serve");
 		return 0;
 	}
 	if (argc == 5 && !strcmp(argv[1], "sink") && parse_addr(argv[2], argv[3], &at) == 0)
 		sink(&at, atoi(argv[4]));
 	if (argc >= 7 && !strcmp(argv[1], "drive"))
 		return drive(argc, argv);
-	fprintf(stderr, "usage: datapath serve | sink IP PORT SECONDS | drive ROUNDS WARMUP TESTS -- CMD... \\; CMD...\n");
+	fprintf(stderr, "usage: datapath serve [LABEL] | sink IP PORT SECONDS | drive ROUNDS WARMUP TESTS -- CMD... \\; CMD...\n");
 	return 2;
 }

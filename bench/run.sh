@@ -4,7 +4,7 @@
 # this machine. Prints a table and writes it to bench/RESULTS.md (--quick: few
 # repetitions, written to $BUILD/bench/RESULTS-quick.md; never asserts on timings).
 #
-#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live]
+#   BUILD=/abs/build bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live|rootless]
 #
 # BUILD (default: the repo's build/) holds sandlock-runc and helpers/egress_{listener,probe}.
 # --only runs one section: its table is printed and written to
@@ -19,6 +19,10 @@
 # directories (and their shims and cgroups), the data path's sink, and (for crun 1.8.1 on
 # hybrid cgroups) a v1 hugetlb hierarchy mounted only while the lifecycle rows are timed
 # and crun's memory is measured.
+#
+# --only rootless (issue 14; also part of a full run) also makes, and removes on any exit,
+# a test user (slbench<pid>, useradd/userdel) and everything of it: its processes, its
+# containers' state under the work dir, two egress_listeners (see "rootless" below).
 #
 # Timed comparisons are taken in interleaved rounds (the setups take turns, A B, B A, ...)
 # and their ratios pair by pair: this machine drifts more between two series than the
@@ -55,14 +59,14 @@ while (($#)); do
 	--only)
 		ONLY=${2:-}
 		shift
-		case $ONLY in lifecycle | shim | egress | datapath | scale | live) ;; *)
-			echo "bench: --only lifecycle|shim|egress|datapath|scale|live" >&2
+		case $ONLY in lifecycle | shim | egress | datapath | scale | live | rootless) ;; *)
+			echo "bench: --only lifecycle|shim|egress|datapath|scale|live|rootless" >&2
 			exit 2
 			;;
 		esac
 		;;
 	*)
-		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live]" >&2
+		echo "usage: bench/run.sh [--quick] [--only lifecycle|shim|egress|datapath|scale|live|rootless]" >&2
 		exit 2
 		;;
 	esac
@@ -75,13 +79,13 @@ if ((QUICK)); then
 	RUNS=3 RUNS_SPACED=2 WARMUP=1 NCONN=300 NUDP=2000 NTPUT=400 REPS=1 RSS_REPS=2
 	SCALE_N=10 SCALE_ROUNDS=1
 	LIVE_ROUNDS=5 LIVE_WARMUP=1 LIVE_COST_ROUNDS=3 LIVE_MS=300
-	DP_ROUNDS=5 DP_WARMUP=1 DP_MS=100 DP_NCONN=300 DP_NTPUT=400
+	DP_ROUNDS=5 DP_WARMUP=1 DP_MS=100 DP_NCONN=300 DP_NTPUT=400 RL_RUNS=5
 	RESULTS=$BIN/RESULTS-quick.md
 else
 	RUNS=30 RUNS_SPACED=30 WARMUP=3 NCONN=5000 NUDP=50000 NTPUT=8000 REPS=3 RSS_REPS=10
 	SCALE_N=50 SCALE_ROUNDS=3
 	LIVE_ROUNDS=50 LIVE_WARMUP=2 LIVE_COST_ROUNDS=20 LIVE_MS=1000
-	DP_ROUNDS=25 DP_WARMUP=2 DP_MS=300 DP_NCONN=2000 DP_NTPUT=4000
+	DP_ROUNDS=25 DP_WARMUP=2 DP_MS=300 DP_NCONN=2000 DP_NTPUT=4000 RL_RUNS=40
 	RESULTS=$HERE/RESULTS.md
 fi
 
@@ -221,6 +225,7 @@ cleanup() {
 	stop_bg
 	delete_all_containers
 	scale_cleanup
+	rl_cleanup
 	stop_listener
 	stop_sink
 	live_cleanup
@@ -1319,6 +1324,259 @@ live_report() {
 	echo
 }
 
+# ---------------------------------------------------------------- rootless (issue 14)
+#
+# The cost of the egress annotation rootless. As an unprivileged user the cgroup BPF
+# programs cannot be attached, so a policy runs in supervisor mode: the seccomp filter
+# hands every connect, every sendto with an address, every sendmsg and every sendmmsg to
+# the shim (running as the user), which copies the address and data out of the caller and
+# performs the call on its duplicate of the socket (runtime/egress/filter.cpp,
+# runtime/shim/on_behalf.cpp); write(), and send()/sendto() without an address, stay the
+# kernel's. A test user made for the run ($RL_USER: useradd, removed at the end with
+# every process of it) runs `sandlock-runc spec --rootless` bundles, without a cgroup
+# (none is delegated here) and without a network namespace of their own: the containers
+# share the host's, where the sink, the connect listener and the refused destination's
+# receivers listen on the bench veth's address $LISTEN_IP. slirp4netns would put a
+# user-space TCP/IP stack on every byte and connect, in both setups, and hide the shim's
+# cost under its own. bench/datapath.c runs in two such containers started together, no
+# policy and a policy (checked to be in supervisor mode with `egress ID`), driven by the
+# user, in pairs; then `run /bin/true` with and without a policy, in pairs
+# (bench/interleave.c run by the user). The receiving end confirms the enforcement:
+# egress_listener on $LISTEN_IP:$RL_REFUSED_PORT (TCP and UDP, not in the policy) must
+# get every probe of the setup without a policy and none of the policy's.
+
+RL_USER=slbench$$
+RL_MADE_USER=0
+RL_DIR=""
+RL_REFUSED_PORT=82
+RL_LISTENERS=() # egress_listener daemons' pids
+RL_ERRORS=()
+RL_EGRESS=""    # what `egress ID` said of the policy container
+
+# as_rl CMD...: CMD as the test user, without capabilities or groups, in $RL_DIR, in a
+# private mount namespace of its own where /dev/null is a 0666 node (this host's is 0755,
+# which no unprivileged process can open for writing, the shim included; the same
+# workaround as integration/rootless.bash's, never changing the host). The namespace and
+# its tmpfs go with the last process in it (the containers' shims included).
+as_rl() {
+	(cd "$RL_DIR" && unshare -m --propagation private sh -c '
+		mount -t tmpfs -o mode=0755,size=64k slbench-dev "$1" && mknod -m 0666 "$1/null" c 1 3 &&
+			mount --bind "$1/null" /dev/null || exit 125
+		shift
+		exec "$@"' sh "$WORK/rl-dev" \
+		setpriv --reuid="$RL_USER" --regid="$RL_USER" --clear-groups --inh-caps=-all \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$RL_DIR" XDG_RUNTIME_DIR="$RL_DIR/xdg" "$@" 3>&-)
+}
+
+rl_user_pids() { ps -u "$RL_USER" -o pid= 2>/dev/null; }
+
+# rl_setup: the user and its directory; $WORK opened for it to read (the rootfs, the
+# runtime and the bench programs are root's, readable).
+rl_setup() {
+	command -v setpriv >/dev/null && command -v useradd >/dev/null || die "rootless: setpriv and useradd are needed"
+	id "$RL_USER" >/dev/null 2>&1 && die "rootless: user $RL_USER exists already"
+	useradd --no-create-home --home-dir "$WORK/rl" --shell /usr/sbin/nologin --user-group "$RL_USER" ||
+		die "rootless: useradd $RL_USER"
+	RL_MADE_USER=1
+	RL_DIR=$WORK/rl
+	chmod 0755 "$WORK"
+	mkdir -m 0700 "$RL_DIR" "$RL_DIR/xdg" && mkdir "$RL_DIR/state" "$WORK/rl-dev" || die "rootless: mkdir"
+	chown -R "$RL_USER:" "$RL_DIR" || die "rootless: chown"
+	cp "$BIN/interleave" "$WORK/interleave" && chmod 0755 "$WORK/interleave" || die "rootless: cp interleave"
+}
+
+# rl_bundle NAME ARGS_JSON [ALLOW]: $RL_DIR/b-NAME from `spec --rootless` written by the
+# user, the host's network namespace (no "network" entry).
+rl_bundle() {
+	local dir=$RL_DIR/b-$1
+	as_rl mkdir "$dir" && as_rl sh -c "cd $dir && exec $SL spec --rootless" || die "rootless: spec --rootless"
+	jq --arg root "$WORK/rootfs" --argjson args "$2" --arg allow "${3:-}" '
+		.root = {path: $root, readonly: true}
+		| .process.terminal = false
+		| .process.args = $args
+		| .linux.namespaces |= map(select(.type != "network"))
+		| if $allow != "" then .annotations["io.sandlock.network.allow"] = $allow else . end' \
+		"$dir/config.json" >"$WORK/rl-config.json" && as_rl cp "$WORK/rl-config.json" "$dir/config.json" ||
+		die "rootless: bundle $1"
+}
+
+# rl_listen PROTO: an egress_listener of PROTO on the refused destination.
+rl_listen() {
+	local pid
+	pid=$("$BUILD/helpers/egress_listener" "$1" "$LISTEN_IP" "$RL_REFUSED_PORT" "$WORK/rl-refused.log" 3600) ||
+		die "rootless: egress_listener $1 on $LISTEN_IP:$RL_REFUSED_PORT"
+	RL_LISTENERS+=("$pid")
+}
+
+rl_tests() {
+	local ip=$LISTEN_IP sink=$SINK_PORT ms=$DP_MS
+	cat <<-EOT
+		tcp_write 2 MBps tcp_write $ip $sink 65536 $ms
+		tcp_send 2 MBps tcp_send $ip $sink 65536 $ms
+		tcp_sendmsg 2 MBps tcp_sendmsg $ip $sink 4096 $ms
+		tcp_sendmsg64 2 MBps tcp_sendmsg $ip $sink 65536 $ms
+		udp_sendto 2 msgs_per_s udp_sendto $ip $sink 64 $ms
+		udp_send 2 msgs_per_s udp_send $ip $sink 64 $ms
+		udp_sendmsg 2 msgs_per_s udp_sendmsg $ip $sink 64 $ms
+		udp_sendmsg_conn 2 msgs_per_s udp_sendmsg_conn $ip $sink 64 $ms
+		sendmmsg 2 msgs_per_s sendmmsg $ip $sink 64 16 $ms
+		gso 2 msgs_per_s gso $ip $sink 1200 16 $ms
+		connect 2 median_us,p99_us connect $ip $PORT $DP_NCONN
+		tput1 2 ops_per_s connect_tput $ip $PORT $DP_NTPUT 1
+		tput8 2 ops_per_s connect_tput $ip $PORT $DP_NTPUT 8
+		deliver 2 udp_sent,udp_errno,tcp_sent,tcp_errno probe_deliver $ip $RL_REFUSED_PORT 1
+	EOT
+}
+
+rootless() {
+	local rt setup i
+	log "rootless: test user $RL_USER; $DP_ROUNDS pairs of each data-path figure, $RL_RUNS of \`run\`"
+	rl_setup
+	start_sink
+	rl_listen tcp
+	rl_listen udp
+	rl_bundle dp-none '["/datapath","serve","rl-none"]'
+	rl_bundle dp-policy '["/datapath","serve","rl-policy"]' "$POLICY_DATAPATH"
+	rl_bundle true '["/bin/true"]'
+	rl_bundle true-p '["/bin/true"]' "$POLICY_DATAPATH"
+	rl_tests >"$WORK/rl.tests"
+	rt="$SL --root $RL_DIR/state"
+	# the drive runs as the user; `egress ID` on the policy container once it runs
+	# shellcheck disable=SC2086 # $rt's words are paths without spaces
+	as_rl timeout --kill-after=10 1800 "$WORK/rootfs/datapath" drive "$DP_ROUNDS" "$DP_WARMUP" "$WORK/rl.tests" -- \
+		$rt run --bundle "$RL_DIR/b-dp-none" bench-rl-none ';' \
+		$rt run --bundle "$RL_DIR/b-dp-policy" bench-rl-policy \
+		>"$WORK/rl.out" 2>"$WORK/rl.err" </dev/null &
+	BG_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		RL_EGRESS=$(as_rl $rt egress bench-rl-policy 2>&1 </dev/null) && break
+		RL_EGRESS=""
+		kill -0 "$BG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$BG_PID" || RL_ERRORS+=("datapath drive exited with status $?: $(tail -n 3 "$WORK/rl.err" | tr '\n' ' ')")
+	BG_PID=""
+	awk '$1 == "raw" { split("none policy", name, " "); print "rl." $2, $3, name[$4 + 1], $5 }' "$WORK/rl.out" >>"$PAIRS"
+	while read -r _ test setup rest; do
+		case $setup in 0) setup=none ;; 1) setup=policy ;; esac
+		RL_ERRORS+=("$test, $setup: $rest")
+	done < <(grep '^err ' "$WORK/rl.out")
+	((${#RL_ERRORS[@]})) && log "rootless: ${#RL_ERRORS[@]} error line(s), e.g. ${RL_ERRORS[0]}"
+	# shellcheck disable=SC2086
+	for setup in bench-rl-none bench-rl-policy; do as_rl $rt delete --force $setup >/dev/null 2>&1 </dev/null; done
+	log "rootless: run /bin/true, $RL_RUNS pairs"
+	# shellcheck disable=SC2086
+	as_rl "$WORK/interleave" -o "$RL_DIR/run.raw" "$RL_RUNS" "$WARMUP" 0 -- \
+		$rt run --bundle "$RL_DIR/b-true" bench-rl-true ';' \
+		$rt run --bundle "$RL_DIR/b-true-p" bench-rl-true-p >"$WORK/rl-run.out" 2>&1 </dev/null ||
+		RL_ERRORS+=("interleave (run) failed: $(head -c 300 "$WORK/rl-run.out")")
+	awk '{ print "rl.run", $1, ($2 == 0 ? "none" : "policy"), ($4 == 0 ? $3 : "nan") }' "$RL_DIR/run.raw" >>"$PAIRS"
+	for setup in none policy; do
+		i=$(pfails rl.run "$setup")
+		((i)) && RL_ERRORS+=("run /bin/true, $setup: $i of $(pcount rl.run "$setup") runs failed")
+	done
+	if [ "$(pfails rl.run policy)" != 0 ]; then
+		# once more by hand, to log what the runtime said
+		RL_ERRORS+=("  e.g.: $(as_rl $rt run --bundle "$RL_DIR/b-true-p" bench-rl-true-p 2>&1 </dev/null | head -c 300 | tr '\n' ' ')")
+		as_rl $rt delete --force bench-rl-true-p >/dev/null 2>&1 </dev/null
+	fi
+	sleep 0.3 # the listeners' last records
+	stop_sink
+	rl_cleanup
+}
+
+# rl_cleanup: the user's containers, processes, listeners, the user (its group and
+# subordinate ids go with userdel) and its directory; whatever failed before.
+rl_cleanup() {
+	local pid i id
+	if ((RL_MADE_USER)); then
+		if [ -d "$RL_DIR/state" ]; then
+			for id in "$RL_DIR"/state/*; do
+				[ -e "$id" ] || continue
+				as_rl timeout 30 "$SL" --root "$RL_DIR/state" delete --force "$(basename "$id")" >/dev/null 2>&1 </dev/null
+			done
+		fi
+		for ((i = 0; i < 50; i++)); do
+			pid=$(rl_user_pids)
+			[ -z "$pid" ] && break
+			# shellcheck disable=SC2086 # one pid a word
+			kill -9 $pid 2>/dev/null
+			sleep 0.1
+		done
+		userdel -f "$RL_USER" 2>/dev/null || log "rootless: userdel $RL_USER failed"
+		getent group "$RL_USER" >/dev/null && groupdel "$RL_USER" 2>/dev/null
+		RL_MADE_USER=0
+	fi
+	for pid in "${RL_LISTENERS[@]}"; do
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '^[^ ]*egress_listener ' && kill "$pid" 2>/dev/null
+	done
+	RL_LISTENERS=()
+	[ -n "$RL_DIR" ] && rm -rf --one-file-system "$RL_DIR"
+	RL_DIR=""
+}
+
+# rl_count PATTERN: the refused destination's records matching PATTERN (awk).
+rl_count() { awk "$1 { n++ } END { print n + 0 }" "$WORK/rl-refused.log" 2>/dev/null || echo 0; }
+
+report_rootless() {
+	echo "## Rootless (issue 14): the egress annotation in supervisor mode, policy vs no policy, in pairs"
+	echo
+	echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), sandlock-runc build of $SL_BUILT; \`bench/run.sh --only rootless\`$( ((QUICK)) && echo ' --quick'). A test user (no capabilities, no delegated cgroup: the containers run without one) runs \`sandlock-runc spec --rootless\` bundles (busybox, read-only root, a user namespace mapping the user to root) without a network namespace of their own: the host's, so that no user-space network stack (slirp4netns) sits in both columns and hides the shim's cost. bench/datapath.c serves in two containers started together: no policy; io.sandlock.network.allow=\"$POLICY_DATAPATH\"; sends go to a sink on $LISTEN_IP:$SINK_PORT (the bench veth's host address), connects to the accept-and-close listener on $LISTEN_IP:$PORT."
+	echo "- enforcement of the policy container, from \`egress ID\` run by the user: $(grep -m1 '^enforced by' <<<"$RL_EGRESS" | sed 's/  */ /g' || true)$([ -z "$RL_EGRESS" ] && echo 'NOT READ')"
+	echo "- $DP_ROUNDS pairs per figure after $DP_WARMUP warm-up, the setups taking turns (A B, B A, ...); a send figure is $DP_MS ms of sending, a connect latency $DP_NCONN connects, a throughput $DP_NTPUT connects; \`run\` $RL_RUNS pairs after $WARMUP warm-up (bench/interleave.c, run by the user). Figures: medians; ratios: the median of the pair-by-pair ratios."
+	echo
+	echo "| figure | through the shim | no policy | policy | policy/no policy | pair ratios, lowest-highest |"
+	echo "|---|---|---|---|---|---|"
+	local key name d via
+	while IFS='|' read -r key via name d; do
+		echo "| $name | $via | $(num "$(pmed "rl.$key" none)" "$d") | $(num "$(pmed "rl.$key" policy)" "$d") | $(pratio "rl.$key" policy none) | $(pspread "rl.$key" policy none) |"
+	done <<-EOT
+		tcp_write.MBps|no|TCP write(), 64 KiB (MB/s)|0
+		tcp_send.MBps|no|TCP send(), 64 KiB (MB/s)|0
+		tcp_sendmsg.MBps|yes|TCP sendmsg(), 4 KiB (MB/s)|0
+		tcp_sendmsg64.MBps|yes|TCP sendmsg(), 64 KiB (MB/s)|0
+		udp_sendto.msgs_per_s|yes|UDP sendto(), 64 B, unconnected (msgs/s)|0
+		udp_send.msgs_per_s|no|UDP send(), 64 B, connected (msgs/s)|0
+		udp_sendmsg.msgs_per_s|yes|UDP sendmsg() with an address, 64 B (msgs/s)|0
+		udp_sendmsg_conn.msgs_per_s|yes|UDP sendmsg() on a connected socket, no address, 64 B (msgs/s)|0
+		sendmmsg.msgs_per_s|yes|UDP sendmmsg() x16 with addresses, 64 B (msgs/s)|0
+		gso.msgs_per_s|yes|UDP_SEGMENT on a connected UDP socket, 16 x 1200 B a send (segments/s)|0
+		connect.median_us|yes|TCP connect latency, median (µs)|1
+		connect.p99_us|yes|TCP connect latency, p99 (µs)|1
+		tput1.ops_per_s|yes|connect throughput, 1 thread (/s)|0
+		tput8.ops_per_s|yes|connect throughput, 8 threads (/s)|0
+		run|-|\`run\` /bin/true (ms)|1
+	EOT
+	echo "| \`run\` /bin/true, policy - no policy (ms) | | | | $(pdiff rl.run policy none) | |"
+	echo
+	# the receiving end: every probe of the setup without a policy arrived, none of the
+	# policy's (the payload names the setup; the sources are alike, the host's)
+	local probes n_udp n_tcp p_any accepts e_udp e_tcp s_pol
+	probes=$(pcount rl.deliver.udp_sent none)
+	probes=$((probes + DP_WARMUP))
+	n_udp=$(rl_count '$1 == "udp" && $4 == "data" && $6 == "rl-none-udp"')
+	n_tcp=$(rl_count '$1 == "tcp" && $4 == "data" && $6 == "rl-none-tcp"')
+	p_any=$(rl_count '$6 ~ /^rl-policy-/')
+	accepts=$(rl_count '$1 == "tcp" && $4 == "accept"')
+	s_pol=$(awk '$1 == "rl.deliver.udp_sent" && $3 == "policy" && $4 == 1 { n++ } $1 == "rl.deliver.tcp_sent" && $3 == "policy" && $4 == 1 { n++ } END { print n + 0 }' "$PAIRS")
+	e_udp=$(pmed rl.deliver.udp_errno policy) e_tcp=$(pmed rl.deliver.tcp_errno policy)
+	errname() { case $1 in 1) echo "EPERM" ;; 13) echo "EACCES" ;; 111) echo "ECONNREFUSED" ;; *) echo "errno $1" ;; esac; }
+	echo "The receiving end, egress_listener on $LISTEN_IP:$RL_REFUSED_PORT (TCP and UDP; not in the policy), over $probes probes per setup (the warm-up's included): from the container without a policy $n_udp datagrams and $n_tcp connections' payloads arrived; from the policy's $p_any (the container saw $s_pol sends succeed; refused with $(errname "$e_udp") for the datagram, $(errname "$e_tcp") for the connect); connections accepted in all: $accepts."
+	if [ "$n_udp" = "$probes" ] && [ "$n_tcp" = "$probes" ] && [ "$p_any" = 0 ] && [ "$s_pol" = 0 ] && [ "$accepts" = "$probes" ] &&
+		grep -q '^enforced by: *supervisor mode' <<<"$RL_EGRESS"; then
+		echo "Policy enforced, in supervisor mode: **yes**."
+	else
+		echo "Policy enforced, in supervisor mode: **NO or unknown**: the policy column does not measure a confined container."
+	fi
+	echo
+	if ((${#RL_ERRORS[@]})); then
+		echo "Errors (a figure counts successful calls only; a failed run is left out of the medians and pairs):"
+		echo
+		printf -- '- %s\n' "${RL_ERRORS[@]}"
+		echo
+	fi
+}
+
 # ---------------------------------------------------------------- report
 
 ratio() { # ratio A B: A/B with two decimals, or "-"
@@ -1353,6 +1611,7 @@ report() {
 	want datapath && report_datapath
 	want scale && scale_report
 	want live && live_report
+	want rootless && report_rootless
 	if [ -z "$ONLY" ]; then report_targets; fi
 }
 
@@ -1535,6 +1794,7 @@ want egress && egress
 want datapath && datapath
 want scale && scale
 want live && live
+want rootless && rootless
 
 report >"$WORK/report.md"
 cat "$WORK/report.md"

@@ -110,11 +110,19 @@ rl_delegate() {
 	done
 }
 
-# rl_undelegate: the delegated cgroups, whatever the test left in them (the test's shell
-# moved back to the root cgroup2 first).
+# rl_undelegate: the delegated cgroups, whatever the test left in them: the processes
+# still in them (a container a failed test left running: they are the test's own) are
+# killed first, then the cgroups removed, deepest first.
 rl_undelegate() {
 	[ -n "${RL_DELEG:-}" ] || return 0
-	local h
+	local h pids i
+	for ((i = 0; i < 50; i++)); do
+		pids=$(cat /sys/fs/cgroup/*/"$RL_DELEG"/cgroup.procs /sys/fs/cgroup/*/"$RL_DELEG"/*/cgroup.procs 2>/dev/null | sort -u)
+		[ -z "$pids" ] && break
+		# shellcheck disable=SC2086 # one pid a word
+		kill -9 $pids 2>/dev/null
+		sleep 0.1
+	done
 	for h in /sys/fs/cgroup/*/"$RL_DELEG"; do
 		[ -d "$h" ] || continue
 		find "$h" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
@@ -123,9 +131,10 @@ rl_undelegate() {
 	RL_DELEG=
 }
 
-@test "rootless: a delegated cgroup is used: the spec's limits are applied in it, and removed with the container" {
+@test "rootless: a delegated cgroup is used: the spec's limits are applied in it (the container cannot fork past pids.max), and removed with the container" {
 	rl_delegate
-	rl_spec '["sh", "-c", "cat /proc/self/cgroup; sleep 1"]' \
+	# inside: sh and a subshell, whose 9th sleep passes the limit of 10 tasks
+	rl_spec '["sh", "-c", "cat /proc/self/cgroup; (i=0; while [ $i -lt 12 ]; do sleep 2 & i=$((i + 1)); done; echo forked-12) 2>&1; sleep 1"]' \
 		".linux.cgroupsPath = \"/$RL_DELEG/rl3\" | .linux.resources = {\"pids\": {\"limit\": 10}, \"memory\": {\"limit\": 33554432}}"
 	# cgroup2 moves a process only within a subtree the mover may write at the common
 	# ancestor: the user's processes start inside the delegated cgroup, as under systemd
@@ -143,6 +152,9 @@ rl_undelegate() {
 	[ "$status" -eq 0 ]
 	[ "$limit" = 10 ]
 	[ "$mem" = 33554432 ]
+	# the container met the limit: a fork failed (busybox: "can't fork"), 12 did not go
+	grep -q "can't fork" "$RL_DIR/out"
+	! grep -q forked-12 "$RL_DIR/out"
 	grep -q "^[0-9]*:pids:/$RL_DELEG/rl3\$" "$RL_DIR/out" || grep -q "^0::/$RL_DELEG/rl3\$" "$RL_DIR/out"
 	# removed by the runtime (the user's own directories)
 	[ -z "$(find /sys/fs/cgroup/*/"$RL_DELEG" -mindepth 1 -type d 2>/dev/null)" ]
