@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <linux/magic.h>
@@ -218,8 +219,7 @@ constexpr const char* kTun = "sltun0";
 
 bool is_ping_sendto(Kind k) { return k == Kind::PingSendto4 || k == Kind::PingSendto6; }
 
-class Tun;
-bool ping_delivered(int fd, const IpAddr& dest, Tun& tun);
+class PendingPings;
 
 // A ping sendto that returned success but whose packet never arrived. The egress program
 // drops silently for IPv6: ping_v6_sendmsg() ignores the error of sending the packet.
@@ -227,9 +227,15 @@ constexpr int kDropped = -1;
 
 std::string outcome_name(int result) { return result == kDropped ? "sent, never arrived" : errno_name(result); }
 
-// 0 when the call succeeded (a ping sendto: and its packet arrived), else its errno
-// (or kDropped).
-int run_probe(const Probe& p, Tun& tun) {
+// A ping sendto's payload after the ICMP header: this magic, then its probe's index.
+constexpr std::uint32_t kProbeMagic = 0x736c7072;
+
+// 0 when the call succeeded, else its errno. A ping sendto that succeeded is handed to
+// pending (whether its packet arrived is settled after the last probe).
+int run_probe(const Probe& p, std::size_t index, PendingPings& pending);
+
+// The probe's socket, or its errno (EPERM: the sock_create program).
+int run_probe_call(const Probe& p, std::uint32_t index, UniqueFd& out) {
     int family = AF_INET, type = SOCK_STREAM, proto = 0;
     bool sockaddr_v6 = false, send = false, fastopen = false, ping = false;
     switch (p.kind) {
@@ -252,7 +258,8 @@ int run_probe(const Probe& p, Tun& tun) {
         case Kind::UdpLite4: type = SOCK_DGRAM; proto = IPPROTO_UDPLITE; break;
         case Kind::Mptcp4: proto = IPPROTO_MPTCP; break;
     }
-    UniqueFd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
+    UniqueFd& fd = out;
+    fd.reset(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto));
     if (!fd && errno == EPERM) return EPERM;  // the sock_create program
     if (!fd) throw SystemError(std::string("socket for ") + name_of(p.kind), errno);
     // 255.255.255.255 (the end of 0.0.0.0/0) needs it, else EACCES before any hook
@@ -270,12 +277,14 @@ int run_probe(const Probe& p, Tun& tun) {
         rc = ::connect(fd.get(), sa, len);
     } else {
         unsigned char data[16] = {};
-        if (ping) data[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;  // type; code 0
-        rc = ::sendto(fd.get(), data, ping ? 8 : sizeof data, fastopen ? MSG_FASTOPEN : 0, sa, len);
+        if (ping) {
+            data[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;  // type; code 0
+            std::memcpy(data + 8, &kProbeMagic, 4);
+            std::memcpy(data + 12, &index, 4);
+        }
+        rc = ::sendto(fd.get(), data, sizeof data, fastopen ? MSG_FASTOPEN : 0, sa, len);
     }
-    if (rc < 0) return errno;
-    if (ping && send && !ping_delivered(fd.get(), p.dest, tun)) return kDropped;
-    return 0;
+    return rc < 0 ? errno : 0;
 }
 
 // Addresses worth asking about: fixed ones, and around every address and block of the policy.
@@ -372,6 +381,13 @@ std::vector<Probe> probes_for(const ResolvedPolicy& policy, std::size_t max_per_
 
 // ---- the child
 
+// One ping from a fresh ping socket per destination: its sendto result, whether the
+// echo reply came back, and how many ICMP packets to it reached the TUN device.
+struct PingResult {
+    int sendto_errno, reply, on_wire;
+};
+
+
 // The child's way out: a TUN device (its packets are read back from the fd) with the
 // default routes of both families, so every ping reaches the egress hook.
 class Tun {
@@ -425,15 +441,14 @@ public:
         pollfd p{fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, wait_ms) <= 0) return 0;
         unsigned char pkt[2048];
-        for (ssize_t n; (n = ::read(fd_.get(), pkt, sizeof pkt)) > 0;) {
-            if (dest.is_v4() && n >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_ICMP &&
-                std::memcmp(pkt + 16, dest.bytes.data(), 4) == 0)
-                ++count;
-            if (!dest.is_v4() && n >= 40 && pkt[0] >> 4 == 6 && pkt[6] == IPPROTO_ICMPV6 &&
-                std::memcmp(pkt + 24, dest.bytes.data(), 16) == 0)
-                ++count;
-        }
+        for (ssize_t n; (n = ::read(fd_.get(), pkt, sizeof pkt)) > 0;) count += is_icmp_to(pkt, n, dest);
         return count;
+    }
+    // Adds to counts[i] the ICMP/ICMPv6 packets to dests[i] the device holds now.
+    void count_icmp_packets(const std::vector<IpAddr>& dests, std::vector<PingResult>& counts) {
+        unsigned char pkt[2048];
+        for (ssize_t n; (n = ::read(fd_.get(), pkt, sizeof pkt)) > 0;)
+            for (std::size_t i = 0; i < dests.size(); ++i) counts[i].on_wire += is_icmp_to(pkt, n, dests[i]);
     }
     // Packets of any protocol to dest since the last drain() (waits up to wait_ms).
     int packets_to(const IpAddr& dest, int wait_ms) {
@@ -447,6 +462,24 @@ public:
                 ++count;
         }
         return count;
+    }
+    // The probe indexes of the marked echo requests (run_probe_call's ping payload) read
+    // from the device now; everything else it held is thrown away.
+    std::vector<std::uint32_t> marked_echo_requests() {
+        std::vector<std::uint32_t> out;
+        unsigned char pkt[2048];
+        for (ssize_t n; (n = ::read(fd_.get(), pkt, sizeof pkt)) > 0;) {
+            std::size_t icmp = 0;  // offset of the echo request's ICMP header, 0: none
+            if (n >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_ICMP) icmp = (pkt[0] & 0xfu) * 4u;
+            if (n >= 40 && pkt[0] >> 4 == 6 && pkt[6] == IPPROTO_ICMPV6) icmp = 40;
+            if (icmp == 0 || static_cast<std::size_t>(n) < icmp + 16) continue;
+            if (pkt[icmp] != ICMP_ECHO && pkt[icmp] != ICMP6_ECHO_REQUEST) continue;
+            std::uint32_t magic, index;
+            std::memcpy(&magic, pkt + icmp + 8, 4);
+            std::memcpy(&index, pkt + icmp + 12, 4);
+            if (magic == kProbeMagic) out.push_back(index);
+        }
+        return out;
     }
     // Throws away what the device holds (its queue is short).
     void drain() {
@@ -462,6 +495,11 @@ public:
     static constexpr const char* kRemote6 = "fd00:250::2";
 
 private:
+    static bool is_icmp_to(const unsigned char* pkt, ssize_t n, const IpAddr& dest) {
+        if (dest.is_v4())
+            return n >= 20 && pkt[0] >> 4 == 4 && pkt[9] == IPPROTO_ICMP && std::memcmp(pkt + 16, dest.bytes.data(), 4) == 0;
+        return n >= 40 && pkt[0] >> 4 == 6 && pkt[6] == IPPROTO_ICMPV6 && std::memcmp(pkt + 24, dest.bytes.data(), 16) == 0;
+    }
     static void set_up(const char* name) {
         UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
         ifreq ifr{};
@@ -487,15 +525,42 @@ private:
     UniqueFd fd_;
 };
 
-// Whether a ping just sent arrived: its echo request on the TUN device, or (a local
-// destination) the kernel's echo reply on the socket. Both come at once: 50 ms is ample.
-bool ping_delivered(int fd, const IpAddr& dest, Tun& tun) {
-    for (int i = 0; i < 10; ++i) {
-        if (tun.icmp_packets_to(dest, 0) > 0) return true;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 5) == 1) return true;
+// The ping sendtos that succeeded, until their packets are seen: the echo request (its
+// probe's index in the payload) on the TUN device, or (a local destination) the kernel's
+// echo reply on the socket. Both come at once, so one 50 ms wait after the last probe,
+// shared by all, is ample; a ping still unseen then was dropped (kDropped).
+class PendingPings {
+public:
+    void add(std::size_t index, UniqueFd fd) { sockets_.emplace(index, std::move(fd)); }
+    // Reads the device (after every probe: its queue is short).
+    void note_arrivals(Tun& tun) {
+        for (const auto index : tun.marked_echo_requests()) sockets_.erase(index);
     }
-    return false;
+    void settle(Tun& tun, std::vector<int>& results) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+        for (;;) {
+            note_arrivals(tun);
+            std::erase_if(sockets_, [](const auto& entry) { return has_reply(entry.second.get()); });
+            if (sockets_.empty() || std::chrono::steady_clock::now() >= deadline) break;
+            ::usleep(1000);
+        }
+        for (const auto& entry : sockets_) results[entry.first] = kDropped;
+        sockets_.clear();
+    }
+
+private:
+    static bool has_reply(int fd) {
+        pollfd p{fd, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+    }
+    std::map<std::size_t, UniqueFd> sockets_;
+};
+
+int run_probe(const Probe& p, std::size_t index, PendingPings& pending) {
+    UniqueFd fd;
+    const int rc = run_probe_call(p, static_cast<std::uint32_t>(index), fd);
+    if (rc == 0 && is_ping_sendto(p.kind)) pending.add(index, std::move(fd));
+    return rc;
 }
 
 // Moves the calling child into the cgroup and a new network namespace with lo, the TUN
@@ -549,10 +614,12 @@ std::vector<int> run_in_child(const std::string& cgroup, const std::function<std
 std::vector<int> run_in_cgroup(const std::string& cgroup, const std::vector<Probe>& probes) {
     const auto results = run_in_child(cgroup, [&](Tun& tun) {
         std::vector<int> out;
-        for (const auto& p : probes) {
-            out.push_back(run_probe(p, tun));
-            tun.drain();
+        PendingPings pending;
+        for (std::size_t i = 0; i < probes.size(); ++i) {
+            out.push_back(run_probe(probes[i], i, pending));
+            pending.note_arrivals(tun);
         }
+        pending.settle(tun, out);
         return out;
     });
     BOOST_TEST_REQUIRE(results.size() == probes.size());
@@ -615,32 +682,46 @@ bool can_run() {
     return ::geteuid() == 0 && !cgroup2_root().empty();
 }
 
-// One ping from a fresh ping socket: its sendto result, whether the echo reply came
-// back, and how many ICMP packets to dest reached the TUN device.
-struct PingResult {
-    int sendto_errno, reply, on_wire;
-};
-
-PingResult ping_once(Tun& tun, const IpAddr& dest) {
-    tun.drain();
+UniqueFd send_ping(const IpAddr& dest, PingResult& result) {
     const bool v6 = !dest.is_v4();
-    UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
+    UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
     require(static_cast<bool>(fd), 96, "ping socket");
     sockaddr_storage ss;
     const socklen_t len = make_sockaddr(dest, 0, v6, ss);
     unsigned char pkt[16] = {};
     pkt[0] = v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
     std::memcpy(pkt + 8, "sandlock", 8);
-    PingResult r{0, 0, 0};
-    if (::sendto(fd.get(), pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) r.sendto_errno = errno;
-    pollfd p{fd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 300) == 1) {
-        unsigned char in[64];
-        const ssize_t n = ::recv(fd.get(), in, sizeof in, MSG_DONTWAIT);
-        r.reply = n >= 8 && in[0] == (v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY);
+    if (::sendto(fd.get(), pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) result.sendto_errno = errno;
+    return fd;
+}
+
+bool echo_reply_on(int fd, bool v6) {
+    unsigned char in[64];
+    const ssize_t n = ::recv(fd, in, sizeof in, MSG_DONTWAIT);
+    return n >= 8 && in[0] == (v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY);
+}
+
+// Pings all destinations first, then waits for them together: a ping is settled by its
+// echo reply or by its request on the device (nothing answers there, so no reply can
+// follow); 300 ms after the sends, those still unsettled count as neither.
+std::vector<PingResult> ping_each(Tun& tun, const std::vector<IpAddr>& dests) {
+    tun.drain();
+    std::vector<PingResult> results(dests.size(), PingResult{0, 0, 0});
+    std::vector<UniqueFd> fds;
+    for (std::size_t i = 0; i < dests.size(); ++i) fds.push_back(send_ping(dests[i], results[i]));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    for (;;) {
+        tun.count_icmp_packets(dests, results);
+        bool all_settled = true;
+        for (std::size_t i = 0; i < dests.size(); ++i) {
+            if (!results[i].reply) results[i].reply = echo_reply_on(fds[i].get(), !dests[i].is_v4());
+            all_settled = all_settled && (results[i].reply || results[i].on_wire > 0);
+        }
+        if (all_settled || std::chrono::steady_clock::now() >= deadline) break;
+        ::usleep(1000);
     }
-    r.on_wire = tun.icmp_packets_to(dest, 50);
-    return r;
+    return results;
 }
 
 std::vector<int> flatten(const std::vector<PingResult>& results) {
@@ -878,9 +959,9 @@ BOOST_AUTO_TEST_CASE(pings_judged_at_the_wire_and_echo_replies_come_back,
     const char* dests[] = {"10.250.0.1", "fd00:250::1", "127.0.0.1", "::1",     "10.1.2.4",
                            "10.1.2.3",   "fd00::9",     "fd00::1",   "0.0.0.0"};
     const auto ping_all = [&](Tun& tun) {
-        std::vector<PingResult> out;
-        for (const char* d : dests) out.push_back(ping_once(tun, addr_of(d)));
-        return flatten(out);
+        std::vector<IpAddr> addrs;
+        for (const char* d : dests) addrs.push_back(addr_of(d));
+        return flatten(ping_each(tun, addrs));
     };
     // sendto errno, echo reply, packets on the wire; per destination above
     const std::vector<int> all_delivered = {0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1,
@@ -912,7 +993,7 @@ BOOST_AUTO_TEST_CASE(icmp_errors_for_the_containers_sockets_still_arrive,
     const KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.1:9; udp://[fd00:250::1]:9", "deny"));
     const auto results = run_in_child(cg.path, [](Tun& tun) {
         std::vector<int> out;
-        out.push_back(ping_once(tun, addr_of(Tun::kAddr4)).sendto_errno);
+        out.push_back(ping_each(tun, {addr_of(Tun::kAddr4)}).front().sendto_errno);
         for (const char* dest : {Tun::kAddr4, Tun::kAddr6}) {
             const IpAddr a = addr_of(dest);
             UniqueFd s(::socket(a.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
