@@ -699,8 +699,9 @@ struct KernelLayer::Impl {
 KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<Impl>()) {
     quiet_libbpf();
     take_libbpf_reason();  // forget what an earlier load said
-    impl_->shared = &shared_layer();
+    // The policy's maps first: one too large for them fails before anything is loaded or pinned.
     impl_->current = make_policy_maps(policy);
+    impl_->shared = &shared_layer();
     impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
 }
 
