@@ -163,7 +163,7 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
     if (!plan_) return;
     shim_limits_ = shim_limits_from_env();
     // Made and filled on a thread while the container is set up (plan_ is not moved again),
-    // with the notify filters init will install: off the path to the container's start.
+    // with the notify filter init will install: off the path to the container's start.
     maps_ = std::async(std::launch::async, [this] {
         PreparedMaps out;
         try {
