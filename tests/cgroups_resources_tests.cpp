@@ -28,14 +28,11 @@
 #include "spec/config.hpp"
 #include "tests/support.hpp"
 
+namespace cgroups_resources {
 using sandlock::testing::TempDir;
-
 using namespace sandlock;
 using namespace sandlock::cgroups;
 using nlohmann::json;
-
-namespace {
-
 
 // A fake cgroup directory: the interface files exist (empty), as the kernel would offer them.
 void touch_all(const std::string& dir, const std::vector<std::string>& files) {
@@ -119,7 +116,7 @@ unsigned long long cpu_ticks(pid_t pid) {
     return utime + stime;
 }
 
-}  // namespace
+}  // namespace cgroups_resources
 
 BOOST_AUTO_TEST_SUITE(cgroups_resources)
 

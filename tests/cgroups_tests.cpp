@@ -26,15 +26,12 @@
 #include "runtime/util/scope.hpp"
 #include "tests/support.hpp"
 
+namespace cgroup_managers {
 using sandlock::testing::TempDir;
-
 using namespace sandlock;
 using namespace sandlock::cgroups;
 
-namespace {
-
 // ---- RAII guards: every test cleans up even when an assertion fails.
-
 
 struct DestroyGuard {
     Manager* manager;
@@ -131,9 +128,9 @@ void make_fake_mounts(const Hierarchy& h, const std::string& root) {
     if (h.v2) fs::mkdir_p(root + h.v2->mount_point);
 }
 
-}  // namespace
+}  // namespace cgroup_managers
 
-BOOST_AUTO_TEST_SUITE(cgroups)
+BOOST_AUTO_TEST_SUITE(cgroup_managers)
 
 // ---------------------------------------------------------------- probe
 

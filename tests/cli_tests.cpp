@@ -11,7 +11,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/log.hpp"
 
+namespace command_line {
 using namespace sandlock;
+}  // namespace command_line
 
 BOOST_AUTO_TEST_SUITE(command_line)
 

@@ -14,12 +14,11 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+namespace container_guards {
 using namespace sandlock;
 using container::Container;
 using testing::message_of;
 using container::Status;
-
-namespace {
 
 constexpr Status kStatuses[] = {Status::Creating, Status::Created, Status::Running, Status::Paused,
                                 Status::Stopped};
@@ -36,7 +35,7 @@ struct Fixture {
     }
 };
 
-}  // namespace
+}  // namespace container_guards
 
 BOOST_AUTO_TEST_SUITE(container_guards)
 

@@ -21,13 +21,12 @@
 #include "tests/fake_kernel.hpp"
 #include "tests/support.hpp"
 
+namespace create_orchestration_tests {
 using namespace sandlock;
 using namespace sandlock::container;
 using sandlock::testing::FakeKernel;
 using sandlock::testing::kFakeInit;
 namespace step = sandlock::testing::child;
-
-namespace {
 
 constexpr pid_t kFakeExecProcess = 5000003;
 
@@ -135,9 +134,10 @@ void check_nothing_left(const Bundle& b, FakeKernel& kernel) {
     BOOST_TEST(!fs::exists(b.pid_file), "pid file left");
 }
 
-}  // namespace
+}  // namespace create_orchestration_tests
 
 BOOST_AUTO_TEST_SUITE(create_orchestration)
+using namespace create_orchestration_tests;
 
 BOOST_AUTO_TEST_CASE(create_runs_its_steps_in_order_and_leaves_init_parked) {
     Bundle b;
@@ -366,6 +366,7 @@ BOOST_AUTO_TEST_CASE(a_cgroup_denied_is_fatal_only_as_root_or_with_limits) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(exec_orchestration)
+using namespace create_orchestration_tests;
 
 namespace {
 

@@ -37,10 +37,9 @@
 #include "tests/support.hpp"
 #include "runtime/util/fd.hpp"
 
+namespace egress_filter {
 using namespace sandlock;
 using namespace sandlock::testing;
-
-namespace {
 
 // The child side of the setup every filtered child shares.
 int install_filter_in_child() {
@@ -223,7 +222,7 @@ void drop_effective_sys_admin() {
 volatile sig_atomic_t g_usr1_seen = 0;
 void on_usr1(int) { g_usr1_seen = 1; }
 
-}  // namespace
+}  // namespace egress_filter
 
 BOOST_AUTO_TEST_SUITE(egress_filter)
 

@@ -51,11 +51,10 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+namespace egress_kernel_layer {
 using namespace sandlock;
 using namespace sandlock::egress;
 using namespace sandlock::testing;
-
-namespace {
 
 // ---- policies
 
@@ -386,7 +385,6 @@ std::vector<Probe> probes_for(const ResolvedPolicy& policy, std::size_t max_per_
 struct PingResult {
     int sendto_errno, reply, on_wire;
 };
-
 
 // The child's way out: a TUN device (its packets are read back from the fd) with the
 // default routes of both families, so every ping reaches the egress hook.
@@ -730,7 +728,7 @@ std::vector<int> flatten(const std::vector<PingResult>& results) {
     return out;
 }
 
-}  // namespace
+}  // namespace egress_kernel_layer
 
 BOOST_AUTO_TEST_SUITE(egress_kernel_layer)
 
@@ -921,12 +919,6 @@ BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
     TestCgroup gone;
     { const KernelLayer layer = attach_layer(gone.path, policy); }  // the shim stopped: its maps left the tables
     BOOST_TEST(verdicts_in(gone.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
-    // delete's cleanup for a shim that died: the same, while the layer still exists
-    TestCgroup dead;
-    const KernelLayer layer = attach_layer(dead.path, policy);
-    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
-    forget_kernel_policy(dead.path);
-    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
     // Also where "no entry matches" means allowed: deny mode, and loopback allowed.
     const std::vector<Probe> open_probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::Tcp4, addr_of("127.0.0.1"), 80}};
     TestCgroup deny;
@@ -935,6 +927,24 @@ BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
         BOOST_TEST(verdicts_in(deny.path, open_probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
     }
     BOOST_TEST(verdicts_in(deny.path, open_probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
+}
+
+// Without bpffs each container's programs and tables are its own (nothing pinned for
+// delete to reach): they go with the cgroup, and a dead shim's policy stays as it was.
+boost::test_tools::assertion_result can_reach_pinned_tables(boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result r(can_run() && !kernel_tables().empty());
+    if (!r) r.message() << "needs root, cgroup2, and bpffs mounted at /sys/fs/bpf (make deps mounts it)";
+    return r;
+}
+
+BOOST_AUTO_TEST_CASE(delete_forgets_the_policy_of_a_shim_that_died,
+                     *boost::unit_test::precondition(can_reach_pinned_tables)) {
+    const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}};
+    TestCgroup dead;
+    const KernelLayer layer = attach_layer(dead.path, allow_policy("10.1.2.3:80; udp://10.1.2.3:53", "deny"));
+    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({1, 1}), boost::test_tools::per_element());
+    forget_kernel_policy(dead.path);  // while the layer (the shim) still holds its maps
+    BOOST_TEST(verdicts_in(dead.path, probes) == std::vector<int>({0, 0}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(attach_detach_and_refuse_a_second_attach,

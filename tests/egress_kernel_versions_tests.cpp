@@ -18,10 +18,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fd.hpp"
 
+namespace egress_kernel_versions {
 using namespace sandlock;
 using namespace sandlock::egress;
-
-namespace {
 
 class NoDns final : public Resolver {
 public:
@@ -74,7 +73,7 @@ std::vector<std::uint64_t> registered_versions(const Cgroup& cg, std::uint64_t u
 
 using Versions = std::vector<std::uint64_t>;
 
-}  // namespace
+}  // namespace egress_kernel_versions
 
 BOOST_AUTO_TEST_SUITE(egress_kernel_versions)
 

@@ -12,9 +12,8 @@
 #include "runtime/egress/policy.hpp"
 #include "runtime/util/error.hpp"
 
+namespace egress_live_change_tests {
 using namespace sandlock::egress;
-
-namespace {
 
 IpAddr ip(const char* text) { return *IpAddr::parse(text); }
 
@@ -58,9 +57,11 @@ std::vector<std::string> texts(const ResolvedPolicy& p) {
     return out;
 }
 
-}  // namespace
+}  // namespace egress_live_change_tests
 
 BOOST_AUTO_TEST_SUITE(egress_live_change)
+using namespace egress_live_change_tests;
+using egress_live_change_tests::ip;  // not <netinet/ip.h>'s struct ip
 
 BOOST_AUTO_TEST_CASE(rule_text_reads_back_to_the_same_rule) {
     for (const char* text : {"10.0.0.1:443", "api.github.com:443,80", ":80", "*:*", "udp://1.1.1.1:53",
@@ -180,6 +181,8 @@ BOOST_AUTO_TEST_SUITE_END()
 #include "runtime/egress/learn.hpp"
 
 BOOST_AUTO_TEST_SUITE(egress_learning)
+using namespace egress_live_change_tests;
+using egress_live_change_tests::ip;  // not <netinet/ip.h>'s struct ip
 
 BOOST_AUTO_TEST_CASE(the_suggestion_merges_ports_and_names_addresses_from_etc_hosts) {
     std::set<Learned> seen = {

@@ -13,18 +13,10 @@
 
 #include "runtime/egress/hosts.hpp"
 #include "runtime/egress/policy.hpp"
+#include "tests/printers.hpp"
 
+namespace egress_policy {
 using namespace sandlock::egress;
-
-// For Boost.Test's messages (static: each test file has its own).
-namespace sandlock::egress {
-static std::ostream& operator<<(std::ostream& os, const IpAddr& ip) { return os << ip.to_string(); }
-static std::ostream& operator<<(std::ostream& os, const Verdict& v) {
-    return os << to_string(v.decision) << "/" << to_string(v.reason);
-}
-}  // namespace sandlock::egress
-
-namespace {
 
 using Annotations = std::map<std::string, std::string>;
 
@@ -87,7 +79,7 @@ constexpr auto TCP = Protocol::Tcp;
 constexpr auto UDP = Protocol::Udp;
 constexpr auto ICMP = Protocol::Icmp;
 
-}  // namespace
+}  // namespace egress_policy
 
 BOOST_AUTO_TEST_SUITE(egress_policy)
 

@@ -12,15 +12,10 @@
 #include "runtime/egress/hosts.hpp"
 #include "runtime/egress/policy.hpp"
 #include "runtime/egress/rules.hpp"
+#include "tests/printers.hpp"
 
+namespace egress_rules {
 using namespace sandlock::egress;
-
-// For Boost.Test's messages (static: each test file has its own).
-namespace sandlock::egress {
-static std::ostream& operator<<(std::ostream& os, const IpAddr& ip) { return os << ip.to_string(); }
-}  // namespace sandlock::egress
-
-namespace {
 
 // The what() of the error f throws; fails the test if it throws nothing.
 std::string error_of(const std::function<void()>& f) {
@@ -73,7 +68,7 @@ Rule rule(Protocol proto, std::optional<std::string> host, std::vector<std::uint
 
 bool is_local(const IpAddr& ip) { return ip == IpAddr::v4(127, 0, 0, 1) || ip == *IpAddr::parse("::1"); }
 
-}  // namespace
+}  // namespace egress_rules
 
 BOOST_AUTO_TEST_SUITE(egress_rules)
 

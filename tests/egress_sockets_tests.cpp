@@ -8,8 +8,10 @@
 
 #include "runtime/egress/sockets.hpp"
 
+namespace egress_judgeable_sockets {
 using namespace sandlock;
 using egress::Protocol;
+}  // namespace egress_judgeable_sockets
 
 BOOST_AUTO_TEST_SUITE(egress_judgeable_sockets)
 

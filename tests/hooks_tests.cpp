@@ -20,9 +20,8 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
+namespace hooks_runner {
 using namespace sandlock;
-
-namespace {
 
 struct HookDir {
     std::string path;
@@ -97,7 +96,7 @@ bool sigpipe_blocked() {
     return sigismember(&mask, SIGPIPE) == 1;
 }
 
-}  // namespace
+}  // namespace hooks_runner
 
 BOOST_AUTO_TEST_SUITE(hooks_runner)
 

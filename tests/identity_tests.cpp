@@ -22,9 +22,8 @@
 #include "tests/support.hpp"
 #include "runtime/util/fs.hpp"
 
+namespace identity {
 using namespace sandlock;
-
-namespace {
 
 std::string error_of(const std::function<void()>& fn) {
     try {
@@ -103,7 +102,7 @@ spec::Capabilities same_in_every_set(const std::vector<std::string>& names) {
     return spec::Capabilities{names, names, names, names, names};
 }
 
-}  // namespace
+}  // namespace identity
 
 BOOST_AUTO_TEST_SUITE(identity)
 

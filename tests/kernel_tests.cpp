@@ -17,9 +17,8 @@
 #include "runtime/util/error.hpp"
 #include "tests/support.hpp"
 
+namespace real_kernel {
 using namespace sandlock;
-
-namespace {
 
 // A pipe whose read end yields the pid a child writes.
 struct PidPipe {
@@ -37,7 +36,7 @@ struct PidPipe {
     }
 };
 
-}  // namespace
+}  // namespace real_kernel
 
 BOOST_AUTO_TEST_SUITE(real_kernel)
 

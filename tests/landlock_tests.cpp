@@ -28,11 +28,10 @@
 #include "tests/support.hpp"
 #include "runtime/util/fd.hpp"
 
+namespace landlock {
 using namespace sandlock;
 using namespace sandlock::testing;
 using sandlock::os::LandlockNetRules;
-
-namespace {
 
 UniqueFd make_socket(int family, int type) {
     UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
@@ -171,7 +170,7 @@ void drop_effective_sys_admin() {
     if (rc != 0) throw_errno("cap_set_proc");
 }
 
-}  // namespace
+}  // namespace landlock
 
 BOOST_AUTO_TEST_SUITE(landlock)
 

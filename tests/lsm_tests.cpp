@@ -9,9 +9,8 @@
 #include "runtime/linux/lsm.hpp"
 #include "runtime/util/error.hpp"
 
+namespace lsm {
 using namespace sandlock;
-
-namespace {
 
 std::string error_of(const std::function<void()>& f) {
     try {
@@ -22,7 +21,7 @@ std::string error_of(const std::function<void()>& f) {
     return "<no error>";
 }
 
-}  // namespace
+}  // namespace lsm
 
 BOOST_AUTO_TEST_SUITE(lsm)
 

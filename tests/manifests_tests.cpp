@@ -19,7 +19,7 @@
 #include "runtime/egress/policy.hpp"
 #include "runtime/util/fs.hpp"
 
-namespace {
+namespace manifests {
 
 const std::string kConfigDir = "integration/config/";
 
@@ -129,7 +129,7 @@ const std::vector<std::string>& sandlock_keys() {
     return keys;
 }
 
-}  // namespace
+}  // namespace manifests
 
 BOOST_AUTO_TEST_SUITE(manifests)
 

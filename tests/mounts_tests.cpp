@@ -29,13 +29,11 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+namespace mounts_tests {
 using sandlock::testing::message_of;
 using sandlock::testing::TempDir;
-
 using namespace sandlock;
 using namespace sandlock::os;
-
-namespace {
 
 // A temporary directory removed at scope exit.
 
@@ -66,9 +64,10 @@ bool same_inode(int fd, const std::string& path) {
     return ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-}  // namespace
+}  // namespace mounts_tests
 
 BOOST_AUTO_TEST_SUITE(mount_options)
+using namespace mounts_tests;
 
 BOOST_AUTO_TEST_CASE(flags_set_and_clear) {
     auto o = parse_mount_options({"nosuid", "noexec", "nodev", "ro", "strictatime"});
@@ -184,6 +183,7 @@ BOOST_AUTO_TEST_CASE(dev_setup_skipped_for_bound_dev) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(safe_path)
+using namespace mounts_tests;
 
 BOOST_AUTO_TEST_CASE(clean_and_split) {
     BOOST_TEST(clean_path("a/../b//c/") == "/b/c");
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 // ---- a real rootfs ---------------------------------------------------------------------
 
-namespace {
+namespace mounts_tests {
 
 // Checks run inside the container; the first failure is reported to the parent.
 void expect(bool ok, const std::string& what) {
@@ -459,9 +459,10 @@ std::string host_mount_targets() {
     return out;
 }
 
-}  // namespace
+}  // namespace mounts_tests
 
 BOOST_AUTO_TEST_SUITE(rootfs)
+using namespace mounts_tests;
 
 BOOST_AUTO_TEST_CASE(full_rootfs_in_a_mount_namespace) {
     if (::geteuid() != 0) {

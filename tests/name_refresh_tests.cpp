@@ -11,20 +11,14 @@
 #include "runtime/egress/dns.hpp"
 #include "runtime/egress/live_change.hpp"
 #include "runtime/shim/name_refresh.hpp"
+#include "tests/printers.hpp"
 
+namespace name_refresh {
 using namespace sandlock;
-
-// For Boost.Test's messages (static: each test file has its own).
-namespace sandlock::egress {
-static std::ostream& operator<<(std::ostream& os, const IpAddr& ip) { return os << ip.to_string(); }
-}  // namespace sandlock::egress
-
 using egress::DnsAnswer;
 using egress::IpAddr;
 using shim::NameSchedule;
 using std::chrono::seconds;
-
-namespace {
 
 IpAddr ip(const char* text) { return *IpAddr::parse(text); }
 
@@ -53,7 +47,7 @@ std::vector<unsigned char> message(const std::vector<std::pair<IpAddr, std::uint
     return m;
 }
 
-}  // namespace
+}  // namespace name_refresh
 
 BOOST_AUTO_TEST_SUITE(name_refresh)
 

@@ -15,12 +15,11 @@
 #include "runtime/config/operator_config.hpp"
 #include "runtime/util/error.hpp"
 
+namespace operator_config {
 using namespace sandlock;
 using config::OperatorConfig;
 using config::parse_operator_config;
 using Annotations = std::map<std::string, std::string>;
-
-namespace {
 
 // The message of the Error that parsing `yaml` throws ("" when it parses).
 std::string error_of(const std::string& yaml) {
@@ -53,7 +52,7 @@ resolve: {refresh: false, min_interval: 30s, max_interval: 1h, grace: 5m}
 supervisor_mode: deny          # allow: run a policy without the kernel layer
 )";
 
-}  // namespace
+}  // namespace operator_config
 
 BOOST_AUTO_TEST_SUITE(operator_config)
 
@@ -243,7 +242,6 @@ BOOST_AUTO_TEST_CASE(loading_the_file) {
     ::unsetenv(config::kPathEnv);
     std::filesystem::remove_all(dir);
 }
-
 
 // The commented example that `make install` ships parses, and means what its comments say.
 BOOST_AUTO_TEST_CASE(the_shipped_example_parses) {

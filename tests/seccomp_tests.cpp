@@ -27,12 +27,11 @@
 #include "tests/support.hpp"
 #include "runtime/util/unix_socket.hpp"
 
+namespace seccomp {
 using namespace sandlock;
 using sandlock::testing::Child;
 using sandlock::testing::exiting_with;
 using sandlock::os::SeccompProgram;
-
-namespace {
 
 spec::SeccompArg arg(unsigned index, const std::string& op, uint64_t value, uint64_t value_two = 0) {
     spec::SeccompArg a;
@@ -103,7 +102,7 @@ std::string temp_dir() {
     return tmpl;
 }
 
-}  // namespace
+}  // namespace seccomp
 
 BOOST_AUTO_TEST_SUITE(seccomp)
 

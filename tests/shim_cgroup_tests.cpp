@@ -12,10 +12,9 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+namespace shim_cgroup {
 using namespace sandlock;
 using sandlock::container::ShimLimits;
-
-namespace {
 
 std::string error_of(const char* memory, const char* pids) {
     try {
@@ -41,7 +40,7 @@ const std::string kSelf =
     "1:cpu,cpuacct:/\n"
     "0::/\n";
 
-}  // namespace
+}  // namespace shim_cgroup
 
 BOOST_AUTO_TEST_SUITE(shim_cgroup)
 

@@ -36,10 +36,9 @@
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
+namespace shim_process {
 using namespace sandlock;
 using json = nlohmann::json;
-
-namespace {
 
 const char* const kNotRunning = "egress shim is not running; refusing to exec without egress supervision";
 
@@ -249,7 +248,7 @@ pid_t start_for(const std::string& dir, FilteredChild& first, const std::string&
     return shim::start_shim(dir, first.take_listener(), audit);
 }
 
-}  // namespace
+}  // namespace shim_process
 
 BOOST_AUTO_TEST_SUITE(shim_process)
 

@@ -13,13 +13,11 @@
 #include "spec/config.hpp"
 #include "tests/support.hpp"
 
+namespace spec_config {
 using sandlock::testing::TempDir;
-
 using nlohmann::json;
 using namespace sandlock;
 using namespace sandlock::spec;
-
-namespace {
 
 // The message of the sandlock::Error that f throws, or "<no error>".
 std::string error_of(const std::function<void()>& f) {
@@ -155,9 +153,9 @@ const char* kPodmanConfig = R"({
   }
 })";
 
-}  // namespace
+}  // namespace spec_config
 
-BOOST_AUTO_TEST_SUITE(spec)
+BOOST_AUTO_TEST_SUITE(spec_config)
 
 BOOST_AUTO_TEST_CASE(full_podman_like_config) {
     Config c = parse_config(json::parse(kPodmanConfig));

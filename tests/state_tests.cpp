@@ -14,9 +14,8 @@
 #include "runtime/util/fs.hpp"
 #include "tests/support.hpp"
 
+namespace state {
 using namespace sandlock;
-
-namespace {
 struct TempRoot {
     std::string path;
     TempRoot() {
@@ -25,7 +24,7 @@ struct TempRoot {
     }
     ~TempRoot() { std::filesystem::remove_all(path); }
 };
-}  // namespace
+}  // namespace state
 
 BOOST_AUTO_TEST_SUITE(state)
 

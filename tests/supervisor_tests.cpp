@@ -48,10 +48,9 @@
 #include "runtime/util/fd.hpp"
 #include "tests/support.hpp"
 
+namespace egress_supervisor {
 using namespace sandlock;
 using sandlock::shim::Supervisor;
-
-namespace {
 
 using Clock = std::chrono::steady_clock;
 
@@ -295,7 +294,7 @@ Outcome supervise(const egress::ResolvedPolicy& policy, const std::function<void
     return out;
 }
 
-}  // namespace
+}  // namespace egress_supervisor
 
 BOOST_AUTO_TEST_SUITE(egress_supervisor)
 

@@ -15,10 +15,9 @@
 #include "runtime/egress/kernel_layer.hpp"
 #include "runtime/util/error.hpp"
 
+namespace sync_channel {
 using namespace sandlock;
 using namespace sandlock::container;
-
-namespace {
 
 struct Pipe {
     UniqueFd read, write;
@@ -100,7 +99,7 @@ ParentHandlers recording_create_handlers(Calls& calls, SyncSocket& parent, bool 
     return h;
 }
 
-}  // namespace
+}  // namespace sync_channel
 
 BOOST_AUTO_TEST_SUITE(sync_channel)
 

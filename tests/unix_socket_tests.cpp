@@ -14,9 +14,8 @@
 #include "runtime/util/fd.hpp"
 #include "runtime/util/unix_socket.hpp"
 
+namespace unix_socket_packets {
 using namespace sandlock;
-
-namespace {
 
 struct SeqpacketPair {
     UniqueFd a, b;
@@ -34,7 +33,7 @@ ino_t inode_of(int fd) {
     return st.st_ino;
 }
 
-}  // namespace
+}  // namespace unix_socket_packets
 
 BOOST_AUTO_TEST_SUITE(unix_socket_packets)
 
