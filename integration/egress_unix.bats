@@ -48,7 +48,7 @@ teardown() {
 	local pid
 	for pid in "${EGU_PIDS[@]}"; do
 		# by pid, and only if it still is our host-side unix listener
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q unix_probe; then
+		if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q unix_probe; then
 			kill "$pid" 2>/dev/null
 		fi
 	done
@@ -196,6 +196,32 @@ deliveries() {
 	expect_count 3 host_result "$BATS_TEST_TMPDIR/in-s.log" accepted
 	expect_count 2 host_result "$BATS_TEST_TMPDIR/in-d.log" data
 	expect_count 1 host_result "$BATS_TEST_TMPDIR/in-p.log" accepted
+}
+
+# A container that shares the host's network namespace shares its abstract unix names.
+# Under a policy the container's Landlock domain scopes them (ABI 6): a connect to a name
+# bound outside the domain fails with EPERM. In kernel mode the shim CONTINUEs unix
+# connects and no cgroup program judges unix sockets, so the refusal is Landlock's alone
+# (the ruleset init applies); in supervisor mode the shim refuses them itself. The
+# control, without a policy, shows the name is reachable from the container.
+@test "abstract unix names of the host's network namespace: reached without a policy, refused (EPERM) under one, nothing arrives" {
+	require_enforcement
+	local abi
+	abi=$("$(unix_probe_bin)" landlock-abi)
+	[ "$abi" -ge 6 ] || skip "this kernel's Landlock has no abstract unix scope (ABI $abi < 6)"
+	local name=@sandlock-test-abs-$$-$RANDOM hostnet='.linux.namespaces |= map(select(.type != "network"))'
+	host_unix_listen stream "$BATS_TEST_TMPDIR" "$name" 60 "$BATS_TEST_TMPDIR/ctl.log"
+	unix_run "/uprobe --label ctl connect $name ctl; echo all-done" "$hostnet"
+	has_line all-done
+	assert_ok ctl
+	kill -USR1 "${EGU_PIDS[-1]}"
+	expect_count 1 host_result "$BATS_TEST_TMPDIR/ctl.log" accepted
+	host_unix_listen stream "$BATS_TEST_TMPDIR" "$name" 60 "$BATS_TEST_TMPDIR/pol.log"
+	unix_run "/uprobe --label abs connect $name abs; echo all-done" "$hostnet" "$(allow "$EG_A:$EG_P")"
+	has_line all-done
+	assert_refused abs EPERM
+	kill -USR1 "${EGU_PIDS[-1]}"
+	expect_count 0 host_result "$BATS_TEST_TMPDIR/pol.log" accepted
 }
 
 # ---------------------------------------------------------------- the fd-swap attacks

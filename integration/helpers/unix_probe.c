@@ -35,6 +35,7 @@
 //                                    own pid and uid), an explicit SCM_CREDENTIALS with a
 //                                    pid not the sender's (EPERM). One line per check:
 //                                    LABEL-CHECK ok|errno ...
+//   (a PATH of "@NAME" below is the abstract name NAME)
 //   connect PATH [PAYLOAD]           connect a unix stream socket to PATH, send PAYLOAD
 //   dgram PATH PAYLOAD               sendto a unix datagram to PATH
 //   as-user UID CMD ARGS...          run the rest as UID (setgroups([]), setgid, setuid)
@@ -42,12 +43,14 @@
 //                                    many connections and datagrams arrived after N
 //                                    seconds or at SIGUSR1: "LABEL ok accepted=A data=D"
 //   listen-dgram PATH N              (host side) the same for datagrams
+//   landlock-abi                     print this kernel's Landlock ABI (0: none)
 //   loop-sendmsg N                   N sendmsg of 64 bytes on a connected unix stream
 //                                    pair (socketpair), the other end drained by a
 //                                    thread: the data path; prints ns_per_call=
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -136,10 +139,17 @@ static int fail(const char *what)
 	return 1;
 }
 
+// PATH, or "@NAME" for the abstract name NAME (a leading NUL, no file).
+static int is_abstract(const char *path) { return path[0] == '@'; }
+
 static socklen_t unix_addr(struct sockaddr_un *un, const char *path)
 {
 	memset(un, 0, sizeof(*un));
 	un->sun_family = AF_UNIX;
+	if (is_abstract(path)) {
+		snprintf(un->sun_path + 1, sizeof(un->sun_path) - 1, "%s", path + 1);
+		return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(un->sun_path + 1));
+	}
 	snprintf(un->sun_path, sizeof(un->sun_path), "%s", path);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
 }
@@ -554,11 +564,13 @@ static int do_listen(int type, const char *path, int seconds)
 	sigaction(SIGUSR1, &sa, NULL);
 	struct sockaddr_un un;
 	socklen_t len = unix_addr(&un, path);
-	unlink(path);
+	if (!is_abstract(path))
+		unlink(path);
 	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&un, len) != 0 || (type == SOCK_STREAM && listen(fd, 64) != 0))
 		return fail("at=listen");
-	chmod(path, 0777);
+	if (!is_abstract(path))
+		chmod(path, 0777);
 	say("%s listening", label);
 	int accepted = 0, data = 0;
 	time_t end = time(NULL) + seconds;
@@ -577,7 +589,8 @@ static int do_listen(int type, const char *path, int seconds)
 			data++;
 		}
 	}
-	unlink(path);
+	if (!is_abstract(path))
+		unlink(path);
 	say("%s ok accepted=%d data=%d", label, accepted, data);
 	return 0;
 }
@@ -647,6 +660,11 @@ int main(int argc, char **argv)
 		return do_listen(SOCK_DGRAM, a[0], atoi(a[1]));
 	if (!strcmp(cmd, "loop-sendmsg") && n == 1)
 		return do_loop(atoi(a[0]));
+	if (!strcmp(cmd, "landlock-abi") && n == 0) {
+		long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1UL /* _VERSION */);
+		printf("%ld\n", abi < 0 ? 0 : abi);
+		return 0;
+	}
 	if (!strcmp(cmd, "as-user") && n >= 2) {
 		uid_t uid = (uid_t)atoi(a[0]);
 		if (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0)
