@@ -123,8 +123,8 @@ $(BUILD)/obj/tests/%.o: tests/%.cpp
 	$(CXX) $(CXXFLAGS) $(TEST_CXXFLAGS) $(call pch_flags,$(BUILD),tests/precompiled.hpp) -c $< -o $@
 
 .SECONDARY: $(UNITY_SRC)
-# Rewritten only when its list changes (a test file added, removed or grown past
-# another), so that an unchanged list rebuilds nothing; -MMD tracks the files it includes.
+# Rewritten only when its list changes (a test file added or removed), so that an
+# unchanged list rebuilds nothing; -MMD tracks the files it includes.
 $(UNITY_SRC): $(BUILD)/gen/tests/unit_%.cpp: FORCE
 	@mkdir -p $(dir $@)
 	@tests/unity.sh $(TEST_UNITS) $* >$@.new; \
