@@ -21,7 +21,6 @@ SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # Every .cpp under these folders is part of the runtime library; main.cpp is the program.
 LIB_DIRS  = spec runtime hooks
 LIB_SRC   = $(filter-out runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp,$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
-TEST_SRC  = $(sort $(wildcard tests/*.cpp))
 HELPER_SRC = $(sort $(wildcard integration/helpers/*.c))
 
 define objs
