@@ -84,7 +84,7 @@ all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd $(H
 
 help:
 	@echo "make            build $(BUILD)/sandlock-runc and the test helpers"
-	@echo "make deps       apt-get install every build and test dependency"
+	@echo "make deps       apt-get install every build and test dependency; mount bpffs if missing"
 	@echo "make check      deps, build, unit tests, integration tests (as root)"
 	@echo "make unit       unit tests only"
 	@echo "make unit-unprivileged  the unit tests as nobody (root-only ones skip, saying why)"
