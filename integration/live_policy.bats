@@ -27,6 +27,11 @@ teardown() {
 		DNS_PID=
 	fi
 	common_teardown
+	if [ -n "${NO_BPFFS_HOLDER:-}" ]; then
+		kill "$NO_BPFFS_HOLDER" 2>/dev/null
+		wait "$NO_BPFFS_HOLDER" 2>/dev/null
+		NO_BPFFS_HOLDER=
+	fi
 	egress_teardown
 }
 
@@ -160,6 +165,58 @@ live_allow_revoke() {
 @test "live: --allow opens a refused destination and --revoke closes it again, for init and exec'd processes (supervisor mode)" {
 	require_enforcement
 	live_allow_revoke supervisor
+}
+
+# without_bpffs: from here the runtime (every rt call, the shims it starts) runs in a mount
+# namespace of this test where bpffs is not mounted, as on a host whose init never mounts
+# it. A process holds the namespace; teardown ends it after the containers.
+without_bpffs() {
+	local real=$RUNTIME
+	unshare -m --propagation private sh -c 'while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf || exit 1; done; exec sleep 1000' &
+	NO_BPFFS_HOLDER=$!
+	local i
+	for i in $(seq 100); do
+		[ "$(readlink /proc/$NO_BPFFS_HOLDER/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] &&
+			[ "$(readlink /proc/$NO_BPFFS_HOLDER/exe)" = "$(readlink -f "$(command -v sleep)")" ] && break
+		sleep 0.05
+	done
+	! nsenter -t "$NO_BPFFS_HOLDER" -m mountpoint -q /sys/fs/bpf
+	RUNTIME=$BATS_TEST_TMPDIR/sandlock-runc-without-bpffs
+	# (entering a mount namespace moves to its root: --wd keeps the caller's directory)
+	printf '#!/bin/sh\nexec nsenter -t %s -m --wd="$PWD" %s "$@"\n' "$NO_BPFFS_HOLDER" "$real" >"$RUNTIME"
+	chmod +x "$RUNTIME"
+}
+
+# A live change writes the programs' shared tables (the container's policy_ref entry and the
+# outer maps). Without bpffs nothing is pinned: the shim has them only as fds from create.
+@test "live: on a host without bpffs, --allow and --revoke still change a kernel-mode policy" {
+	require_enforcement
+	in_mode kernel
+	egress_setup_net  # first: the test network's netns mounts must be in the namespace
+	without_bpffs
+	start_confined "$EG_A:$EG_P"
+	[ "$(rt egress --format json "$ID" | jq -r .enforcement)" = kernel ]
+	# create found no bpffs: the state records no pinned tables
+	[ "$(jq -r .kernel_tables "$TEST_ROOT/$ID/state.json")" = "" ]
+	output=$(exec_probe "$ID" x-0; true)
+	assert_refused x-0
+	run rtq egress "$ID" --allow "$EG_D:$EG_P"
+	echo "allow: $status $output"
+	[ "$status" -eq 0 ]
+	output=$(exec_probe "$ID" x-1; true)
+	echo "$output"
+	assert_ok x-1
+	run rtq egress "$ID" --revoke "$EG_D:$EG_P"
+	echo "revoke: $status $output"
+	[ "$status" -eq 0 ]
+	output=$(exec_probe "$ID" x-2; true)
+	echo "$output"
+	assert_refused x-2
+	settle
+	show_listeners
+	expect_count 1 received tcp "$EG_D" "$EG_P" x-1
+	expect_count 0 received_anywhere x-0
+	expect_count 0 received_anywhere x-2
 }
 
 @test "live: after --revoke an established connection keeps working; new connections are refused at once" {

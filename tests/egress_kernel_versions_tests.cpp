@@ -4,6 +4,7 @@
 // Root, a cgroup2 mount and bpffs; skipped otherwise.
 #include <boost/test/unit_test.hpp>
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -73,6 +74,13 @@ std::vector<std::uint64_t> registered_versions(const Cgroup& cg, std::uint64_t u
 
 using Versions = std::vector<std::uint64_t>;
 
+// Copies of the fds of a handover, as the shim receives them.
+std::vector<UniqueFd> received(const std::vector<int>& fds) {
+    std::vector<UniqueFd> out;
+    for (const int fd : fds) out.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    return out;
+}
+
 }  // namespace egress_kernel_versions
 
 BOOST_AUTO_TEST_SUITE(egress_kernel_versions)
@@ -125,6 +133,29 @@ BOOST_AUTO_TEST_CASE(delete_without_a_record_searches_the_tables,
     kept.attach(again.path);
     forget_kernel_policy(again.path, {std::string(), 0});
     BOOST_TEST(registered_versions(again, 0) == Versions({0}), boost::test_tools::per_element());
+}
+
+// The shim changes the policy through the tables create handed it, not through bpffs pins
+// (which a host without bpffs does not have): a live change works with the fds alone.
+BOOST_AUTO_TEST_CASE(the_shim_changes_a_handed_over_policy_through_the_handed_over_tables,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    Cgroup cg;
+    const ResolvedPolicy policy = allow("10.1.2.3:80");
+    KernelLayer created(policy);
+    created.attach(cg.path);
+    const KernelLayer::Handover h = created.handover();
+    BOOST_TEST(h.fds.size() == KernelLayer::kHandoverFds);
+    // Too few fds, or two swapped: refused, nothing adopted.
+    std::vector<int> short_fds(h.fds.begin(), h.fds.begin() + 5);
+    BOOST_CHECK_THROW(KernelLayer::adopt(policy, h.id, received(short_fds)), Error);
+    std::vector<int> swapped = h.fds;
+    std::swap(swapped[5], swapped[6]);
+    BOOST_CHECK_THROW(KernelLayer::adopt(policy, h.id, received(swapped)), Error);
+    KernelLayer shim = KernelLayer::adopt(policy, h.id, received(h.fds));
+    created.handed_over();
+    shim.replace(allow("10.1.2.4:80"));
+    BOOST_TEST(shim.version() == 1u);
+    BOOST_TEST(registered_versions(cg, 3) == Versions({0, 1}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

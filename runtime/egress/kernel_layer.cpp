@@ -403,16 +403,6 @@ const SharedLayer& shared_layer() {
     return *layer;
 }
 
-// The pinned set of this build without loading anything (the shim's view), or nullptr:
-// without bpffs each container's programs and tables are its own, and go with its cgroup.
-const SharedLayer* pinned_layer() {
-    static std::mutex m;
-    static std::optional<std::optional<SharedLayer>> layer;
-    std::lock_guard lock(m);
-    if (!layer) layer = bpffs_mounted() ? get_pinned(build_pin_dir()) : std::nullopt;
-    return *layer ? &**layer : nullptr;
-}
-
 // The type of a map fd (0 when it is none).
 std::uint32_t map_type_of(int fd) {
     bpf_map_info info{};
@@ -658,6 +648,7 @@ struct KernelLayer::Impl {
     PolicyMaps current;
     UniqueFd events;  // the container's ring buffer, shared by every version
     const SharedLayer* shared = nullptr;
+    std::optional<SharedLayer> adopted_tables;  // the shim's: the tables create handed over
     std::uint64_t id = 0;       // after attach: the current version's key in the outer maps
     std::uint64_t version = 0;  // id >> kVersionShift
     // The version a replace() switched away from: registered until the next one, so that
@@ -708,32 +699,37 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
 KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
 
 KernelLayer::Handover KernelLayer::handover() const {
-    if (impl_->id == 0) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (impl_->id == 0 || !impl_->shared) throw Error("egress: the kernel layer is not attached (internal error)");
     const PolicyMaps& m = impl_->current;
-    return {impl_->id, {m.addresses.get(), m.prefixes.get(), m.ports.get(), m.counters.get(), impl_->events.get()}};
+    const SharedLayer& t = *impl_->shared;
+    return {impl_->id,
+            {m.addresses.get(), m.prefixes.get(), m.ports.get(), m.counters.get(), impl_->events.get(),
+             t.policy_ref.get(), t.addresses.get(), t.prefixes.get(), t.ports.get(), t.counters.get(), t.events.get()}};
 }
 
 void KernelLayer::handed_over() { impl_->id = 0; }
 
-void KernelLayer::open_tables_early() noexcept {
-    try {
-        pinned_layer();
-    } catch (const std::exception&) {
-        // adopt() tries again, and says why
-    }
-}
-
 KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
-    constexpr bpf_map_type kTypes[] = {BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_HASH,
-                                       BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_RINGBUF};
-    if (id == 0 || maps.size() != std::size(kTypes))
-        throw Error("egress: the kernel layer's handover needs an id and " + std::to_string(std::size(kTypes)) + " maps");
+    constexpr bpf_map_type kTypes[kHandoverFds] = {
+        BPF_MAP_TYPE_HASH,           BPF_MAP_TYPE_LPM_TRIE,       BPF_MAP_TYPE_HASH,
+        BPF_MAP_TYPE_PERCPU_HASH,    BPF_MAP_TYPE_RINGBUF,        BPF_MAP_TYPE_CGROUP_STORAGE,
+        BPF_MAP_TYPE_HASH_OF_MAPS,   BPF_MAP_TYPE_HASH_OF_MAPS,   BPF_MAP_TYPE_HASH_OF_MAPS,
+        BPF_MAP_TYPE_HASH_OF_MAPS,   BPF_MAP_TYPE_HASH_OF_MAPS};
+    if (id == 0 || maps.size() != kHandoverFds)
+        throw Error("egress: the kernel layer's handover needs an id and " + std::to_string(kHandoverFds) + " maps");
     for (std::size_t i = 0; i < maps.size(); ++i)
         if (map_type_of(maps[i].get()) != static_cast<std::uint32_t>(kTypes[i]))
             throw Error("egress: the kernel layer's handover: fd " + std::to_string(i + 1) + " is not the expected map");
     KernelLayer layer;
     Impl& impl = *layer.impl_;
-    impl.shared = pinned_layer();
+    SharedLayer& tables = impl.adopted_tables.emplace();
+    tables.policy_ref = std::move(maps[5]);
+    tables.addresses = std::move(maps[6]);
+    tables.prefixes = std::move(maps[7]);
+    tables.ports = std::move(maps[8]);
+    tables.counters = std::move(maps[9]);
+    tables.events = std::move(maps[10]);
+    impl.shared = &tables;
     impl.current.mode = policy.mode;
     impl.current.rows = rule_rows(policy);
     impl.current.config = config_of(policy);

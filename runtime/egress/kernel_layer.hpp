@@ -97,21 +97,22 @@ public:
     void attach(const std::string& cgroup_dir);
 
     // What create hands the shim with the container's first listener (after attach): the
-    // container's id in the programs' tables and its five maps, in this order: addresses,
-    // prefixes, ports, counters, events. Once the shim has them, create calls handed_over()
-    // so that its copy no longer removes the container's entries when it goes.
+    // container's id in the programs' tables, its five maps (addresses, prefixes, ports,
+    // counters, events) and then the six tables every container shares (policy_ref and the
+    // outer addresses, prefixes, ports, counters and events maps), which a live change
+    // writes. The tables travel as fds rather than being opened from bpffs by the shim:
+    // without bpffs they exist only as create's fds. Once the shim has them, create calls
+    // handed_over() so that its copy no longer removes the container's entries when it goes.
     struct Handover {
         std::uint64_t id = 0;
         std::vector<int> fds;
     };
+    static constexpr std::size_t kHandoverFds = 11;
     Handover handover() const;
     void handed_over();
     // The shim's side: a layer over maps create made and attached (checked to be maps of
     // the expected types). It removes the container's entries when it goes.
     static KernelLayer adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps);
-    // Opens the pinned tables adopt() needs ahead of time (the shim, while the container is
-    // set up, so that taking over the maps costs create no round trips). Never throws.
-    static void open_tables_early() noexcept;
 
     // The shim's side of a live change: the container's policy becomes `next`, for every
     // process of the container at its next call. New maps are filled and registered

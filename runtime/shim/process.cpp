@@ -695,7 +695,6 @@ int run_shim_main(const std::string& state_dir_arg) {
                 if (log_fn) log_fn(d);
             };
         }
-        egress::KernelLayer::open_tables_early();
         Supervisor supervisor(policy, audit_fn);
         if (first)
             supervisor.add_listener(std::move(first));

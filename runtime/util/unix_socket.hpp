@@ -11,7 +11,7 @@ namespace sandlock::unix_socket {
 
 UniqueFd connect_stream(const std::string& path);
 // At most this many fds travel with one message.
-constexpr std::size_t kMaxFds = 8;
+constexpr std::size_t kMaxFds = 16;  // register: a listener, a container's 5 maps, 6 tables
 // Sends payload (non-empty) with the fds attached, in one sendmsg.
 void send_with_fds(int sock, const std::string& payload, const std::vector<int>& fds);
 // Sends payload (non-empty) with one fd attached (none when fd < 0), in one sendmsg.
