@@ -181,7 +181,7 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
         }
         return out;
     });
-    // The shim starts now, while the container is set up, and waits before its execve
+    // The shim starts now, while the container is set up, and waits before doing anything
     // until it is in its own cgroup (place_shim).
     shim_ = shim::launch_shim(state_dir, plan_->policy, true);
 }

@@ -99,11 +99,6 @@ std::string state_with_status(const std::string& state_json, const char* status)
     std::string executable;
     UniqueFd proc_fds;
     try {
-        if (ctx.egress) {
-            msg::EgressMode m = sock.expect<msg::EgressMode>();
-            ctx.egress->enforcement = m.mode;
-            ctx.egress->filter = std::move(m.filter);
-        }
         if (::setsid() < 0) throw_errno("setsid");
         proc_fds = open_proc_fds(ctx.passed_fds);
         // Absent from linux.namespaces, the mount namespace is the runtime's (inherited,
@@ -111,6 +106,13 @@ std::string state_with_status(const std::string& state_json, const char* status)
         const bool own_mount_ns = cfg.linux.has_namespace(spec::NamespaceType::Mount);
         if (own_mount_ns) os::prepare_rootfs(cfg, ctx.rootfs, ctx.rootfs_options);
         sock.send(msg::RunHooks{});
+        // Read only now, so that the mount work above overlaps create's attach of the
+        // kernel layer; create sent it before it read InitPid, so it comes before HooksDone.
+        if (ctx.egress) {
+            msg::EgressMode m = sock.expect<msg::EgressMode>();
+            ctx.egress->enforcement = m.mode;
+            ctx.egress->filter = std::move(m.filter);
+        }
         state_json = sock.expect<msg::HooksDone>().state_json;
         hooks::run_hooks(cfg.hooks.create_container, state_json, "createContainer");
         if (own_mount_ns)

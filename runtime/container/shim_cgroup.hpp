@@ -20,8 +20,8 @@
 // cap is killed by the kernel; the container's intercepted calls then fail (ENOSYS):
 // closed, never open.
 //
-// `create` makes the cgroup, puts the shim in it while the shim waits before its execve
-// (shim::launch_shim held), writes the limits, then lets it go; `delete` (and a failed
+// `create` makes the cgroup, puts the shim in it while the shim waits before doing
+// anything (shim::launch_shim held; the pages of its start are charged where create runs), writes the limits, then lets it go; `delete` (and a failed
 // create) removes it after the shim is gone. The container cannot raise the limits:
 // its cgroup namespace and cgroup mounts start at its own cgroup, and under a policy it
 // may not hold CAP_SYS_ADMIN.

@@ -37,15 +37,18 @@
 //   EgressMode("kernel" or
 //   "supervisor", and that mode's
 //   notify filter, built on the
-//   maps' thread) ────────────────────────────────────────────>  (read first; stage 1
-//                                                                reads nothing after
-//                                                                its cgroup step)
+//   maps' thread) ────────────────────────────────────────────>  (read after RunHooks
+//                                                                is sent: its mount
+//                                                                work overlaps the
+//                                                                attach; stage 1 reads
+//                                                                nothing after its
+//                                                                cgroup step)
 //   record init pid        <────── InitPid(pid); stage 1 exits
 //                                  (init waits on a pipe until InitPid is
 //                                  sent: the parent reads InitPid first)
 //                                                                setsid, prepare rootfs
 //   prestart, createRuntime <───────────────────────────────────── RunHooks
-//   hooks (runtime ns)
+//   hooks (runtime ns)                                           [egress] EgressMode
 //   HooksDone ────────────────────────────────────────────────>  createContainer hooks
 //                                                                pivot_root, masked and
 //                                                                read-only paths, sysctl,

@@ -71,7 +71,7 @@ std::string reply_error(const json& reply) {
     return it != reply.end() && it->is_string() ? it->get<std::string>() : "no reason given";
 }
 
-// ---- starting: everything between fork and execve is async-signal-safe ----------
+// ---- starting: everything between clone and execve is async-signal-safe ----------
 
 struct LaunchPlan {
     std::string exe;
@@ -86,106 +86,92 @@ struct LaunchPlan {
     }
 };
 
-// "<word> <number>\n" without allocating or snprintf.
-void report_number(int fd, const char* word, long value) {
-    char buf[64];
-    size_t len = 0;
-    while (word[len] && len < 40) {
-        buf[len] = word[len];
-        ++len;
-    }
-    buf[len++] = ' ';
-    char digits[24];
-    size_t nd = 0;
-    unsigned long v = value < 0 ? 0 : static_cast<unsigned long>(value);
-    do {
-        digits[nd++] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (nd > 0) buf[len++] = digits[--nd];
-    buf[len++] = '\n';
-    write_all_raw(fd, buf, len);
-}
+// What spawn_shim's child shares with create: the plan and fds going in; the step that
+// failed and its errno coming out (create reads them once the child has exited).
+struct SpawnArgs {
+    const LaunchPlan* plan;
+    int listener, ready, proceed;
+    const char* failed_step = nullptr;
+    int failed_errno = 0;
+};
 
-// Reports a failed step before execve ("fail-<step> <errno>") and exits.
-[[noreturn]] void fail_launch(int report_fd, const char* step) {
-    report_number(report_fd, step, errno);
+[[noreturn]] void fail_spawn(SpawnArgs& a, const char* step) {
+    a.failed_errno = errno;
+    a.failed_step = step;
     ::_exit(127);
 }
 
-// In the grandchild: fds 0-2 on /dev/null, the listener as fd 3, the ready pipe as
-// fd 4, nothing else; default signal state; then the runtime binary itself.
-[[noreturn]] void exec_shim(const LaunchPlan& plan, int listener, int ready) {
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+// In the child of spawn_shim (create's memory, create suspended until the execve): a
+// new session; default signal state; fds 0-2 on /dev/null, the listener (or creator
+// pipe) as fd 3, the ready pipe as fd 4, the proceed channel as fd 5, nothing else; then
+// the shim's binary. The shim waits on fd 5 before it does anything (hold_until_released).
+int spawned_shim(void* arg) {
+    SpawnArgs& a = *static_cast<SpawnArgs*>(arg);
+    // Handlers first, mask second: create's handlers must never run in this child, which
+    // shares create's memory.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::setsid() < 0) fail_spawn(a, "setsid");
 
     // Above 10 first, so that no dup2 below has its source equal to its target.
-    const int high_listener = ::fcntl(listener, F_DUPFD_CLOEXEC, 10);
-    const int high_ready = ::fcntl(ready, F_DUPFD_CLOEXEC, 10);
-    if (high_listener < 0 || high_ready < 0) fail_launch(ready, "fail-dup");
+    const int high_listener = ::fcntl(a.listener, F_DUPFD_CLOEXEC, 10);
+    const int high_ready = ::fcntl(a.ready, F_DUPFD_CLOEXEC, 10);
+    const int high_proceed = ::fcntl(a.proceed, F_DUPFD_CLOEXEC, 10);
+    if (high_listener < 0 || high_ready < 0 || high_proceed < 0) fail_spawn(a, "dup");
     const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0) fail_launch(ready, "fail-open-/dev/null");
+    if (null < 0) fail_spawn(a, "open /dev/null");
     const int high_null = ::fcntl(null, F_DUPFD_CLOEXEC, 10);
-    if (high_null < 0) fail_launch(ready, "fail-dup");
+    if (high_null < 0) fail_spawn(a, "dup");
     for (int target : {0, 1, 2})
-        if (::dup2(high_null, target) < 0) fail_launch(high_ready, "fail-dup2");
-    if (::dup2(high_listener, kListenerFd) < 0 || ::dup2(high_ready, kReadyFd) < 0)
-        fail_launch(high_ready, "fail-dup2");
-    if (::close_range(kReadyFd + 1, ~0U, 0) != 0) fail_launch(kReadyFd, "fail-close_range");
+        if (::dup2(high_null, target) < 0) fail_spawn(a, "dup2");
+    if (::dup2(high_listener, kListenerFd) < 0 || ::dup2(high_ready, kReadyFd) < 0 ||
+        ::dup2(high_proceed, kProceedFd) < 0)
+        fail_spawn(a, "dup2");
+    if (::close_range(kProceedFd + 1, ~0U, 0) != 0) fail_spawn(a, "close_range");
     // Never pin the caller's working directory (it may be a mount point).
-    if (::chdir("/") != 0) fail_launch(kReadyFd, "fail-chdir");
-    ::execve(plan.exe.c_str(), plan.argv.data(), plan.envp.data());
-    fail_launch(kReadyFd, "fail-exec");
+    if (::chdir("/") != 0) fail_spawn(a, "chdir");
+    ::execve(a.plan->exe.c_str(), a.plan->argv.data(), a.plan->envp.data());
+    fail_spawn(a, "exec");
 }
 
-// In the child: a new session, then the shim as our child, then exit so that the shim
-// is orphaned: it is never a child of create (nor holds create's caller's terminal).
-// The shim waits before execve until `create` writes a byte to the proceed channel, which it
-// does once it has read the pid (so "pid" is always the ready pipe's first line) and put
-// the shim in its cgroup (release_shim): everything the shim does is charged there. If
-// the channel closes without that byte (create failed), the shim ends before it started.
-[[noreturn]] void detach_and_launch(const LaunchPlan& plan, int listener, int ready, int proceed,
-                                    int proceed_writer) {
-    ::close(proceed_writer);  // create's end: its close must reach the shim as EOF
-    if (::setsid() < 0) fail_launch(ready, "fail-setsid");
-    const pid_t shim = ::fork();
-    if (shim < 0) fail_launch(ready, "fail-fork");
-    if (shim == 0) {
-        char byte;
-        ssize_t n;
-        while ((n = ::read(proceed, &byte, 1)) < 0 && errno == EINTR) {
+// Starts the shim as a child of ours the way posix_spawn does (clone with CLONE_VM and
+// CLONE_VFORK: no copy of create's memory, whose pages a fork would make copy-on-write
+// for both, while the maps' thread writes them) and returns its pid once it has called
+// execve. Signals stay blocked here until then, so that no handler of create's runs on
+// the child's stack. The shim is create's child only until create exits (then the
+// caller's subreaper's, or init's, as runc's init becomes); `run` reaps it.
+pid_t spawn_shim(const LaunchPlan& plan, int listener, int ready, int proceed) {
+    std::vector<std::max_align_t> stack(64 * 1024 / sizeof(std::max_align_t));
+    SpawnArgs args{&plan, listener, ready, proceed};
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    const pid_t pid = ::clone(spawned_shim, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    const int err = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) throw_errno("egress shim: clone", err);
+    if (args.failed_step) {  // it has exited
+        while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
         }
-        if (n != 1) ::_exit(0);
-        ::close(proceed);
-        exec_shim(plan, listener, ready);
+        throw Error(std::string("egress shim: ") + args.failed_step + ": " + std::strerror(args.failed_errno));
     }
-    report_number(ready, "pid", shim);
-    ::_exit(0);
+    return pid;
 }
 
-void reap(pid_t pid) {
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-}
-
-// One line of the ready pipe as (word, rest); throws for an error or fail- line.
+// One line of the ready pipe as (word, rest); throws for an error line.
 std::pair<std::string, std::string> parse_ready_line(const std::string& line) {
     const auto space = line.find(' ');
     std::string word = line.substr(0, space);
     std::string rest = space == std::string::npos ? "" : line.substr(space + 1);
     if (word == "error") throw Error("egress shim: " + rest);
-    if (word.rfind("fail-", 0) == 0)
-        throw Error("egress shim: " + word.substr(5) + ": " + std::strerror(std::atoi(rest.c_str())));
     return {std::move(word), std::move(rest)};
 }
 
-// create's end of the shim's ready pipe: lines "pid <n>" (from the middle process),
-// then "ready <pid>" or "error <message>" (from the shim), or "fail-<step> <errno>" (from
-// either, before execve). The shim is its only writer once the middle process has exited.
+// create's end of the shim's ready pipe: "ready <pid>" or "error <message>".
 class ReadyPipe {
 public:
     explicit ReadyPipe(UniqueFd fd) : fd_(std::move(fd)) {}
@@ -284,40 +270,6 @@ bool is_our_shim(pid_t pid, const std::string& state_dir) {
     return false;
 }
 
-// True while some process holds the pipe's write end. Linux reports POLLHUP on a pipe's
-// read end once every writer has closed it.
-bool writer_alive(int pipe_read_end) {
-    pollfd p{pipe_read_end, POLLIN, 0};
-    return ::poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP);
-}
-
-// The first line of the ready pipe, "pid <n>" written by the middle process before it
-// exited; read a byte at a time so that what the shim wrote after it stays in the pipe.
-pid_t read_launched_pid(int fd) {
-    std::string line;
-    char c;
-    for (;;) {
-        const ssize_t n = ::read(fd, &c, 1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno("egress shim: read");
-        if (n == 0 || c == '\n') break;
-        line.push_back(c);
-    }
-    const auto [word, rest] = parse_ready_line(line);
-    if (word != "pid") throw Error("egress shim: exited before it started");
-    return static_cast<pid_t>(std::atol(rest.c_str()));
-}
-
-// A pidfd of the shim just launched, or an empty fd if it is gone already. Proved ours:
-// opened first, then either the ready pipe still has a writer (before "ready" only the
-// shim holds it) or the pid runs `shim <state_dir>` (after execve); a pid that was
-// reused passes neither.
-UniqueFd pin_launched_shim(pid_t pid, int ready_read, const std::string& state_dir) {
-    UniqueFd pidfd = proc::open_pidfd(pid);
-    if (pidfd && !writer_alive(ready_read) && !is_our_shim(pid, state_dir)) pidfd.reset();
-    return pidfd;
-}
-
 // SIGKILL through a pidfd and wait for the exit; throws if it does not come.
 void kill_and_wait(int pidfd, pid_t pid) {
     if (!proc::send_signal(pidfd, SIGKILL) && errno != ESRCH) throw_errno("egress shim: kill " + std::to_string(pid));
@@ -342,15 +294,15 @@ void set_shim_binary(const std::string& path) { shim_binary() = path; }
 namespace {
 
 struct Launched {
-    UniqueFd ready;    // the read end of its ready pipe, after the "pid" line
-    pid_t middle = 0;  // until settle(): the middle process, not yet reaped
+    UniqueFd ready;    // the read end of its ready pipe
     pid_t pid = 0;
-    UniqueFd pidfd;    // empty when the shim is already gone
-    UniqueFd proceed;  // the shim waits before execve until a byte comes (release)
+    UniqueFd pidfd;
+    UniqueFd proceed;  // the shim waits before it does anything until a byte comes (release)
 };
 
-// Lets a launched shim go on to execve; it ends instead if the channel closes without
-// the byte. (A socket pair, so that a shim already gone is EPIPE here, not SIGPIPE.)
+// Lets a launched shim go on; it ends instead if the channel closes without the byte.
+// (A socket pair, so that a shim already gone is EPIPE here, not SIGPIPE: its ready pipe
+// then says it exited before serving.)
 void release(UniqueFd& proceed) {
     if (!proceed) return;
     const char go = 'g';
@@ -359,21 +311,11 @@ void release(UniqueFd& proceed) {
     }
     const int err = errno;
     proceed.reset();
-    if (n != 1) throw_errno("egress shim: release", err);
+    if (n != 1 && err != EPIPE && err != ECONNRESET) throw_errno("egress shim: release", err);
 }
 
-// Reaps the middle process and reads the shim's pid, pinned by a pidfd. Apart from
-// launch() so that create need not wait for the two forks: it settles when it needs
-// the pid (placing the shim in its cgroup), by which time they are long done.
-void settle(pid_t& middle, UniqueFd& ready, pid_t& pid, UniqueFd& pidfd, const std::string& state_dir) {
-    if (middle == 0) return;
-    reap(std::exchange(middle, 0));
-    pid = read_launched_pid(ready.get());
-    pidfd = pin_launched_shim(pid, ready.get(), state_dir);
-}
-
-// Forks the detached shim with fd3 as its fd 3 (settle() gives its pid).
-Launched start_launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
+// Spawns the shim with fd3 as its fd 3, held until release().
+Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
     if (!audit_mode.empty() && !parse_audit(audit_mode))
         throw Error("egress shim: unknown audit mode \"" + audit_mode + "\"");
     if (!fs::exists(policy_path(state_dir)))
@@ -383,7 +325,8 @@ Launched start_launch(const std::string& state_dir, int fd3, const std::string& 
     plan.exe = shim_binary();
     plan.args = {plan.exe.ends_with("/sandlock-shim") ? "sandlock-shim" : "sandlock-runc", "shim", state_dir};
     plan.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                std::string(kReadyFdEnv) + "=" + std::to_string(kReadyFd)};
+                std::string(kReadyFdEnv) + "=" + std::to_string(kReadyFd),
+                std::string(kProceedFdEnv) + "=" + std::to_string(kProceedFd)};
     if (!audit_mode.empty()) plan.env.push_back(std::string(kAuditEnv) + "=" + audit_mode);
     if (const char* cap = std::getenv(kAuditMaxSizeEnv)) plan.env.push_back(std::string(kAuditMaxSizeEnv) + "=" + cap);
     if (fd3_is_creator) plan.env.push_back(std::string(kCreatorFdEnv) + "=" + std::to_string(kListenerFd));
@@ -394,21 +337,19 @@ Launched start_launch(const std::string& state_dir, int fd3, const std::string& 
     UniqueFd ready_read(p[0]), ready_write(p[1]);
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) throw_errno("egress shim: socketpair");
     UniqueFd proceed_read(p[0]), proceed_write(p[1]);
-    const pid_t middle = ::fork();
-    if (middle < 0) throw_errno("egress shim: fork");
-    if (middle == 0) detach_and_launch(plan, fd3, ready_write.get(), proceed_read.get(), proceed_write.get());
-    ready_write.reset();
-    proceed_read.reset();
     Launched shim;
-    shim.middle = middle;
+    shim.pid = spawn_shim(plan, fd3, ready_write.get(), proceed_read.get());
+    // Our child, not reaped: the pid cannot have been reused.
+    shim.pidfd = proc::open_pidfd(shim.pid);
+    if (!shim.pidfd) {
+        const int err = errno;
+        ::kill(shim.pid, SIGKILL);
+        while (::waitpid(shim.pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        throw_errno("egress shim: pidfd_open", err);
+    }
     shim.proceed = std::move(proceed_write);
     shim.ready = std::move(ready_read);
-    return shim;
-}
-
-Launched launch(const std::string& state_dir, int fd3, const std::string& audit_mode, bool fd3_is_creator) {
-    Launched shim = start_launch(state_dir, fd3, audit_mode, fd3_is_creator);
-    settle(shim.middle, shim.ready, shim.pid, shim.pidfd, state_dir);
     return shim;
 }
 
@@ -436,9 +377,8 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     UniqueFd creator_read(p[0]), creator_write(p[1]);
     PendingShim pending;
     pending.state_dir = state_dir;
-    Launched shim = start_launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
+    Launched shim = launch(state_dir, creator_read.get(), egress::to_string(policy.audit), true);
     pending.ready = std::move(shim.ready);
-    pending.middle = shim.middle;
     pending.pid = shim.pid;
     pending.pidfd = std::move(shim.pidfd);
     pending.creator = std::move(creator_write);
@@ -447,10 +387,7 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     return pending;
 }
 
-pid_t launched_pid(PendingShim& pending) {
-    settle(pending.middle, pending.ready, pending.pid, pending.pidfd, pending.state_dir);
-    return pending.pid;
-}
+pid_t launched_pid(PendingShim& pending) { return pending.pid; }
 
 void release_shim(PendingShim& pending) { release(pending.held); }
 
@@ -511,12 +448,10 @@ void stop_pending_shim(PendingShim& pending) {
         remove_if_exists(socket_path(pending.state_dir));
         remove_if_exists(pid_path(pending.state_dir));
     });
-    try {
-        launched_pid(pending);
-    } catch (const Error&) {
-        // the middle process reported a failure: no shim was started, or it is gone
-    }
-    if (pending.pidfd) kill_and_wait(pending.pidfd.get(), pending.pid);
+    if (!pending.pidfd) return;
+    kill_and_wait(pending.pidfd.get(), pending.pid);
+    siginfo_t info{};  // our child: reaped
+    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pending.pidfd.get()), &info, WEXITED | WNOHANG);
 }
 
 pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy, UniqueFd first_listener) {

@@ -19,7 +19,8 @@
 // of the container's with memory and pids limits (64 MiB, 64 tasks by default,
 // SANDLOCK_RUNC_SHIM_MEMORY_MAX / SANDLOCK_RUNC_SHIM_PIDS_MAX in the runtime's
 // environment), so that what it holds is charged and capped: `create` launches it held
-// before its execve (launch_shim(held)), puts it in that cgroup, then releases it
+// (launch_shim(held): started, it waits before doing anything), puts it in that cgroup,
+// then releases it
 // (release_shim); `delete` removes the cgroup once the shim is gone. See
 // runtime/container/shim_cgroup.hpp.
 //
@@ -97,29 +98,29 @@ pid_t start_shim(const std::string& state_dir, const egress::ResolvedPolicy& pol
                  UniqueFd first_listener);
 
 // Starting the shim before the container exists, so that its start-up overlaps the
-// container's setup: launch_shim writes egress.json and forks the shim (as start_shim
+// container's setup: launch_shim writes egress.json and spawns the shim (as start_shim
 // does), which serves shim.sock and waits for its first listener; finish_shim_launch
 // waits until it is ready and registers the listener over shim.sock (as exec does).
 // Until then `create` holds one end of a pipe: if it goes away without registering, the
 // shim ends by itself.
-// The shim is known by a pidfd from its launch on (proved to be it: see
-// pin_launched_shim), and finish_shim_launch returns its identity for the state record.
-// held: the shim waits before its execve until release_shim(), so that `create` can first
-// put it (pid) in its own cgroup: everything it does is then charged there. Closing `held`
-// instead (stop_pending_shim) makes it end before it started.
+// The shim is known by a pidfd from its launch on (our child until create exits), and
+// finish_shim_launch returns its identity for the state record.
+// held: the shim waits, before it does anything but start, until release_shim(), so that
+// `create` can first put it (pid) in its own cgroup: everything it does is then charged
+// there (but the pages of its start: its binary's data and the C library's, charged where
+// create runs). Closing `held` instead (stop_pending_shim) makes it end before it did
+// anything.
 struct PendingShim {
     std::string state_dir;
     UniqueFd ready;    // the shim's ready pipe
     UniqueFd creator;  // our end of the creator pipe
-    pid_t middle = 0;  // the process between create and the shim, until launched_pid()
-    pid_t pid = 0;     // from launched_pid()
-    UniqueFd pidfd;    // empty when the shim is already gone
-    UniqueFd held;     // until release_shim: the shim waits before execve
+    pid_t pid = 0;
+    UniqueFd pidfd;
+    UniqueFd held;     // until release_shim: the shim waits
 };
 PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
                         bool held = false);
-// The shim's pid (and pidfd): launch_shim does not wait for the forks that start it; the
-// first call does. Throws sandlock::Error when it could not be started.
+// The shim's pid.
 pid_t launched_pid(PendingShim& pending);
 void release_shim(PendingShim& pending);
 // Registers the container's first listener. With kernel_layer (attached by create), the

@@ -18,10 +18,14 @@ inline constexpr const char* kAuditEnv = "SANDLOCK_SHIM_AUDIT";
 // Set when fd 3 is not a listener but the read end of a pipe `create` holds open until it
 // has registered the first listener (launch_shim).
 inline constexpr const char* kCreatorFdEnv = "SANDLOCK_SHIM_CREATOR_FD";
+// The shim's end of a socket pair: it reads one byte before it does anything (create
+// sends it once the shim is in its own cgroup); EOF instead: create failed, it exits.
+inline constexpr const char* kProceedFdEnv = "SANDLOCK_SHIM_PROCEED_FD";
 inline constexpr int kListenerFd = 3;
 inline constexpr int kReadyFd = 4;
+inline constexpr int kProceedFd = 5;
 
-// write(2) until done or failed; async-signal-safe (used between fork and execve).
+// write(2) until done or failed; async-signal-safe (used between clone and execve).
 void write_all_raw(int fd, const char* data, std::size_t len);
 
 std::optional<egress::Audit> parse_audit(const std::string& s);

@@ -668,7 +668,23 @@ std::string audit_line(const Decision& d, const std::string& time) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+// Before anything else: waits for create's byte on the proceed channel (it comes once
+// this process is in its own cgroup); exits quietly at EOF (create gave up).
+void hold_until_released() {
+    const char* v = std::getenv(kProceedFdEnv);
+    if (!v) return;
+    const int fd = std::atoi(v);
+    char byte = 0;
+    ssize_t n;
+    while ((n = ::read(fd, &byte, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1) ::_exit(0);
+    ::close(fd);
+    ::unsetenv(kProceedFdEnv);
+}
+
 int run_shim_main(const std::string& state_dir_arg) {
+    hold_until_released();
     // One malloc arena for all its threads: glibc gives each new thread its own (a 64 MiB
     // reservation and the pages it touches), page faults and resident memory a shim that
     // makes few allocations, on a rarely contended lock, does not need.
