@@ -162,6 +162,11 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
     : plan_(prepare_egress(cfg, policy, bundle, rootfs, state_dir)) {
     if (!plan_) return;
     shim_limits_ = shim_limits_from_env();
+    // The shim starts now, while the container is set up, and waits before doing anything
+    // until it is in its own cgroup (place_shim). Before the maps' thread: spawned from a
+    // process of one thread, its execve does not compete with that thread (measured:
+    // 0.9 ms against 2.8 ms).
+    shim_ = shim::launch_shim(state_dir, plan_->policy, true);
     // Made and filled on a thread while the container is set up (plan_ is not moved again),
     // with the notify filter init will install: off the path to the container's start.
     maps_ = std::async(std::launch::async, [this] {
@@ -181,9 +186,6 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& po
         }
         return out;
     });
-    // The shim starts now, while the container is set up, and waits before doing anything
-    // until it is in its own cgroup (place_shim).
-    shim_ = shim::launch_shim(state_dir, plan_->policy, true);
 }
 
 EgressEnforcement::~EgressEnforcement() {

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 #include "runtime/util/process.hpp"
@@ -82,7 +84,12 @@ public:
         return os::plan_join_process(pid, linux_cfg);
     }
 
-    cgroups::Hierarchy cgroup_hierarchy() override { return cgroups::probe_host(); }
+    // Probed once a command (create asks for the container's cgroup and then its shim's):
+    // the host's mounts do not change under it.
+    cgroups::Hierarchy cgroup_hierarchy() override {
+        if (!host_) host_ = cgroups::probe_host();
+        return *host_;
+    }
 
     std::unique_ptr<cgroups::Manager> cgroup_manager(const cgroups::Hierarchy& host,
                                                      const std::string& resolved_path) override {
@@ -92,6 +99,9 @@ public:
     std::unique_ptr<cgroups::Manager> open_cgroup_manager(const nlohmann::json& state) override {
         return cgroups::open_manager(state);
     }
+
+private:
+    std::optional<cgroups::Hierarchy> host_;
 };
 
 }  // namespace
