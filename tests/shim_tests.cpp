@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -434,6 +435,42 @@ BOOST_AUTO_TEST_CASE(launched_early_then_given_its_first_listener, *boost::unit_
     BOOST_CHECK(!fs::exists(tmp.path + "/shim.pid"));
     // Idempotent: the same identity again, the shim gone and its files too.
     BOOST_CHECK_NO_THROW(shim::stop_shim(tmp.path, shim_id));
+}
+
+// create launches the shim held: launch_shim returns once the shim has called execve (it
+// was spawned with no copy of our memory, so there is no window in which it runs ours),
+// and the shim does nothing (no socket, no pid file) until it is released; closed
+// instead, it ends without having done anything.
+BOOST_AUTO_TEST_CASE(a_held_shim_does_nothing_until_released, *boost::unit_test::precondition(shim_runnable)) {
+    shim::set_shim_binary(runtime_binary());
+    char exe[PATH_MAX] = {};
+    const std::string real = std::filesystem::canonical(runtime_binary()).string();
+    {
+        TempDir tmp;
+        shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off), true);
+        const std::string link = "/proc/" + std::to_string(pending.pid) + "/exe";
+        BOOST_REQUIRE_GT(::readlink(link.c_str(), exe, sizeof exe - 1), 0);
+        BOOST_CHECK_EQUAL(std::string(exe), real);
+        ::usleep(200'000);
+        BOOST_CHECK(!fs::exists(tmp.path + "/shim.sock"));
+        BOOST_CHECK(!fs::exists(tmp.path + "/shim.pid"));
+        BOOST_CHECK(proc::running(pending.pid));
+        LoopbackServer server;
+        FilteredChild child;
+        shim::release_shim(pending);
+        const proc::Identity id = shim::finish_shim_launch(pending, child.take_listener());
+        BOOST_CHECK_EQUAL(child.connect_to(server.port), ECONNREFUSED);
+        shim::stop_shim(tmp.path, id);
+    }
+    {
+        TempDir tmp;
+        shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off), true);
+        const pid_t pid = pending.pid;
+        shim::stop_pending_shim(pending);
+        BOOST_CHECK(!proc::running(pid));
+        BOOST_CHECK(!fs::exists(tmp.path + "/shim.sock"));
+        BOOST_CHECK(!fs::exists(tmp.path + "/shim.log"));
+    }
 }
 
 // A create that fails after launching the shim kills it through the pidfd it has held
