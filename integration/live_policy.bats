@@ -187,6 +187,16 @@ without_bpffs() {
 	chmod +x "$RUNTIME"
 }
 
+# change_and_probe ID --allow|--revoke RULE LABEL: the change, which must succeed, then an
+# exec'd process's connect to $EG_D:$EG_P with payload LABEL (its result line in $output).
+change_and_probe() {
+	run rtq egress "$1" "$2" "$3"
+	echo "$2: $status $output"
+	[ "$status" -eq 0 ] || return 1
+	output=$(exec_probe "$1" "$4"; true)
+	echo "$output"
+}
+
 # A live change writes the programs' shared tables (the container's policy_ref entry and the
 # outer maps). Without bpffs nothing is pinned: the shim has them only as fds from create.
 @test "live: on a host without bpffs, --allow and --revoke still change a kernel-mode policy" {
@@ -200,17 +210,9 @@ without_bpffs() {
 	[ "$(jq -r .kernel_tables "$TEST_ROOT/$ID/state.json")" = "" ]
 	output=$(exec_probe "$ID" x-0; true)
 	assert_refused x-0
-	run rtq egress "$ID" --allow "$EG_D:$EG_P"
-	echo "allow: $status $output"
-	[ "$status" -eq 0 ]
-	output=$(exec_probe "$ID" x-1; true)
-	echo "$output"
+	change_and_probe "$ID" --allow "$EG_D:$EG_P" x-1
 	assert_ok x-1
-	run rtq egress "$ID" --revoke "$EG_D:$EG_P"
-	echo "revoke: $status $output"
-	[ "$status" -eq 0 ]
-	output=$(exec_probe "$ID" x-2; true)
-	echo "$output"
+	change_and_probe "$ID" --revoke "$EG_D:$EG_P" x-2
 	assert_refused x-2
 	settle
 	show_listeners
