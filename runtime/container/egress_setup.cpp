@@ -209,13 +209,12 @@ void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, Contain
     if (!shim_) return;
     auto made = make_cgroup(shim_limits_);
     if (!made) {  // the container has no cgroup (rootless): nor has its shim
-        shim::launched_pid(*shim_);  // known by its pidfd before it may run, as below
         shim::release_shim(*shim_);
         return;
     }
     refuse_existing_shim_cgroup(*made);
     shim_cgroup_ = std::move(made);
-    container::place_shim(*shim_cgroup_, shim::launched_pid(*shim_), shim_limits_);
+    container::place_shim(*shim_cgroup_, shim_->pid, shim_limits_);
     st.shim_cgroup = shim_cgroup_->to_state();
     shim::release_shim(*shim_);
 }

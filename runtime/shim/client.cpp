@@ -138,28 +138,37 @@ int spawned_shim(void* arg) {
     fail_spawn(a, "exec");
 }
 
+struct Spawned {
+    pid_t pid = 0;
+    UniqueFd pidfd;
+};
+
 // Starts the shim as a child of ours the way posix_spawn does (clone with CLONE_VM and
 // CLONE_VFORK: no copy of create's memory, whose pages a fork would make copy-on-write
-// for both, while the maps' thread writes them) and returns its pid once it has called
-// execve. Signals stay blocked here until then, so that no handler of create's runs on
-// the child's stack. The shim is create's child only until create exits (then the
-// caller's subreaper's, or init's, as runc's init becomes); `run` reaps it.
-pid_t spawn_shim(const LaunchPlan& plan, int listener, int ready, int proceed) {
+// for both, while the maps' thread writes them) and returns it, with the pidfd clone
+// made for it (CLONE_PIDFD), once it has called execve. Signals stay blocked here until
+// then, so that no handler of create's runs on the child's stack. The shim is create's
+// child only until create exits (then the caller's subreaper's, or init's, as runc's
+// init becomes); `run` reaps it.
+Spawned spawn_shim(const LaunchPlan& plan, int listener, int ready, int proceed) {
     std::vector<std::max_align_t> stack(64 * 1024 / sizeof(std::max_align_t));
     SpawnArgs args{&plan, listener, ready, proceed};
+    int pidfd = -1;
     sigset_t all, old;
     ::sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &old);
-    const pid_t pid = ::clone(spawned_shim, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    const pid_t pid = ::clone(spawned_shim, stack.data() + stack.size(),
+                              CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
     const int err = errno;
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) throw_errno("egress shim: clone", err);
+    Spawned shim{pid, UniqueFd(pidfd)};
     if (args.failed_step) {  // it has exited
         while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
         }
         throw Error(std::string("egress shim: ") + args.failed_step + ": " + std::strerror(args.failed_errno));
     }
-    return pid;
+    return shim;
 }
 
 // One line of the ready pipe as (word, rest); throws for an error line.
@@ -337,17 +346,10 @@ Launched launch(const std::string& state_dir, int fd3, const std::string& audit_
     UniqueFd ready_read(p[0]), ready_write(p[1]);
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) throw_errno("egress shim: socketpair");
     UniqueFd proceed_read(p[0]), proceed_write(p[1]);
+    Spawned spawned = spawn_shim(plan, fd3, ready_write.get(), proceed_read.get());
     Launched shim;
-    shim.pid = spawn_shim(plan, fd3, ready_write.get(), proceed_read.get());
-    // Our child, not reaped: the pid cannot have been reused.
-    shim.pidfd = proc::open_pidfd(shim.pid);
-    if (!shim.pidfd) {
-        const int err = errno;
-        ::kill(shim.pid, SIGKILL);
-        while (::waitpid(shim.pid, nullptr, 0) < 0 && errno == EINTR) {
-        }
-        throw_errno("egress shim: pidfd_open", err);
-    }
+    shim.pid = spawned.pid;
+    shim.pidfd = std::move(spawned.pidfd);
     shim.proceed = std::move(proceed_write);
     shim.ready = std::move(ready_read);
     return shim;
@@ -387,8 +389,6 @@ PendingShim launch_shim(const std::string& state_dir_arg, const egress::Resolved
     return pending;
 }
 
-pid_t launched_pid(PendingShim& pending) { return pending.pid; }
-
 void release_shim(PendingShim& pending) { release(pending.held); }
 
 namespace {
@@ -396,8 +396,6 @@ namespace {
 // Once: until the shim said "ready", shim.sock may not be served yet.
 void await_pending_shim(PendingShim& pending) {
     if (pending.held) throw Error("egress shim: still held before its start (release_shim)");
-    launched_pid(pending);
-    if (!pending.pidfd) throw Error("egress shim: exited before serving " + socket_path(pending.state_dir));
     if (!pending.ready) return;
     ReadyPipe pipe(std::move(pending.ready));
     await_ready(pipe, pending.pidfd.get(), socket_path(pending.state_dir));

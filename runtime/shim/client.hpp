@@ -120,8 +120,6 @@ struct PendingShim {
 };
 PendingShim launch_shim(const std::string& state_dir, const egress::ResolvedPolicy& policy,
                         bool held = false);
-// The shim's pid.
-pid_t launched_pid(PendingShim& pending);
 void release_shim(PendingShim& pending);
 // Registers the container's first listener. With kernel_layer (attached by create), the
 // shim takes over its maps: it keeps them for counters and audit events, removes the
