@@ -51,11 +51,7 @@ std::string error_of(const std::function<void()>& f) {
     return {};
 }
 
-std::vector<std::string> texts(const ResolvedPolicy& p) {
-    std::vector<std::string> out;
-    for (const auto& r : p.allow_rules) out.push_back(to_string(r));
-    return out;
-}
+std::vector<std::string> texts(const ResolvedPolicy& p) { return p.allow_rules.texts(); }
 
 }  // namespace egress_live_change_tests
 
@@ -167,8 +163,21 @@ BOOST_AUTO_TEST_CASE(rules_and_ceiling_survive_egress_json) {
     BOOST_TEST((back == p));
     BOOST_TEST(texts(back) == (std::vector<std::string>{"a.example:443,80", "udp://[fd00::1]:53", "icmp://*"}),
                boost::test_tools::per_element());
-    // a policy from before live changes reads without them
+    // version 2 kept the rules as a list of texts: still read, each text checked
     nlohmann::json j = nlohmann::json::parse(serialize(p));
+    auto v2 = j;
+    v2["version"] = 2;
+    v2["allow_rules"] = {"a.example:443,80", "udp://[fd00::1]:53", "icmp://*"};
+    BOOST_TEST((deserialize_policy(v2.dump()) == p));
+    v2["allow_rules"] = {"a.example:443,80", "udp://[fd00::1]:0"};
+    BOOST_TEST(error_of([&] { deserialize_policy(v2.dump()); }).starts_with("egress policy: invalid rule: "));
+    // the current form is parsed when a change needs the rules
+    auto corrupt = j;
+    corrupt["allow_rules"] = "a.example:443,80;udp://[fd00::1]:0";
+    const ResolvedPolicy kept = deserialize_policy(corrupt.dump());
+    BOOST_TEST(kept.allow_rules.size() == 2u);
+    BOOST_TEST(error_of([&] { change(kept, {"10.0.0.9:443"}, {}, dns); }).find("port 0") != std::string::npos);
+    // a policy from before live changes reads without them
     j.erase("allow_rules");
     j.erase("ceiling");
     const ResolvedPolicy old = deserialize_policy(j.dump());

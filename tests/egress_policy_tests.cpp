@@ -623,8 +623,10 @@ BOOST_AUTO_TEST_CASE(json_shape) {
     const auto r = resolved({{"io.sandlock.network.allow", "db.internal:5432,5433;udp://:53"},
                              {"io.sandlock.network.allow_bind", "80"}});
     const auto j = nlohmann::json::parse(serialize(r));
-    BOOST_TEST(j.at("version") == 2);
+    BOOST_TEST(j.at("version") == 3);
     BOOST_TEST(j.at("mode") == "allow");
+    // the rules as written: one string, not one JSON value a rule
+    BOOST_TEST(j.at("allow_rules") == "db.internal:5432,5433;udp://*:53");
     BOOST_TEST(j.at("loopback") == "allow");
     BOOST_TEST(j.at("audit") == "off");
     BOOST_TEST(j.at("tcp").at("per_ip").at(0) == "10.1.2.3 5432,5433");
@@ -668,7 +670,7 @@ BOOST_AUTO_TEST_CASE(json_input_is_validated_and_normalized) {
         edit(copy);
         return error_of([&] { deserialize_policy(copy.dump()); });
     };
-    BOOST_TEST(broken([](auto& c) { c["version"] = 3; }) == "egress policy: unsupported version 3");
+    BOOST_TEST(broken([](auto& c) { c["version"] = 4; }) == "egress policy: unsupported version 4");
     BOOST_TEST(broken([](auto& c) { c["mode"] = "maybe"; }) == "egress policy: invalid mode \"maybe\"");
     BOOST_TEST(broken([](auto& c) { c["audit"] = "loud"; }) == "egress policy: invalid audit \"loud\"");
     BOOST_TEST(broken([](auto& c) { c["tcp"]["any_ip_ports"] = {70000}; }) == "egress policy: invalid port 70000");

@@ -224,7 +224,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     const std::string bundle = fs::absolute(opts.bundle.empty() ? "." : opts.bundle);
     spec::Config cfg = spec::load_config(bundle);
     // Parsed once: validation and the egress plan both use it.
-    const egress::Policy policy = config::effective_policy(cfg.annotations, opts.operator_config);
+    egress::Policy policy = config::effective_policy(cfg.annotations, opts.operator_config);
     validate_for_create(cfg, policy);
     cgroups::Resources resources = cgroups::parse_resources(cfg.linux.resources);
     cgroups::add_default_devices(resources, cfg.linux.devices);
@@ -237,7 +237,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     const std::string state_dir = store.dir(opts.id);
     // Landlock, the notify filter, the kernel layer, /etc/hosts and the shim: one owner,
     // which undoes its part should create fail.
-    EgressEnforcement egress_owner(cfg, policy, bundle, rootfs, state_dir);
+    EgressEnforcement egress_owner(cfg, std::move(policy), bundle, rootfs, state_dir);
     fs::write_file_atomic(store.config_path(opts.id), fs::read_file(fs::join(bundle, "config.json")),
                           0600);
 

@@ -114,14 +114,14 @@ void refuse_inherited_ip_sockets(int passed_fds, bool stdio, const std::string& 
     for (int fd = 3; fd < 3 + passed_fds; ++fd) check(fd);
 }
 
-std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
+std::optional<EgressPlan> prepare_egress(spec::Config& cfg, egress::Policy policy,
                                          const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir) {
     if (!policy.active()) return std::nullopt;
     egress::SystemResolver resolver;
     // Loopback defaults to allowed only when it is the container's own.
     auto loopback = has_private_netns(cfg) ? egress::Loopback::Allow : egress::Loopback::Deny;
-    EgressPlan plan{egress::resolve(policy, resolver, loopback), {}, egress::Enforcement::Supervisor, {}};
+    EgressPlan plan{egress::resolve(std::move(policy), resolver, loopback), {}, egress::Enforcement::Supervisor, {}};
     plan.landlock = landlock_rules(plan.policy, cfg);
     if (!plan.policy.hosts.empty()) {
         std::string hosts = fs::join(state_dir, "hosts");
@@ -157,9 +157,9 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
 
 // ---- the owner at create ---------------------------------------------------------
 
-EgressEnforcement::EgressEnforcement(spec::Config& cfg, const egress::Policy& policy, const std::string& bundle,
+EgressEnforcement::EgressEnforcement(spec::Config& cfg, egress::Policy policy, const std::string& bundle,
                                      const std::string& rootfs, const std::string& state_dir)
-    : plan_(prepare_egress(cfg, policy, bundle, rootfs, state_dir)) {
+    : plan_(prepare_egress(cfg, std::move(policy), bundle, rootfs, state_dir)) {
     if (!plan_) return;
     shim_limits_ = shim_limits_from_env();
     // The shim starts now, while the container is set up, and waits before doing anything

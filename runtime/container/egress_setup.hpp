@@ -37,7 +37,7 @@ struct EgressPlan {
 // key. Resolves host names (an unresolvable one fails create), writes
 // <state_dir>/hosts (the container's own /etc/hosts plus the resolved names)
 // and bind-mounts it over /etc/hosts; the bundle and rootfs are not modified.
-std::optional<EgressPlan> prepare_egress(spec::Config& cfg, const egress::Policy& policy,
+std::optional<EgressPlan> prepare_egress(spec::Config& cfg, egress::Policy policy,
                                          const std::string& bundle,
                                          const std::string& rootfs, const std::string& state_dir);
 
@@ -90,7 +90,7 @@ public:
     using ShimCgroupFactory = std::function<std::unique_ptr<cgroups::Manager>(const ShimLimits&)>;
 
     // The plan, the maps' thread and the held shim; nothing when the bundle has no policy.
-    EgressEnforcement(spec::Config& cfg, const egress::Policy& policy, const std::string& bundle,
+    EgressEnforcement(spec::Config& cfg, egress::Policy policy, const std::string& bundle,
                       const std::string& rootfs, const std::string& state_dir);
     EgressEnforcement(const EgressEnforcement&) = delete;
     EgressEnforcement& operator=(const EgressEnforcement&) = delete;

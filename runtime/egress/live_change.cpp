@@ -60,7 +60,7 @@ ResolvedPolicy rebuilt(const ResolvedPolicy& current, std::vector<Rule> rules, s
     next.refresh = current.refresh;
     next.network_keys = true;
     PinnedResolver pinned(std::move(names));
-    return resolve(next, pinned, current.loopback);
+    return resolve(std::move(next), pinned, current.loopback);
 }
 
 }  // namespace
@@ -71,7 +71,7 @@ PolicyChange parse_change(const std::vector<std::string>& allow, const std::vect
 
 ResolvedPolicy apply_change(const ResolvedPolicy& current, const PolicyChange& change, Resolver& resolver) {
     check_changeable(current);
-    std::vector<Rule> rules = current.allow_rules;
+    std::vector<Rule> rules = current.allow_rules.rules();
     for (const auto& gone : change.revoke) {
         const auto it = std::find_if(rules.begin(), rules.end(), [&](const Rule& r) { return same_rule(r, gone); });
         if (it == rules.end())
@@ -104,7 +104,7 @@ ResolvedPolicy with_names(const ResolvedPolicy& current, const std::vector<HostE
     for (auto& h : merged)
         for (const auto& n : names)
             if (n.name == h.name) h.addresses = n.addresses;
-    return rebuilt(current, current.allow_rules, std::move(merged));
+    return rebuilt(current, current.allow_rules.rules(), std::move(merged));
 }
 
 }  // namespace sandlock::egress

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <map>
 #include <cstring>
 #include <memory>
 #include <netdb.h>
@@ -162,6 +163,11 @@ private:
 };
 
 void add_allow_rules(const Policy& policy, Resolver& resolver, ResolvedPolicy& out) {
+    // Each list sized once (a thousand rules would grow it a dozen times over).
+    std::map<ProtocolRules*, std::size_t> literals;
+    for (const auto& rule : policy.allow)
+        if (rule.address && rule.address->is_single()) ++literals[&rules_of(out, rule.protocol)];
+    for (const auto& [rules, n] : literals) rules->per_ip.reserve(n);
     NameCache names(resolver, out.hosts);
     for (const auto& rule : policy.allow) {
         auto& rules = rules_of(out, rule.protocol);
@@ -292,6 +298,7 @@ ProtocolRules rules_from_json(const json& j) {
     ProtocolRules r;
     r.any_ip_all_ports = j.at("any_ip_all_ports").get<bool>();
     r.any_ip_ports = ports_from(j.at("any_ip_ports"));
+    r.per_ip.reserve(j.at("per_ip").size());
     for (const auto& e : j.at("per_ip")) {
         Destination d = destination_from(e);
         r.per_ip.push_back({address_from(d.where), d.all_ports, std::move(d.ports)});
@@ -310,9 +317,10 @@ constexpr std::pair<const char*, Mode> kModes[] = {{"open", Mode::Open}, {"allow
 constexpr std::pair<const char*, Loopback> kLoopbacks[] = {{"allow", Loopback::Allow}, {"deny", Loopback::Deny}};
 constexpr std::pair<const char*, Audit> kAudits[] = {{"off", Audit::Off}, {"deny", Audit::Deny}, {"all", Audit::All}};
 
-// 2: serialize() writes destinations as "ADDRESS PORTS" strings, to_json() as objects;
-// both are read, and so is 1 (objects).
-constexpr int kJsonVersion = 2;
+// 3: serialize() writes destinations as "ADDRESS PORTS" strings and the allow rules as one
+// ';'-separated string, to_json() destinations as objects and the rules as a list; all
+// are read, and so are 2 (the rules a list) and 1 (objects).
+constexpr int kJsonVersion = 3;
 
 }  // namespace
 
@@ -484,31 +492,34 @@ void ProtocolRules::add_any(const std::vector<std::uint16_t>& ports, bool all_po
 }
 
 void ProtocolRules::add(const Cidr& where, const std::vector<std::uint16_t>& ports, bool all_ports) {
-    const auto kept = all_ports ? std::vector<std::uint16_t>{} : ports;
-    if (where.is_single()) per_ip.push_back(AddressPorts{where.base, all_ports, kept});
-    else per_net.push_back(NetworkPorts{where, all_ports, kept});
+    auto kept = all_ports ? std::vector<std::uint16_t>{} : ports;
+    if (where.is_single()) per_ip.push_back(AddressPorts{where.base, all_ports, std::move(kept)});
+    else per_net.push_back(NetworkPorts{where, all_ports, std::move(kept)});
 }
 
 namespace {
 
-// Sorts entries by key and merges those with equal keys (ports united, all_ports OR'd).
+// Sorts entries by key and merges those with equal keys (ports united, all_ports OR'd),
+// in place: a policy of thousands of entries is not copied.
 template <typename Entry, typename Key>
 void merge_entries(std::vector<Entry>& entries, Key key) {
     std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) { return key(a) < key(b); });
-    std::vector<Entry> merged;
-    for (auto& e : entries) {
-        if (!merged.empty() && key(merged.back()) == key(e)) {
-            merged.back().all_ports = merged.back().all_ports || e.all_ports;
-            merged.back().ports.insert(merged.back().ports.end(), e.ports.begin(), e.ports.end());
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (kept > 0 && key(entries[kept - 1]) == key(entries[i])) {
+            Entry& into = entries[kept - 1];
+            into.all_ports = into.all_ports || entries[i].all_ports;
+            into.ports.insert(into.ports.end(), entries[i].ports.begin(), entries[i].ports.end());
         } else {
-            merged.push_back(std::move(e));
+            if (kept != i) entries[kept] = std::move(entries[i]);
+            ++kept;
         }
     }
-    for (auto& e : merged) {
+    entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(kept), entries.end());
+    for (auto& e : entries) {
         if (e.all_ports) e.ports.clear();
         sort_unique(e.ports);
     }
-    entries = std::move(merged);
 }
 
 }  // namespace
@@ -584,18 +595,19 @@ std::optional<std::vector<std::uint16_t>> ResolvedPolicy::landlock_connect_ports
     return ports;
 }
 
-ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback default_loopback) {
+// By value: what the result keeps of it (the rules as written, the ceiling) is moved.
+ResolvedPolicy resolve(Policy policy, Resolver& resolver, Loopback default_loopback) {
     ResolvedPolicy out;
     out.mode = policy.mode;
     out.loopback = policy.loopback.value_or(default_loopback);
     out.audit = policy.audit;
-    out.ceiling = policy.ceiling;
+    out.ceiling = std::move(policy.ceiling);
     out.refresh = policy.refresh;
     out.learn = policy.learn;
     if (policy.allow_bind) out.bind = merge_ranges(*policy.allow_bind);
     if (policy.mode == Mode::Allow) {
         add_allow_rules(policy, resolver, out);
-        out.allow_rules = policy.allow;
+        out.allow_rules = RuleTexts(policy.allow);
     }
     if (policy.mode == Mode::Deny) add_deny_rules(policy, out);
     for (auto* r : {&out.tcp, &out.udp, &out.icmp}) r->finalize();
@@ -607,6 +619,14 @@ namespace {
 json rule_texts(const std::vector<Rule>& rules) {
     json out = json::array();
     for (const auto& r : rules) out.push_back(to_string(r));
+    return out;
+}
+
+// compact: one string, as kept (the shim's file: a thousand rules are one JSON value).
+json rule_texts(const RuleTexts& rules, bool compact) {
+    if (compact) return rules.joined();
+    json out = json::array();
+    for (auto& t : rules.texts()) out.push_back(std::move(t));
     return out;
 }
 
@@ -643,7 +663,7 @@ json policy_to_json(const ResolvedPolicy& p, bool compact) {
             {"icmp", rules_to_json(p.icmp, compact)},
             {"bind", bind},
             {"hosts", hosts},
-            {"allow_rules", rule_texts(p.allow_rules)},
+            {"allow_rules", rule_texts(p.allow_rules, compact)},
             {"ceiling", p.ceiling ? rule_texts(*p.ceiling) : json(nullptr)},
             {"learn", p.learn},
             {"refresh", p.refresh ? json{{"min_interval_ms", p.refresh->min_interval_ms},
@@ -660,7 +680,8 @@ namespace {
 
 ResolvedPolicy policy_from_json(const json& j) {
     if (!j.is_object()) fail_json("not a JSON object");
-    if (j.at("version") != kJsonVersion && j.at("version") != 1) fail_json("unsupported version " + j.at("version").dump());
+    if (j.at("version") != kJsonVersion && j.at("version") != 2 && j.at("version") != 1)
+        fail_json("unsupported version " + j.at("version").dump());
     ResolvedPolicy out;
     out.mode = enum_from(j, "mode", kModes);
     out.loopback = enum_from(j, "loopback", kLoopbacks);
@@ -684,7 +705,8 @@ ResolvedPolicy policy_from_json(const json& j) {
         out.hosts.push_back(std::move(entry));
     }
     // Written since live changes: a policy from an older runtime has neither.
-    if (const auto r = j.find("allow_rules"); r != j.end()) out.allow_rules = rules_from_texts(*r);
+    if (const auto r = j.find("allow_rules"); r != j.end())
+        out.allow_rules = r->is_string() ? RuleTexts::from_joined(r->get<std::string>()) : RuleTexts(rules_from_texts(*r));
     if (const auto c = j.find("ceiling"); c != j.end() && !c->is_null()) out.ceiling = rules_from_texts(*c);
     out.learn = j.value("learn", false);
     if (const auto r = j.find("refresh"); r != j.end() && !r->is_null())

@@ -196,7 +196,7 @@ struct ResolvedPolicy {
     // What the policy was made of and may become, for live changes (live_change.hpp):
     // the allow rules as written (allow mode), and the operator's ceiling at create
     // (nullopt: none), which every rule added later must fall inside.
-    std::vector<Rule> allow_rules;
+    RuleTexts allow_rules;
     std::optional<std::vector<Rule>> ceiling;
     std::optional<RefreshSettings> refresh;  // nullopt: names stay as resolved
     bool learn = false;                      // learning mode: open, every decision recorded
@@ -233,7 +233,7 @@ struct ResolvedPolicy {
 //   io.sandlock.network.allow: cannot resolve host "nope.invalid": Name or service not known
 // default_loopback applies when the annotation is absent (the contract: allow with a
 // private network namespace; the runtime chooses for a shared one).
-ResolvedPolicy resolve(const Policy& policy, Resolver& resolver, Loopback default_loopback = Loopback::Allow);
+ResolvedPolicy resolve(Policy policy, Resolver& resolver, Loopback default_loopback = Loopback::Allow);
 
 // JSON. serialize() is the compact form that create hands the shim (egress.json: one
 // string per destination); to_json() the readable one (one object per destination) that

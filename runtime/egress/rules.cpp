@@ -416,4 +416,31 @@ std::vector<Rule> parse_rule_list(std::string_view value) {
     return rules;
 }
 
+RuleTexts::RuleTexts(const std::vector<Rule>& rules) : count_(rules.size()) {
+    for (const auto& r : rules) {
+        if (!joined_.empty()) joined_ += ';';
+        joined_ += to_string(r);
+    }
+}
+
+RuleTexts RuleTexts::from_joined(std::string joined) {
+    RuleTexts out;
+    out.count_ = split_list(joined).size();
+    out.joined_ = std::move(joined);
+    return out;
+}
+
+std::vector<Rule> RuleTexts::rules() const {
+    std::vector<Rule> out;
+    out.reserve(count_);
+    for (const auto entry : split_list(joined_)) out.push_back(parse_rule(entry));
+    return out;
+}
+
+std::vector<std::string> RuleTexts::texts() const {
+    std::vector<std::string> out;
+    for (const auto entry : split_list(joined_)) out.emplace_back(entry);
+    return out;
+}
+
 }  // namespace sandlock::egress

@@ -126,6 +126,32 @@ std::vector<std::string_view> split_list(std::string_view value);
 // split_list + parse_rule. A list without any rule throws Error("empty rule list").
 std::vector<Rule> parse_rule_list(std::string_view value);
 
+// Rules kept as written: their texts (to_string) joined by ';', as in the annotation. A
+// resolved policy keeps its allow rules for live changes, which parse them again; neither
+// create nor the shim needs them parsed otherwise, and one string holds a thousand rules
+// in a few pages where a thousand Rules take dozens (each a page fault to fill).
+class RuleTexts {
+public:
+    RuleTexts() = default;
+    explicit RuleTexts(const std::vector<Rule>& rules);
+    // A list written by joined() (an egress.json the runtime wrote), not parsed here:
+    // rules() throws RuleError should an entry not parse.
+    static RuleTexts from_joined(std::string joined);
+
+    std::vector<Rule> rules() const;
+    std::vector<std::string> texts() const;
+    const std::string& joined() const { return joined_; }
+    std::size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+    void clear() { *this = RuleTexts(); }
+
+    bool operator==(const RuleTexts&) const = default;
+
+private:
+    std::string joined_;
+    std::size_t count_ = 0;
+};
+
 // How errors of the shared pieces below read: NetAllow gives sandlock's "--net-allow: ..."
 // texts as what(); Plain gives `rule "<rule>": <reason>` (for lists sandlock lacks).
 enum class Dialect : std::uint8_t { NetAllow, Plain };

@@ -266,13 +266,13 @@ private:
 // What the control socket does to the Supervisor and the kernel layer.
 class ShimService {
 public:
-    ShimService(Supervisor& sup, std::string state_dir, egress::ResolvedPolicy policy, egress::Audit audit,
+    ShimService(Supervisor& sup, std::string state_dir, Supervisor::PolicyPtr policy, egress::Audit audit,
                 AuditFn audit_fn)
         : sup_(sup), state_dir_(std::move(state_dir)), policy_(std::move(policy)), audit_(audit),
           audit_fn_(std::move(audit_fn)) {
-        if (policy_.refresh && policy_.mode == egress::Mode::Allow && !policy_.hosts.empty()) {
-            names_.emplace(*policy_.refresh);
-            names_->track(policy_.hosts, NameSchedule::Clock::now());
+        if (policy_->refresh && policy_->mode == egress::Mode::Allow && !policy_->hosts.empty()) {
+            names_.emplace(*policy_->refresh);
+            names_->track(policy_->hosts, NameSchedule::Clock::now());
             refresher_ = std::thread([this] { refresh_names(); });
         }
     }
@@ -376,7 +376,7 @@ private:
                 return refuse("register: \"kernel_layer\" needs an \"id\"");
             std::vector<UniqueFd> maps(std::make_move_iterator(fds.begin() + 1), std::make_move_iterator(fds.end()));
             try {
-                kernel_.emplace(egress::KernelLayer::adopt(policy_, k->at("id").get<std::uint64_t>(), std::move(maps)));
+                kernel_.emplace(egress::KernelLayer::adopt(*policy_, k->at("id").get<std::uint64_t>(), std::move(maps)));
             } catch (const Error& e) {
                 return refuse(e.what());
             }
@@ -412,14 +412,14 @@ private:
         try {
             egress::SystemResolver resolver;
             const egress::PolicyChange change = egress::parse_change(*allow, *revoke);
-            next = egress::apply_change(policy_, change, resolver);
+            next = egress::apply_change(*policy_, change, resolver);
             // what both the current policy and the next one allow: the current one less the revokes
-            narrowed = egress::apply_change(policy_, {{}, change.revoke}, resolver);
+            narrowed = egress::apply_change(*policy_, {{}, change.revoke}, resolver);
         } catch (const Error& e) {
             return refuse(e.what());
         }
-        json reply = {{"ok", true}, {"changed", next != policy_}};
-        if (next == policy_) return reply;
+        json reply = {{"ok", true}, {"changed", next != *policy_}};
+        if (next == *policy_) return reply;
         if (!fds.empty() && fds[0] && !init_) {
             const auto pid = request.find("pid");
             if (pid != request.end() && pid->is_number_integer()) init_.emplace(Init{pid->get<pid_t>(), std::move(fds[0])});
@@ -450,7 +450,8 @@ private:
                 // delete's record of the version about to enter the kernel's tables,
                 // before it does (a shim killed in between must not leave it behind)
                 record_kernel_version(state_dir_, kernel_->version() + 1);
-                if (narrowed && *narrowed != policy_) sup_.set_policy(*narrowed);
+                if (narrowed && *narrowed != *policy_)
+                    sup_.set_policy(std::make_shared<const egress::ResolvedPolicy>(std::move(*narrowed)));
                 try {
                     kernel_->replace(next);
                 } catch (const Error&) {
@@ -459,16 +460,16 @@ private:
                 }
             }
         }
-        sup_.set_policy(next);
-        const bool names_changed = next.hosts != policy_.hosts;
-        policy_ = std::move(next);
+        const bool names_changed = next.hosts != policy_->hosts;
+        policy_ = std::make_shared<const egress::ResolvedPolicy>(std::move(next));
+        sup_.set_policy(policy_);
         ++version_;
         try {
-            fs::write_file_atomic(policy_path(state_dir_), egress::serialize(policy_), 0600);
+            fs::write_file_atomic(policy_path(state_dir_), egress::serialize(*policy_), 0600);
         } catch (const Error& e) {
             log::warn(std::string("egress shim: keep the changed policy: ") + e.what());
         }
-        if (names_) names_->track(policy_.hosts, NameSchedule::Clock::now());
+        if (names_) names_->track(policy_->hosts, NameSchedule::Clock::now());
         wake_refresh_.notify_all();
         if (!names_changed) return std::nullopt;
         return update_hosts();
@@ -519,8 +520,8 @@ private:
     // new policy is what both allow); else only addresses came (the current one is).
     void apply_refreshed(bool narrowing) {
         try {
-            egress::ResolvedPolicy next = egress::with_names(policy_, names_->hosts());
-            std::optional<egress::ResolvedPolicy> narrowed = narrowing ? next : policy_;
+            egress::ResolvedPolicy next = egress::with_names(*policy_, names_->hosts());
+            std::optional<egress::ResolvedPolicy> narrowed = narrowing ? next : *policy_;
             apply_policy(std::move(next), std::move(narrowed));
         } catch (const Error& e) {
             log::warn(std::string("egress shim: refresh: ") + e.what());
@@ -531,7 +532,7 @@ private:
     std::string update_hosts() {
         if (!init_) return "not updated: the shim does not know the container's init";
         try {
-            std::string written = update_container_hosts(state_dir_, version_, init_->pidfd.get(), init_->pid, policy_);
+            std::string written = update_container_hosts(state_dir_, version_, init_->pidfd.get(), init_->pid, *policy_);
             // the file it replaced is unmounted: its copy goes too (create's own stays)
             if (!last_hosts_file_.empty()) ::unlink(last_hosts_file_.c_str());
             last_hosts_file_ = std::move(written);
@@ -552,7 +553,7 @@ private:
     // Guarded by change_mu_ (adopt reads policy_ before any change can be made). Taken
     // before mu_ when both are.
     mutable std::mutex change_mu_;
-    egress::ResolvedPolicy policy_;
+    Supervisor::PolicyPtr policy_;  // the one the Supervisor judges by
     unsigned version_ = 0;
     std::optional<Init> init_;  // for /etc/hosts; set at registration (create) or by a change
     std::string last_hosts_file_;  // the hosts.N mounted last
@@ -699,12 +700,13 @@ int run_shim_main(const std::string& state_dir_arg) {
         raise_fd_limit();
         UniqueFd creator = take_creator_pipe();
         UniqueFd first = creator ? UniqueFd() : take_first_listener();
-        const auto policy = egress::deserialize_policy(fs::read_file(policy_path(state_dir)));
-        const egress::Audit audit = audit_mode_for(policy);
+        const auto policy = std::make_shared<const egress::ResolvedPolicy>(
+            egress::deserialize_policy(fs::read_file(policy_path(state_dir))));
+        const egress::Audit audit = audit_mode_for(*policy);
         AuditLog audit_log(audit_log_path(state_dir), audit, audit_max_size());
         AuditFn audit_fn = audit_log.fn();
         std::optional<LearnedRecorder> learned;
-        if (policy.learn) {
+        if (policy->learn) {
             learned.emplace(learned_path(state_dir));
             audit_fn = [&learned, log_fn = std::move(audit_fn)](const Decision& d) {
                 learned->record(d);

@@ -58,8 +58,7 @@ struct Job {
 // threads when its call ends. The watcher is woken only when calls start after a quiet
 // period (kWatchLinger); otherwise it sleeps. run() itself only waits for the end.
 struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
-    State(egress::ResolvedPolicy p, AuditFn a)
-        : policy(std::make_shared<const egress::ResolvedPolicy>(std::move(p))), audit(std::move(a)) {
+    State(PolicyPtr p, AuditFn a) : policy(std::move(p)), audit(std::move(a)) {
         wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake) throw_errno("egress supervisor: eventfd");
         // Without an audit log there is nothing to describe: skip building each Decision.
@@ -334,14 +333,15 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     }
 };
 
-Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit)
+Supervisor::Supervisor(PolicyPtr policy, AuditFn audit)
     : state_(std::make_shared<State>(std::move(policy), std::move(audit))) {}
+
+Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit)
+    : Supervisor(std::make_shared<const egress::ResolvedPolicy>(std::move(policy)), std::move(audit)) {}
 
 void Supervisor::set_kernel_layer() { state_->kernel_layer = true; }
 
-void Supervisor::set_policy(egress::ResolvedPolicy policy) {
-    state_->policy.store(std::make_shared<const egress::ResolvedPolicy>(std::move(policy)));
-}
+void Supervisor::set_policy(PolicyPtr policy) { state_->policy.store(std::move(policy)); }
 
 Supervisor::~Supervisor() {
     stop();

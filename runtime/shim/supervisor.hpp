@@ -35,6 +35,9 @@ struct Counters {
 
 class Supervisor {
 public:
+    // Shared, never copied: the shim's service keeps the same policy for live changes.
+    using PolicyPtr = std::shared_ptr<const egress::ResolvedPolicy>;
+    Supervisor(PolicyPtr policy, AuditFn audit);
     Supervisor(egress::ResolvedPolicy policy, AuditFn audit);
     // Stops run() and returns without waiting for calls in flight (a blocked connect
     // ends with its socket's timeout); their workers keep what they need alive and no
@@ -59,7 +62,7 @@ public:
     void set_kernel_layer();
     // A live change: the calls that start from now on are judged by `policy` (thread-safe;
     // a call in flight finishes under the policy it started with).
-    void set_policy(egress::ResolvedPolicy policy);
+    void set_policy(PolicyPtr policy);
     void stop();  // thread-safe
     Counters counters() const;
     size_t listener_count() const;  // listeners being served or waiting to be
