@@ -598,35 +598,6 @@ UniqueFd take_creator_pipe() {
     return UniqueFd(kListenerFd);
 }
 
-// Until `create` has registered the first listener: if it goes away first (its end of
-// the pipe closes with no listener registered), nobody will, and the shim ends.
-class CreatorWatch {
-public:
-    CreatorWatch(UniqueFd pipe, Supervisor& sup) : pipe_(std::move(pipe)) {
-        if (!pipe_) return;
-        thread_ = std::thread([this, &sup] {
-            while (!done_.load()) {
-                pollfd p{pipe_.get(), POLLIN, 0};
-                if (::poll(&p, 1, 200) > 0) {
-                    if (sup.listener_count() == 0) sup.stop();
-                    return;
-                }
-            }
-        });
-    }
-    ~CreatorWatch() {
-        done_ = true;
-        if (thread_.joinable()) thread_.join();
-    }
-    CreatorWatch(const CreatorWatch&) = delete;
-    CreatorWatch& operator=(const CreatorWatch&) = delete;
-
-private:
-    UniqueFd pipe_;
-    std::atomic<bool> done_{false};
-    std::thread thread_;
-};
-
 UniqueFd take_first_listener() {
     if (!is_seccomp_listener(kListenerFd)) throw Error("fd 3 is not a seccomp listener");
     if (::fcntl(kListenerFd, F_SETFD, FD_CLOEXEC) != 0) throw_errno("fcntl fd 3");
@@ -714,11 +685,12 @@ int run_shim_main(const std::string& state_dir_arg) {
             };
         }
         Supervisor supervisor(policy, audit_fn);
+        // Until `create` has registered the first listener: if it goes away first (its
+        // end of the pipe closes with no listener registered), nobody will, and the shim ends.
         if (first)
             supervisor.add_listener(std::move(first));
         else
-            supervisor.await_first_listener();
-        CreatorWatch creator_watch(std::move(creator), supervisor);
+            supervisor.await_first_listener(std::move(creator));
         ShimService service(supervisor, state_dir, policy, audit, audit_fn);
         ControlServer server(
             socket_path(state_dir),

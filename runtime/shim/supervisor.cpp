@@ -22,8 +22,8 @@ namespace sandlock::shim {
 
 namespace {
 
-// Threads kept when idle; more are started whenever every thread is busy and retire
-// after kIdleRetire without work.
+// Threads kept when idle, once started (run() starts with its caller's thread alone);
+// more are started whenever every thread is busy and retire after kIdleRetire without work.
 constexpr std::size_t kMinThreads = 2;
 // Calls served at once, per container. Beyond it a notification is answered EAGAIN at
 // once: a container cannot make the shim (outside its cgroup) hold more threads, sockets
@@ -85,6 +85,9 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     std::vector<UniqueFd> incoming;
     bool stop_requested = false;
     bool awaiting_first = false;  // no listener yet, but one is coming
+    // Until the first listener: create's end of a pipe. Closed with no listener
+    // registered, nobody will register one, and the shim ends. The leader's.
+    UniqueFd creator;
     bool finished = false;
     std::size_t serving = 0;
     bool leader_taken = false;
@@ -187,6 +190,8 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
             }
             fds.assign(1, pollfd{wake.get(), POLLIN, 0});
             for (const auto& l : active) fds.push_back(pollfd{l->fd.get(), POLLIN, 0});
+            const bool watch_creator = static_cast<bool>(creator);
+            if (watch_creator) fds.push_back(pollfd{creator.get(), POLLIN, 0});
             if (::poll(fds.data(), fds.size(), -1) < 0) {
                 if (errno == EINTR) continue;
                 log::warn(std::string("egress supervisor: poll: ") + std::strerror(errno));
@@ -197,6 +202,11 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
             if (fds[0].revents & POLLIN) {
                 std::uint64_t ignored;
                 [[maybe_unused]] ssize_t n = ::read(wake.get(), &ignored, sizeof ignored);
+            }
+            if (watch_creator && fds.back().revents != 0) {
+                std::lock_guard lock(mutex);
+                if (active.empty() && incoming.empty()) stop_requested = true;
+                creator.reset();
             }
             std::optional<Job> job;
             std::vector<std::shared_ptr<Listener>> kept;
@@ -361,9 +371,10 @@ void Supervisor::add_listener(UniqueFd listener) {
     state_->nudge();
 }
 
-void Supervisor::await_first_listener() {
+void Supervisor::await_first_listener(UniqueFd creator) {
     std::lock_guard lock(state_->mutex);
     state_->awaiting_first = true;
+    state_->creator = std::move(creator);
 }
 
 void Supervisor::stop() {
@@ -396,10 +407,13 @@ void Supervisor::run() {
         return;
     }
     st.finished = false;
-    while (st.live < kMinThreads && st.start_thread()) {
-    }
-    if (st.live == 0) throw Error("egress supervisor: cannot start any thread");
-    st.done_cv.wait(lock, [&] { return st.finished; });
+    // This thread leads first; the next starts with the first call (watch_me), so that a
+    // shim whose container never connects starts none.
+    ++st.live;
+    lock.unlock();
+    State::work(keep);
+    lock.lock();
+    st.done_cv.wait(lock, [&] { return st.finished; });  // retired before the end
 }
 
 }  // namespace sandlock::shim

@@ -55,8 +55,9 @@ public:
     // from one thread; join that thread before destroying the Supervisor.
     void run();
     // Before run(): run() waits for the first add_listener() (or stop()) instead of
-    // returning at once when there is no listener yet.
-    void await_first_listener();
+    // returning at once when there is no listener yet. creator (optional): a pipe whose
+    // other end closing before any listener was added stops the supervisor.
+    void await_first_listener(UniqueFd creator = {});
     // The kernel layer is attached to the container's cgroup (before the first listener
     // is added): allowed IP connects are answered CONTINUE (handle_notification).
     void set_kernel_layer();
