@@ -24,6 +24,7 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <thread>
@@ -36,6 +37,7 @@
 #include "runtime/shim/process.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
+#include "runtime/util/scope.hpp"
 
 namespace shim_process {
 using namespace sandlock;
@@ -471,6 +473,47 @@ BOOST_AUTO_TEST_CASE(a_held_shim_does_nothing_until_released, *boost::unit_test:
         BOOST_CHECK(!fs::exists(tmp.path + "/shim.sock"));
         BOOST_CHECK(!fs::exists(tmp.path + "/shim.log"));
     }
+}
+
+namespace {
+std::uint64_t shim_signal_set(pid_t pid, const std::string& field) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1), nullptr, 16);
+    BOOST_FAIL("no " + field + " in /proc/" + std::to_string(pid) + "/status");
+    return 0;
+}
+std::uint64_t signal_bit(int sig) { return std::uint64_t{1} << (sig - 1); }
+}  // namespace
+
+// spawn_shim execs the shim with every signal blocked (no handler of its caller may run
+// in the child, which shares its memory), and an ignored signal stays ignored across
+// execve: the shim sets its own state first. Even when its caller blocks or ignores
+// signals, only what the shim blocks for its control thread's signalfd is blocked, and
+// SIGTERM is not ignored (it would never reach the signalfd).
+BOOST_AUTO_TEST_CASE(the_shim_sets_its_own_signal_state, *boost::unit_test::precondition(shim_runnable)) {
+    shim::set_shim_binary(runtime_binary());
+    sigset_t usr1, old_mask;
+    ::sigemptyset(&usr1);
+    ::sigaddset(&usr1, SIGUSR1);
+    ::pthread_sigmask(SIG_BLOCK, &usr1, &old_mask);
+    struct sigaction ignore {}, old_term {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGTERM, &ignore, &old_term);
+    ScopeExit restore([&] {
+        ::sigaction(SIGTERM, &old_term, nullptr);
+        ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    });
+    TempDir tmp;
+    shim::PendingShim pending = shim::launch_shim(tmp.path, deny_everything(egress::Audit::Off), true);
+    FilteredChild child;
+    shim::release_shim(pending);
+    const proc::Identity id = shim::finish_shim_launch(pending, child.take_listener());
+    BOOST_CHECK_EQUAL(shim_signal_set(id.pid, "SigBlk"), signal_bit(SIGHUP) | signal_bit(SIGINT) | signal_bit(SIGTERM));
+    BOOST_CHECK_EQUAL(shim_signal_set(id.pid, "SigIgn") & signal_bit(SIGTERM), 0u);
+    BOOST_CHECK_NE(shim_signal_set(id.pid, "SigIgn") & signal_bit(SIGPIPE), 0u);
+    shim::stop_shim(tmp.path, id);
+    BOOST_CHECK(!proc::running(id.pid));
 }
 
 // A create that fails after launching the shim kills it through the pidfd it has held

@@ -425,7 +425,8 @@ RuleTexts::RuleTexts(const std::vector<Rule>& rules) : count_(rules.size()) {
 
 RuleTexts RuleTexts::from_joined(std::string joined) {
     RuleTexts out;
-    out.count_ = split_list(joined).size();
+    // as joined() writes it: no empty entry (split_list would cost a vector here)
+    out.count_ = joined.empty() ? 0 : static_cast<std::size_t>(std::count(joined.begin(), joined.end(), ';')) + 1;
     out.joined_ = std::move(joined);
     return out;
 }

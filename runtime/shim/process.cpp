@@ -640,6 +640,19 @@ std::string audit_line(const Decision& d, const std::string& time) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+// First thing: spawn_shim execs us with every signal blocked, and an ignored one stays
+// ignored across execve. The ones the shim acts on get their default action back (an
+// ignored SIGTERM would never reach the control thread's signalfd); then nothing is
+// blocked, as for any new process, until prepare_signals.
+void restore_signal_state() {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 // Before anything else: waits for create's byte on the proceed channel (it comes once
 // this process is in its own cgroup); exits quietly at EOF (create gave up).
 void hold_until_released() {
@@ -656,6 +669,7 @@ void hold_until_released() {
 }
 
 int run_shim_main(const std::string& state_dir_arg) {
+    restore_signal_state();
     hold_until_released();
     // One malloc arena for all its threads: glibc gives each new thread its own (a 64 MiB
     // reservation and the pages it touches), page faults and resident memory a shim that
