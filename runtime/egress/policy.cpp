@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <map>
 #include <cstring>
 #include <memory>
 #include <netdb.h>
@@ -164,10 +163,11 @@ private:
 
 void add_allow_rules(const Policy& policy, Resolver& resolver, ResolvedPolicy& out) {
     // Each list sized once (a thousand rules would grow it a dozen times over).
-    std::map<ProtocolRules*, std::size_t> literals;
-    for (const auto& rule : policy.allow)
-        if (rule.address && rule.address->is_single()) ++literals[&rules_of(out, rule.protocol)];
-    for (const auto& [rules, n] : literals) rules->per_ip.reserve(n);
+    for (const Protocol protocol : {Protocol::Tcp, Protocol::Udp, Protocol::Icmp})
+        rules_of(out, protocol).per_ip.reserve(static_cast<std::size_t>(
+            std::count_if(policy.allow.begin(), policy.allow.end(), [&](const Rule& r) {
+                return r.protocol == protocol && r.address && r.address->is_single();
+            })));
     NameCache names(resolver, out.hosts);
     for (const auto& rule : policy.allow) {
         auto& rules = rules_of(out, rule.protocol);

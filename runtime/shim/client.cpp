@@ -144,9 +144,8 @@ struct Spawned {
 // made for it (CLONE_PIDFD), once it has called execve. Signals stay blocked here until
 // then, and in the child through its execve, so that no handler of create's runs on the
 // child's stack (the handlers reset one by one instead were 64 system calls while create
-// waits). The shim is create's
-// child only until create exits (then the caller's subreaper's, or init's, as runc's
-// init becomes); `run` reaps it.
+// waits). The shim is create's child only until create exits (then the caller's
+// subreaper's, or init's, as runc's init becomes); `run` reaps it.
 Spawned spawn_shim(const LaunchPlan& plan, int listener, int ready, int proceed) {
     // Not zeroed: the child touches a page or two of it, and every page first touched costs
     // a fault (11 us on the development machine), 16 of them for a zeroed 64 KiB.

@@ -640,6 +640,8 @@ std::string audit_line(const Decision& d, const std::string& time) {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+namespace {
+
 // First thing: spawn_shim execs us with every signal blocked, and an ignored one stays
 // ignored across execve. The ones the shim acts on get their default action back (an
 // ignored SIGTERM would never reach the control thread's signalfd); then nothing is
@@ -667,6 +669,8 @@ void hold_until_released() {
     ::close(fd);
     ::unsetenv(kProceedFdEnv);
 }
+
+}  // namespace
 
 int run_shim_main(const std::string& state_dir_arg) {
     restore_signal_state();
