@@ -71,6 +71,11 @@ hand_over() {
 		return
 	fi
 	if [ "$h" -ne 0 ]; then
+		# the runtime's empty warm cgroup (runtime/cgroups/v1.hpp kWarmCpusetCgroup) is not a
+		# user's: it goes, and the next create on a v1 hierarchy makes it again
+		[ "$c" = cpuset ] && while read -r mp _; do
+			[ -n "$mp" ] && rmdir "$mp/sandlock-runc.cpuset" 2>/dev/null
+		done < <(v1_mounts cpuset)
 		# removed cgroups are counted until the kernel has freed them: give them a moment
 		for i in 1 2 3 4 5 6 7 8 9 10; do
 			[ "$n" -eq 1 ] && break

@@ -20,6 +20,7 @@
 #include "runtime/cgroups/path.hpp"
 #include "runtime/cgroups/resources.hpp"
 #include "runtime/cgroups/systemd.hpp"
+#include "runtime/cgroups/v1.hpp"
 #include "runtime/cgroups/v2.hpp"
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
@@ -337,6 +338,35 @@ BOOST_AUTO_TEST_CASE(fake_hybrid_create_join_destroy) {
     }
     BOOST_TEST(!m->exists());
     BOOST_CHECK_NO_THROW(reopened->destroy());  // twice is fine
+}
+
+// The cpuset hierarchy keeps an empty cgroup of ours from the first create on, so that the
+// container's cpuset cgroup coming and going does not switch the kernel's cpuset code on
+// and off; destroy leaves it, and only the cpuset hierarchy gets one.
+BOOST_AUTO_TEST_CASE(fake_v1_create_keeps_a_warm_cpuset_cgroup) {
+    TempDir tmp;
+    Hierarchy h = probe(kHybridMountinfo, kHybridSelfCgroup);
+    make_fake_mounts(h, tmp.path);
+    const std::string root = tmp.path + "/sys/fs/cgroup";
+    const std::string warm = root + "/cpuset/" + kWarmCpusetCgroup;
+    auto m = make_manager(h, "/ctr", tmp.path);
+    DestroyGuard guard{m.get()};
+    BOOST_TEST(!fs::exists(warm));
+    m->create();
+    BOOST_TEST(fs::is_dir(warm));
+    for (const char* other : {"cpu,cpuacct", "memory", "devices", "systemd", "unified"})
+        BOOST_TEST(!fs::exists(root + "/" + other + "/" + kWarmCpusetCgroup), other);
+    m->destroy();
+    BOOST_TEST(!fs::exists(root + "/cpuset/ctr"));
+    BOOST_TEST(fs::is_dir(warm));
+    // It being there already is no error, and it is not the container's.
+    auto again = make_manager(h, "/ctr", tmp.path);
+    DestroyGuard guard2{again.get()};
+    again->create();
+    for (const auto& d : dynamic_cast<FsManager&>(*again).created()) BOOST_TEST(d.find(kWarmCpusetCgroup) == std::string::npos);
+    again->destroy();
+    BOOST_TEST(fs::is_dir(warm));
+    ::rmdir(warm.c_str());
 }
 
 BOOST_AUTO_TEST_CASE(fake_relative_paths_follow_runc) {

@@ -1,5 +1,7 @@
 #include "runtime/cgroups/v1.hpp"
 
+#include <sys/stat.h>
+
 #include "runtime/util/error.hpp"
 #include "runtime/util/fs.hpp"
 
@@ -32,6 +34,12 @@ void inherit_cpuset(const std::string& dir) {
 
 V1Manager::V1Manager(std::vector<Target> targets, std::vector<std::string> created, bool hybrid)
     : FsManager(std::move(targets), std::move(created)), hybrid_(hybrid) {}
+
+void V1Manager::create() {
+    for (const auto& t : targets())
+        if (!t.unified && t.has("cpuset")) ::mkdir((t.mount + "/" + kWarmCpusetCgroup).c_str(), 0755);
+    FsManager::create();
+}
 
 void V1Manager::prepare_dir(const Target& target, const std::string& dir, bool, bool) {
     if (!target.unified && target.has("cpuset")) inherit_cpuset(dir);

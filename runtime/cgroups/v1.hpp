@@ -8,12 +8,23 @@
 
 namespace sandlock::cgroups {
 
+// The kernel switches its cpuset code on (a static key: code patched on every CPU with
+// IPIs, ~1 ms here) when the first cpuset cgroup below the root appears, and off again
+// when the last one goes (in a kworker, after the rmdir). On a v1 host whose cpuset
+// hierarchy is otherwise empty, every lone container paid that twice. This empty cgroup
+// at the root of the cpuset hierarchy, made by the first create and never removed,
+// keeps the code switched on: its cpus and mems stay empty, so no task can ever join it.
+// Best effort: a failure costs time, never correctness.
+inline constexpr const char* kWarmCpusetCgroup = "sandlock-runc.cpuset";
+
 class V1Manager : public FsManager {
 public:
     // hybrid: whether one target is the cgroup2 mount.
     V1Manager(std::vector<Target> targets, std::vector<std::string> created, bool hybrid);
 
     Kind kind() const override { return hybrid_ ? Kind::Hybrid : Kind::V1; }
+    // Makes sure the cpuset hierarchy holds kWarmCpusetCgroup first (see there).
+    void create() override;
     void apply(const Resources& r) override;
     void freeze() override;
     void thaw() override;
