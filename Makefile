@@ -20,7 +20,11 @@ SANITIZE  = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 
 # Every .cpp under these folders is part of the runtime library; main.cpp is the program.
 LIB_DIRS  = spec runtime hooks
-LIB_SRC   = $(filter-out runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp,$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
+# The egress filter's programs are generated at build time by a program that links the
+# library (filter.hpp): their data (filter_program.cpp) is linked into the programs, not
+# the library.
+FILTER_SRC = runtime/egress/filter_program.cpp runtime/egress/filter_gen_main.cpp
+LIB_SRC   = $(filter-out runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp $(FILTER_SRC),$(shell find $(LIB_DIRS) -name '*.cpp' | sort))
 HELPER_SRC = $(sort $(wildcard integration/helpers/*.c))
 
 define objs
@@ -28,7 +32,9 @@ $(patsubst %.cpp,$(1)/obj/%.o,$(2))
 endef
 
 LIB_OBJ   = $(call objs,$(BUILD),$(LIB_SRC))
-PROG_OBJ  = $(call objs,$(BUILD),runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp)
+PROG_OBJ  = $(call objs,$(BUILD),runtime/main.cpp runtime/shim_main.cpp runtime/systemd_main.cpp $(FILTER_SRC))
+FILTER_OBJ = $(BUILD)/obj/runtime/egress/filter_program.o
+ASAN_FILTER_OBJ = $(ASAN)/obj/runtime/egress/filter_program.o
 # The test files are compiled together, TEST_UNITS translation units of them (one per
 # core): tests/unity.sh writes each unit's list of includes under $(BUILD)/gen/tests/.
 # 30 files each paid the precompiled header's load and compiled the same templates again.
@@ -79,6 +85,22 @@ $(BPF_SKEL): $(BPF_OBJ)
 
 $(BUILD)/obj/runtime/egress/kernel_layer.o $(ASAN)/obj/runtime/egress/kernel_layer.o: $(BPF_SKEL)
 $(BUILD)/obj/runtime/egress/kernel_layer.o $(ASAN)/obj/runtime/egress/kernel_layer.o: override CXXFLAGS += -I$(VERSION_DIR)
+
+# The egress seccomp filter (runtime/egress/filter.hpp): policy-independent, so libseccomp
+# builds it here once rather than in every create. The include is rewritten only when the
+# programs change.
+FILTER_INC = $(VERSION_DIR)/egress_filter.inc
+
+$(BUILD)/filter-gen: $(BUILD)/obj/runtime/egress/filter_gen_main.o $(BUILD)/libsandlock.a
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FILTER_INC): $(BUILD)/filter-gen
+	@mkdir -p $(dir $@)
+	@$(BUILD)/filter-gen >$@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; echo "$@: generated"; fi
+
+$(FILTER_OBJ) $(ASAN_FILTER_OBJ): $(FILTER_INC)
+$(FILTER_OBJ) $(ASAN_FILTER_OBJ): override CXXFLAGS += -I$(VERSION_DIR)
 
 all: $(BUILD)/sandlock-runc $(BUILD)/sandlock-shim $(BUILD)/sandlock-systemd $(HELPERS)
 
@@ -164,7 +186,7 @@ $(ASAN)/pch/tests/%.hpp.gch: tests/%.hpp
 ifneq ($(PCH),)
 $(LIB_OBJ) $(PROG_OBJ): $(BUILD)/pch/runtime/precompiled.hpp.gch
 $(TEST_OBJ): $(BUILD)/pch/tests/precompiled.hpp.gch
-$(ASAN_LIB_OBJ): $(ASAN)/pch/runtime/precompiled.hpp.gch
+$(ASAN_LIB_OBJ) $(ASAN_FILTER_OBJ): $(ASAN)/pch/runtime/precompiled.hpp.gch
 $(ASAN_TEST_OBJ): $(ASAN)/pch/tests/precompiled.hpp.gch
 endif
 
@@ -187,12 +209,12 @@ define link_static
 	@rm -f $@.ld-log
 endef
 
-$(BUILD)/sandlock-runc: $(BUILD)/obj/runtime/main.o $(BUILD)/libsandlock.a
+$(BUILD)/sandlock-runc: $(BUILD)/obj/runtime/main.o $(FILTER_OBJ) $(BUILD)/libsandlock.a
 	$(link_static)
 
 # The egress shim on its own (runtime/shim_main.cpp); create uses it when it lies next
 # to sandlock-runc, else `sandlock-runc shim`.
-$(BUILD)/sandlock-shim: $(BUILD)/obj/runtime/shim_main.o $(BUILD)/libsandlock.a
+$(BUILD)/sandlock-shim: $(BUILD)/obj/runtime/shim_main.o $(FILTER_OBJ) $(BUILD)/libsandlock.a
 	$(link_static)
 
 # The systemd cgroup driver's D-Bus client (runtime/systemd_main.cpp): linked against the
@@ -200,10 +222,10 @@ $(BUILD)/sandlock-shim: $(BUILD)/obj/runtime/shim_main.o $(BUILD)/libsandlock.a
 $(BUILD)/sandlock-systemd: $(BUILD)/obj/runtime/systemd_main.o
 	$(CXX) $(CXXFLAGS) -o $@ $^ -lsystemd
 
-$(BUILD)/unit-tests: $(TEST_OBJ) $(BUILD)/libsandlock.a
+$(BUILD)/unit-tests: $(TEST_OBJ) $(FILTER_OBJ) $(BUILD)/libsandlock.a
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS) -lboost_unit_test_framework
 
-$(ASAN)/unit-tests: $(ASAN_TEST_OBJ) $(ASAN_LIB_OBJ)
+$(ASAN)/unit-tests: $(ASAN_TEST_OBJ) $(ASAN_FILTER_OBJ) $(ASAN_LIB_OBJ)
 	$(CXX) $(CXXFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS) -lboost_unit_test_framework
 
 $(BUILD)/helpers/%: integration/helpers/%.c

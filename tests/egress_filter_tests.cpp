@@ -235,6 +235,24 @@ BOOST_AUTO_TEST_CASE(program_checks_the_architecture_first) {
     BOOST_TEST(prog[1].k == AUDIT_ARCH_X86_64);
 }
 
+// The programs the runtime carries (generated at build time) are the ones libseccomp makes
+// from the rules now, instruction for instruction: a stale generated file fails here.
+BOOST_AUTO_TEST_CASE(the_prebuilt_programs_are_what_libseccomp_makes) {
+    for (const bool connect_only : {true, false}) {
+        const std::vector<sock_filter> carried = egress::egress_filter_bpf(connect_only);
+        const std::vector<sock_filter> built = egress::build_egress_filter_bpf(connect_only);
+        BOOST_TEST_REQUIRE(carried.size() == built.size(), "connect_only " << connect_only);
+        for (std::size_t i = 0; i < built.size(); ++i) {
+            BOOST_TEST(carried[i].code == built[i].code, "instruction " << i);
+            BOOST_TEST(carried[i].jt == built[i].jt, "instruction " << i);
+            BOOST_TEST(carried[i].jf == built[i].jf, "instruction " << i);
+            BOOST_TEST(carried[i].k == built[i].k, "instruction " << i);
+        }
+    }
+    // the two modes differ (sendto/sendmsg/sendmmsg are notified in supervisor mode only)
+    BOOST_TEST(egress::egress_filter_bpf(true).size() < egress::egress_filter_bpf(false).size());
+}
+
 BOOST_AUTO_TEST_CASE(refuses_socket_families, *boost::unit_test::precondition(sandlock::testing::needs_root)) {
     // Control: unconfined root may open a packet socket, so the filter is what refuses.
     long control = raw_socket(AF_PACKET, SOCK_DGRAM, 0);

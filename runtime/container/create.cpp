@@ -250,6 +250,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
     st.annotations = cfg.annotations;
 
     auto cgroup = make_container_cgroup(kernel, cfg, opts, resources);
+    // (systemd's comes into being with stage 1: attach tells the owner then)
+    if (!cgroup->made_by_first_process()) egress_owner.cgroup_made(cgroup->dirs());
     // On failure: the shim, then its cgroup, then the container's.
     ScopeExit remove_cgroup([&] {
         try {
@@ -327,7 +329,7 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         const egress::Enforcement mode = egress_owner.attach(cgroup->dirs(), opts.supervisor_mode_allowed, st);
         if (mode == egress::Enforcement::Kernel)
             refuse_inherited_ip_sockets(passed, !cfg.process->terminal, policy_source(cfg.annotations));
-        parent_sock.send(msg::EgressMode{mode, egress_owner.filter()});
+        parent_sock.send(msg::EgressMode{mode});
     };
     handlers.init_pid = [&](pid_t pid) {
         init_pid = pid;

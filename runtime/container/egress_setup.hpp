@@ -29,8 +29,6 @@ struct EgressPlan {
     // Kernel: the cgroup programs judge sends, the notify filter takes connect only.
     // Until create knows (its EgressMode message), the filter that notifies every call.
     egress::Enforcement enforcement = egress::Enforcement::Supervisor;
-    // That mode's notify filter, built ahead by create's parent (empty: built when installed).
-    std::vector<sock_filter> filter;
 };
 
 // At create, in the runtime: nullopt when the bundle has no io.sandlock.network.*
@@ -81,7 +79,8 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock);
 // destructor (or abandon(), which the container's cgroup removal calls first) stops the
 // shim and removes its cgroup, whatever step failed.
 //
-// The steps, in create's order: the constructor, place_shim (the container's cgroup exists),
+// The steps, in create's order: the constructor, cgroup_made and place_shim (the
+// container's cgroup exists),
 // attach (after stage 1's cgroup step: the mode init is told), hand_over (init is ready).
 class EgressEnforcement {
 public:
@@ -101,6 +100,10 @@ public:
     // the mode it is told in its own copy.
     EgressPlan* plan() { return plan_ ? &*plan_ : nullptr; }
 
+    // The container's cgroup exists: the maps' thread registers the maps under its id
+    // (KernelLayer::register_for: kernel waits attach need not make on create's path).
+    // Once; attach() calls it if create has not (a cgroup that systemd makes).
+    void cgroup_made(const std::map<std::string, std::string>& cgroup_dirs);
     // The shim's own cgroup, made after the container's (so that the parents they share
     // are the container's to remove); the shim is put there, then let go to its execve.
     void place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st);
@@ -108,9 +111,6 @@ public:
     // alone when it cannot be and that is allowed (else throws why); recorded in st.
     egress::Enforcement attach(const std::map<std::string, std::string>& cgroup_dirs, bool supervisor_mode_allowed,
                                ContainerState& st);
-    // The notify filter of the mode attach() chose, built on the same thread as the maps
-    // (empty if that failed). After attach().
-    const std::vector<sock_filter>& filter() const { return filter_; }
     // The shim gets init's listener and (kernel mode) the maps; recorded in st.
     void hand_over(UniqueFd listener, ContainerState& st);
     // The container exists: the shim and its cgroup are its to keep.
@@ -131,18 +131,21 @@ private:
     struct PreparedMaps {
         std::optional<egress::KernelLayer> layer;
         std::string error;
-        // The notify filter of a mode (index: connect only, i.e. kernel mode), or empty if it
-        // was not built (init then builds it).
-        std::vector<sock_filter> filters[2];
     };
     std::string attach_prepared_maps(PreparedMaps& prepared, const std::string& dir);
+    // On the maps' thread: the maps under the cgroup's id, once it exists (an error makes
+    // them unusable: attach() then reports it).
+    static void register_prepared_maps(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir);
 
     std::optional<EgressPlan> plan_;
     ShimLimits shim_limits_;
+    // The container's cgroup2 directory for the maps' thread ("" when the kernel layer has
+    // none); abandoned (a broken promise) if create fails before it exists.
+    std::promise<std::string> cgroup2_dir_;
+    bool cgroup_told_ = false;
     std::future<PreparedMaps> maps_;
     std::optional<egress::KernelLayer> kernel_layer_;
     std::string kernel_tables_;  // where kernel_layer_ registered the policy (egress::kernel_tables())
-    std::vector<sock_filter> filter_;
     std::optional<shim::PendingShim> shim_;
     std::unique_ptr<cgroups::Manager> shim_cgroup_;
     bool committed_ = false;

@@ -111,7 +111,6 @@ std::string state_with_status(const std::string& state_json, const char* status)
         if (ctx.egress) {
             msg::EgressMode m = sock.expect<msg::EgressMode>();
             ctx.egress->enforcement = m.mode;
-            ctx.egress->filter = std::move(m.filter);
         }
         state_json = sock.expect<msg::HooksDone>().state_json;
         hooks::run_hooks(cfg.hooks.create_container, state_json, "createContainer");

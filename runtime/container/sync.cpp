@@ -54,12 +54,7 @@ std::string flag_payload(bool set, std::string_view word) { return set ? std::st
 struct PayloadOf {
     std::string operator()(const msg::JoinCgroup& m) const { return flag_payload(m.makes_cgroup_ns, kMakesCgroupNs); }
     std::string operator()(const msg::CgroupJoined& m) const { return flag_payload(m.joined, kJoined); }
-    std::string operator()(const msg::EgressMode& m) const {
-        std::string out = std::string(egress::to_string(m.mode)) + ":";
-        if (!m.filter.empty())
-            out.append(reinterpret_cast<const char*>(m.filter.data()), m.filter.size() * sizeof(sock_filter));
-        return out;
-    }
+    std::string operator()(const msg::EgressMode& m) const { return egress::to_string(m.mode); }
     std::string operator()(const msg::InitPid& m) const { return std::to_string(m.pid); }
     std::string operator()(const msg::HooksDone& m) const { return m.state_json; }
     std::string operator()(const msg::Console& m) const { return m.slave_name; }
@@ -130,16 +125,9 @@ private:
     }
 
     msg::EgressMode egress_mode() const {
-        const auto colon = payload_.find(':');
-        const std::string_view name = payload_.substr(0, colon);
-        const auto mode = egress::enforcement_from_string(std::string(name));
-        if (!mode || colon == std::string_view::npos) fail("unknown mode \"" + std::string(name) + "\"");
-        const std::string_view program = payload_.substr(colon + 1);
-        if (program.size() % sizeof(sock_filter) != 0 || program.size() / sizeof(sock_filter) > BPF_MAXINSNS)
-            fail("a filter of " + std::to_string(program.size()) + " bytes");
-        msg::EgressMode m{*mode, std::vector<sock_filter>(program.size() / sizeof(sock_filter))};
-        if (!program.empty()) std::memcpy(m.filter.data(), program.data(), program.size());
-        return m;
+        const auto mode = egress::enforcement_from_string(std::string(payload_));
+        if (!mode) fail("unknown mode \"" + std::string(payload_) + "\"");
+        return msg::EgressMode{*mode};
     }
 
     std::string json_object() const {

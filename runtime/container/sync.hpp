@@ -35,9 +35,9 @@
 //   cgroup (its maps go to the
 //   shim with init's listener);
 //   EgressMode("kernel" or
-//   "supervisor", and that mode's
-//   notify filter, built on the
-//   maps' thread) ────────────────────────────────────────────>  (read after RunHooks
+//   "supervisor": which of the two
+//   prebuilt notify filters init
+//   installs) ────────────────────────────────────────────────>  (read after RunHooks
 //                                                                is sent: its mount
 //                                                                work overlaps the
 //                                                                attach; stage 1 reads
@@ -178,10 +178,7 @@ struct LeaveCgroup { static constexpr SyncType type = SyncType::LeaveCgroup; };
 struct CgroupLeft { static constexpr SyncType type = SyncType::CgroupLeft; };
 struct EgressMode {
     static constexpr SyncType type = SyncType::EgressMode;
-    egress::Enforcement mode;
-    // The egress notify filter for that mode, built by the parent while stage 1 ran (empty:
-    // init builds it). Payload: the mode's name, ':', the program's instructions.
-    std::vector<sock_filter> filter;
+    egress::Enforcement mode;  // payload: the mode's name
 };
 struct InitPid {
     static constexpr SyncType type = SyncType::InitPid;

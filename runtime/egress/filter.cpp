@@ -222,12 +222,10 @@ unsigned listener_flags() {
 
 }  // namespace
 
-std::vector<sock_filter> egress_filter_bpf(bool connect_only) {
+std::vector<sock_filter> build_egress_filter_bpf(bool connect_only) {
     Ctx ctx = build_ctx(connect_only);
     return os::export_bpf(ctx.get());
 }
-
-UniqueFd install_egress_filter(bool connect_only) { return install_egress_filter(egress_filter_bpf(connect_only)); }
 
 UniqueFd install_egress_filter(const std::vector<sock_filter>& program) {
     return os::install_bpf(program, listener_flags());

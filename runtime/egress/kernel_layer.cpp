@@ -649,7 +649,8 @@ struct KernelLayer::Impl {
     UniqueFd events;  // the container's ring buffer, shared by every version
     const SharedLayer* shared = nullptr;
     std::optional<SharedLayer> adopted_tables;  // the shim's: the tables create handed over
-    std::uint64_t id = 0;       // after attach: the current version's key in the outer maps
+    std::uint64_t id = 0;       // after register_for/attach: the current version's key in the outer maps
+    bool attached = false;      // the programs are attached to the cgroup of id
     std::uint64_t version = 0;  // id >> kVersionShift
     // The version a replace() switched away from: registered until the next one, so that
     // a program that read its id just before the switch still finds its maps.
@@ -699,7 +700,7 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
 KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
 
 KernelLayer::Handover KernelLayer::handover() const {
-    if (impl_->id == 0 || !impl_->shared) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (!impl_->attached || !impl_->shared) throw Error("egress: the kernel layer is not attached (internal error)");
     const PolicyMaps& m = impl_->current;
     const SharedLayer& t = *impl_->shared;
     return {impl_->id,
@@ -707,7 +708,10 @@ KernelLayer::Handover KernelLayer::handover() const {
              t.policy_ref.get(), t.addresses.get(), t.prefixes.get(), t.ports.get(), t.counters.get(), t.events.get()}};
 }
 
-void KernelLayer::handed_over() { impl_->id = 0; }
+void KernelLayer::handed_over() {
+    impl_->id = 0;
+    impl_->attached = false;
+}
 
 KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, std::vector<UniqueFd> maps) {
     constexpr bpf_map_type kTypes[kHandoverFds] = {
@@ -739,13 +743,14 @@ KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, s
     impl.current.counters = std::move(maps[3]);
     impl.events = std::move(maps[4]);
     impl.id = id;
+    impl.attached = true;
     impl.version = id >> kVersionShift;
     return layer;
 }
 
 void KernelLayer::replace(const ResolvedPolicy& next) {
     Impl& im = *impl_;
-    if (im.id == 0 || !im.shared) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (!im.attached || !im.shared) throw Error("egress: the kernel layer is not attached (internal error)");
     if (im.version == kMaxVersion) throw Error("egress: this container's policy has changed too often");
     // The version before the current one has been out of use since the last switch.
     im.drop_retired();
@@ -773,18 +778,29 @@ KernelLayer::~KernelLayer() = default;
 KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
 KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
 
-void KernelLayer::attach(const std::string& cgroup_dir) {
-    if (impl_->id != 0) throw Error("egress: the kernel layer is attached already (internal error)");
-    const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
+void KernelLayer::register_for(const std::string& cgroup_dir) {
+    if (impl_->id != 0) throw Error("egress: the kernel layer is registered already (internal error)");
     const std::uint64_t id = cgroup_id_of(cgroup_dir);
+    register_maps(*impl_->shared, id, impl_->current, impl_->events.get());
+    impl_->id = id;  // from here the destructor removes the entries
+}
+
+void KernelLayer::attach(const std::string& cgroup_dir) {
+    if (impl_->attached) throw Error("egress: the kernel layer is attached already (internal error)");
+    const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
     const SharedLayer& shared = *impl_->shared;
     keep_hooks_switched_on(shared, cgroup_dir);
-    auto forget = [&] { forget_in(outer_maps(shared), id); };
+    // 1. the container's maps under its id (here, unless register_for did it); 2. the
+    // programs (their storage starts at id 0: deny); 3. the id and config into the
+    // storage: from here the policy holds.
+    if (impl_->id == 0)
+        register_for(cgroup_dir);
+    else if (impl_->id != cgroup_id_of(cgroup_dir))
+        throw Error("egress: the kernel layer was registered for another cgroup than " + cgroup_dir +
+                    " (internal error)");
+    const std::uint64_t id = impl_->id;
     std::vector<std::pair<int, bpf_attach_type>> attached;
     try {
-        // 1. the container's maps under its id; 2. the programs (their storage starts at
-        // id 0: deny); 3. the id and config into the storage: from here the policy holds.
-        register_maps(shared, id, impl_->current, impl_->events.get());
         const auto& types = kernel_layer_attach_types();
         for (std::size_t i = 0; i < types.size(); ++i) {
             // flags 0: no override, so nothing may be attached below the container's cgroup
@@ -797,10 +813,11 @@ void KernelLayer::attach(const std::string& cgroup_dir) {
             throw_errno("egress: set the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
     } catch (const Error&) {
         for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
-        forget();
+        forget_in(outer_maps(shared), id);
+        impl_->id = 0;
         throw;
     }
-    impl_->id = id;
+    impl_->attached = true;
 }
 
 KernelCounters KernelLayer::counters() const {

@@ -95,6 +95,13 @@ public:
     // are detached again and sandlock::Error is thrown. Afterwards the layer keeps the map
     // fds only.
     void attach(const std::string& cgroup_dir);
+    // attach()'s first step alone, for a caller that has the cgroup before it may attach:
+    // registers the container's maps under the cgroup's id in the shared tables (no
+    // program looks there before attach). The kernel waits for an RCU grace period after
+    // every update of a map of maps (five here, 0.2-2 ms each on this machine), so create
+    // does this on its maps' thread, off its path. attach() then skips it. Throws
+    // sandlock::Error, nothing registered.
+    void register_for(const std::string& cgroup_dir);
 
     // What create hands the shim with the container's first listener (after attach): the
     // container's id in the programs' tables, its five maps (addresses, prefixes, ports,
