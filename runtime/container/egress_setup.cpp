@@ -166,16 +166,24 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, egress::Policy policy, c
     // 0.9 ms against 2.8 ms).
     shim_ = shim::launch_shim(state_dir, plan_->policy, true);
     // Made, filled and registered on a thread while the container is set up (plan_ is not
-    // moved again): off the path to the container's start.
-    maps_ = std::async(std::launch::async, [this, cgroup2_dir = cgroup2_dir_.get_future()]() mutable {
-        PreparedMaps out;
+    // moved again): off the path to the container's start. A promise rather than
+    // std::async's future, whose get() waits for the thread to have exited (0.5 ms here
+    // with both processors busy); the thread is joined at the owner's end.
+    std::promise<PreparedMaps> made;
+    maps_ = made.get_future();
+    maps_thread_ = std::thread([this, made = std::move(made), cgroup2_dir = cgroup2_dir_.get_future()]() mutable {
         try {
-            out.layer.emplace(plan_->policy);
-        } catch (const std::exception& e) {
-            out.error = e.what();
+            PreparedMaps out;
+            try {
+                out.layer.emplace(plan_->policy);
+            } catch (const std::exception& e) {
+                out.error = e.what();
+            }
+            if (out.layer) register_prepared_maps(out, cgroup2_dir);
+            made.set_value(std::move(out));
+        } catch (...) {
+            made.set_exception(std::current_exception());
         }
-        if (out.layer) register_prepared_maps(out, cgroup2_dir);
-        return out;
     });
 }
 
@@ -203,14 +211,15 @@ void EgressEnforcement::cgroup_made(const std::map<std::string, std::string>& cg
 }
 
 EgressEnforcement::~EgressEnforcement() {
-    if (committed_) return;
-    try {
-        abandon();
-    } catch (const std::exception& e) {
-        log::warn(std::string("egress shim: ") + e.what());
+    if (!committed_) {
+        try {
+            abandon();
+        } catch (const std::exception& e) {
+            log::warn(std::string("egress shim: ") + e.what());
+        }
     }
     cgroup2_dir_ = std::promise<std::string>();  // a thread still waiting for the cgroup stops
-    if (maps_.valid()) maps_.wait();  // the thread reads plan_
+    if (maps_thread_.joinable()) maps_thread_.join();  // it reads plan_
 }
 
 void EgressEnforcement::abandon() {

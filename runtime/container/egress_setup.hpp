@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "runtime/cgroups/manager.hpp"
 #include "runtime/container/shim_cgroup.hpp"
@@ -144,6 +145,7 @@ private:
     std::promise<std::string> cgroup2_dir_;
     bool cgroup_told_ = false;
     std::future<PreparedMaps> maps_;
+    std::thread maps_thread_;
     std::optional<egress::KernelLayer> kernel_layer_;
     std::string kernel_tables_;  // where kernel_layer_ registered the policy (egress::kernel_tables())
     std::optional<shim::PendingShim> shim_;
