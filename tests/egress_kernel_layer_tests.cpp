@@ -912,6 +912,24 @@ BOOST_AUTO_TEST_CASE(containers_share_the_programs_but_not_their_policies,
     BOOST_TEST(verdicts_in(b.path, probes) == std::vector<int>({0, 1, 0, 1}), boost::test_tools::per_element());
 }
 
+// create registers the maps on its maps' thread once the cgroup exists, and attaches the
+// programs later: registered alone, nothing is judged yet (no program); attached, the
+// policy holds; a layer registered for one cgroup refuses to attach to another.
+BOOST_AUTO_TEST_CASE(maps_registered_early_then_attached,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::Tcp4, addr_of("10.1.2.4"), 80}};
+    const auto policy = allow_policy("10.1.2.3:80", "deny");
+    TestCgroup cg, other;
+    KernelLayer layer(policy);
+    layer.register_for(cg.path);
+    BOOST_CHECK_THROW(layer.register_for(cg.path), Error);  // once
+    for (const auto type : kernel_layer_attach_types()) BOOST_TEST(attached_programs(cg.path, type).empty());
+    BOOST_CHECK_THROW(layer.attach(other.path), Error);
+    for (const auto type : kernel_layer_attach_types()) BOOST_TEST(attached_programs(other.path, type).empty());
+    layer.attach(cg.path);
+    BOOST_TEST(verdicts_in(cg.path, probes) == std::vector<int>({1, 0}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
                      *boost::unit_test::precondition([](auto) { return can_run(); })) {
     const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}};
