@@ -297,8 +297,10 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
             kernel.wait_child(stage1);
         }
     });
-    // The shim into its cgroup while stage 1 sets the container up (it is needed only
-    // when init hands over its listener): off the path to the container's start.
+    // The shim and the maps' thread now that stage 1 is forked; the shim into its cgroup
+    // while stage 1 sets the container up (it is needed only when init hands over its
+    // listener): off the path to the container's start.
+    egress_owner.start();
     egress_owner.place_shim(
         [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
             if (cgroup->kind() == cgroups::Kind::None) return nullptr;

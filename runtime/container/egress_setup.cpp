@@ -157,14 +157,18 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock) {
 
 EgressEnforcement::EgressEnforcement(spec::Config& cfg, egress::Policy policy, const std::string& bundle,
                                      const std::string& rootfs, const std::string& state_dir)
-    : plan_(prepare_egress(cfg, std::move(policy), bundle, rootfs, state_dir)) {
-    if (!plan_) return;
-    shim_limits_ = shim_limits_from_env();
-    // The shim starts now, while the container is set up, and waits before doing anything
-    // until it is in its own cgroup (place_shim). Before the maps' thread: spawned from a
-    // process of one thread, its execve does not compete with that thread (measured:
-    // 0.9 ms against 2.8 ms).
-    shim_ = shim::launch_shim(state_dir, plan_->policy, true);
+    : plan_(prepare_egress(cfg, std::move(policy), bundle, rootfs, state_dir)), state_dir_(state_dir) {
+    if (plan_) shim_limits_ = shim_limits_from_env();
+}
+
+void EgressEnforcement::start() {
+    if (!plan_ || shim_) return;
+    // After stage 1's fork: create's memory was then still small and quiet (a fork while
+    // the maps' thread writes and the shim execs took 1.1 ms longer), and stage 1 does not
+    // inherit the shim's channel. The shim waits before doing anything until it is in its
+    // own cgroup (place_shim). Before the maps' thread: spawned from a process of one
+    // thread, its execve does not compete with that thread (measured: 0.9 ms against 2.8).
+    shim_ = shim::launch_shim(state_dir_, plan_->policy, true);
     // Made, filled and registered on a thread while the container is set up (plan_ is not
     // moved again): off the path to the container's start. A promise rather than
     // std::async's future, whose get() waits for the thread to have exited (0.5 ms here

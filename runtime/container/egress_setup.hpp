@@ -80,8 +80,8 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock);
 // destructor (or abandon(), which the container's cgroup removal calls first) stops the
 // shim and removes its cgroup, whatever step failed.
 //
-// The steps, in create's order: the constructor, cgroup_made and place_shim (the
-// container's cgroup exists),
+// The steps, in create's order: the constructor (the plan), cgroup_made (the container's
+// cgroup exists), start (stage 1 is forked: the shim and the maps' thread), place_shim,
 // attach (after stage 1's cgroup step: the mode init is told), hand_over (init is ready).
 class EgressEnforcement {
 public:
@@ -89,7 +89,7 @@ public:
     // nullptr when the container has none (rootless without a delegated cgroup).
     using ShimCgroupFactory = std::function<std::unique_ptr<cgroups::Manager>(const ShimLimits&)>;
 
-    // The plan, the maps' thread and the held shim; nothing when the bundle has no policy.
+    // The plan; nothing when the bundle has no policy.
     EgressEnforcement(spec::Config& cfg, egress::Policy policy, const std::string& bundle,
                       const std::string& rootfs, const std::string& state_dir);
     EgressEnforcement(const EgressEnforcement&) = delete;
@@ -97,6 +97,8 @@ public:
     ~EgressEnforcement();
 
     bool active() const { return plan_.has_value(); }
+    // Launches the shim (held until place_shim) and starts the maps' thread. Once.
+    void start();
     // For init, which confines itself by it (Landlock, the notify filter) and records
     // the mode it is told in its own copy.
     EgressPlan* plan() { return plan_ ? &*plan_ : nullptr; }
@@ -139,6 +141,7 @@ private:
     static void register_prepared_maps(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir);
 
     std::optional<EgressPlan> plan_;
+    std::string state_dir_;
     ShimLimits shim_limits_;
     // The container's cgroup2 directory for the maps' thread ("" when the kernel layer has
     // none); abandoned (a broken promise) if create fails before it exists.
