@@ -73,10 +73,10 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock);
 
 // The one owner of a container's egress enforcement while `create` builds it: the plan
 // (the resolved policy, the Landlock rules, the container's /etc/hosts: prepare_egress),
-// the kernel layer (its maps made and filled on a thread meanwhile, attached to the
-// container's cgroup2 directory once it exists), and the shim (launched at once, held
-// before it does anything until it is in its own cgroup, handed init's listener and the maps
-// at the end). Every step is a no-op for a bundle without a policy. Until commit(), the
+// the kernel layer (its maps made, filled and registered on a thread meanwhile, attached
+// to the container's cgroup2 directory after stage 1's cgroup step), and the shim
+// (launched once stage 1 is forked, held before it does anything until it is in its own
+// cgroup, handed init's listener and the maps at the end). Every step is a no-op for a bundle without a policy. Until commit(), the
 // destructor (or abandon(), which the container's cgroup removal calls first) stops the
 // shim and removes its cgroup, whatever step failed.
 //
