@@ -69,7 +69,10 @@ $(BUILD)/obj/runtime/cli/cli.o $(ASAN)/obj/runtime/cli/cli.o: override CXXFLAGS 
 
 # The egress programs (runtime/egress/bpf/egress.bpf.c): restricted C compiled for the BPF
 # target, stripped of DWARF (libbpf needs only the BTF), and embedded in the runtime as a
-# libbpf skeleton header that runtime/egress/kernel_layer.cpp includes.
+# libbpf skeleton header that runtime/egress/kernel_layer.cpp includes. The BTF's line
+# info names the source file: relative to the checkout (-fdebug-prefix-map), so that the
+# same source gives the same object, and the same pinned set, wherever it is built (each
+# clone pinned a set of its own: five 1 MiB tables of kernel memory a set).
 BPF_CLANG ?= clang
 BPF_OBJ   = $(VERSION_DIR)/egress.bpf.o
 BPF_SKEL  = $(VERSION_DIR)/egress.skel.h
@@ -77,7 +80,7 @@ MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
 
 $(BPF_OBJ): runtime/egress/bpf/egress.bpf.c runtime/egress/bpf/egress_maps.h
 	@mkdir -p $(dir $@)
-	$(BPF_CLANG) -g -O2 -Wall -Werror -target bpf -I/usr/include/$(MULTIARCH) -c $< -o $@
+	$(BPF_CLANG) -g -O2 -Wall -Werror -target bpf -fdebug-prefix-map=$(CURDIR)=. -I/usr/include/$(MULTIARCH) -c $< -o $@
 	llvm-strip -g $@
 
 $(BPF_SKEL): $(BPF_OBJ)
