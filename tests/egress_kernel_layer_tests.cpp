@@ -930,6 +930,27 @@ BOOST_AUTO_TEST_CASE(maps_registered_early_then_attached,
     BOOST_TEST(verdicts_in(cg.path, probes) == std::vector<int>({1, 0}), boost::test_tools::per_element());
 }
 
+// create attaches the programs once the cgroup exists and registers the maps after (their
+// grace periods pass while init sets the container up): in between every verdict is a
+// denial, also where no match means allowed (deny mode, loopback), and the layer cannot
+// be handed to the shim; a layer attached to one cgroup registers for no other.
+BOOST_AUTO_TEST_CASE(attached_before_registered_denies_everything,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80},
+                                       {Kind::Tcp4, addr_of("127.0.0.1"), 80},
+                                       {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}};
+    TestCgroup cg, other;
+    KernelLayer layer(deny_policy("10.9.9.9:80"));
+    layer.attach_programs(cg.path);
+    BOOST_CHECK_THROW(layer.attach_programs(cg.path), Error);  // once
+    BOOST_CHECK_THROW(layer.register_for(other.path), Error);
+    BOOST_TEST(verdicts_in(cg.path, probes) == std::vector<int>({0, 0, 0}), boost::test_tools::per_element());
+    BOOST_CHECK_THROW(layer.handover(), Error);
+    layer.register_for(cg.path);
+    BOOST_TEST(verdicts_in(cg.path, probes) == std::vector<int>({1, 1, 1}), boost::test_tools::per_element());
+    BOOST_TEST(layer.handover().id != 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_policy_without_its_owner_denies_everything,
                      *boost::unit_test::precondition([](auto) { return can_run(); })) {
     const std::vector<Probe> probes = {{Kind::Tcp4, addr_of("10.1.2.3"), 80}, {Kind::UdpSendto4, addr_of("10.1.2.3"), 53}};

@@ -297,16 +297,8 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
             kernel.wait_child(stage1);
         }
     });
-    // The shim and the maps' thread now that stage 1 is forked; the shim into its cgroup
-    // while stage 1 sets the container up (it is needed only when init hands over its
-    // listener): off the path to the container's start.
+    // The shim's launch and the maps, on the owner's thread now that stage 1 is forked.
     egress_owner.start();
-    egress_owner.place_shim(
-        [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
-            if (cgroup->kind() == cgroups::Kind::None) return nullptr;
-            return make_cgroup_manager(kernel, cfg, opts, resources, &limits);
-        },
-        st);
 
     ParentHandlers handlers = create_handlers(cfg, plan.new_user, egress_owner.active());
     handlers.console_socket = opts.console_socket;
@@ -341,6 +333,14 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         if (!start_time) throw Error("container init exited during setup");
         st.pid = init_pid;
         st.init_start_time = *start_time;
+        // The shim into its cgroup while init sets the container up (create has nothing
+        // else to do then; the shim is needed only when init hands over its listener).
+        egress_owner.place_shim(
+            [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
+                if (cgroup->kind() == cgroups::Kind::None) return nullptr;
+                return make_cgroup_manager(kernel, cfg, opts, resources, &limits);
+            },
+            st);
     };
     handlers.run_hooks = [&] { return run_runtime_hooks(cfg, st); };
     UniqueFd egress_listener;

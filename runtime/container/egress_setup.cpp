@@ -162,56 +162,97 @@ EgressEnforcement::EgressEnforcement(spec::Config& cfg, egress::Policy policy, c
 }
 
 void EgressEnforcement::start() {
-    if (!plan_ || shim_) return;
+    if (!plan_ || maps_thread_.joinable()) return;
     // After stage 1's fork: create's memory was then still small and quiet (a fork while
-    // the maps' thread writes and the shim execs took 1.1 ms longer), and stage 1 does not
-    // inherit the shim's channel. The shim waits before doing anything until it is in its
-    // own cgroup (place_shim). Before the maps' thread: spawned from a process of one
-    // thread, its execve does not compete with that thread (measured: 0.9 ms against 2.8).
-    shim_ = shim::launch_shim(state_dir_, plan_->policy, true);
-    // Made, filled and registered on a thread while the container is set up (plan_ is not
-    // moved again): off the path to the container's start. A promise rather than
-    // std::async's future, whose get() waits for the thread to have exited (0.5 ms here
-    // with both processors busy); the thread is joined at the owner's end.
+    // the thread writes and the shim execs took 1.1 ms longer), and stage 1 does not
+    // inherit the shim's channel. On a thread, so that create serves stage 1 meanwhile
+    // (plan_ is not moved again). Promises rather than std::async's future, whose get()
+    // waits for the thread to have exited (0.5 ms here with both processors busy); the
+    // thread is joined at the owner's end.
+    std::promise<shim::PendingShim> launched;
     std::promise<PreparedMaps> made;
+    std::promise<std::string> attached;
+    launched_ = launched.get_future();
     maps_ = made.get_future();
-    maps_thread_ = std::thread([this, made = std::move(made), cgroup2_dir = cgroup2_dir_.get_future()]() mutable {
+    attached_ = attached.get_future();
+    maps_thread_ = std::thread([this, launched = std::move(launched), made = std::move(made),
+                                attached = std::move(attached), cgroup2_dir = cgroup2_dir_.get_future()]() mutable {
         try {
-            PreparedMaps out;
-            try {
-                out.layer.emplace(plan_->policy);
-            } catch (const std::exception& e) {
-                out.error = e.what();
-            }
-            if (out.layer) register_prepared_maps(out, cgroup2_dir);
-            made.set_value(std::move(out));
+            made.set_value(prepare_kernel_layer(cgroup2_dir, attached, launched));
         } catch (...) {
             made.set_exception(std::current_exception());
         }
     });
 }
 
-void EgressEnforcement::register_prepared_maps(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir) {
+// In the order create needs them: the programs attached (create waits for the mode after
+// stage 1's cgroup step), the shim launched (placed while init sets the container up;
+// its spawn waits for its execve, 1.2 ms here: this thread's wait, not create's), the
+// maps registered (before the hand-over). A systemd cgroup exists only once stage 1 has
+// joined it: the shim is launched first then.
+EgressEnforcement::PreparedMaps EgressEnforcement::prepare_kernel_layer(std::future<std::string>& cgroup2_dir,
+                                                                        std::promise<std::string>& attached,
+                                                                        std::promise<shim::PendingShim>& launched) {
+    PreparedMaps out;
+    try {
+        out.layer.emplace(plan_->policy);
+    } catch (const std::exception& e) {
+        out.error = e.what();
+    }
+    std::optional<std::string> dir;
+    if (cgroup2_dir.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+        dir = attach_programs(out, cgroup2_dir, attached);
+    try {
+        launched.set_value(shim::launch_shim(state_dir_, plan_->policy, true));
+    } catch (...) {
+        launched.set_exception(std::current_exception());
+    }
+    if (!dir) dir = attach_programs(out, cgroup2_dir, attached);
+    if (dir->empty()) return out;
+    // Until the grace periods of the registration (2-3 ms here) are over, the programs
+    // deny everything; init sets the container up meanwhile.
+    try {
+        out.layer->register_for(*dir);
+    } catch (const Error& e) {
+        out.layer.reset();
+        out.error = e.what();
+    }
+    return out;
+}
+
+std::string EgressEnforcement::attach_programs(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir,
+                                               std::promise<std::string>& attached) {
     std::string dir;
     try {
         dir = cgroup2_dir.get();
     } catch (const std::future_error&) {
-        return;  // create failed before the cgroup existed
+        return "";  // create failed before the cgroup existed
     }
-    if (dir.empty()) return;  // no kernel layer: attach() says why
+    // No directory: attach() knows why from the cgroup's dirs and does not ask.
+    if (dir.empty() || !prepared.layer) {
+        attached.set_value(prepared.error);
+        return "";
+    }
     try {
-        prepared.layer->register_for(dir);
+        prepared.layer->attach_programs(dir);
     } catch (const Error& e) {
         prepared.layer.reset();
         prepared.error = e.what();
+        attached.set_value(prepared.error);
+        return "";
     }
+    attached.set_value("");
+    return dir;
+}
+
+void EgressEnforcement::tell_cgroup2_dir(const egress::KernelLayerTarget& target) {
+    if (cgroup_told_) return;
+    cgroup2_dir_.set_value(target.why_not.empty() ? target.dir : std::string());
+    cgroup_told_ = true;
 }
 
 void EgressEnforcement::cgroup_made(const std::map<std::string, std::string>& cgroup_dirs) {
-    if (!plan_ || cgroup_told_) return;
-    const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
-    cgroup2_dir_.set_value(target.why_not.empty() ? target.dir : std::string());
-    cgroup_told_ = true;
+    if (plan_) tell_cgroup2_dir(egress::kernel_layer_target(cgroup_dirs));
 }
 
 EgressEnforcement::~EgressEnforcement() {
@@ -226,7 +267,17 @@ EgressEnforcement::~EgressEnforcement() {
     if (maps_thread_.joinable()) maps_thread_.join();  // it reads plan_
 }
 
+bool EgressEnforcement::take_launched_shim() {
+    if (!shim_ && launched_.valid()) shim_ = launched_.get();
+    return shim_.has_value();
+}
+
 void EgressEnforcement::abandon() {
+    try {
+        take_launched_shim();  // a launch still under way ends first
+    } catch (const std::exception&) {
+        // it failed: nothing was left running
+    }
     if (shim_) shim::stop_pending_shim(*shim_);
     shim_.reset();
     if (shim_cgroup_) shim_cgroup_->destroy();
@@ -234,7 +285,7 @@ void EgressEnforcement::abandon() {
 }
 
 void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st) {
-    if (!shim_) return;
+    if (!plan_ || shim_cgroup_ || !take_launched_shim()) return;
     auto made = make_cgroup(shim_limits_);
     if (!made) {  // the container has no cgroup (rootless): nor has its shim
         shim::release_shim(*shim_);
@@ -247,34 +298,36 @@ void EgressEnforcement::place_shim(const ShimCgroupFactory& make_cgroup, Contain
     shim::release_shim(*shim_);
 }
 
-// "" when the prepared maps are attached to dir (then in kernel_layer_), else why not.
-std::string EgressEnforcement::attach_prepared_maps(PreparedMaps& prepared, const std::string& dir) {
-    if (!prepared.layer) return prepared.error;
-    try {
-        prepared.layer->attach(dir);
-    } catch (const Error& e) {
-        return e.what();
-    }
-    kernel_layer_ = std::move(prepared.layer);
-    kernel_tables_ = egress::kernel_tables();
-    return "";
-}
-
 egress::Enforcement EgressEnforcement::attach(const std::map<std::string, std::string>& cgroup_dirs,
                                               bool supervisor_mode_allowed, ContainerState& st) {
     const egress::KernelLayerTarget target = egress::kernel_layer_target(cgroup_dirs);
-    cgroup_made(cgroup_dirs);  // if create has not (the thread waits for it)
-    PreparedMaps prepared = maps_.get();
-    const std::string why = target.why_not.empty() ? attach_prepared_maps(prepared, target.dir) : target.why_not;
+    tell_cgroup2_dir(target);  // if create has not (the thread waits for it)
+    std::string why = target.why_not;
+    if (why.empty()) {
+        try {
+            why = attached_.get();
+        } catch (const std::future_error&) {
+            why = "egress: the kernel layer's thread failed (internal error)";
+        }
+    }
     const egress::Enforcement mode = egress::choose_enforcement(why, supervisor_mode_allowed);
+    kernel_mode_ = mode == egress::Enforcement::Kernel;
     st.egress_enforcement = egress::to_string(mode);
     // supervisor mode registered nothing in the kernel's tables: "" (delete looks nowhere)
-    st.kernel_tables = mode == egress::Enforcement::Kernel ? kernel_tables_ : std::string();
+    st.kernel_tables = kernel_mode_ ? egress::kernel_tables() : std::string();
     return mode;
 }
 
+void EgressEnforcement::take_registered_layer() {
+    PreparedMaps prepared = maps_.get();
+    if (!prepared.layer) throw Error(prepared.error);
+    kernel_layer_ = std::move(prepared.layer);
+}
+
 void EgressEnforcement::hand_over(UniqueFd listener, ContainerState& st) {
-    if (!shim_) return;
+    if (!plan_) return;
+    if (!shim_) throw Error("egress shim: not placed before the hand-over (internal error)");
+    if (kernel_mode_) take_registered_layer();
     st.shim_process = shim::finish_shim_launch(*shim_, std::move(listener), kernel_layer_ ? &*kernel_layer_ : nullptr, st.pid);
     st.shim = true;
 }

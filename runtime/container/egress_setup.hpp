@@ -73,16 +73,19 @@ void confine_egress(const EgressPlan& plan, SyncSocket& sock);
 
 // The one owner of a container's egress enforcement while `create` builds it: the plan
 // (the resolved policy, the Landlock rules, the container's /etc/hosts: prepare_egress),
-// the kernel layer (its maps made, filled and registered on a thread meanwhile, attached
-// to the container's cgroup2 directory after stage 1's cgroup step), and the shim
-// (launched once stage 1 is forked, held before it does anything until it is in its own
-// cgroup, handed init's listener and the maps at the end). Every step is a no-op for a bundle without a policy. Until commit(), the
-// destructor (or abandon(), which the container's cgroup removal calls first) stops the
-// shim and removes its cgroup, whatever step failed.
+// the kernel layer (on a thread meanwhile: its maps made and filled, attached to the
+// container's cgroup2 directory once that exists, then registered in the shared tables),
+// and the shim (launched once stage 1 is forked, held before it does anything until it
+// is in its own cgroup, handed init's listener and the maps at the end). Every step is a
+// no-op for a bundle without a policy. Until commit(), the destructor (or abandon(),
+// which the container's cgroup removal calls first) stops the shim and removes its
+// cgroup, whatever step failed.
 //
 // The steps, in create's order: the constructor (the plan), cgroup_made (the container's
-// cgroup exists), start (stage 1 is forked: the shim and the maps' thread), place_shim,
-// attach (after stage 1's cgroup step: the mode init is told), hand_over (init is ready).
+// cgroup exists), start (stage 1 is forked: the thread that launches the shim and makes
+// the maps), attach (after stage 1's cgroup step: the mode init is told), place_shim
+// (while init sets the container up), hand_over (init is ready: the maps are registered
+// by then, or create fails).
 class EgressEnforcement {
 public:
     // Makes the shim's cgroup next to the container's (shim_cgroup.hpp), with the limits;
@@ -97,24 +100,29 @@ public:
     ~EgressEnforcement();
 
     bool active() const { return plan_.has_value(); }
-    // Launches the shim (held until place_shim) and starts the maps' thread. Once.
+    // Starts the thread that launches the shim (held until place_shim) and then makes,
+    // attaches and registers the kernel layer's maps. Once.
     void start();
     // For init, which confines itself by it (Landlock, the notify filter) and records
     // the mode it is told in its own copy.
     EgressPlan* plan() { return plan_ ? &*plan_ : nullptr; }
 
-    // The container's cgroup exists: the maps' thread registers the maps under its id
-    // (KernelLayer::register_for: kernel waits attach need not make on create's path).
-    // Once; attach() calls it if create has not (a cgroup that systemd makes).
+    // The container's cgroup exists: the maps' thread attaches the programs and registers
+    // the maps under its id. Once; attach() calls it if create has not (a cgroup that
+    // systemd makes).
     void cgroup_made(const std::map<std::string, std::string>& cgroup_dirs);
     // The shim's own cgroup, made after the container's (so that the parents they share
-    // are the container's to remove); the shim is put there, then let go to its execve.
+    // are the container's to remove); the shim (waited for, if its launch is still under
+    // way) is put there, then let go. Once; throws if the launch failed.
     void place_shim(const ShimCgroupFactory& make_cgroup, ContainerState& st);
-    // The kernel layer attached to the container's cgroup2 directory, or the supervisor
-    // alone when it cannot be and that is allowed (else throws why); recorded in st.
+    // The kernel layer's programs attached to the container's cgroup2 directory (waits
+    // for the maps' thread to have done it, not for the registration), or the supervisor
+    // alone when they cannot be and that is allowed (else throws why); recorded in st.
     egress::Enforcement attach(const std::map<std::string, std::string>& cgroup_dirs, bool supervisor_mode_allowed,
                                ContainerState& st);
-    // The shim gets init's listener and (kernel mode) the maps; recorded in st.
+    // The shim gets init's listener and (kernel mode) the maps, once they are registered
+    // (until then every verdict of the programs is a denial; throws if they cannot be);
+    // recorded in st.
     void hand_over(UniqueFd listener, ContainerState& st);
     // The container exists: the shim and its cgroup are its to keep.
     void commit() { committed_ = true; }
@@ -135,10 +143,20 @@ private:
         std::optional<egress::KernelLayer> layer;
         std::string error;
     };
-    std::string attach_prepared_maps(PreparedMaps& prepared, const std::string& dir);
-    // On the maps' thread: the maps under the cgroup's id, once it exists (an error makes
-    // them unusable: attach() then reports it).
-    static void register_prepared_maps(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir);
+    // The maps' thread: the layer made and filled, its programs attached, the shim
+    // launched and the maps registered (an error makes the layer unusable: hand_over()
+    // then reports it).
+    PreparedMaps prepare_kernel_layer(std::future<std::string>& cgroup2_dir, std::promise<std::string>& attached,
+                                      std::promise<shim::PendingShim>& launched);
+    // Once the cgroup exists: the programs attached ("" into `attached`, else why not).
+    // The cgroup2 directory, or "" when nothing was attached.
+    static std::string attach_programs(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir,
+                                       std::promise<std::string>& attached);
+    void tell_cgroup2_dir(const egress::KernelLayerTarget& target);
+    // Kernel mode: the registered layer from the maps' thread (throws why not).
+    void take_registered_layer();
+    // The shim from the thread's launch, once (throws if it failed); false before start().
+    bool take_launched_shim();
 
     std::optional<EgressPlan> plan_;
     std::string state_dir_;
@@ -147,10 +165,12 @@ private:
     // none); abandoned (a broken promise) if create fails before it exists.
     std::promise<std::string> cgroup2_dir_;
     bool cgroup_told_ = false;
-    std::future<PreparedMaps> maps_;
+    std::future<shim::PendingShim> launched_;
+    std::future<std::string> attached_;  // "" once the programs are attached, else why not
+    std::future<PreparedMaps> maps_;     // once the maps are registered (or cannot be)
     std::thread maps_thread_;
+    bool kernel_mode_ = false;
     std::optional<egress::KernelLayer> kernel_layer_;
-    std::string kernel_tables_;  // where kernel_layer_ registered the policy (egress::kernel_tables())
     std::optional<shim::PendingShim> shim_;
     std::unique_ptr<cgroups::Manager> shim_cgroup_;
     bool committed_ = false;

@@ -649,7 +649,8 @@ struct KernelLayer::Impl {
     UniqueFd events;  // the container's ring buffer, shared by every version
     const SharedLayer* shared = nullptr;
     std::optional<SharedLayer> adopted_tables;  // the shim's: the tables create handed over
-    std::uint64_t id = 0;       // after register_for/attach: the current version's key in the outer maps
+    std::uint64_t id = 0;       // after register_for/attach_programs: the current version's key in the outer maps
+    bool registered = false;    // the maps are in the outer maps under id
     bool attached = false;      // the programs are attached to the cgroup of id
     std::uint64_t version = 0;  // id >> kVersionShift
     // The version a replace() switched away from: registered until the next one, so that
@@ -670,7 +671,7 @@ struct KernelLayer::Impl {
         // The container is going (its shim stops at delete): its entries go too. The
         // programs then deny whatever is left in the cgroup.
         if (!shared) return;
-        if (id != 0) forget_in(outer_maps(*shared), id);
+        if (registered) forget_in(outer_maps(*shared), id);
         if (retired) forget_in(outer_maps(*shared), retired->id);
     }
 
@@ -700,7 +701,8 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
 KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
 
 KernelLayer::Handover KernelLayer::handover() const {
-    if (!impl_->attached || !impl_->shared) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (!impl_->attached || !impl_->registered || !impl_->shared)
+        throw Error("egress: the kernel layer is not attached and registered (internal error)");
     const PolicyMaps& m = impl_->current;
     const SharedLayer& t = *impl_->shared;
     return {impl_->id,
@@ -710,6 +712,7 @@ KernelLayer::Handover KernelLayer::handover() const {
 
 void KernelLayer::handed_over() {
     impl_->id = 0;
+    impl_->registered = false;
     impl_->attached = false;
 }
 
@@ -743,6 +746,7 @@ KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, s
     impl.current.counters = std::move(maps[3]);
     impl.events = std::move(maps[4]);
     impl.id = id;
+    impl.registered = true;
     impl.attached = true;
     impl.version = id >> kVersionShift;
     return layer;
@@ -750,7 +754,8 @@ KernelLayer KernelLayer::adopt(const ResolvedPolicy& policy, std::uint64_t id, s
 
 void KernelLayer::replace(const ResolvedPolicy& next) {
     Impl& im = *impl_;
-    if (!im.attached || !im.shared) throw Error("egress: the kernel layer is not attached (internal error)");
+    if (!im.attached || !im.registered || !im.shared)
+        throw Error("egress: the kernel layer is not attached and registered (internal error)");
     if (im.version == kMaxVersion) throw Error("egress: this container's policy has changed too often");
     // The version before the current one has been out of use since the last switch.
     im.drop_retired();
@@ -778,27 +783,41 @@ KernelLayer::~KernelLayer() = default;
 KernelLayer::KernelLayer(KernelLayer&&) noexcept = default;
 KernelLayer& KernelLayer::operator=(KernelLayer&&) noexcept = default;
 
-void KernelLayer::register_for(const std::string& cgroup_dir) {
-    if (impl_->id != 0) throw Error("egress: the kernel layer is registered already (internal error)");
+namespace {
+
+// The container's key in the tables: its cgroup's id (version 0); a layer keyed already
+// (by register_for or attach_programs) takes no other.
+std::uint64_t key_for(std::uint64_t keyed, const std::string& cgroup_dir) {
     const std::uint64_t id = cgroup_id_of(cgroup_dir);
+    if (keyed != 0 && keyed != id)
+        throw Error("egress: the kernel layer was registered for another cgroup than " + cgroup_dir +
+                    " (internal error)");
+    return id;
+}
+
+}  // namespace
+
+void KernelLayer::register_for(const std::string& cgroup_dir) {
+    if (impl_->registered) throw Error("egress: the kernel layer is registered already (internal error)");
+    const std::uint64_t id = key_for(impl_->id, cgroup_dir);
     register_maps(*impl_->shared, id, impl_->current, impl_->events.get());
     impl_->id = id;  // from here the destructor removes the entries
+    impl_->registered = true;
 }
 
 void KernelLayer::attach(const std::string& cgroup_dir) {
+    if (!impl_->registered) register_for(cgroup_dir);
+    attach_programs(cgroup_dir);
+}
+
+void KernelLayer::attach_programs(const std::string& cgroup_dir) {
     if (impl_->attached) throw Error("egress: the kernel layer is attached already (internal error)");
+    const std::uint64_t id = key_for(impl_->id, cgroup_dir);
     const UniqueFd cgroup = cb::open_dir(cgroup_dir, "egress");
     const SharedLayer& shared = *impl_->shared;
     keep_hooks_switched_on(shared, cgroup_dir);
-    // 1. the container's maps under its id (here, unless register_for did it); 2. the
-    // programs (their storage starts at id 0: deny); 3. the id and config into the
-    // storage: from here the policy holds.
-    if (impl_->id == 0)
-        register_for(cgroup_dir);
-    else if (impl_->id != cgroup_id_of(cgroup_dir))
-        throw Error("egress: the kernel layer was registered for another cgroup than " + cgroup_dir +
-                    " (internal error)");
-    const std::uint64_t id = impl_->id;
+    // The programs first (their storage starts at id 0: deny), then the id and config
+    // into the storage: from here the registered maps (or none yet: deny) decide.
     std::vector<std::pair<int, bpf_attach_type>> attached;
     try {
         const auto& types = kernel_layer_attach_types();
@@ -813,10 +832,12 @@ void KernelLayer::attach(const std::string& cgroup_dir) {
             throw_errno("egress: set the container's policy (bpf BPF_MAP_UPDATE_ELEM policy_ref)", -ret);
     } catch (const Error&) {
         for (const auto& [fd, type] : attached) cb::detach_fd(fd, cgroup.get(), type);
-        forget_in(outer_maps(shared), id);
+        if (impl_->registered) forget_in(outer_maps(shared), id);
         impl_->id = 0;
+        impl_->registered = false;
         throw;
     }
+    impl_->id = id;
     impl_->attached = true;
 }
 

@@ -90,20 +90,24 @@ public:
     KernelLayer(KernelLayer&&) noexcept;
     KernelLayer& operator=(KernelLayer&&) noexcept;
 
-    // Attaches the six programs to the cgroup2 directory with flags 0 (no program may be
-    // attached below it). All or nothing: on a failure the programs attached by this call
-    // are detached again and sandlock::Error is thrown. Afterwards the layer keeps the map
-    // fds only.
+    // register_for() (unless done) and attach_programs(): from here the policy holds.
     void attach(const std::string& cgroup_dir);
-    // attach()'s first step alone, for a caller that has the cgroup before it may attach:
-    // registers the container's maps under the cgroup's id in the shared tables (no
-    // program looks there before attach). The kernel waits for an RCU grace period after
-    // every update of a map of maps (five here, 0.2-2 ms each on this machine), so create
-    // does this on its maps' thread, off its path. attach() then skips it. Throws
-    // sandlock::Error, nothing registered.
+    // Registers the container's maps under the cgroup's id in the shared tables. The kernel
+    // waits for an RCU grace period after every update of a map of maps (five here, 0.2-2
+    // ms each on this machine), so create does this on its maps' thread, off its path.
+    // Once; throws sandlock::Error, nothing registered.
     void register_for(const std::string& cgroup_dir);
+    // Attaches the six programs to the cgroup2 directory with flags 0 (no program may be
+    // attached below it) and writes the cgroup's id into their storage. Before or after
+    // register_for(), for the same cgroup: until both are done every verdict is a denial
+    // (the programs find no maps, or no programs run), so create can tell init the mode
+    // before the registration's kernel waits are over, and waits for them before the
+    // container can start. All or nothing: on a failure the programs attached by this
+    // call are detached again, the maps' entries removed, and sandlock::Error is thrown.
+    void attach_programs(const std::string& cgroup_dir);
 
-    // What create hands the shim with the container's first listener (after attach): the
+    // What create hands the shim with the container's first listener (once attached and
+    // registered): the
     // container's id in the programs' tables, its five maps (addresses, prefixes, ports,
     // counters, events) and then the six tables every container shares (policy_ref and the
     // outer addresses, prefixes, ports, counters and events maps), which a live change
