@@ -72,6 +72,7 @@ auto parse_list_value(std::string_view key, std::string_view value, Parse parse)
     const auto entries = split_list(value);
     if (entries.empty()) fail_key(key, "no entries in " + in_quotes(value));
     std::vector<std::decay_t<decltype(parse(entries.front()))>> out;
+    out.reserve(entries.size());
     for (const auto entry : entries) {
         try {
             out.push_back(parse(entry));
