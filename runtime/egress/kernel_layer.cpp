@@ -250,7 +250,7 @@ sl_config config_of(const ResolvedPolicy& policy) {
 MapContents map_contents(const ResolvedPolicy& policy, const std::vector<RuleRow>& rows) {
     MapContents out;
     out.config = config_of(policy);
-    // at most one entry a row, and the any-IP prefixes of both families
+    // at most one single-address entry a row
     out.address_keys.reserve(rows.size());
     out.address_values.reserve(rows.size());
     std::vector<IndexedRule> rules;
