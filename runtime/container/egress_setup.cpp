@@ -201,13 +201,13 @@ EgressEnforcement::PreparedMaps EgressEnforcement::prepare_kernel_layer(std::fut
     }
     std::optional<std::string> dir;
     if (cgroup2_dir.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-        dir = attach_programs(out, cgroup2_dir, attached);
+        dir = attach_once_cgroup_exists(out, cgroup2_dir, attached);
     try {
         launched.set_value(shim::launch_shim(state_dir_, plan_->policy, true));
     } catch (...) {
         launched.set_exception(std::current_exception());
     }
-    if (!dir) dir = attach_programs(out, cgroup2_dir, attached);
+    if (!dir) dir = attach_once_cgroup_exists(out, cgroup2_dir, attached);
     if (dir->empty()) return out;
     // Until the grace periods of the registration (2-3 ms here) are over, the programs
     // deny everything; init sets the container up meanwhile.
@@ -220,8 +220,9 @@ EgressEnforcement::PreparedMaps EgressEnforcement::prepare_kernel_layer(std::fut
     return out;
 }
 
-std::string EgressEnforcement::attach_programs(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir,
-                                               std::promise<std::string>& attached) {
+std::string EgressEnforcement::attach_once_cgroup_exists(PreparedMaps& prepared,
+                                                         std::future<std::string>& cgroup2_dir,
+                                                         std::promise<std::string>& attached) {
     std::string dir;
     try {
         dir = cgroup2_dir.get();

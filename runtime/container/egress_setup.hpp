@@ -150,8 +150,8 @@ private:
                                       std::promise<shim::PendingShim>& launched);
     // Once the cgroup exists: the programs attached ("" into `attached`, else why not).
     // The cgroup2 directory, or "" when nothing was attached.
-    static std::string attach_programs(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir,
-                                       std::promise<std::string>& attached);
+    static std::string attach_once_cgroup_exists(PreparedMaps& prepared, std::future<std::string>& cgroup2_dir,
+                                                 std::promise<std::string>& attached);
     void tell_cgroup2_dir(const egress::KernelLayerTarget& target);
     // Kernel mode: the registered layer from the maps' thread (throws why not).
     void take_registered_layer();
