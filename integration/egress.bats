@@ -14,7 +14,8 @@
 # Two modes (egress.bash): this file runs in kernel mode, integration/egress_supervisor.bats
 # (a symlink to it) in supervisor mode; the few tests that only make sense in one mode
 # say why at the test, and skip in the other file. A refused connect is ECONNREFUSED in
-# both modes, a refused datagram $EG_DGRAM_REFUSED (EPERM from the kernel's programs,
+# both modes (but a UDP socket's connect to where only TCP is allowed: the kernel's connect
+# hook refuses it), a refused datagram $EG_DGRAM_REFUSED (EPERM from the kernel's programs,
 # ECONNREFUSED from the shim).
 #
 # Addresses (N differs per test): $EG_A = 10.213.N.1 and $EG_A6 = fd00:213:N::1 are the
@@ -68,6 +69,7 @@ nothing_reached_denied() {
 		\$P --label c-tcp6 connect tcp $EG_D6 $EG_P c-tcp6
 		\$P --label c-udp sendto udp $EG_D $EG_P c-udp
 		\$P --label c-msg sendmsg udp $EG_D $EG_P c-msg
+		\$P --label c-uconn connect udp $EG_D $EG_P c-uconn
 		\$P --label c-mmsg sendmmsg udp $EG_A $EG_P $EG_D $EG_P $EG_A $EG_P
 		\$P --label c-ping ping $EG_D
 		\$P --label c-ping6 ping $EG_D6
@@ -109,7 +111,7 @@ nothing_reached_denied() {
 	done
 	assert_ok c-tcp6
 	expect_count 1 received tcp "$EG_D6" "$EG_P" c-tcp6
-	for l in c-udp c-msg c-mapped-udp; do
+	for l in c-udp c-msg c-uconn c-mapped-udp; do
 		assert_ok "$l"
 		expect_count 1 received udp "$EG_D" "$EG_P" "$l"
 	done
@@ -178,6 +180,8 @@ nothing_reached_denied() {
 		/probe --label u-port sendto udp $EG_A $EG_P u-port
 		/probe --label t-ok connect tcp $EG_A $EG_P t-ok
 		/probe --label t-udp-port connect tcp $EG_A $EG_P2 t-udp-port
+		/probe --label uc-ok connect udp $EG_A $EG_P2 uc-ok
+		/probe --label uc-tcp-port connect udp $EG_A $EG_P uc-tcp-port
 	" "$(allow "udp://$EG_A:$EG_P2;$EG_A:$EG_P")"
 	settle
 	show_listeners
@@ -193,6 +197,14 @@ nothing_reached_denied() {
 	done
 	assert_refused t-udp-port
 	expect_count 0 received_anywhere t-udp-port
+	# a connected UDP socket: its connect is judged, its sends are not again
+	assert_ok uc-ok
+	expect_count 1 received udp "$EG_A" "$EG_P2" uc-ok
+	# UDP connecting where only TCP is allowed. Kernel mode: the shim lets a connect to
+	# where TCP is allowed through without looking at the socket, and the kernel's connect
+	# hook refuses the UDP socket (EPERM); supervisor mode: the shim (ECONNREFUSED).
+	[[ "$(result uc-tcp-port)" == "errno $EG_DGRAM_REFUSED at=connect"* ]]
+	expect_count 0 received_anywhere uc-tcp-port
 	expect_count 0 received_at udp "$EG_A" "$EG_P"
 	expect_count 0 received_at tcp "$EG_A" "$EG_P2"
 	nothing_reached_denied

@@ -369,6 +369,46 @@ BOOST_AUTO_TEST_CASE(interpret_address_follows_the_socket_family) {
     BOOST_CHECK_EQUAL(reinterpret_cast<const sockaddr_in6&>(d.sockaddr).sin6_scope_id, 7u);
 }
 
+// Kernel mode's CONTINUE without the socket: TCP allowed to the address the sockaddr's
+// own family names, read as a TCP socket of that family reads it.
+BOOST_AUTO_TEST_CASE(tcp_allowed_to_reads_the_sockaddr_by_its_own_family) {
+    const egress::ResolvedPolicy policy = allow_policy("10.1.2.3:80;udp://10.1.2.4:53;icmp://10.1.2.5");
+    const auto v4 = [](const char* ip, uint16_t port) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        inet_pton(AF_INET, ip, &a.sin_addr);
+        return a;
+    };
+    const auto tcp_allowed = [&](const auto& a, std::size_t len) { return shim::tcp_allowed_to(policy, &a, len); };
+    sockaddr_in allowed = v4("10.1.2.3", 80);
+    BOOST_CHECK(tcp_allowed(allowed, sizeof allowed));
+    BOOST_CHECK(!tcp_allowed(v4("10.1.2.3", 81), sizeof(sockaddr_in)));
+    BOOST_CHECK(!tcp_allowed(v4("10.9.9.9", 80), sizeof(sockaddr_in)));
+    // allowed for UDP or ICMP only: the socket decides, on the full path
+    BOOST_CHECK(!tcp_allowed(v4("10.1.2.4", 53), sizeof(sockaddr_in)));
+    BOOST_CHECK(!tcp_allowed(v4("10.1.2.5", 0), sizeof(sockaddr_in)));
+    // too short for the family, or no IP family at all
+    BOOST_CHECK(!tcp_allowed(allowed, 8));
+    BOOST_CHECK(!tcp_allowed(allowed, 1));
+    BOOST_CHECK(!tcp_allowed(allowed, 0));
+    sockaddr_in other = allowed;
+    other.sin_family = AF_UNIX;
+    BOOST_CHECK(!tcp_allowed(other, sizeof other));
+    other.sin_family = AF_UNSPEC;
+    BOOST_CHECK(!tcp_allowed(other, sizeof other));
+    // IPv4-mapped IPv6 is judged as its IPv4 address; RFC 2133's 24 bytes are enough
+    sockaddr_in6 m6{};
+    m6.sin6_family = AF_INET6;
+    m6.sin6_port = htons(80);
+    inet_pton(AF_INET6, "::ffff:10.1.2.3", &m6.sin6_addr);
+    BOOST_CHECK(tcp_allowed(m6, sizeof m6));
+    BOOST_CHECK(tcp_allowed(m6, 24));
+    BOOST_CHECK(!tcp_allowed(m6, 23));
+    inet_pton(AF_INET6, "::ffff:10.1.2.4", &m6.sin6_addr);
+    BOOST_CHECK(!tcp_allowed(m6, sizeof m6));
+}
+
 BOOST_AUTO_TEST_CASE(socket_kinds_map_to_policy_protocols) {
     BOOST_CHECK(shim::SocketKind({AF_INET, SOCK_STREAM, IPPROTO_TCP}).policy_protocol() == egress::Protocol::Tcp);
     BOOST_CHECK(shim::SocketKind({AF_INET6, SOCK_DGRAM, IPPROTO_UDP}).policy_protocol() == egress::Protocol::Udp);

@@ -19,6 +19,7 @@
 //                                        the same connection, wait for the peer's EOF
 //   connect-many ADDR PORT N             N sequential connects (payload "many-I"); prints
 //                                        ok=N' max_ms= total_ms= and the first errno
+//   connect udp ADDR PORT PAYLOAD        a UDP socket connected there, then send() PAYLOAD
 //   sendto udp ADDR PORT PAYLOAD
 //   sendmsg udp ADDR PORT PAYLOAD        msg_name carries the destination
 //   sendmmsg udp A1 P1 [A2 P2 ...]       one call, entry I carries "LABEL-I"; prints ret=R
@@ -384,6 +385,22 @@ static int do_sendto(const char *host, unsigned port, const char *payload)
 	ssize_t n = sendto(fd, payload, strlen(payload), 0, (struct sockaddr *)&d.ss, d.len);
 	if (n < 0)
 		return fail(NULL);
+	say("%s ok bytes=%zd", label, n);
+	return 0;
+}
+
+static int do_connect_udp(const char *host, unsigned port, const char *payload)
+{
+	struct dest d;
+	make_dest(host, port, &d);
+	int fd = udp_socket(&d);
+	if (fd < 0)
+		return fail("at=socket");
+	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0)
+		return fail("at=connect");
+	ssize_t n = send(fd, payload, strlen(payload), 0);
+	if (n < 0)
+		return fail("at=send");
 	say("%s ok bytes=%zd", label, n);
 	return 0;
 }
@@ -1241,6 +1258,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "connect") && (n == 3 || n == 4) && !strcmp(a[0], "tcp"))
 		return do_connect(a[1], parse_port(a[2]), n == 4 ? a[3] : NULL);
+	if (!strcmp(cmd, "connect") && n == 4 && !strcmp(a[0], "udp"))
+		return do_connect_udp(a[1], parse_port(a[2]), a[3]);
 	if (!strcmp(cmd, "hold") && n == 4)
 		return do_hold(a[0], parse_port(a[1]), a[2], a[3]);
 	if (!strcmp(cmd, "connect-many") && n == 3)

@@ -7,7 +7,8 @@
 // too, as the caller (see on_behalf.cpp and client.hpp): never CONTINUE in supervisor mode,
 // so the kernel never re-reads the caller's memory or fd table after the check. In kernel
 // mode (only connect is notified) a non-IP connect is CONTINUEd: the kernel's connect hook
-// judges whatever the fd names by then.
+// judges whatever the fd names by then; so is, without looking at the socket at all, a
+// connect to where the policy allows TCP (tcp_allowed_to) when nothing is audited.
 #pragma once
 
 #include <linux/seccomp.h>
@@ -89,6 +90,13 @@ struct Destination {
 // field alone: e.g. an AF_INET6 UDP socket sends to an AF_INET sockaddr's IPv4
 // address, and an AF_INET UDP socket reads an AF_UNSPEC sockaddr as AF_INET.
 Destination interpret_address(const SocketKind& socket, AddressUse use, const void* addr, std::size_t len);
+
+// Kernel mode's connect without the socket: whether the policy allows TCP to the address
+// that the sockaddr's own family names (AF_INET, or AF_INET6 of at least RFC 2133's
+// length). The cgroup connect hooks judge it again for the socket's real protocol (a UDP
+// or ping socket connecting there is refused by them), and a socket of another family
+// fails in the kernel.
+bool tcp_allowed_to(const egress::ResolvedPolicy& policy, const void* addr, std::size_t len);
 
 // Whether IP options (IP_OPTIONS) carry a source route (LSRR/SSRR), which would send
 // packets to the first hop instead of the checked destination.
