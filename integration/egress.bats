@@ -963,7 +963,7 @@ nothing_reached_denied() {
 	dir=/sys/fs/cgroup/unified$rel
 	[ -d "$dir" ] || dir=/sys/fs/cgroup$rel
 	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir"
-	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0" ]
+	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0 sock_release=0" ]
 	rt start "$id"
 	eventually 10 grep -q '^sv-denied ' "$BUNDLE/init.out"
 	cat "$BUNDLE/init.out"
@@ -1445,7 +1445,7 @@ bad_annotation() {
 	[ "$status" -eq 0 ]
 	local n=1
 	[ "$EG_MODE" = kernel ] || n=0
-	[ "$output" = "progs ok sock_create=$n connect4=$n connect6=$n sendmsg4=$n sendmsg6=$n inet_egress=$n" ]
+	[ "$output" = "progs ok sock_create=$n connect4=$n connect6=$n sendmsg4=$n sendmsg6=$n inet_egress=$n sock_release=$n" ]
 	# without a policy: none
 	new_id ID2
 	make_bundle b2 "$(args sleep 1000)"
@@ -1454,7 +1454,7 @@ bad_annotation() {
 	dir2=/sys/fs/cgroup/unified$rel2
 	[ -d "$dir2" ] || dir2=/sys/fs/cgroup$rel2
 	run "$(egress_probe_bin)" --label progs cgroup-progs "$dir2"
-	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0" ]
+	[ "$output" = "progs ok sock_create=0 connect4=0 connect6=0 sendmsg4=0 sendmsg6=0 inet_egress=0 sock_release=0" ]
 	for id in "$ID" "$ID2"; do
 		rt delete --force "$id"
 	done

@@ -240,7 +240,7 @@ sd_run_detached() {
 	run sd_in "$BUILD/helpers/egress_probe" --label progs cgroup-progs "/sys/fs/cgroup/unified/system.slice/$unit"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1 inet_egress=1" ]
+	[ "$output" = "progs ok sock_create=1 connect4=1 connect6=1 sendmsg4=1 sendmsg6=1 inet_egress=1 sock_release=1" ]
 	# the shim supervises the container from a scope of its own next to it, with its limits
 	sd_rt egress "$id" | tee /dev/stderr | grep -q '10.213.0.1'
 	[ "$(sd_show "sandlock-$id:shim.scope" ActiveState)" = active ]

@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <thread>
 #include <linux/magic.h>
 #include <map>
 #include <memory>
@@ -1258,6 +1259,111 @@ BOOST_AUTO_TEST_CASE(counters_and_events_come_from_the_kernel,
     }
     BOOST_TEST(*events[0].rule == 1u);
     BOOST_TEST(!events[4].rule.has_value());
+}
+
+// body runs in a child inside the cgroup; where it calls pause(), the child waits (its
+// sockets open) while this process runs between(), then goes on.
+std::vector<int> run_in_child_with_pause(const std::string& cgroup,
+                                         const std::function<std::vector<int>(Tun&, const std::function<void()>&)>& body,
+                                         const std::function<void()>& between) {
+    int ready[2], go[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(go, O_CLOEXEC) != 0) throw_errno("pipe2");
+    UniqueFd ready_rd(ready[0]), ready_wr(ready[1]), go_rd(go[0]), go_wr(go[1]);
+    std::vector<int> results;
+    std::thread prober([&] {
+        results = run_in_child(cgroup, [&](Tun& tun) {
+            const auto pause = [&] {
+                char c = 'r';
+                require(::write(ready_wr.get(), &c, 1) == 1, 94, "write ready");
+                require(::read(go_rd.get(), &c, 1) == 1, 95, "read go");
+            };
+            return body(tun, pause);
+        });
+    });
+    pollfd p{ready_rd.get(), POLLIN, 0};
+    const bool paused = ::poll(&p, 1, 30000) == 1;
+    if (paused) between();
+    char c = 'g';
+    [[maybe_unused]] const ssize_t n = ::write(go_wr.get(), &c, 1);
+    prober.join();
+    BOOST_TEST_REQUIRE(paused, "the probing child never paused");
+    return results;
+}
+
+int send_one(int fd, const char* dest, std::uint16_t port, bool as_v6) {
+    sockaddr_storage ss;
+    const socklen_t len = make_sockaddr(addr_of(dest), port, as_v6, ss);
+    return ::sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0 ? errno : 0;
+}
+
+// A socket's last allowed destination is kept in its storage (egress.bpf.c's last_sent):
+// the same socket is judged again for another port, address or protocol family, and
+// after a live change, however often it was allowed before.
+BOOST_AUTO_TEST_CASE(a_socket_sending_again_is_judged_again_when_anything_changes,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    TestCgroup cg;
+    KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.2:9; udp://10.250.0.2:10", "deny"));
+    const auto got = run_in_child_with_pause(
+        cg.path,
+        [](Tun& tun, const std::function<void()>& pause) {
+            UniqueFd s4(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            UniqueFd s6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            std::vector<int> out;
+            const char* a = Tun::kRemote4;
+            for (int i = 0; i < 3; ++i) out.push_back(send_one(s4.get(), a, 9, false));  // 0 0 0
+            out.push_back(send_one(s4.get(), a, 11, false));                            // EPERM: port
+            out.push_back(send_one(s4.get(), a, 9, false));                             // 0
+            out.push_back(send_one(s4.get(), "10.250.0.3", 9, false));                  // EPERM: address
+            out.push_back(send_one(s4.get(), a, 10, false));                            // 0
+            out.push_back(send_one(s4.get(), a, 9, false));                             // 0
+            out.push_back(send_one(s6.get(), a, 9, true));                              // 0: ::ffff:a
+            out.push_back(send_one(s6.get(), "10.250.0.3", 9, true));                   // EPERM
+            out.push_back(send_one(s6.get(), Tun::kRemote6, 9, true));                  // EPERM: IPv6
+            out.push_back(send_one(s6.get(), a, 9, true));                              // 0
+            tun.drain();
+            pause();  // the policy changes: port 9 is revoked
+            out.push_back(send_one(s4.get(), a, 9, false));  // EPERM
+            out.push_back(send_one(s6.get(), a, 9, true));   // EPERM
+            out.push_back(send_one(s4.get(), a, 10, false));  // 0
+            tun.drain();
+            return out;
+        },
+        [&] { layer.replace(allow_policy("udp://10.250.0.2:10", "deny")); });
+    const std::vector<int> want = {0, 0, 0, EPERM, 0, EPERM, 0, 0, 0, EPERM, EPERM, 0, EPERM, EPERM, 0};
+    BOOST_TEST(got == want, boost::test_tools::per_element());
+}
+
+// Datagrams allowed from a socket's storage are counted there and reach the rule's counter
+// in batches while the socket sends, in full when it is closed.
+BOOST_AUTO_TEST_CASE(a_sockets_datagrams_are_all_counted_once_it_is_closed,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    TestCgroup cg;
+    KernelLayer layer = attach_layer(cg.path, allow_policy("udp://10.250.0.2:9", "deny"));
+    constexpr int kSent = 150;
+    std::uint64_t while_open = 0;
+    const auto got = run_in_child_with_pause(
+        cg.path,
+        [](Tun& tun, const std::function<void()>& pause) {
+            std::vector<int> out;
+            {
+                UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                int failed = 0;
+                for (int i = 0; i < kSent; ++i) {
+                    failed += send_one(s.get(), Tun::kRemote4, 9, false) != 0;
+                    if (i % 32 == 0) tun.drain();
+                }
+                out.push_back(failed);
+                tun.drain();
+                pause();  // the counters are read with the socket open
+            }
+            return out;
+        },
+        [&] { while_open = layer.counters().rules.at(0).allowed; });
+    BOOST_TEST_REQUIRE(got.size() == 1u);
+    BOOST_TEST(got[0] == 0);
+    BOOST_TEST(while_open >= static_cast<std::uint64_t>(kSent - 63));
+    BOOST_TEST(while_open <= static_cast<std::uint64_t>(kSent));
+    BOOST_TEST(layer.counters().rules.at(0).allowed == static_cast<std::uint64_t>(kSent));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -64,7 +64,7 @@
 //   cgroup-progs DIR                     (host side) how many programs are attached to the
 //                                        cgroup2 directory DIR per egress hook: sock_create=
 //                                        connect4= connect6= sendmsg4= sendmsg6=
-//                                        inet_egress=
+//                                        inet_egress= sock_release=
 //   sendto-many ADDR PORT N              N UDP sendto on one socket (payload "LABEL-I");
 //                                        prints ok=N' n=N and the first errno
 //   route-sendmsg DEST PORT HOP PAYLOAD [sticky]
@@ -952,7 +952,8 @@ static int do_cgroup_progs(const char *dir)
 		enum bpf_attach_type type;
 	} hooks[] = {{"sock_create", BPF_CGROUP_INET_SOCK_CREATE}, {"connect4", BPF_CGROUP_INET4_CONNECT},
 		     {"connect6", BPF_CGROUP_INET6_CONNECT},       {"sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
-		     {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG},        {"inet_egress", BPF_CGROUP_INET_EGRESS}};
+		     {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG},        {"inet_egress", BPF_CGROUP_INET_EGRESS},
+		     {"sock_release", BPF_CGROUP_INET_SOCK_RELEASE}};
 	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0)
 		return fail("at=open");

@@ -304,6 +304,7 @@ const char* hook_name(bpf_attach_type type) {
         case BPF_CGROUP_UDP4_SENDMSG: return "sendmsg4";
         case BPF_CGROUP_UDP6_SENDMSG: return "sendmsg6";
         case BPF_CGROUP_INET_SOCK_CREATE: return "sock_create";
+        case BPF_CGROUP_INET_SOCK_RELEASE: return "sock_release";
         case BPF_CGROUP_INET_EGRESS: return "inet_egress";
         default: return "cgroup";
     }
@@ -321,12 +322,15 @@ constexpr const char* kBpffs = "/sys/fs/bpf";
 constexpr const char* kPinRoot = "/sys/fs/bpf/sandlock-runc";
 constexpr unsigned long kBpffsMagic = 0xcafe4a11;  // BPF_FS_MAGIC
 
+constexpr std::size_t kPrograms = 7;
+
 struct SharedLayer {
-    std::array<UniqueFd, 6> programs;  // in kernel_layer_attach_types() order
+    std::array<UniqueFd, kPrograms> programs;  // in kernel_layer_attach_types() order
     UniqueFd policy_ref, addresses, prefixes, ports, counters, events;  // the outer maps
 };
 
-constexpr const char* kProgramPins[6] = {"socket_create", "connect4", "connect6", "sendmsg4", "sendmsg6", "egress_packet"};
+constexpr const char* kProgramPins[kPrograms] = {"socket_create", "connect4",      "connect6",      "sendmsg4",
+                                                 "sendmsg6",      "egress_packet", "socket_release"};
 constexpr std::size_t kMaps = 6;
 constexpr const char* kMapPins[kMaps] = {"policy_ref",    "policy_addresses", "policy_prefixes",
                                          "policy_ports", "policy_counters",  "policy_events"};
@@ -355,9 +359,10 @@ SharedLayer load_programs() {
     egress_bpf& s = *skeleton;
     if (const int ret = egress_bpf__load(&s); ret != 0) throw_libbpf("load the cgroup programs (bpf BPF_PROG_LOAD)", ret);
     SharedLayer l;
-    const bpf_program* programs[6] = {s.progs.socket_create, s.progs.connect4, s.progs.connect6,
-                                      s.progs.sendmsg4,      s.progs.sendmsg6, s.progs.egress_packet};
-    for (std::size_t i = 0; i < 6; ++i) l.programs[i] = dup_fd(bpf_program__fd(programs[i]));
+    const bpf_program* programs[kPrograms] = {s.progs.socket_create, s.progs.connect4,      s.progs.connect6,
+                                              s.progs.sendmsg4,      s.progs.sendmsg6,      s.progs.egress_packet,
+                                              s.progs.socket_release};
+    for (std::size_t i = 0; i < kPrograms; ++i) l.programs[i] = dup_fd(bpf_program__fd(programs[i]));
     const bpf_map* maps[kMaps] = {s.maps.policy_ref,   s.maps.policy_addresses, s.maps.policy_prefixes,
                                   s.maps.policy_ports, s.maps.policy_counters,  s.maps.policy_events};
     const auto slots = map_slots(l);
@@ -368,7 +373,7 @@ SharedLayer load_programs() {
 // The pinned set of this build, or nullopt when one is missing.
 std::optional<SharedLayer> get_pinned(const std::string& dir) {
     SharedLayer l;
-    for (std::size_t i = 0; i < 6; ++i) {
+    for (std::size_t i = 0; i < kPrograms; ++i) {
         l.programs[i].reset(bpf_obj_get((dir + "/" + kProgramPins[i]).c_str()));
         if (!l.programs[i]) return std::nullopt;
     }
@@ -386,12 +391,12 @@ void pin_all(SharedLayer& l, const std::string& dir) {
         ::unlink(path.c_str());  // a set left half pinned
         if (const int ret = bpf_obj_pin(fd, path.c_str()); ret != 0) throw_errno("egress: pin " + path + " (bpf BPF_OBJ_PIN)", -ret);
     };
-    for (std::size_t i = 0; i < 6; ++i) pin(l.programs[i].get(), kProgramPins[i]);
+    for (std::size_t i = 0; i < kPrograms; ++i) pin(l.programs[i].get(), kProgramPins[i]);
     const auto slots = map_slots(l);
     for (std::size_t i = 0; i < kMaps; ++i) pin(slots[i]->get(), kMapPins[i]);
 }
 
-// Loading and verifying six programs costs milliseconds of CPU; the first container of a
+// Loading and verifying seven programs costs milliseconds of CPU; the first container of a
 // build pays it and pins them, the others open the pins. Serialized by a lock on the pin
 // directory, so that two creates never pin two sets. Without bpffs every process loads
 // its own (the container's maps are then reachable only through its shim).
@@ -932,7 +937,8 @@ int KernelLayer::events_fd() const { return impl_->events.get(); }
 const std::vector<bpf_attach_type>& kernel_layer_attach_types() {
     static const std::vector<bpf_attach_type> types = {BPF_CGROUP_INET_SOCK_CREATE, BPF_CGROUP_INET4_CONNECT,
                                                        BPF_CGROUP_INET6_CONNECT,    BPF_CGROUP_UDP4_SENDMSG,
-                                                       BPF_CGROUP_UDP6_SENDMSG,     BPF_CGROUP_INET_EGRESS};
+                                                       BPF_CGROUP_UDP6_SENDMSG,     BPF_CGROUP_INET_EGRESS,
+                                                       BPF_CGROUP_INET_SOCK_RELEASE};
     return types;
 }
 

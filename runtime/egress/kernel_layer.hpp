@@ -97,7 +97,7 @@ public:
     // ms each on this machine), so create does this on its maps' thread, off its path.
     // Once; throws sandlock::Error, nothing registered.
     void register_for(const std::string& cgroup_dir);
-    // Attaches the six programs to the cgroup2 directory with flags 0 (no program may be
+    // Attaches the seven programs to the cgroup2 directory with flags 0 (no program may be
     // attached below it) and writes the cgroup's id into their storage. Before or after
     // register_for(), for the same cgroup: until both are done every verdict is a denial
     // (the programs find no maps, or no programs run), so create can tell init the mode

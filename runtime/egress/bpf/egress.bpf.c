@@ -6,7 +6,9 @@
  *   socket_create  (cgroup/sock_create)  only sockets the policy can judge (egress_maps.h): TCP and MPTCP
  *                  streams, UDP and ping datagrams; anything else fails with EPERM
  *   connect4/6     (cgroup/connect4, 6)  every IP connect, TCP Fast Open's implicit one
- *   sendmsg4/6     (cgroup/sendmsg4, 6)  every UDP datagram sent with an address
+ *   sendmsg4/6     (cgroup/sendmsg4, 6)  every UDP datagram sent with an address; a socket's
+ *                  last allowed destination is kept in its own storage (last_sent below)
+ *   socket_release (cgroup/sock_release) a socket's last counts (last_sent) into the counters
  *   egress_packet  (cgroup_skb/egress)   every packet of the cgroup's sockets: IPv4 options
  *                  and IPv6 routing headers are dropped (a source route or a type-2
  *                  routing header would send the packet elsewhere than the address judged
@@ -47,6 +49,32 @@ struct {
     __type(key, __u64); /* the cgroup's id alone: one storage for all six hooks */
     __type(value, struct sl_policy_ref);
 } policy_ref SEC(".maps");
+
+/* A datagram socket's last allowed destination, in the socket's own storage (freed with
+ * it, charged to it): a socket sending there again under the same policy version is
+ * allowed without a look-up in the policy's tables (four of them a datagram otherwise).
+ * Only allowed verdicts are kept, and only when allowed ones are not audited; another
+ * destination, port, protocol or policy version (a live change) is judged in full. Its
+ * datagrams are counted here and added to the rule's counter every SL_SENT_BATCH, when
+ * the socket sends elsewhere and when it is released: the counters are exact once the
+ * socket is closed, and at most SL_SENT_BATCH - 1 behind per socket while it sends. */
+struct sl_last_sent {
+    __u64 policy_id; /* the version that allowed it; 0: nothing kept */
+    __u32 addr[4];
+    __u16 port;
+    __u8 family;
+    __u8 protocol;
+    __u32 slot;      /* the counter of the rule that allowed it */
+    __u32 uncounted; /* datagrams sent there since the counter last got them */
+};
+#define SL_SENT_BATCH 64
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct sl_last_sent);
+} last_sent SEC(".maps");
 
 /* The inner maps' templates (sizes, not types: clang gives these types no BTF here). */
 struct prefixes_map {
@@ -129,19 +157,24 @@ struct destination {
     __u16 port;
 };
 
-static __always_inline void count(const struct policy *p, __u32 slot, int allowed)
+static __always_inline void count_n(void *counters, __u32 slot, int allowed, __u64 n)
 {
-    struct sl_counter *c = bpf_map_lookup_elem(p->counters, &slot);
+    struct sl_counter *c = bpf_map_lookup_elem(counters, &slot);
     if (!c) {
         const struct sl_counter zero = {};
-        bpf_map_update_elem(p->counters, &slot, &zero, BPF_NOEXIST);
-        c = bpf_map_lookup_elem(p->counters, &slot);
+        bpf_map_update_elem(counters, &slot, &zero, BPF_NOEXIST);
+        c = bpf_map_lookup_elem(counters, &slot);
         if (!c) return;
     }
     if (allowed)
-        __sync_fetch_and_add(&c->allowed, 1);
+        __sync_fetch_and_add(&c->allowed, n);
     else
-        __sync_fetch_and_add(&c->denied, 1);
+        __sync_fetch_and_add(&c->denied, n);
+}
+
+static __always_inline void count(const struct policy *p, __u32 slot, int allowed)
+{
+    count_n(p->counters, slot, allowed, 1);
 }
 
 /* A verdict reached before the policy was needed (no policy: nothing to count). */
@@ -234,15 +267,13 @@ static __always_inline __u32 matching_rule(const struct policy *p, __u8 protocol
     return slot ? *slot : SL_NO_SLOT;
 }
 
-/* check(protocol, d, port): 1 allow, 0 deny. */
-static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d)
+/* check(protocol, d, port) under policy p, d unmapped already: 1 allow, 0 deny; *slot
+ * the counter that counted it (SL_MAP_MISSING: none). */
+static __always_inline int judge_under(const struct policy *p, __u8 hook, __u8 protocol,
+                                       const struct destination *d, __u32 *slot_out)
 {
-    struct policy policy;
-    if (!find_policy(&policy)) return DENY;
-    const struct policy *p = &policy;
     const struct sl_config *cfg = p->config;
-    unmap_ipv4(d);
-    if (protocol == SL_ICMP) d->port = 0;
+    *slot_out = SL_MAP_MISSING;
 
     __u32 slot;
     int allowed;
@@ -262,7 +293,25 @@ static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d
     }
     count(p, slot, allowed);
     record(p, hook, protocol, d, slot, allowed);
+    *slot_out = slot;
     return allowed ? ALLOW : DENY;
+}
+
+/* The judgeable form of a destination: IPv4-mapped IPv6 as IPv4, no port for ICMP. */
+static __always_inline void normalize(__u8 protocol, struct destination *d)
+{
+    unmap_ipv4(d);
+    if (protocol == SL_ICMP) d->port = 0;
+}
+
+/* check(protocol, d, port): 1 allow, 0 deny. */
+static __always_inline int judge(__u8 hook, __u8 protocol, struct destination *d)
+{
+    struct policy policy;
+    if (!find_policy(&policy)) return DENY;
+    normalize(protocol, d);
+    __u32 slot;
+    return judge_under(&policy, hook, protocol, d, &slot);
 }
 
 /* The policy's protocol of a socket, or -1 for one it cannot judge (egress_maps.h's
@@ -272,24 +321,37 @@ static __always_inline int protocol_of(__u32 family, __u32 type, __u32 protocol)
     return sl_protocol_of((int)family, (int)type, (int)protocol);
 }
 
-static __always_inline int judge_sockaddr(struct bpf_sock_addr *ctx, __u8 hook, int ipv6)
+/* The kernel's copy of the caller's address. */
+static __always_inline void destination_of(struct bpf_sock_addr *ctx, int ipv6, struct destination *d)
+{
+    d->port = bpf_ntohs((__u16)ctx->user_port);
+    if (ipv6) {
+        d->family = SL_V6;
+        d->addr[0] = ctx->user_ip6[0];
+        d->addr[1] = ctx->user_ip6[1];
+        d->addr[2] = ctx->user_ip6[2];
+        d->addr[3] = ctx->user_ip6[3];
+    } else {
+        d->family = SL_V4;
+        d->addr[0] = ctx->user_ip4;
+    }
+}
+
+/* The socket's policy protocol; -1 (counted, to be denied) for one socket_create would
+ * have refused. */
+static __always_inline int judgeable_protocol(struct bpf_sock_addr *ctx)
 {
     const int protocol = protocol_of(ctx->family, ctx->type, ctx->protocol);
-    struct destination d = {.port = bpf_ntohs((__u16)ctx->user_port)};
-    if (ipv6) {
-        d.family = SL_V6;
-        d.addr[0] = ctx->user_ip6[0];
-        d.addr[1] = ctx->user_ip6[1];
-        d.addr[2] = ctx->user_ip6[2];
-        d.addr[3] = ctx->user_ip6[3];
-    } else {
-        d.family = SL_V4;
-        d.addr[0] = ctx->user_ip4;
-    }
-    if (protocol < 0) { /* socket_create lets none through; count it where it would be */
-        count_fixed(SL_SLOT_SOCKET, 0);
-        return DENY;
-    }
+    if (protocol < 0) count_fixed(SL_SLOT_SOCKET, 0); /* socket_create lets none through */
+    return protocol;
+}
+
+static __always_inline int judge_sockaddr(struct bpf_sock_addr *ctx, __u8 hook, int ipv6)
+{
+    const int protocol = judgeable_protocol(ctx);
+    if (protocol < 0) return DENY;
+    struct destination d = {};
+    destination_of(ctx, ipv6, &d);
     return judge(hook, (__u8)protocol, &d);
 }
 
@@ -324,13 +386,71 @@ int connect6(struct bpf_sock_addr *ctx)
     return judge_sockaddr(ctx, SL_HOOK_CONNECT, 1);
 }
 
+static __always_inline int sent_there(const struct sl_last_sent *s, __u64 policy_id, __u8 protocol,
+                                      const struct destination *d)
+{
+    return s->policy_id == policy_id && s->protocol == protocol && s->family == d->family &&
+           s->port == d->port && s->addr[0] == d->addr[0] && s->addr[1] == d->addr[1] &&
+           s->addr[2] == d->addr[2] && s->addr[3] == d->addr[3];
+}
+
+/* The datagrams counted in s into the counters of the policy version that allowed them
+ * (none once that version is gone: a live change retires it after the next one). */
+static __always_inline void count_sent(struct sl_last_sent *s)
+{
+    if (s->policy_id == 0 || s->uncounted == 0) return;
+    void *counters = bpf_map_lookup_elem(&policy_counters, &s->policy_id);
+    if (counters) count_n(counters, s->slot, 1, s->uncounted);
+    s->uncounted = 0;
+}
+
+static __always_inline void keep_sent(struct sl_last_sent *s, __u64 policy_id, __u8 protocol,
+                                      const struct destination *d, __u32 slot)
+{
+    count_sent(s);
+    s->policy_id = policy_id;
+    s->protocol = protocol;
+    s->family = (__u8)d->family;
+    s->port = d->port;
+    s->addr[0] = d->addr[0];
+    s->addr[1] = d->addr[1];
+    s->addr[2] = d->addr[2];
+    s->addr[3] = d->addr[3];
+    s->slot = slot;
+}
+
+/* A UDP datagram with an address. The socket's storage is only used under lock_sock (the
+ * kernel runs this hook with the socket locked) and at its release. */
 static __always_inline int judge_datagram(struct bpf_sock_addr *ctx, int ipv6)
 {
     if (no_address(ctx, ipv6)) {
         count_fixed(SL_SLOT_NO_ADDRESS, 1);
         return ALLOW;
     }
-    return judge_sockaddr(ctx, SL_HOOK_SENDMSG, ipv6);
+    const int protocol = judgeable_protocol(ctx);
+    if (protocol < 0) return DENY;
+    struct policy p;
+    if (!find_policy(&p)) return DENY;
+    struct destination d = {};
+    destination_of(ctx, ipv6, &d);
+    normalize((__u8)protocol, &d);
+    struct sl_last_sent *last = 0;
+    if (p.config->audit != SL_AUDIT_ALL) { /* else every allowed datagram is recorded */
+        last = bpf_sk_storage_get(&last_sent, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+        if (last && sent_there(last, p.id, (__u8)protocol, &d)) {
+            if (++last->uncounted >= SL_SENT_BATCH) count_sent(last);
+            return ALLOW;
+        }
+    }
+    __u32 slot;
+    const int verdict = judge_under(&p, SL_HOOK_SENDMSG, (__u8)protocol, &d, &slot);
+    if (last) {
+        if (verdict == ALLOW)
+            keep_sent(last, p.id, (__u8)protocol, &d, slot);
+        else
+            keep_sent(last, 0, 0, &d, 0); /* its counts in, nothing kept */
+    }
+    return verdict;
 }
 
 SEC("cgroup/sendmsg4")
@@ -343,6 +463,14 @@ SEC("cgroup/sendmsg6")
 int sendmsg6(struct bpf_sock_addr *ctx)
 {
     return judge_datagram(ctx, 1);
+}
+
+SEC("cgroup/sock_release")
+int socket_release(struct bpf_sock *sk)
+{
+    struct sl_last_sent *last = bpf_sk_storage_get(&last_sent, sk, 0, 0);
+    if (last) count_sent(last);
+    return ALLOW;
 }
 
 static __always_inline int is_ping_socket(struct __sk_buff *skb)
