@@ -40,7 +40,8 @@ EG_LOCK=/run/lock/slit-egress.lock
 #   EG_DGRAM_REFUSED  the errno of a refused datagram (sendto, sendmsg, sendmmsg, a ping
 #                     to a refused IPv4 address) and of a refused TCP Fast Open:
 #                     the kernel's programs say EPERM, the shim ECONNREFUSED
-# A refused connect is ECONNREFUSED in both modes (the shim decides it).
+# A refused connect is ECONNREFUSED in both modes (the shim decides it; in kernel mode a UDP
+# socket's connect to where only TCP is allowed is the kernel's connect hook's: EPERM).
 case "$(basename "${BATS_TEST_FILENAME:-egress.bats}")" in
 egress_supervisor.bats) EG_MODE=supervisor EG_DGRAM_REFUSED=ECONNREFUSED ;;
 *) EG_MODE=kernel EG_DGRAM_REFUSED=EPERM ;;

@@ -197,6 +197,44 @@ change_and_probe() {
 	echo "$output"
 }
 
+# The kernel keeps a UDP socket's last allowed destination in the socket's own storage
+# (egress.bpf.c's last_sent): a revoke must reach a socket that has been sending there,
+# at its next datagram. Supervisor mode: the shim judges every datagram with the policy of
+# the moment.
+live_udp_socket_revoked() {
+	in_mode "$1"
+	egress_setup_net
+	start_confined "$EG_A:$EG_P;udp://$EG_D:$EG_P"
+	rt exec "$ID" /probe --label u-held udp-hold "$EG_D" "$EG_P" u-held 100 /tmp/gate >"$BATS_TEST_TMPDIR/held.out" 2>&1 &
+	local held=$! i
+	for i in $(seq 200); do
+		[ "$(received udp "$EG_D" "$EG_P" u-held-before)" -ge 1 ] && break
+		sleep 0.05
+	done
+	[ "$(received udp "$EG_D" "$EG_P" u-held-before)" -ge 1 ]
+	rtq egress "$ID" --revoke "udp://$EG_D:$EG_P"
+	rt exec "$ID" touch /tmp/gate
+	wait "$held" || true
+	output=$(cat "$BATS_TEST_TMPDIR/held.out")
+	echo "$output"
+	local refused=EPERM  # the kernel's sendmsg program; the shim says ECONNREFUSED
+	[ "$1" = supervisor ] && refused=ECONNREFUSED
+	[[ "$(result u-held)" == "errno $refused at=after"* ]]
+	settle
+	show_listeners
+	expect_count 0 received udp "$EG_D" "$EG_P" u-held-after
+}
+
+@test "live: --revoke refuses the next datagram of a UDP socket that was sending there (kernel mode)" {
+	require_enforcement
+	live_udp_socket_revoked kernel
+}
+
+@test "live: --revoke refuses the next datagram of a UDP socket that was sending there (supervisor mode)" {
+	require_enforcement
+	live_udp_socket_revoked supervisor
+}
+
 # A live change writes the programs' shared tables (the container's policy_ref entry and the
 # outer maps). Without bpffs nothing is pinned: the shim has them only as fds from create.
 @test "live: on a host without bpffs, --allow and --revoke still change a kernel-mode policy" {

@@ -17,6 +17,9 @@
 //   hold ADDR PORT PAYLOAD GATE          connect, send PAYLOAD-before, wait (at most 60 s)
 //                                        until the file GATE exists, send PAYLOAD-after on
 //                                        the same connection, wait for the peer's EOF
+//   udp-hold ADDR PORT PAYLOAD N GATE    one UDP socket: N sendto of PAYLOAD-before, wait (at
+//                                        most 60 s) until the file GATE exists, one sendto of
+//                                        PAYLOAD-after on the same socket
 //   connect-many ADDR PORT N             N sequential connects (payload "many-I"); prints
 //                                        ok=N' max_ms= total_ms= and the first errno
 //   connect udp ADDR PORT PAYLOAD        a UDP socket connected there, then send() PAYLOAD
@@ -311,6 +314,19 @@ static int do_connect(const char *host, unsigned port, const char *payload)
 	return 0;
 }
 
+// 0 once the file GATE exists, -1 (errno ETIMEDOUT) after 60 s.
+static int wait_for_gate(const char *gate)
+{
+	for (int i = 0; access(gate, F_OK) != 0; i++) {
+		if (i >= 6000) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
 static int do_hold(const char *host, unsigned port, const char *payload, const char *gate)
 {
 	struct dest d;
@@ -324,11 +340,8 @@ static int do_hold(const char *host, unsigned port, const char *payload, const c
 	snprintf(buf, sizeof(buf), "%s-before", payload);
 	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
 		return fail("at=before");
-	for (int i = 0; access(gate, F_OK) != 0; i++) {
-		if (i >= 6000)
-			return fail("at=gate");
-		usleep(10000);
-	}
+	if (wait_for_gate(gate) != 0)
+		return fail("at=gate");
 	snprintf(buf, sizeof(buf), "%s-after", payload);
 	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
 		return fail("at=after");
@@ -375,13 +388,22 @@ static int udp_socket(const struct dest *d)
 	return socket(d->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 }
 
+// A UDP socket for HOST:PORT (*d its address), or -1 with the failure reported.
+static int udp_socket_to(const char *host, unsigned port, struct dest *d)
+{
+	make_dest(host, port, d);
+	int fd = udp_socket(d);
+	if (fd < 0)
+		fail("at=socket");
+	return fd;
+}
+
 static int do_sendto(const char *host, unsigned port, const char *payload)
 {
 	struct dest d;
-	make_dest(host, port, &d);
-	int fd = udp_socket(&d);
+	int fd = udp_socket_to(host, port, &d);
 	if (fd < 0)
-		return fail("at=socket");
+		return 1;
 	ssize_t n = sendto(fd, payload, strlen(payload), 0, (struct sockaddr *)&d.ss, d.len);
 	if (n < 0)
 		return fail(NULL);
@@ -389,13 +411,33 @@ static int do_sendto(const char *host, unsigned port, const char *payload)
 	return 0;
 }
 
+static int do_udp_hold(const char *host, unsigned port, const char *payload, int n, const char *gate)
+{
+	struct dest d;
+	int fd = udp_socket_to(host, port, &d);
+	if (fd < 0)
+		return 1;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s-before", payload);
+	for (int i = 0; i < n; i++)
+		if (sendto(fd, buf, strlen(buf), 0, (struct sockaddr *)&d.ss, d.len) < 0)
+			return fail("at=before");
+	if (wait_for_gate(gate) != 0)
+		return fail("at=gate");
+	snprintf(buf, sizeof(buf), "%s-after", payload);
+	if (sendto(fd, buf, strlen(buf), 0, (struct sockaddr *)&d.ss, d.len) < 0)
+		return fail("at=after");
+	close(fd);
+	say("%s ok", label);
+	return 0;
+}
+
 static int do_connect_udp(const char *host, unsigned port, const char *payload)
 {
 	struct dest d;
-	make_dest(host, port, &d);
-	int fd = udp_socket(&d);
+	int fd = udp_socket_to(host, port, &d);
 	if (fd < 0)
-		return fail("at=socket");
+		return 1;
 	if (connect(fd, (struct sockaddr *)&d.ss, d.len) != 0)
 		return fail("at=connect");
 	ssize_t n = send(fd, payload, strlen(payload), 0);
@@ -408,10 +450,9 @@ static int do_connect_udp(const char *host, unsigned port, const char *payload)
 static int do_sendmsg(const char *host, unsigned port, const char *payload)
 {
 	struct dest d;
-	make_dest(host, port, &d);
-	int fd = udp_socket(&d);
+	int fd = udp_socket_to(host, port, &d);
 	if (fd < 0)
-		return fail("at=socket");
+		return 1;
 	struct iovec iov = {.iov_base = (void *)payload, .iov_len = strlen(payload)};
 	struct msghdr m = {.msg_name = &d.ss, .msg_namelen = d.len, .msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n = sendmsg(fd, &m, 0);
@@ -978,10 +1019,9 @@ static int do_cgroup_progs(const char *dir)
 static int do_sendto_many(const char *host, unsigned port, int n)
 {
 	struct dest d;
-	make_dest(host, port, &d);
-	int fd = udp_socket(&d);
+	int fd = udp_socket_to(host, port, &d);
 	if (fd < 0)
-		return fail("at=socket");
+		return 1;
 	int ok = 0, first_errno = 0;
 	for (int i = 0; i < n; i++) {
 		char payload[64];
@@ -1263,6 +1303,8 @@ int main(int argc, char **argv)
 		return do_connect_udp(a[1], parse_port(a[2]), a[3]);
 	if (!strcmp(cmd, "hold") && n == 4)
 		return do_hold(a[0], parse_port(a[1]), a[2], a[3]);
+	if (!strcmp(cmd, "udp-hold") && n == 5)
+		return do_udp_hold(a[0], parse_port(a[1]), a[2], atoi(a[3]), a[4]);
 	if (!strcmp(cmd, "connect-many") && n == 3)
 		return do_connect_many(a[0], parse_port(a[1]), atoi(a[2]));
 	if (!strcmp(cmd, "sendto") && n == 4 && !strcmp(a[0], "udp"))
