@@ -872,6 +872,12 @@ nothing_reached_denied() {
 		grep -qE '^enforced by: +supervisor mode \(the shim alone: no kernel programs\)$' <<<"$output"
 	fi
 	[ "$(rt egress --format json "$ID" | jq -r .enforcement)" = "$EG_MODE" ]
+	# every connect is in audit.log, the allowed one too (with allowed calls recorded, kernel
+	# mode's shim never lets a connect through on its address alone)
+	local log=$TEST_ROOT/$ID/audit.log
+	cat "$log"
+	[ "$(jq -s --arg d "$EG_A" '[.[] | select(.syscall == "connect" and .verdict == "allow" and .destination == $d)] | length' "$log")" = 1 ]
+	[ "$(jq -s --arg d "$EG_D" '[.[] | select(.syscall == "connect" and .verdict == "deny" and .destination == $d)] | length' "$log")" = 1 ]
 }
 
 # The audit log cannot make anything outside the container's cgroup grow without bound:
@@ -905,6 +911,8 @@ nothing_reached_denied() {
 		# every line is a JSON record; the flood was rate-limited and the drops counted
 		cat "$dir"/audit.log* | jq -e . >/dev/null
 		[ "$(cat "$dir"/audit.log* | jq -s '[.[] | .suppressed // 0] | add')" -gt 0 ]
+		# audit=deny: refusals only (the allowed connect after the flood is not recorded)
+		[ "$(cat "$dir"/audit.log* | jq -s '[.[] | select(.verdict == "allow")] | length')" = 0 ]
 		if [ "$cap" = default ]; then
 			[ "$bytes" -lt $((32 << 20)) ]
 		else

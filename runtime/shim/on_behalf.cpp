@@ -421,8 +421,9 @@ struct Call {
     const egress::ResolvedPolicy& policy;
     const DecisionFn& decided;
     const char* syscall;
-    bool kernel_layer;  // the cgroup programs judge the kernel's copy too
-    Reply tally;        // allowed/denied/internal_error accumulate here
+    bool kernel_layer;     // the cgroup programs judge the kernel's copy too
+    bool records_allowed;  // decided() records allowed calls too
+    Reply tally;           // allowed/denied/internal_error accumulate here
 
     Reply finish(Reply r) const {
         r.allowed += tally.allowed;
@@ -940,12 +941,13 @@ Reply send_local(Call& call, const Socket& s, Outgoing& out, int flags) {
 
 Reply on_connect(Call& call) {
     Caller& caller = call.caller;
-    // The address first: in kernel mode, with nothing to record, a connect to where the
-    // policy allows TCP is answered CONTINUE without the socket (its look-up costs four
+    // The address first: in kernel mode, when an allowed call is not recorded (no audit
+    // log, or one of refusals only), a connect to where the policy allows TCP is answered
+    // CONTINUE without the socket (its look-up costs four
     // syscalls: pidfd_getfd, two getsockopt, close). The connect hooks judge the kernel's
     // copy of the address for the socket's own protocol: a UDP or ping socket connecting
     // there is refused by them (EPERM), as an address changed meanwhile is.
-    const bool address_first = call.kernel_layer && !call.decided;
+    const bool address_first = call.kernel_layer && !(call.decided && call.records_allowed);
     CopiedName name;
     std::optional<Reply> uncopied;
     if (address_first) {
@@ -1136,7 +1138,7 @@ Reply on_sendmmsg(Call& call) {
 }  // namespace
 
 Reply handle_notification(int listener, const seccomp_notif& notif, const egress::ResolvedPolicy& policy,
-                          const DecisionFn& decided, bool kernel_layer) {
+                          const DecisionFn& decided, bool kernel_layer, bool records_allowed) {
     Caller caller(listener, notif);
     const char* name = nullptr;
     Reply (*handler)(Call&) = nullptr;
@@ -1155,7 +1157,7 @@ Reply handle_notification(int listener, const seccomp_notif& notif, const egress
         return r;
     }
     try {
-        Call call{caller, policy, decided, name, kernel_layer, Reply{}};
+        Call call{caller, policy, decided, name, kernel_layer, records_allowed, Reply{}};
         return handler(call);
     } catch (const NotificationGone&) {
         return Reply::gone();

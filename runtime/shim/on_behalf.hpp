@@ -8,7 +8,8 @@
 // so the kernel never re-reads the caller's memory or fd table after the check. In kernel
 // mode (only connect is notified) a non-IP connect is CONTINUEd: the kernel's connect hook
 // judges whatever the fd names by then; so is, without looking at the socket at all, a
-// connect to where the policy allows TCP (tcp_allowed_to) when nothing is audited.
+// connect to where the policy allows TCP (tcp_allowed_to) when allowed calls are not
+// audited.
 #pragma once
 
 #include <linux/seccomp.h>
@@ -133,7 +134,9 @@ seccomp_notif_resp to_response(std::uint64_t id, const Reply& reply);
 // on whatever socket the fd names by then, so neither a rewritten sockaddr nor a swapped
 // fd gains anything. (Sticky source routes are left to the packet program, which drops
 // packets that carry one.) Without it, every allowed call is performed on our duplicate.
+// records_allowed: decided() records allowed calls too (audit=all, learning mode); when
+// false, kernel mode answers a connect to where TCP is allowed without the socket.
 Reply handle_notification(int listener, const seccomp_notif& notif, const egress::ResolvedPolicy& policy,
-                          const DecisionFn& decided, bool kernel_layer = false);
+                          const DecisionFn& decided, bool kernel_layer = false, bool records_allowed = true);
 
 }  // namespace sandlock::shim

@@ -702,7 +702,7 @@ int run_shim_main(const std::string& state_dir_arg) {
                 if (log_fn) log_fn(d);
             };
         }
-        Supervisor supervisor(policy, audit_fn);
+        Supervisor supervisor(policy, audit_fn, audit_records(audit, true));
         // Until `create` has registered the first listener: if it goes away first (its
         // end of the pipe closes with no listener registered), nobody will, and the shim ends.
         if (first)

@@ -58,7 +58,8 @@ struct Job {
 // threads when its call ends. The watcher is woken only when calls start after a quiet
 // period (kWatchLinger); otherwise it sleeps. run() itself only waits for the end.
 struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
-    State(PolicyPtr p, AuditFn a) : policy(std::move(p)), audit(std::move(a)) {
+    State(PolicyPtr p, AuditFn a, bool records_allowed)
+        : policy(std::move(p)), records_allowed(records_allowed), audit(std::move(a)) {
         wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         if (!wake) throw_errno("egress supervisor: eventfd");
         // Without an audit log there is nothing to describe: skip building each Decision.
@@ -69,6 +70,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     // loaded when it started, never by a mix of two.
     std::atomic<std::shared_ptr<const egress::ResolvedPolicy>> policy;
     DecisionFn decided;
+    const bool records_allowed;             // see handle_notification
     std::atomic<bool> kernel_layer{false};  // see handle_notification
 
     std::mutex audit_mutex;
@@ -135,7 +137,7 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
         Reply reply;
         try {
             const auto judge_by = policy.load();
-            reply = handle_notification(fd, job.notif, *judge_by, decided, kernel_layer.load());
+            reply = handle_notification(fd, job.notif, *judge_by, decided, kernel_layer.load(), records_allowed);
         } catch (const std::exception& e) {
             log::warn(std::string("egress supervisor: ") + e.what());
             reply = Reply::failure(EIO);
@@ -343,11 +345,11 @@ struct Supervisor::State : std::enable_shared_from_this<Supervisor::State> {
     }
 };
 
-Supervisor::Supervisor(PolicyPtr policy, AuditFn audit)
-    : state_(std::make_shared<State>(std::move(policy), std::move(audit))) {}
+Supervisor::Supervisor(PolicyPtr policy, AuditFn audit, bool records_allowed)
+    : state_(std::make_shared<State>(std::move(policy), std::move(audit), records_allowed)) {}
 
-Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit)
-    : Supervisor(std::make_shared<const egress::ResolvedPolicy>(std::move(policy)), std::move(audit)) {}
+Supervisor::Supervisor(egress::ResolvedPolicy policy, AuditFn audit, bool records_allowed)
+    : Supervisor(std::make_shared<const egress::ResolvedPolicy>(std::move(policy)), std::move(audit), records_allowed) {}
 
 void Supervisor::set_kernel_layer() { state_->kernel_layer = true; }
 

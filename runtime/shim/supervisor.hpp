@@ -37,8 +37,10 @@ class Supervisor {
 public:
     // Shared, never copied: the shim's service keeps the same policy for live changes.
     using PolicyPtr = std::shared_ptr<const egress::ResolvedPolicy>;
-    Supervisor(PolicyPtr policy, AuditFn audit);
-    Supervisor(egress::ResolvedPolicy policy, AuditFn audit);
+    // records_allowed: audit records allowed calls too (audit=all, learning mode), so
+    // each one must be judged in full (handle_notification).
+    Supervisor(PolicyPtr policy, AuditFn audit, bool records_allowed = true);
+    Supervisor(egress::ResolvedPolicy policy, AuditFn audit, bool records_allowed = true);
     // Stops run() and returns without waiting for calls in flight (a blocked connect
     // ends with its socket's timeout); their workers keep what they need alive and no
     // longer call the audit function.

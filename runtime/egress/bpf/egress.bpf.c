@@ -46,7 +46,7 @@ char LICENSE[] SEC("license") = "Apache-2.0"; /* no GPL-only helper is called */
  * which names no entry: every verdict is a denial (fail closed). */
 struct {
     __uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
-    __type(key, __u64); /* the cgroup's id alone: one storage for all six hooks */
+    __type(key, __u64); /* the cgroup's id alone: one storage for all seven programs */
     __type(value, struct sl_policy_ref);
 } policy_ref SEC(".maps");
 
