@@ -943,10 +943,10 @@ Reply on_connect(Call& call) {
     Caller& caller = call.caller;
     // The address first: in kernel mode, when an allowed call is not recorded (no audit
     // log, or one of refusals only), a connect to where the policy allows TCP is answered
-    // CONTINUE without the socket (its look-up costs four
-    // syscalls: pidfd_getfd, two getsockopt, close). The connect hooks judge the kernel's
-    // copy of the address for the socket's own protocol: a UDP or ping socket connecting
-    // there is refused by them (EPERM), as an address changed meanwhile is.
+    // CONTINUE without the socket (its look-up costs four syscalls: pidfd_getfd, two
+    // getsockopt, close). The connect hooks judge the kernel's copy of the address for the
+    // socket's own protocol: a UDP or ping socket connecting there is refused by them
+    // (EPERM), as an address changed meanwhile is.
     const bool address_first = call.kernel_layer && !(call.decided && call.records_allowed);
     CopiedName name;
     std::optional<Reply> uncopied;
