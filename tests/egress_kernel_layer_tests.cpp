@@ -45,6 +45,9 @@
 #include <string>
 #include <vector>
 
+#include <bpf/bpf.h>
+
+#include "runtime/egress/bpf/egress_maps.h"
 #include "runtime/egress/policy.hpp"
 #include "runtime/egress/kernel_layer.hpp"
 #include "runtime/util/error.hpp"
@@ -1259,6 +1262,26 @@ BOOST_AUTO_TEST_CASE(counters_and_events_come_from_the_kernel,
     }
     BOOST_TEST(*events[0].rule == 1u);
     BOOST_TEST(!events[4].rule.has_value());
+}
+
+// The events ring is as large as SL_EVENTS_BYTES only where the programs write records
+// (io.sandlock.audit=deny or all); without audit a page stands in, so that create does not
+// zero, charge and map 256 KiB for records that never come.
+BOOST_AUTO_TEST_CASE(the_events_ring_is_sized_for_the_policys_audit,
+                     *boost::unit_test::precondition([](auto) { return can_run(); })) {
+    const auto ring_bytes = [](Audit audit) {
+        ResolvedPolicy p = allow_policy("10.1.2.3:80", "deny");
+        p.audit = audit;
+        const KernelLayer layer(p);
+        bpf_map_info info{};
+        std::uint32_t len = sizeof info;
+        BOOST_TEST_REQUIRE(bpf_obj_get_info_by_fd(layer.events_fd(), &info, &len) == 0);
+        BOOST_TEST(info.type == static_cast<std::uint32_t>(BPF_MAP_TYPE_RINGBUF));
+        return info.max_entries;
+    };
+    BOOST_TEST(ring_bytes(Audit::Off) == static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE)));
+    BOOST_TEST(ring_bytes(Audit::Deny) == static_cast<std::uint32_t>(SL_EVENTS_BYTES));
+    BOOST_TEST(ring_bytes(Audit::All) == static_cast<std::uint32_t>(SL_EVENTS_BYTES));
 }
 
 // body runs in a child inside the cgroup; where it calls pause(), the child waits (its

@@ -291,6 +291,14 @@ void update_all(int map_fd, const std::vector<K>& keys, const std::vector<V>& va
     for (std::size_t i = ret == 0 ? count : 0; i < keys.size(); ++i) update(map_fd, &keys[i], &values[i * per_key], map);
 }
 
+// The programs write decision records only under io.sandlock.audit (egress.bpf.c's
+// record()), which a live change keeps: without it the smallest ring the kernel makes (a
+// page) stands in for the container's life, since a 256 KiB one costs create ~0.3 ms
+// here (its pages zeroed, charged and mapped) for records that never come.
+std::uint32_t events_ring_bytes(Audit audit) {
+    return audit == Audit::Off ? static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE)) : SL_EVENTS_BYTES;
+}
+
 UniqueFd dup_fd(int fd) {
     UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     if (!copy) throw_errno("egress: keep a map fd");
@@ -339,13 +347,17 @@ std::array<UniqueFd*, kMaps> map_slots(SharedLayer& l) {
     return {&l.policy_ref, &l.addresses, &l.prefixes, &l.ports, &l.counters, &l.events};
 }
 
-std::string build_pin_dir() {
-    std::size_t size = 0;
-    const void* elf = egress_bpf__elf_bytes(&size);
-    const std::size_t h = std::hash<std::string_view>{}(std::string_view(static_cast<const char*>(elf), size));
-    char name[32];
-    std::snprintf(name, sizeof name, "%016zx", h);
-    return std::string(kPinRoot) + "/" + name;
+// Once a process: create asks on two threads, and the hash reads the whole object (90 KiB).
+const std::string& build_pin_dir() {
+    static const std::string dir = [] {
+        std::size_t size = 0;
+        const void* elf = egress_bpf__elf_bytes(&size);
+        const std::size_t h = std::hash<std::string_view>{}(std::string_view(static_cast<const char*>(elf), size));
+        char name[32];
+        std::snprintf(name, sizeof name, "%016zx", h);
+        return std::string(kPinRoot) + "/" + name;
+    }();
+    return dir;
 }
 
 bool bpffs_mounted() {
@@ -723,7 +735,7 @@ KernelLayer::KernelLayer(const ResolvedPolicy& policy) : impl_(std::make_unique<
     // The policy's maps first: one too large for them fails before anything is loaded or pinned.
     impl_->current = make_policy_maps(policy);
     impl_->shared = &shared_layer();
-    impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, SL_EVENTS_BYTES, 0);
+    impl_->events = make_inner_map(BPF_MAP_TYPE_RINGBUF, "events", 0, 0, events_ring_bytes(policy.audit), 0);
 }
 
 KernelLayer::KernelLayer() : impl_(std::make_unique<Impl>()) {}
