@@ -27,7 +27,7 @@ const char* to_string(Protocol p);
 std::optional<Protocol> protocol_from_string(std::string_view s);
 
 // An IPv4 or IPv6 address. IPv4 uses bytes[0..3]; the other bytes stay zero so that
-// the defaulted comparisons are value comparisons.
+// the comparisons are value comparisons.
 struct IpAddr {
     enum class Family : std::uint8_t { V4, V6 };
 
@@ -44,7 +44,21 @@ struct IpAddr {
     unsigned bits() const { return is_v4() ? 32 : 128; }
     std::string to_string() const;
 
-    auto operator<=>(const IpAddr&) const = default;
+    // Family, then the bytes as one big-endian number: the order the defaulted comparison
+    // gives, without a memcmp call per comparison (sorting a thousand-rule policy's
+    // addresses spent a tenth of its time there).
+    std::strong_ordering operator<=>(const IpAddr& o) const {
+        if (family != o.family) return family <=> o.family;
+        if (const auto c = half(0) <=> o.half(0); c != 0) return c;
+        return half(1) <=> o.half(1);
+    }
+    bool operator==(const IpAddr&) const = default;
+    // bytes[8i..8i+7] as a big-endian number
+    std::uint64_t half(int i) const {
+        std::uint64_t v;
+        __builtin_memcpy(&v, bytes.data() + 8 * i, sizeof v);
+        return __builtin_bswap64(v);
+    }
 };
 
 // ::ffff:a.b.c.d becomes a.b.c.d (the contract judges mapped destinations as IPv4);
