@@ -333,8 +333,12 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         if (!start_time) throw Error("container init exited during setup");
         st.pid = init_pid;
         st.init_start_time = *start_time;
-        // The shim into its cgroup while init sets the container up (create has nothing
-        // else to do then; the shim is needed only when init hands over its listener).
+    };
+    handlers.run_hooks = [&] { return run_runtime_hooks(cfg, st); };
+    // The shim into its cgroup while init sets up its root, past the last step of init's
+    // that waits for create before its listener: done when init's pid came, it kept init
+    // waiting for HooksDone (1-3 ms here, the shim's execve and cgroup).
+    handlers.after_hooks = [&] {
         egress_owner.place_shim(
             [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
                 if (cgroup->kind() == cgroups::Kind::None) return nullptr;
@@ -342,7 +346,6 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
             },
             st);
     };
-    handlers.run_hooks = [&] { return run_runtime_hooks(cfg, st); };
     UniqueFd egress_listener;
     handlers.egress_listener = [&](UniqueFd fd) { egress_listener = std::move(fd); };
 

@@ -50,6 +50,8 @@
 //   prestart, createRuntime <───────────────────────────────────── RunHooks
 //   hooks (runtime ns)                                           [egress] EgressMode
 //   HooksDone ────────────────────────────────────────────────>  createContainer hooks
+//   [egress] the shim into its
+//   own cgroup (init goes on)
 //                                                                pivot_root, masked and
 //                                                                read-only paths, sysctl,
 //                                                                hostname, rlimits, pty

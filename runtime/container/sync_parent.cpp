@@ -66,7 +66,10 @@ private:
         sock_.send(msg::CgroupLeft{});
         cgroup_step_done();
     }
-    void handle(const msg::RunHooks& m) { sock_.send(msg::HooksDone{step(h_.run_hooks, m.type)()}); }
+    void handle(const msg::RunHooks& m) {
+        sock_.send(msg::HooksDone{step(h_.run_hooks, m.type)()});
+        if (h_.after_hooks) h_.after_hooks();
+    }
     void handle(msg::Console& m) {
         if (h_.console_socket.empty())
             served_.console_master = std::move(m.master);

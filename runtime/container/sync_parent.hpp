@@ -40,6 +40,8 @@ struct ParentHandlers {
     // After the cgroup step's last reply (CgroupJoined when not joined, else CgroupLeft).
     std::function<void()> after_cgroup_step;
     std::function<std::string()> run_hooks;      // -> HooksDone(returned state)
+    // After HooksDone is sent: init sets up its root meanwhile.
+    std::function<void()> after_hooks;
     std::function<void(UniqueFd)> egress_listener;  // the listener taken; -> EgressDone
 };
 
