@@ -119,6 +119,8 @@ BOOST_AUTO_TEST_CASE(typed_messages_round_trip_over_the_socket) {
     BOOST_TEST(b.expect<msg::InitPid>().pid == 4194304);
     a.send(msg::HooksDone{R"({"ociVersion":"1.0.2","id":"c1"})"});
     BOOST_TEST(b.expect<msg::HooksDone>().state_json == R"({"ociVersion":"1.0.2","id":"c1"})");
+    a.send(msg::HooksDone{});  // init has no hooks: no state
+    BOOST_TEST(b.expect<msg::HooksDone>().state_json.empty());
     a.send(msg::SeccompListener{.fd = 7});
     BOOST_TEST(b.expect<msg::SeccompListener>().fd == 7);
     a.send(msg::EgressListener{.fd = 0});
@@ -158,6 +160,8 @@ BOOST_AUTO_TEST_CASE(malformed_payloads_are_errors_that_name_the_message) {
     BOOST_TEST(refused(raw(SyncType::CgroupJoined, "cgroupns"), "neither empty nor \"joined\""));
     BOOST_TEST(refused(raw(SyncType::HooksDone, "[1]"), "not a JSON object"));
     BOOST_TEST(refused(raw(SyncType::HooksDone, "{\"id\":"), "not a JSON object"));
+    BOOST_TEST(refused(raw(SyncType::HooksDone, " "), "not a JSON object"));
+    BOOST_TEST(refused(raw(SyncType::HooksDone, "{} x"), "not a JSON object"));
     BOOST_TEST(refused(raw(SyncType::Ready, "now"), "malformed Ready message: a payload"));
     BOOST_TEST(refused(raw(SyncType::Console, "/dev/pts/0"), "malformed Console message: no pty attached"));
     Pipe p;

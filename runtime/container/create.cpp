@@ -206,15 +206,20 @@ bool join_cgroup_for_stage1(cgroups::Manager& cgroup, const cgroups::Resources& 
 }
 
 // Runs once init reports RunHooks: the hooks of the runtime's namespace. Returns the
-// state they got, which init gives the createContainer hooks.
+// state they got, which init gives its createContainer and startContainer hooks, or ""
+// when init has none (the state carries the annotations: 20 KB for init to receive and
+// check with a policy of a thousand rules).
 std::string run_runtime_hooks(const spec::Config& cfg, const ContainerState& st) {
+    const spec::Hooks& h = cfg.hooks;
+    const bool init_hooks = !h.create_container.empty() || !h.start_container.empty();
+    if (h.prestart.empty() && h.create_runtime.empty() && !init_hooks) return "";
     // "created", as crun gives these hooks and the OCI validation suite expects: the
     // container's namespaces and init exist (runc says "creating"). createContainer
     // hooks get this same state from init.
     std::string state_json = hook_state_json(st, Status::Created);
-    hooks::run_hooks(cfg.hooks.prestart, state_json, "prestart");
-    hooks::run_hooks(cfg.hooks.create_runtime, state_json, "createRuntime");
-    return state_json;
+    hooks::run_hooks(h.prestart, state_json, "prestart");
+    hooks::run_hooks(h.create_runtime, state_json, "createRuntime");
+    return init_hooks ? state_json : "";
 }
 
 }  // namespace

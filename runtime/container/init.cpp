@@ -140,8 +140,9 @@ std::string state_with_status(const std::string& state_json, const char* status)
     try {
         UniqueFd started = wait_for_start(proc_fds, ctx.fifo_fd);
         proc_fds.reset();
-        hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
-                         "startContainer");
+        if (!cfg.hooks.start_container.empty())
+            hooks::run_hooks(cfg.hooks.start_container, state_with_status(state_json, "created"),
+                             "startContainer");
         exec_process(executable, process);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s\n", e.what());

@@ -189,7 +189,9 @@ struct InitPid {
 struct RunHooks { static constexpr SyncType type = SyncType::RunHooks; };
 struct HooksDone {
     static constexpr SyncType type = SyncType::HooksDone;
-    std::string state_json;  // the OCI state (a JSON object) for createContainer hooks
+    // The OCI state (a JSON object) for init's createContainer and startContainer hooks;
+    // empty when it has none.
+    std::string state_json;
 };
 struct Console {
     static constexpr SyncType type = SyncType::Console;
