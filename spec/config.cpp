@@ -657,6 +657,12 @@ Process parse_process(const json& v, const std::string& path) {
     return p;
 }
 
+Hooks parse_config_hooks(const json& j) {
+    as_object(j, "");
+    const json* h = get_object(j, "", "hooks");
+    return h ? parse_hooks(*h, ".hooks") : Hooks{};
+}
+
 Config parse_config(const json& j) {
     as_object(j, "");
     Config c;

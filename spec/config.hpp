@@ -183,6 +183,8 @@ struct Config {
 Config parse_config(const nlohmann::json& j);
 Process parse_process(const nlohmann::json& j, const std::string& path_prefix = ".process");
 Hook parse_hook(const nlohmann::json& j, const std::string& path);
+// The hooks of a config (`start` and `delete` need nothing else of the saved one).
+Hooks parse_config_hooks(const nlohmann::json& j);
 
 // Throws `.process: missing` when the config has no process (create needs one).
 void require_process(const Config& config);

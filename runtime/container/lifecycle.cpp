@@ -26,8 +26,13 @@
 namespace sandlock::container {
 namespace {
 
-spec::Config load_saved_config(const StateStore& store, const std::string& id) {
-    return spec::parse_config(nlohmann::json::parse(fs::read_file(store.config_path(id))));
+// The saved config.json's hooks: all that start and delete use of it. A file without a
+// "hooks" key (a quoted word that no JSON string can hold unescaped) is not parsed at
+// all: with a policy of a thousand rules it is 20 KB.
+spec::Hooks load_saved_hooks(const StateStore& store, const std::string& id) {
+    const std::string text = fs::read_file(store.config_path(id));
+    if (text.find("\"hooks\"") == std::string::npos) return {};
+    return spec::parse_config_hooks(nlohmann::json::parse(text));
 }
 
 // Init holds the fifo's write end (O_CLOEXEC) through its startContainer
@@ -120,16 +125,14 @@ void destroy_container(const StateStore& store, const ContainerState& st, cgroup
         if (const auto dirs = cgroup.dirs(); dirs.count(""))
             egress::forget_kernel_policy(dirs.at(""), {st.kernel_tables, shim::recorded_kernel_version(store.dir(st.id))});
     cgroup.destroy();
-    spec::Config cfg;
-    bool have_cfg = true;
+    std::optional<spec::Hooks> saved_hooks;
     try {
-        cfg = load_saved_config(store, st.id);
+        saved_hooks = load_saved_hooks(store, st.id);
     } catch (const std::exception& e) {
-        have_cfg = false;
         log::warn("delete " + st.id + ": cannot read saved config: " + e.what());
     }
-    if (have_cfg) {
-        for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststop,
+    if (saved_hooks && !saved_hooks->poststop.empty()) {
+        for (const auto& w : hooks::run_hooks_warn(saved_hooks->poststop,
                                                    hook_state_json(st, Status::Stopped), "poststop"))
             log::warn(w);
     }
@@ -153,9 +156,9 @@ void Container::start() {
     if (!can_start()) refuse_start(status_);
     release_init(store_, state_);
     status_ = Status::Running;
-    spec::Config cfg = load_saved_config(store_, id());
-    for (const auto& w : hooks::run_hooks_warn(cfg.hooks.poststart,
-                                               hook_state_json(state_, Status::Running), "poststart"))
+    const spec::Hooks saved = load_saved_hooks(store_, id());
+    if (saved.poststart.empty()) return;
+    for (const auto& w : hooks::run_hooks_warn(saved.poststart, hook_state_json(state_, Status::Running), "poststart"))
         log::warn(w);
 }
 
