@@ -340,9 +340,9 @@ CreateResult create_container(const StateStore& store, const CreateOptions& opts
         st.init_start_time = *start_time;
     };
     handlers.run_hooks = [&] { return run_runtime_hooks(cfg, st); };
-    // The shim into its cgroup while init sets up its root, past the last step of init's
-    // that waits for create before its listener: done when init's pid came, it kept init
-    // waiting for HooksDone (1-3 ms here, the shim's execve and cgroup).
+    // The shim into its cgroup once init has HooksDone and sets up its root: done earlier
+    // (when init's pid came) it kept init waiting for HooksDone through the shim's execve
+    // and the cgroup's making (1-3 ms here). The shim is needed only at the hand-over.
     handlers.after_hooks = [&] {
         egress_owner.place_shim(
             [&](const ShimLimits& limits) -> std::unique_ptr<cgroups::Manager> {
